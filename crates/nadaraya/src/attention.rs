@@ -1,0 +1,197 @@
+//! Slice-level attention: `M` queries against `N` keys, row-major `&[f32]` slices.
+
+use crate::softmax::{Lse, TILE};
+use crate::{Error, Kernel, simd};
+
+/// Checked shapes of an attention call: `(queries, keys)`.
+pub(crate) fn check_shapes(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    d: usize,
+    dv: usize,
+    out: &[f32],
+) -> Result<(usize, usize), Error> {
+    if d == 0 || dv == 0 {
+        return Err(Error::ZeroDimension);
+    }
+    if q.len() % d != 0 || keys.len() % d != 0 || values.len() % dv != 0 {
+        return Err(Error::ShapeMismatch);
+    }
+    let (m, n) = (q.len() / d, keys.len() / d);
+    if values.len() / dv != n {
+        return Err(Error::ShapeMismatch);
+    }
+    if n == 0 {
+        return Err(Error::Empty);
+    }
+    if out.len() < m * dv {
+        return Err(Error::OutputTooSmall);
+    }
+    if !(simd::all_finite(q) && simd::all_finite(keys) && simd::all_finite(values)) {
+        return Err(Error::NonFinite);
+    }
+    Ok((m, n))
+}
+
+/// Nadaraya–Watson smoothing of every query row: `out_t = Σ_i softmax(score(q_t, k_i)) v_i`.
+///
+/// `q` is `M×d`, `keys` `N×d`, `values` `N×dv`, `out` at least `M×dv`, all row-major. With the
+/// [`SoftmaxDot`](crate::SoftmaxDot) kernel this is scaled dot-product attention; with
+/// [`Gaussian`](crate::Gaussian) it is the classical kernel smoother. Costs `O(M·N·(d + dv))`
+/// time and no memory beyond a stack tile of 64 scores.
+///
+/// On error nothing is written when the inputs were rejected up front; a
+/// [`ScoreOverflow`](Error::ScoreOverflow) is found while computing, so rows before the offending
+/// query may already hold results.
+///
+/// # Errors
+/// - [`Error::ZeroDimension`] if `d == 0` or `dv == 0`;
+/// - [`Error::ShapeMismatch`] if a length is not a multiple of its row length, or `keys` and
+///   `values` have different row counts;
+/// - [`Error::Empty`] if there are no keys;
+/// - [`Error::OutputTooSmall`] if `out.len() < M·dv`;
+/// - [`Error::NonFinite`] if any input is NaN or infinite;
+/// - [`Error::ScoreOverflow`] if a score is not finite in `f32`.
+///
+/// # Examples
+/// ```
+/// use nadaraya::{attention, SoftmaxDot};
+/// let k = SoftmaxDot::for_dim(2)?;
+/// let q = [1.0, 0.0];
+/// let keys = [1.0, 0.0, -1.0, 0.0];
+/// let values = [10.0, 20.0];
+/// let mut out = [0.0];
+/// attention(&k, &q, &keys, &values, 2, 1, &mut out)?;
+/// let w = 1.0 / (1.0 + (-2.0f32 / 2f32.sqrt()).exp()); // softmax of (1/√2, -1/√2)
+/// assert!((out[0] - (10.0 * w + 20.0 * (1.0 - w))).abs() < 1e-5);
+/// # Ok::<(), nadaraya::Error>(())
+/// ```
+pub fn attention<K: Kernel + ?Sized>(
+    kernel: &K,
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    d: usize,
+    dv: usize,
+    out: &mut [f32],
+) -> Result<(), Error> {
+    let (_, _) = check_shapes(q, keys, values, d, dv, out)?;
+    for (qr, o) in q.chunks_exact(d).zip(out.chunks_exact_mut(dv)) {
+        smooth_row(kernel, qr, keys, values, dv, o)?;
+    }
+    Ok(())
+}
+
+/// Causal attention: query row `t` sees only keys `0..=t`.
+///
+/// Same shapes and errors as [`attention`], and additionally
+/// [`Error::ShapeMismatch`] if there are more queries than keys (a query without its key).
+///
+/// # Errors
+/// As [`attention`], plus [`Error::ShapeMismatch`] when `M > N`.
+///
+/// # Examples
+/// ```
+/// use nadaraya::{causal_attention, SoftmaxDot};
+/// let k = SoftmaxDot::new(1.0)?;
+/// let x = [0.5, 1.0, 2.0];
+/// let v = [1.0, 2.0, 3.0];
+/// let mut out = [0.0; 3];
+/// causal_attention(&k, &x, &x, &v, 1, 1, &mut out)?;
+/// assert_eq!(out[0], 1.0); // the first token sees only itself
+/// # Ok::<(), nadaraya::Error>(())
+/// ```
+pub fn causal_attention<K: Kernel + ?Sized>(
+    kernel: &K,
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    d: usize,
+    dv: usize,
+    out: &mut [f32],
+) -> Result<(), Error> {
+    let (m, n) = check_shapes(q, keys, values, d, dv, out)?;
+    if m > n {
+        return Err(Error::ShapeMismatch);
+    }
+    for (t, (qr, o)) in q.chunks_exact(d).zip(out.chunks_exact_mut(dv)).enumerate() {
+        let seen = t + 1;
+        smooth_row(kernel, qr, &keys[..seen * d], &values[..seen * dv], dv, o)?;
+    }
+    Ok(())
+}
+
+/// One query row: `o = Σ α_i v_i` over all rows of `keys`/`values` (shapes already checked).
+#[inline]
+fn smooth_row<K: Kernel + ?Sized>(
+    kernel: &K,
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    dv: usize,
+    o: &mut [f32],
+) -> Result<(), Error> {
+    o.fill(0.0);
+    let mut l = Lse::EMPTY;
+    l.absorb(kernel, q, keys, values, dv, o)?;
+    l.finish(o)
+}
+
+/// The normalised weights `α_i = softmax(score(q, k_i))` of one query against `N` keys.
+///
+/// `keys` is `N×q.len()` row-major; `out[..N]` receives the weights in key order.
+///
+/// # Errors
+/// - [`Error::ZeroDimension`] if `q` is empty;
+/// - [`Error::ShapeMismatch`] if `keys.len()` is not a multiple of `q.len()`;
+/// - [`Error::Empty`] if there are no keys;
+/// - [`Error::OutputTooSmall`] if `out.len() < N`;
+/// - [`Error::NonFinite`] if any input is NaN or infinite;
+/// - [`Error::ScoreOverflow`] if a score is not finite in `f32`.
+///
+/// # Examples
+/// ```
+/// use nadaraya::{weights, Gaussian};
+/// let mut w = [0.0; 3];
+/// weights(&Gaussian::new(1.0)?, &[0.0], &[-1.0, 0.0, 1.0], &mut w)?;
+/// assert!((w[0] - w[2]).abs() < 1e-7 && w[1] > w[0]);
+/// # Ok::<(), nadaraya::Error>(())
+/// ```
+pub fn weights<K: Kernel + ?Sized>(
+    kernel: &K,
+    q: &[f32],
+    keys: &[f32],
+    out: &mut [f32],
+) -> Result<(), Error> {
+    let d = q.len();
+    if d == 0 {
+        return Err(Error::ZeroDimension);
+    }
+    if keys.len() % d != 0 {
+        return Err(Error::ShapeMismatch);
+    }
+    let n = keys.len() / d;
+    if n == 0 {
+        return Err(Error::Empty);
+    }
+    let Some(out) = out.get_mut(..n) else {
+        return Err(Error::OutputTooSmall);
+    };
+    if !(simd::all_finite(q) && simd::all_finite(keys)) {
+        return Err(Error::NonFinite);
+    }
+    for (kt, s) in keys.chunks(TILE * d).zip(out.chunks_mut(TILE)) {
+        kernel.scores(q, kt, s);
+    }
+    normalise_scores(out)
+}
+
+/// Turns scores into softmax weights in place.
+#[inline]
+pub(crate) fn normalise_scores(s: &mut [f32]) -> Result<(), Error> {
+    let m = simd::max_finite(s)?;
+    let sum = simd::exp_shift_sum(s, m);
+    simd::div_in_place(s, sum);
+    Ok(())
+}

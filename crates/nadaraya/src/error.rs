@@ -1,0 +1,59 @@
+//! The one error type of the crate.
+
+use core::fmt;
+
+/// Everything that can go wrong in `nadaraya`: one small `Copy` enum.
+///
+/// Every fallible function lists, in its `# Errors` section, which of these it returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Error {
+    /// A Gaussian bandwidth `h` that is not finite, not `> 0`, or so small or large that
+    /// `1 / (2h²)` is not a normal `f32`.
+    InvalidBandwidth,
+    /// A softmax temperature `τ` that is not finite, not `> 0`, or whose reciprocal is not a
+    /// normal `f32`.
+    InvalidTemperature,
+    /// An input value (query, key, value, sample) is NaN or infinite.
+    NonFinite,
+    /// There is nothing to average over: an empty [`Smoother`](crate::Smoother), no keys, or an
+    /// [`OnlineSoftmax`](crate::OnlineSoftmax) that has seen no sample.
+    Empty,
+    /// The fixed-capacity store is full; the rejected sample is handed back.
+    Full,
+    /// A kernel score is not finite in `f32` (for example `q·k` overflowed).
+    ScoreOverflow,
+    /// A dimension `d` or `dv` is zero.
+    ZeroDimension,
+    /// Slice lengths do not fit the stated shapes (not a multiple of `d` or `dv`, keys and values
+    /// with different row counts, a causal query without its key).
+    ShapeMismatch,
+    /// An output buffer is shorter than the result.
+    OutputTooSmall,
+    /// A sequence is longer than the fixed capacity chosen at compile time.
+    CapacityExceeded,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::InvalidBandwidth => {
+                "bandwidth h must be finite and > 0, with 1/(2h^2) a normal f32"
+            }
+            Self::InvalidTemperature => {
+                "temperature tau must be finite and > 0, with 1/tau a normal f32"
+            }
+            Self::NonFinite => "input contains NaN or infinity",
+            Self::Empty => "nothing to average over",
+            Self::Full => "fixed-capacity store is full",
+            Self::ScoreOverflow => "a kernel score is not finite in f32",
+            Self::ZeroDimension => "a dimension is zero",
+            Self::ShapeMismatch => "slice lengths do not match the shapes",
+            Self::OutputTooSmall => "output buffer is too small",
+            Self::CapacityExceeded => "sequence longer than the fixed capacity",
+        })
+    }
+}
+
+impl core::error::Error for Error {}

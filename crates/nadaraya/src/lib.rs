@@ -1,0 +1,23 @@
+#![no_std]
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(test)]
+extern crate std;
+
+mod attention;
+mod error;
+mod kernel;
+pub mod math;
+mod multihead;
+pub mod scalar;
+mod simd;
+mod smoother;
+mod softmax;
+
+pub use attention::{attention, causal_attention, weights};
+pub use error::Error;
+pub use kernel::{Gaussian, Kernel, SoftmaxDot};
+pub use multihead::MultiHeadAttention;
+pub use smoother::{Rejected, Sample, Smoother};
+pub use softmax::OnlineSoftmax;

@@ -1,0 +1,337 @@
+//! SIMD lanes: every hot loop of the crate, eight `f32` at a time with [`wide::f32x8`].
+//!
+//! `wide` picks instructions at compile time from `target_feature`: SSE2 on a default x86-64
+//! build, AVX2 + FMA with `-C target-cpu=native` on a recent x86-64, NEON on aarch64, and plain
+//! scalar (VFP) code on Cortex-M, which has no float SIMD. Every loop has an explicit tail; the
+//! exponential pads its tail into a full lane so that every element is rounded the same way.
+
+use wide::{f32x8, i32x8};
+
+/// Lanes per vector.
+pub(crate) const LANES: usize = 8;
+
+// Range reduction exp(x) = 2^n · exp(r), n = round(x·log2 e), r = x - n·ln 2, with ln 2 split in
+// two (Cody–Waite) so that n·LN2_HI is exact for |n| ≤ 2^9.
+const LOG2E: f32 = core::f32::consts::LOG2_E;
+const LN2_HI: f32 = 0.693_359_375;
+const LN2_LO: f32 = -2.121_944_4e-4;
+// Minimax polynomial for (exp(r) - 1 - r) / r² on |r| ≤ ln2/2: the coefficients of Cephes'
+// `expf` (S. L. Moshier, Cephes Math Library 2.2), highest degree first.
+const P: [f32; 6] = [
+    1.987_569_2e-4,
+    1.398_199_9e-3,
+    8.333_452e-3,
+    4.166_579_6e-2,
+    1.666_666_5e-1,
+    5.000_000_1e-1,
+];
+/// `ln(f32::MIN_POSITIVE)`: below it `exp` would be subnormal and is flushed to 0.
+pub(crate) const EXP_MIN: f32 = -87.336_55;
+
+/// `exp(x)` in eight lanes for `x ≤ 0` (positive lanes are clamped to 0, lanes below
+/// [`EXP_MIN`] give 0).
+#[inline(always)]
+pub(crate) fn exp_lanes(x: f32x8) -> f32x8 {
+    let under = x.simd_lt(f32x8::splat(EXP_MIN));
+    let x = x.fast_min(f32x8::ZERO).fast_max(f32x8::splat(EXP_MIN));
+    let n = (x * f32x8::splat(LOG2E)).round();
+    let r = n.mul_add(f32x8::splat(-LN2_HI), x);
+    let r = n.mul_add(f32x8::splat(-LN2_LO), r);
+    let mut p = f32x8::splat(P[0]);
+    for c in &P[1..] {
+        p = p.mul_add(r, f32x8::splat(*c));
+    }
+    let y = p.mul_add(r * r, r) + f32x8::ONE;
+    let bits: i32x8 = (n.round_int() + i32x8::splat(127)) << 23;
+    let scale: f32x8 = wide::bytemuck::cast(bits);
+    under.select(f32x8::ZERO, y * scale)
+}
+
+/// The same algorithm as [`exp_lanes`] on one value, in plain scalar arithmetic.
+#[inline]
+pub(crate) fn exp_scalar(x: f32) -> f32 {
+    if x.is_nan() {
+        return x;
+    }
+    if x < EXP_MIN {
+        return 0.0;
+    }
+    let x = x.min(0.0);
+    // Round to nearest even: adding 1.5·2^23 pushes the fraction bits out (valid for |t| < 2^22).
+    let t = x * LOG2E;
+    let n = (t + 12_582_912.0) - 12_582_912.0;
+    let r = x - n * LN2_HI;
+    let r = r - n * LN2_LO;
+    let mut p = P[0];
+    for c in &P[1..] {
+        p = p * r + c;
+    }
+    let y = p * (r * r) + r + 1.0;
+    y * f32::from_bits((((n as i32) + 127) << 23) as u32)
+}
+
+#[inline(always)]
+fn load(c: &[f32; LANES]) -> f32x8 {
+    f32x8::new(*c)
+}
+
+/// `s[i] = exp(s[i] - m)` in place; returns the sum of the results.
+#[inline]
+pub(crate) fn exp_shift_sum(s: &mut [f32], m: f32) -> f32 {
+    let mv = f32x8::splat(m);
+    let (body, tail) = s.as_chunks_mut::<LANES>();
+    let mut acc = [f32x8::ZERO; 2];
+    let mut pairs = body.chunks_exact_mut(2);
+    for pair in &mut pairs {
+        for (a, c) in acc.iter_mut().zip(pair.iter_mut()) {
+            let e = exp_lanes(load(c) - mv);
+            *c = e.to_array();
+            *a += e;
+        }
+    }
+    for c in pairs.into_remainder() {
+        let e = exp_lanes(load(c) - mv);
+        *c = e.to_array();
+        acc[0] += e;
+    }
+    if !tail.is_empty() {
+        // Pad with -inf: exp gives 0 there, and every element is rounded as in the body.
+        let mut pad = [f32::NEG_INFINITY; LANES];
+        pad[..tail.len()].copy_from_slice(tail);
+        let e = exp_lanes(load(&pad) - mv);
+        let e = e.to_array();
+        tail.copy_from_slice(&e[..tail.len()]);
+        acc[1] += f32x8::new(e);
+    }
+    (acc[0] + acc[1]).reduce_add()
+}
+
+/// `exp(x)` for every element, in lanes (the public face of [`exp_lanes`]).
+#[inline]
+pub(crate) fn exp_in_place(s: &mut [f32]) {
+    let _ = exp_shift_sum(s, 0.0);
+}
+
+/// The largest score, or `Err(ScoreOverflow)` if any score is NaN or infinite.
+#[inline]
+pub(crate) fn max_finite(s: &[f32]) -> Result<f32, crate::Error> {
+    let (body, tail) = s.as_chunks::<LANES>();
+    let mut mx = f32x8::splat(f32::NEG_INFINITY);
+    // x·0 is 0 for finite x and NaN for ±inf or NaN: one NaN poisons the sum.
+    let mut poison = f32x8::ZERO;
+    for c in body {
+        let v = load(c);
+        mx = mx.fast_max(v);
+        poison = v.mul_add(f32x8::ZERO, poison);
+    }
+    let mut m = mx.to_array().into_iter().fold(f32::NEG_INFINITY, f32::max);
+    let mut p = poison.reduce_add();
+    for &v in tail {
+        m = m.max(v);
+        p += v * 0.0;
+    }
+    if p == 0.0 && m.is_finite() {
+        Ok(m)
+    } else {
+        Err(crate::Error::ScoreOverflow)
+    }
+}
+
+/// True if every element is finite.
+#[inline]
+pub(crate) fn all_finite(xs: &[f32]) -> bool {
+    let (body, tail) = xs.as_chunks::<LANES>();
+    let mut poison = [f32x8::ZERO; 2];
+    let mut pairs = body.chunks_exact(2);
+    for pair in &mut pairs {
+        poison[0] = load(&pair[0]).mul_add(f32x8::ZERO, poison[0]);
+        poison[1] = load(&pair[1]).mul_add(f32x8::ZERO, poison[1]);
+    }
+    for c in pairs.remainder() {
+        poison[0] = load(c).mul_add(f32x8::ZERO, poison[0]);
+    }
+    let mut p = (poison[0] + poison[1]).reduce_add();
+    for &v in tail {
+        p += v * 0.0;
+    }
+    p == 0.0
+}
+
+/// `Σ a_i b_i` with four accumulators.
+#[inline]
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let (ab, at) = a.as_chunks::<LANES>();
+    let (bb, bt) = b.as_chunks::<LANES>();
+    let mut acc = [f32x8::ZERO; 4];
+    let mut ai = ab.chunks_exact(4);
+    let mut bi = bb.chunks_exact(4);
+    for (a4, b4) in (&mut ai).zip(&mut bi) {
+        for k in 0..4 {
+            acc[k] = load(&a4[k]).mul_add(load(&b4[k]), acc[k]);
+        }
+    }
+    for (x, y) in ai.remainder().iter().zip(bi.remainder()) {
+        acc[0] = load(x).mul_add(load(y), acc[0]);
+    }
+    let mut s = ((acc[0] + acc[1]) + (acc[2] + acc[3])).reduce_add();
+    for (x, y) in at.iter().zip(bt) {
+        s += x * y;
+    }
+    s
+}
+
+/// `Σ (a_i - b_i)²` with two accumulators.
+#[inline]
+fn sq_dist(a: &[f32], b: &[f32]) -> f32 {
+    let (ab, at) = a.as_chunks::<LANES>();
+    let (bb, bt) = b.as_chunks::<LANES>();
+    let mut acc = [f32x8::ZERO; 2];
+    let mut ai = ab.chunks_exact(2);
+    let mut bi = bb.chunks_exact(2);
+    for (a2, b2) in (&mut ai).zip(&mut bi) {
+        for k in 0..2 {
+            let t = load(&a2[k]) - load(&b2[k]);
+            acc[k] = t.mul_add(t, acc[k]);
+        }
+    }
+    for (x, y) in ai.remainder().iter().zip(bi.remainder()) {
+        let t = load(x) - load(y);
+        acc[0] = t.mul_add(t, acc[0]);
+    }
+    let mut s = (acc[0] + acc[1]).reduce_add();
+    for (x, y) in at.iter().zip(bt) {
+        let t = x - y;
+        s += t * t;
+    }
+    s
+}
+
+/// Scores of the rows of `keys` (row length `q.len()`) into `out`: `scale · Σ (q_j - k_j)²` when
+/// `GAUSS`, else `scale · Σ q_j k_j`.
+///
+/// Rows of eight or more floats run in lanes along the row; shorter rows run eight rows at a time
+/// with one lane per row.
+#[inline]
+pub(crate) fn row_scores<const GAUSS: bool>(q: &[f32], keys: &[f32], scale: f32, out: &mut [f32]) {
+    let d = q.len();
+    if d == 0 {
+        out.fill(0.0);
+        return;
+    }
+    if d >= LANES {
+        for (o, k) in out.iter_mut().zip(keys.chunks_exact(d)) {
+            *o = scale * if GAUSS { sq_dist(q, k) } else { dot(q, k) };
+        }
+        return;
+    }
+    let sv = f32x8::splat(scale);
+    let mut blocks = keys.chunks_exact(LANES * d);
+    let mut outs = out.chunks_exact_mut(LANES);
+    for (block, o) in (&mut blocks).zip(&mut outs) {
+        let mut acc = f32x8::ZERO;
+        for (j, &qj) in q.iter().enumerate() {
+            let k = f32x8::new(core::array::from_fn(|l| {
+                block.get(l * d + j).copied().unwrap_or(0.0)
+            }));
+            let qv = f32x8::splat(qj);
+            acc = if GAUSS {
+                let t = qv - k;
+                t.mul_add(t, acc)
+            } else {
+                qv.mul_add(k, acc)
+            };
+        }
+        o.copy_from_slice(&(acc * sv).to_array());
+    }
+    for (o, k) in outs
+        .into_remainder()
+        .iter_mut()
+        .zip(blocks.remainder().chunks_exact(d))
+    {
+        let mut s = 0.0f32;
+        for (a, b) in q.iter().zip(k) {
+            s += if GAUSS { (a - b) * (a - b) } else { a * b };
+        }
+        *o = scale * s;
+    }
+}
+
+/// `acc[j] += Σ_i p_i · values[i·dv + j]` over the rows present in both `p` and `values`.
+#[inline]
+pub(crate) fn weighted_sum_into(p: &[f32], values: &[f32], dv: usize, acc: &mut [f32]) {
+    if dv == 0 {
+        return;
+    }
+    if dv == 1 {
+        if let Some(a) = acc.first_mut() {
+            let n = p.len().min(values.len());
+            *a += dot(&p[..n], &values[..n]);
+        }
+        return;
+    }
+    if dv >= LANES {
+        let (acc_body, acc_tail) = acc.as_chunks_mut::<LANES>();
+        for (&w, row) in p.iter().zip(values.chunks_exact(dv)) {
+            let wv = f32x8::splat(w);
+            let (rb, rt) = row.as_chunks::<LANES>();
+            for (a, r) in acc_body.iter_mut().zip(rb) {
+                *a = wv.mul_add(load(r), load(a)).to_array();
+            }
+            for (a, r) in acc_tail.iter_mut().zip(rt) {
+                *a += w * r;
+            }
+        }
+        return;
+    }
+    // 1 < dv < 8: eight rows at a time, one lane per row, one accumulator per column.
+    let mut cols = [f32x8::ZERO; LANES];
+    let mut ps = p.chunks_exact(LANES);
+    let mut blocks = values.chunks_exact(LANES * dv);
+    for (pc, block) in (&mut ps).zip(&mut blocks) {
+        let pv = f32x8::new(core::array::from_fn(|l| pc.get(l).copied().unwrap_or(0.0)));
+        for (j, c) in cols.iter_mut().enumerate().take(dv) {
+            let v = f32x8::new(core::array::from_fn(|l| {
+                block.get(l * dv + j).copied().unwrap_or(0.0)
+            }));
+            *c = pv.mul_add(v, *c);
+        }
+    }
+    for (a, c) in acc.iter_mut().zip(&cols) {
+        *a += c.reduce_add();
+    }
+    for (&w, row) in ps
+        .remainder()
+        .iter()
+        .zip(blocks.remainder().chunks_exact(dv))
+    {
+        for (a, v) in acc.iter_mut().zip(row) {
+            *a += w * v;
+        }
+    }
+}
+
+/// `xs[i] *= f`.
+#[inline]
+pub(crate) fn scale_in_place(xs: &mut [f32], f: f32) {
+    let fv = f32x8::splat(f);
+    let (body, tail) = xs.as_chunks_mut::<LANES>();
+    for c in body {
+        *c = (load(c) * fv).to_array();
+    }
+    for x in tail {
+        *x *= f;
+    }
+}
+
+/// `xs[i] /= d`.
+#[inline]
+pub(crate) fn div_in_place(xs: &mut [f32], d: f32) {
+    let dv = f32x8::splat(d);
+    let (body, tail) = xs.as_chunks_mut::<LANES>();
+    for c in body {
+        *c = (load(c) / dv).to_array();
+    }
+    for x in tail {
+        *x /= d;
+    }
+}

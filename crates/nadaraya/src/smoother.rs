@@ -1,0 +1,256 @@
+//! A fixed-capacity Nadaraya–Watson smoother.
+
+use heapless::Deque;
+
+use crate::attention::normalise_scores;
+use crate::softmax::{Lse, TILE};
+use crate::{Error, Kernel, simd};
+
+/// A sample `(x, y)`: location `x` and response `y`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Sample<const D: usize, const DV: usize> {
+    /// Location (key).
+    pub x: [f32; D],
+    /// Response (value).
+    pub y: [f32; DV],
+}
+
+/// A sample the store would not take, handed back with the reason.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Rejected<const D: usize, const DV: usize> {
+    /// Why: [`Error::Full`] or [`Error::NonFinite`].
+    pub error: Error,
+    /// The sample, untouched.
+    pub sample: Sample<D, DV>,
+}
+
+impl<const D: usize, const DV: usize> core::fmt::Display for Rejected<D, DV> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "sample rejected: {}", self.error)
+    }
+}
+
+impl<const D: usize, const DV: usize> core::error::Error for Rejected<D, DV> {}
+
+/// Nadaraya–Watson smoothing over at most `N` stored samples `x: [f32; D] → y: [f32; DV]`.
+///
+/// `predict(x_q) = Σ α_i y_i` with `α = softmax(kernel.score(x_q, x_i))`. Samples live in two
+/// `heapless::Deque`s (locations and responses), so the store never allocates, a full store
+/// refuses a sample and hands it back ([`push`](Self::push)) or evicts the oldest on request
+/// ([`push_evicting`](Self::push_evicting), for sensor streams).
+///
+/// # Memory
+/// `size_of` is the samples' `4·N·(D + DV)` bytes plus the kernel and two ring-buffer headers:
+/// for `Smoother<Gaussian, 64, 1, 1>` 568 bytes on 64-bit targets and 548 on 32-bit ones (512 of
+/// them samples); checked by a test. `predict` and `weights` use a 64-score stack tile and no
+/// other memory.
+///
+/// # Examples
+/// ```
+/// use nadaraya::{Gaussian, Smoother};
+/// let mut s: Smoother<Gaussian, 8, 1, 1> = Smoother::new(Gaussian::new(0.2)?);
+/// for (x, y) in [(-1.0, 0.0), (0.0, 1.0), (1.0, 0.0)] {
+///     s.push([x], [y]).map_err(|r| r.error)?;
+/// }
+/// let y = s.predict(&[0.0])?;
+/// assert!(y[0] > 0.99); // h = 0.2: the weights are local
+/// # Ok::<(), nadaraya::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Smoother<K, const N: usize, const D: usize, const DV: usize> {
+    kernel: K,
+    x: Deque<[f32; D], N>,
+    y: Deque<[f32; DV], N>,
+}
+
+impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, D, DV> {
+    /// An empty smoother with the given kernel.
+    ///
+    /// `N`, `D` and `DV` must be non-zero (checked at compile time).
+    #[must_use]
+    pub const fn new(kernel: K) -> Self {
+        const { assert!(N > 0 && D > 0 && DV > 0, "N, D and DV must be non-zero") };
+        Self {
+            kernel,
+            x: Deque::new(),
+            y: Deque::new(),
+        }
+    }
+
+    /// The kernel.
+    #[must_use]
+    pub fn kernel(&self) -> &K {
+        &self.kernel
+    }
+
+    /// Replaces the kernel (for example a new bandwidth); the samples stay.
+    pub fn set_kernel(&mut self, kernel: K) {
+        self.kernel = kernel;
+    }
+
+    /// The number of stored samples.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.x.len()
+    }
+
+    /// True if no sample is stored.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.x.is_empty()
+    }
+
+    /// True if `N` samples are stored.
+    #[must_use]
+    pub fn is_full(&self) -> bool {
+        self.x.is_full()
+    }
+
+    /// The capacity `N`.
+    #[must_use]
+    pub const fn capacity(&self) -> usize {
+        N
+    }
+
+    /// Removes every sample.
+    pub fn clear(&mut self) {
+        self.x.clear();
+        self.y.clear();
+    }
+
+    fn check(x: [f32; D], y: [f32; DV]) -> Result<(), Rejected<D, DV>> {
+        if simd::all_finite(&x) && simd::all_finite(&y) {
+            Ok(())
+        } else {
+            Err(Rejected {
+                error: Error::NonFinite,
+                sample: Sample { x, y },
+            })
+        }
+    }
+
+    /// Stores a sample.
+    ///
+    /// # Errors
+    /// The sample is handed back in [`Rejected`], and the store is unchanged, with
+    /// [`Error::NonFinite`] if any coordinate is NaN or infinite, or [`Error::Full`] if `N`
+    /// samples are stored (nothing is overwritten).
+    pub fn push(&mut self, x: [f32; D], y: [f32; DV]) -> Result<(), Rejected<D, DV>> {
+        Self::check(x, y)?;
+        if self.is_full() {
+            return Err(Rejected {
+                error: Error::Full,
+                sample: Sample { x, y },
+            });
+        }
+        self.store(x, y);
+        Ok(())
+    }
+
+    /// Stores a sample, evicting and returning the oldest one if the store is full: a sliding
+    /// window over a stream.
+    ///
+    /// # Errors
+    /// [`Error::NonFinite`] (the sample handed back, the store unchanged) if any coordinate is
+    /// NaN or infinite.
+    pub fn push_evicting(
+        &mut self,
+        x: [f32; D],
+        y: [f32; DV],
+    ) -> Result<Option<Sample<D, DV>>, Rejected<D, DV>> {
+        Self::check(x, y)?;
+        let evicted = if self.is_full() {
+            self.pop_oldest()
+        } else {
+            None
+        };
+        self.store(x, y);
+        Ok(evicted)
+    }
+
+    fn store(&mut self, x: [f32; D], y: [f32; DV]) {
+        // Both deques have the same length, checked not full by the callers.
+        let (a, b) = (self.x.push_back(x), self.y.push_back(y));
+        debug_assert!(a.is_ok() && b.is_ok());
+    }
+
+    /// Removes and returns the oldest sample.
+    pub fn pop_oldest(&mut self) -> Option<Sample<D, DV>> {
+        match (self.x.pop_front(), self.y.pop_front()) {
+            (Some(x), Some(y)) => Some(Sample { x, y }),
+            _ => None,
+        }
+    }
+
+    /// The stored samples, oldest first.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Sample<D, DV>> + '_ {
+        self.x
+            .iter()
+            .zip(self.y.iter())
+            .map(|(x, y)| Sample { x: *x, y: *y })
+    }
+
+    /// Keys and values as (at most) two contiguous runs each, oldest first.
+    fn runs(&self) -> [(&[f32], &[f32]); 2] {
+        let (x0, x1) = self.x.as_slices();
+        let (y0, y1) = self.y.as_slices();
+        [
+            (x0.as_flattened(), y0.as_flattened()),
+            (x1.as_flattened(), y1.as_flattened()),
+        ]
+    }
+
+    /// The smoothed response `ŷ(x_q) = Σ α_i y_i`.
+    ///
+    /// Accurate to about 1e-6 of the responses' scale plus the cost of rounding the scores to
+    /// `f32` (see the crate docs for measured figures).
+    ///
+    /// # Errors
+    /// [`Error::Empty`] if no sample is stored, [`Error::NonFinite`] if `xq` is not finite,
+    /// [`Error::ScoreOverflow`] if a score is not finite in `f32`.
+    pub fn predict(&self, xq: &[f32; D]) -> Result<[f32; DV], Error> {
+        if self.is_empty() {
+            return Err(Error::Empty);
+        }
+        if !simd::all_finite(xq) {
+            return Err(Error::NonFinite);
+        }
+        let mut acc = [0.0f32; DV];
+        let mut l = Lse::EMPTY;
+        for (keys, values) in self.runs() {
+            l.absorb(&self.kernel, xq, keys, values, DV, &mut acc)?;
+        }
+        l.finish(&mut acc)?;
+        Ok(acc)
+    }
+
+    /// The normalised weights `α_i` at `x_q`, in insertion order (oldest first), into
+    /// `out[..len()]`.
+    ///
+    /// # Errors
+    /// [`Error::Empty`] if no sample is stored, [`Error::OutputTooSmall`] if
+    /// `out.len() < len()`, [`Error::NonFinite`] if `xq` is not finite,
+    /// [`Error::ScoreOverflow`] if a score is not finite in `f32`.
+    pub fn weights(&self, xq: &[f32; D], out: &mut [f32]) -> Result<(), Error> {
+        if self.is_empty() {
+            return Err(Error::Empty);
+        }
+        let Some(out) = out.get_mut(..self.len()) else {
+            return Err(Error::OutputTooSmall);
+        };
+        if !simd::all_finite(xq) {
+            return Err(Error::NonFinite);
+        }
+        let mut rest = &mut *out;
+        for (keys, _) in self.runs() {
+            let (head, tail) = rest.split_at_mut((keys.len() / D).min(rest.len()));
+            for (kt, s) in keys.chunks(TILE * D).zip(head.chunks_mut(TILE)) {
+                self.kernel.scores(xq, kt, s);
+            }
+            rest = tail;
+        }
+        normalise_scores(out)
+    }
+}

@@ -1,0 +1,117 @@
+//! Plain `f64` Nadaraya–Watson smoothing.
+
+/// Which kernel: scores in `f64`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RefKernel {
+    /// `-|q - x|² / (2h²)`.
+    Gaussian {
+        /// Bandwidth.
+        h: f64,
+    },
+    /// `q·x / τ`.
+    SoftmaxDot {
+        /// Temperature.
+        tau: f64,
+    },
+}
+
+impl RefKernel {
+    /// The score of one row.
+    #[must_use]
+    pub fn score(&self, q: &[f64], x: &[f64]) -> f64 {
+        match *self {
+            Self::Gaussian { h } => {
+                let d2: f64 = q.iter().zip(x).map(|(a, b)| (a - b) * (a - b)).sum();
+                -d2 / (2.0 * h * h)
+            }
+            Self::SoftmaxDot { tau } => q.iter().zip(x).map(|(a, b)| a * b).sum::<f64>() / tau,
+        }
+    }
+}
+
+/// Widens a slice of `f32` to `f64`.
+#[must_use]
+pub fn widen(xs: &[f32]) -> Vec<f64> {
+    xs.iter().map(|&v| f64::from(v)).collect()
+}
+
+/// The scores of one query against `keys` (`N×d` row-major).
+#[must_use]
+pub fn scores(kernel: RefKernel, q: &[f64], keys: &[f64]) -> Vec<f64> {
+    keys.chunks_exact(q.len())
+        .map(|k| kernel.score(q, k))
+        .collect()
+}
+
+/// Softmax of `s`, subtracting the maximum first.
+#[must_use]
+pub fn softmax(s: &[f64]) -> Vec<f64> {
+    let m = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = s.iter().map(|v| (v - m).exp()).collect();
+    let total: f64 = e.iter().sum();
+    e.iter().map(|v| v / total).collect()
+}
+
+/// The normalised weights of one query against `keys`.
+#[must_use]
+pub fn weights(kernel: RefKernel, q: &[f64], keys: &[f64]) -> Vec<f64> {
+    softmax(&scores(kernel, q, keys))
+}
+
+/// `Σ α_i v_i` for one query: `values` is `N×dv` row-major.
+#[must_use]
+pub fn smooth(kernel: RefKernel, q: &[f64], keys: &[f64], values: &[f64], dv: usize) -> Vec<f64> {
+    let w = weights(kernel, q, keys);
+    let mut out = vec![0.0; dv];
+    for (a, v) in w.iter().zip(values.chunks_exact(dv)) {
+        for (o, y) in out.iter_mut().zip(v) {
+            *o += a * y;
+        }
+    }
+    out
+}
+
+/// Attention of every query row (`M×d`) against `keys`/`values`; `causal` lets row `t` see
+/// keys `0..=t` only.
+#[must_use]
+pub fn attention(
+    kernel: RefKernel,
+    q: &[f64],
+    keys: &[f64],
+    values: &[f64],
+    d: usize,
+    dv: usize,
+    causal: bool,
+) -> Vec<f64> {
+    let mut out = Vec::with_capacity(q.len() / d * dv);
+    for (t, qr) in q.chunks_exact(d).enumerate() {
+        let n = if causal { t + 1 } else { keys.len() / d };
+        out.extend(smooth(kernel, qr, &keys[..n * d], &values[..n * dv], dv));
+    }
+    out
+}
+
+/// The error bound a correct `f32` implementation must meet for one query, per output
+/// coordinate: `2e-6` of the values' scale (largest `|v|`), plus what rounding the scores to
+/// `f32` must cost. A score `s_i` carries an absolute rounding error of about
+/// `c·ε·(|s_i| + Σ|terms|)`, and a weight inherits that as a relative error, so the output can
+/// move by up to `scale · ε · 8 · max_i |Σ|terms_i||` (with headroom for the subtraction of the
+/// maximum).
+#[must_use]
+pub fn tolerance(kernel: RefKernel, q: &[f64], keys: &[f64], values: &[f64]) -> f64 {
+    let scale = values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let d = q.len();
+    let worst_terms = keys
+        .chunks_exact(d)
+        .map(|k| match kernel {
+            RefKernel::Gaussian { h } => {
+                q.iter().zip(k).map(|(a, b)| (a - b) * (a - b)).sum::<f64>() / (2.0 * h * h)
+            }
+            RefKernel::SoftmaxDot { tau } => {
+                q.iter().zip(k).map(|(a, b)| (a * b).abs()).sum::<f64>() / tau
+            }
+        })
+        .fold(0.0f64, f64::max);
+    let eps = f64::from(f32::EPSILON);
+    scale * (2e-6 + 8.0 * eps * worst_terms * (d as f64).sqrt().max(1.0))
+}
