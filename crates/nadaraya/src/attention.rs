@@ -195,3 +195,198 @@ pub(crate) fn normalise_scores(s: &mut [f32]) -> Result<(), Error> {
     simd::div_in_place(s, sum);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{assert_close, lcg};
+    use crate::{Gaussian, SoftmaxDot, scalar};
+    use std::vec;
+    use std::vec::Vec;
+
+    /// The SIMD path against its scalar twin at every key count 0..=67 and a spread of widths.
+    #[test]
+    fn simd_matches_scalar_at_every_length() {
+        let mut rng = lcg(1);
+        let g = Gaussian::new(0.7).unwrap();
+        let s = SoftmaxDot::new(0.9).unwrap();
+        for n in 0..=67 {
+            for (d, dv) in [(1, 1), (2, 3), (7, 1), (8, 8), (9, 17), (16, 5)] {
+                let q: Vec<f32> = (0..2 * d).map(|_| 2.0 * rng() - 1.0).collect();
+                let keys: Vec<f32> = (0..n * d).map(|_| 2.0 * rng() - 1.0).collect();
+                let values: Vec<f32> = (0..n * dv).map(|_| 4.0 * rng() - 2.0).collect();
+                for kernel in [&g as &dyn Kernel, &s] {
+                    let mut a = vec![0.0; 2 * dv];
+                    let mut b = vec![0.0; 2 * dv];
+                    let ra = attention(kernel, &q, &keys, &values, d, dv, &mut a);
+                    let rb = scalar::attention(kernel, &q, &keys, &values, d, dv, &mut b);
+                    assert_eq!(ra, rb);
+                    if n == 0 {
+                        assert_eq!(ra, Err(Error::Empty));
+                        continue;
+                    }
+                    for (x, y) in a.iter().zip(&b) {
+                        assert_close(f64::from(*x), f64::from(*y), 2e-6, "simd vs scalar");
+                    }
+                    let mut wa = vec![0.0; n];
+                    let mut wb = vec![0.0; n];
+                    weights(kernel, &q[..d], &keys, &mut wa).unwrap();
+                    scalar::weights(kernel, &q[..d], &keys, &mut wb).unwrap();
+                    for (x, y) in wa.iter().zip(&wb) {
+                        assert_close(f64::from(*x), f64::from(*y), 1e-6, "weights");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn far_query_with_tiny_bandwidth_returns_nearest_response() {
+        let g = Gaussian::new(1e-3).unwrap();
+        let keys = [0.0, 1.0, 2.0, 3.0];
+        let values = [10.0, 20.0, 30.0, 40.0];
+        let mut out = [0.0];
+        attention(&g, &[1003.0], &keys, &values, 1, 1, &mut out).unwrap();
+        assert_eq!(out[0], 40.0);
+        attention(&g, &[-1000.0], &keys, &values, 1, 1, &mut out).unwrap();
+        assert_eq!(out[0], 10.0);
+    }
+
+    #[test]
+    fn scores_apart_by_1e4_are_one_hot() {
+        let k = SoftmaxDot::new(1.0).unwrap();
+        let keys = [0.0, 1e4, 5.0];
+        let values = [1.0, 2.0, 3.0];
+        let mut w = [0.0; 3];
+        weights(&k, &[1.0], &keys, &mut w).unwrap();
+        assert_eq!(w, [0.0, 1.0, 0.0]);
+        let mut out = [0.0];
+        attention(&k, &[1.0], &keys, &values, 1, 1, &mut out).unwrap();
+        assert_eq!(out[0], 2.0);
+    }
+
+    #[test]
+    fn overflowing_scores_are_errors_not_nan() {
+        let k = SoftmaxDot::new(1e-30).unwrap();
+        let mut out = [0.0];
+        assert_eq!(
+            attention(&k, &[1e10], &[1e10], &[1.0], 1, 1, &mut out),
+            Err(Error::ScoreOverflow)
+        );
+        let k = SoftmaxDot::new(1.0).unwrap();
+        // q·k = 1e38·3e38 - 1e38·3e38: inf - inf.
+        assert_eq!(
+            attention(&k, &[1e38, 1e38], &[3e38, -3e38], &[1.0], 2, 1, &mut out),
+            Err(Error::ScoreOverflow)
+        );
+        let mut w = [0.0];
+        assert_eq!(
+            weights(&k, &[1e38], &[1e38], &mut w),
+            Err(Error::ScoreOverflow)
+        );
+        assert_eq!(
+            scalar::attention(&k, &[1e38], &[1e38], &[1.0], 1, 1, &mut out),
+            Err(Error::ScoreOverflow)
+        );
+    }
+
+    #[test]
+    fn causal_rows_see_only_their_prefix() {
+        let mut rng = lcg(9);
+        let k = SoftmaxDot::for_dim(3).unwrap();
+        let (n, d, dv) = (70, 3, 2);
+        let x: Vec<f32> = (0..n * d).map(|_| rng() - 0.5).collect();
+        let v: Vec<f32> = (0..n * dv).map(|_| rng()).collect();
+        let mut causal = vec![0.0; n * dv];
+        causal_attention(&k, &x, &x, &v, d, dv, &mut causal).unwrap();
+        for t in [0, 1, 63, 64, 69] {
+            let mut one = vec![0.0; dv];
+            attention(
+                &k,
+                &x[t * d..(t + 1) * d],
+                &x[..(t + 1) * d],
+                &v[..(t + 1) * dv],
+                d,
+                dv,
+                &mut one,
+            )
+            .unwrap();
+            assert_eq!(&causal[t * dv..(t + 1) * dv], &one[..]);
+        }
+        let mut out = vec![0.0; 3 * dv];
+        assert_eq!(
+            causal_attention(&k, &x[..3 * d], &x[..2 * d], &v[..2 * dv], d, dv, &mut out),
+            Err(Error::ShapeMismatch)
+        );
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        let k = Gaussian::new(1.0).unwrap();
+        let mut out = [7.0; 4];
+        let cases: [(&[f32], &[f32], &[f32], usize, usize, Error); 7] = [
+            (&[0.0], &[0.0], &[0.0], 0, 1, Error::ZeroDimension),
+            (&[0.0], &[0.0], &[0.0], 1, 0, Error::ZeroDimension),
+            (
+                &[0.0, 1.0, 2.0],
+                &[0.0, 1.0],
+                &[0.0],
+                2,
+                1,
+                Error::ShapeMismatch,
+            ),
+            (
+                &[0.0, 1.0],
+                &[0.0, 1.0, 2.0],
+                &[0.0],
+                2,
+                1,
+                Error::ShapeMismatch,
+            ),
+            (&[0.0], &[0.0, 1.0], &[0.0], 1, 1, Error::ShapeMismatch),
+            (&[0.0], &[], &[], 1, 1, Error::Empty),
+            (&[0.0; 5], &[0.0], &[0.0], 1, 1, Error::OutputTooSmall),
+        ];
+        for (q, keys, values, d, dv, err) in cases {
+            assert_eq!(attention(&k, q, keys, values, d, dv, &mut out), Err(err));
+            assert_eq!(
+                causal_attention(&k, q, keys, values, d, dv, &mut out),
+                Err(err)
+            );
+            assert_eq!(
+                scalar::attention(&k, q, keys, values, d, dv, &mut out),
+                Err(err)
+            );
+        }
+        assert_eq!(out, [7.0; 4], "rejected calls write nothing");
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            assert_eq!(
+                attention(&k, &[bad], &[0.0], &[0.0], 1, 1, &mut out),
+                Err(Error::NonFinite)
+            );
+            assert_eq!(
+                attention(&k, &[0.0], &[bad], &[0.0], 1, 1, &mut out),
+                Err(Error::NonFinite)
+            );
+            assert_eq!(
+                attention(&k, &[0.0], &[0.0], &[bad], 1, 1, &mut out),
+                Err(Error::NonFinite)
+            );
+            assert_eq!(weights(&k, &[0.0], &[bad], &mut out), Err(Error::NonFinite));
+        }
+        assert_eq!(
+            weights(&k, &[], &[0.0], &mut out),
+            Err(Error::ZeroDimension)
+        );
+        assert_eq!(
+            weights(&k, &[0.0, 0.0], &[0.0], &mut out),
+            Err(Error::ShapeMismatch)
+        );
+        assert_eq!(weights(&k, &[0.0], &[], &mut out), Err(Error::Empty));
+        assert_eq!(
+            weights(&k, &[0.0], &[0.0; 5], &mut out),
+            Err(Error::OutputTooSmall)
+        );
+        assert_eq!(out, [7.0; 4]);
+    }
+}
