@@ -15,7 +15,10 @@ pub(crate) fn check_shapes(
     if d == 0 || dv == 0 {
         return Err(Error::ZeroDimension);
     }
-    if q.len() % d != 0 || keys.len() % d != 0 || values.len() % dv != 0 {
+    if !q.len().is_multiple_of(d)
+        || !keys.len().is_multiple_of(d)
+        || !values.len().is_multiple_of(dv)
+    {
         return Err(Error::ShapeMismatch);
     }
     let (m, n) = (q.len() / d, keys.len() / d);
@@ -168,7 +171,7 @@ pub fn weights<K: Kernel + ?Sized>(
     if d == 0 {
         return Err(Error::ZeroDimension);
     }
-    if keys.len() % d != 0 {
+    if !keys.len().is_multiple_of(d) {
         return Err(Error::ShapeMismatch);
     }
     let n = keys.len() / d;
@@ -324,7 +327,8 @@ mod tests {
     fn bad_shapes_are_errors() {
         let k = Gaussian::new(1.0).unwrap();
         let mut out = [7.0; 4];
-        let cases: [(&[f32], &[f32], &[f32], usize, usize, Error); 7] = [
+        type Case<'a> = (&'a [f32], &'a [f32], &'a [f32], usize, usize, Error);
+        let cases: [Case; 7] = [
             (&[0.0], &[0.0], &[0.0], 0, 1, Error::ZeroDimension),
             (&[0.0], &[0.0], &[0.0], 1, 0, Error::ZeroDimension),
             (

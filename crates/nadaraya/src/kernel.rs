@@ -60,7 +60,7 @@ impl Gaussian {
     /// `f32` (roughly `h` outside `[5e-20, 1.3e19]`).
     pub fn new(h: f32) -> Result<Self, Error> {
         let scale = 0.5 / (f64::from(h) * f64::from(h));
-        if !(h.is_finite() && h > 0.0) || !(scale as f32).is_normal() {
+        if !(h.is_finite() && h > 0.0 && (scale as f32).is_normal()) {
             return Err(Error::InvalidBandwidth);
         }
         Ok(Self {
@@ -119,7 +119,7 @@ impl SoftmaxDot {
     /// `f32`.
     pub fn new(tau: f32) -> Result<Self, Error> {
         let inv = (1.0 / f64::from(tau)) as f32;
-        if !(tau.is_finite() && tau > 0.0) || !inv.is_normal() {
+        if !(tau.is_finite() && tau > 0.0 && inv.is_normal()) {
             return Err(Error::InvalidTemperature);
         }
         Ok(Self { tau, inv_tau: inv })

@@ -69,7 +69,7 @@ pub fn weights<K: Kernel + ?Sized>(
     if d == 0 {
         return Err(Error::ZeroDimension);
     }
-    if keys.len() % d != 0 {
+    if !keys.len().is_multiple_of(d) {
         return Err(Error::ShapeMismatch);
     }
     let n = keys.len() / d;

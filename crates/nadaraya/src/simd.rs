@@ -13,17 +13,18 @@ pub(crate) const LANES: usize = 8;
 // Range reduction exp(x) = 2^n · exp(r), n = round(x·log2 e), r = x - n·ln 2, with ln 2 split in
 // two (Cody–Waite) so that n·LN2_HI is exact for |n| ≤ 2^9.
 const LOG2E: f32 = core::f32::consts::LOG2_E;
-const LN2_HI: f32 = 0.693_359_375;
+const LN2_HI: f32 = 0.693_359_4;
 const LN2_LO: f32 = -2.121_944_4e-4;
 // Minimax polynomial for (exp(r) - 1 - r) / r² on |r| ≤ ln2/2: the coefficients of Cephes'
-// `expf` (S. L. Moshier, Cephes Math Library 2.2), highest degree first.
+// `expf` (S. L. Moshier, Cephes Math Library 2.2), highest degree first, as published.
+#[allow(clippy::excessive_precision)]
 const P: [f32; 6] = [
     1.987_569_2e-4,
     1.398_199_9e-3,
     8.333_452e-3,
     4.166_579_6e-2,
     1.666_666_5e-1,
-    5.000_000_1e-1,
+    5e-1,
 ];
 /// `ln(f32::MIN_POSITIVE)`: below it `exp` would be subnormal and is flushed to 0.
 pub(crate) const EXP_MIN: f32 = -87.336_55;

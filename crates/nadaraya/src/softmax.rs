@@ -194,7 +194,7 @@ impl<const DV: usize> OnlineSoftmax<DV> {
         if d == 0 || DV == 0 {
             return Err(Error::ZeroDimension);
         }
-        if keys.len() % d != 0 || values.len() != keys.len() / d * DV {
+        if !keys.len().is_multiple_of(d) || values.len() != keys.len() / d * DV {
             return Err(Error::ShapeMismatch);
         }
         if !(simd::all_finite(q) && simd::all_finite(keys) && simd::all_finite(values)) {
