@@ -1,9 +1,24 @@
 //! Slice-level attention: `M` queries against `N` keys, row-major `&[f32]` slices.
 
 use crate::softmax::{Lse, TILE};
+use core::num::NonZeroUsize;
+
 use crate::{Error, Kernel, simd};
 
-/// Checked shapes of an attention call: `(queries, keys)`.
+/// The checked shape of an attention call.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Shape {
+    /// Query rows.
+    pub(crate) m: usize,
+    /// Key rows.
+    pub(crate) n: usize,
+    /// Key width, non-zero (so `chunks_exact(d)` provably cannot panic).
+    pub(crate) d: NonZeroUsize,
+    /// Value width, non-zero.
+    pub(crate) dv: NonZeroUsize,
+}
+
+/// Checks the shapes and finiteness of an attention call.
 pub(crate) fn check_shapes(
     q: &[f32],
     keys: &[f32],
@@ -11,10 +26,12 @@ pub(crate) fn check_shapes(
     d: usize,
     dv: usize,
     out: &[f32],
-) -> Result<(usize, usize), Error> {
-    if d == 0 || dv == 0 {
+) -> Result<Shape, Error> {
+    let (Some(d), Some(dv)) = (NonZeroUsize::new(d), NonZeroUsize::new(dv)) else {
         return Err(Error::ZeroDimension);
-    }
+    };
+    let (dz, dvz) = (d, dv);
+    let (d, dv) = (d.get(), dv.get());
     if !q.len().is_multiple_of(d)
         || !keys.len().is_multiple_of(d)
         || !values.len().is_multiple_of(dv)
@@ -28,13 +45,18 @@ pub(crate) fn check_shapes(
     if n == 0 {
         return Err(Error::Empty);
     }
-    if out.len() < m * dv {
+    if m.checked_mul(dv).is_none_or(|len| out.len() < len) {
         return Err(Error::OutputTooSmall);
     }
     if !(simd::all_finite(q) && simd::all_finite(keys) && simd::all_finite(values)) {
         return Err(Error::NonFinite);
     }
-    Ok((m, n))
+    Ok(Shape {
+        m,
+        n,
+        d: dz,
+        dv: dvz,
+    })
 }
 
 /// Nadaraya–Watson smoothing of every query row: `out_t = Σ_i softmax(score(q_t, k_i)) v_i`.
@@ -70,6 +92,7 @@ pub(crate) fn check_shapes(
 /// assert!((out[0] - (10.0 * w + 20.0 * (1.0 - w))).abs() < 1e-5);
 /// # Ok::<(), nadaraya::Error>(())
 /// ```
+#[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
 pub fn attention<K: Kernel + ?Sized>(
     kernel: &K,
     q: &[f32],
@@ -79,8 +102,13 @@ pub fn attention<K: Kernel + ?Sized>(
     dv: usize,
     out: &mut [f32],
 ) -> Result<(), Error> {
-    let (_, _) = check_shapes(q, keys, values, d, dv, out)?;
-    for (qr, o) in q.chunks_exact(d).zip(out.chunks_exact_mut(dv)) {
+    let shape = check_shapes(q, keys, values, d, dv, out)?;
+    let (d, dv) = (shape.d.get(), shape.dv.get());
+    // Paired by hand: `zip` of two `ChunksExact` divides by the row widths out of line, a
+    // panic path the no-panic check cannot see past.
+    let mut rows = out.chunks_exact_mut(dv);
+    for qr in q.chunks_exact(d) {
+        let Some(o) = rows.next() else { break };
         smooth_row(kernel, qr, keys, values, dv, o)?;
     }
     Ok(())
@@ -105,6 +133,7 @@ pub fn attention<K: Kernel + ?Sized>(
 /// assert_eq!(out[0], 1.0); // the first token sees only itself
 /// # Ok::<(), nadaraya::Error>(())
 /// ```
+#[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
 pub fn causal_attention<K: Kernel + ?Sized>(
     kernel: &K,
     q: &[f32],
@@ -114,13 +143,20 @@ pub fn causal_attention<K: Kernel + ?Sized>(
     dv: usize,
     out: &mut [f32],
 ) -> Result<(), Error> {
-    let (m, n) = check_shapes(q, keys, values, d, dv, out)?;
-    if m > n {
+    let shape = check_shapes(q, keys, values, d, dv, out)?;
+    if shape.m > shape.n {
         return Err(Error::ShapeMismatch);
     }
-    for (t, (qr, o)) in q.chunks_exact(d).zip(out.chunks_exact_mut(dv)).enumerate() {
+    let (d, dv) = (shape.d.get(), shape.dv.get());
+    let mut rows = out.chunks_exact_mut(dv);
+    for (t, qr) in q.chunks_exact(d).enumerate() {
+        let Some(o) = rows.next() else { break };
+        // Query t sees keys 0..=t; `m <= n` makes both prefixes exist.
         let seen = t + 1;
-        smooth_row(kernel, qr, &keys[..seen * d], &values[..seen * dv], dv, o)?;
+        let (Some(k), Some(v)) = (keys.get(..seen * d), values.get(..seen * dv)) else {
+            return Err(Error::ShapeMismatch);
+        };
+        smooth_row(kernel, qr, k, v, dv, o)?;
     }
     Ok(())
 }
@@ -161,6 +197,7 @@ fn smooth_row<K: Kernel + ?Sized>(
 /// assert!((w[0] - w[2]).abs() < 1e-7 && w[1] > w[0]);
 /// # Ok::<(), nadaraya::Error>(())
 /// ```
+#[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
 pub fn weights<K: Kernel + ?Sized>(
     kernel: &K,
     q: &[f32],
@@ -184,7 +221,10 @@ pub fn weights<K: Kernel + ?Sized>(
     if !(simd::all_finite(q) && simd::all_finite(keys)) {
         return Err(Error::NonFinite);
     }
-    for (kt, s) in keys.chunks(TILE * d).zip(out.chunks_mut(TILE)) {
+    for (kt, s) in keys
+        .chunks(TILE.saturating_mul(d))
+        .zip(out.chunks_mut(TILE))
+    {
         kernel.scores(q, kt, s);
     }
     normalise_scores(out)

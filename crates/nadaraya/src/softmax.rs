@@ -72,8 +72,13 @@ impl Lse {
             return Err(Error::ZeroDimension);
         }
         let mut buf = [0.0f32; TILE];
-        for (kt, vt) in keys.chunks(TILE * d).zip(values.chunks(TILE * dv)) {
-            let rows = (kt.len() / d).min(vt.len() / dv);
+        // Saturating: a chunk size can never wrap to 0 (which would panic).
+        let (kc, vc) = (TILE.saturating_mul(d), TILE.saturating_mul(dv));
+        // Paired by hand: `zip` of two `Chunks` divides by the chunk sizes out of line.
+        let mut value_tiles = values.chunks(vc);
+        for kt in keys.chunks(kc) {
+            let Some(vt) = value_tiles.next() else { break };
+            let rows = (kt.len() / d).min(vt.len() / dv).min(TILE);
             let s = &mut buf[..rows];
             kernel.scores(q, kt, s);
             self.absorb_scores(s, vt, dv, acc)?;
@@ -183,6 +188,7 @@ impl<const DV: usize> OnlineSoftmax<DV> {
     ///   not hold exactly one row per key;
     /// - [`Error::NonFinite`] if any input is NaN or infinite;
     /// - [`Error::ScoreOverflow`] if a score is not finite.
+    #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn update<K: Kernel + ?Sized>(
         &mut self,
         kernel: &K,
@@ -213,6 +219,7 @@ impl<const DV: usize> OnlineSoftmax<DV> {
     /// # Errors
     /// [`Error::ScoreOverflow`] if `score` is not finite, [`Error::NonFinite`] if `value` is not;
     /// the state is then unchanged.
+    #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn push_score(&mut self, score: f32, value: &[f32; DV]) -> Result<(), Error> {
         if !simd::all_finite(value) {
             return Err(Error::NonFinite);
@@ -229,6 +236,7 @@ impl<const DV: usize> OnlineSoftmax<DV> {
     ///
     /// Commutative; associative to within rounding.
     #[must_use]
+    #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn merge(&self, other: &Self) -> Self {
         let mut out = *self;
         let mut l = out.lse();
@@ -263,6 +271,7 @@ impl<const DV: usize> OnlineSoftmax<DV> {
     ///
     /// # Errors
     /// [`Error::Empty`] if no sample has been absorbed.
+    #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn finish(&self) -> Result<[f32; DV], Error> {
         let mut out = self.acc;
         self.lse().finish(&mut out)?;
