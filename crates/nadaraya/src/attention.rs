@@ -434,3 +434,36 @@ mod tests {
         assert_eq!(out, [7.0; 4]);
     }
 }
+
+#[cfg(test)]
+mod edge_tests {
+    use super::*;
+    use crate::{Gaussian, SoftmaxDot};
+
+    /// Subnormal inputs are numbers like any other: accepted, and averaged exactly as such.
+    #[test]
+    fn subnormal_inputs_are_numbers() {
+        let tiny = f32::MIN_POSITIVE / 8.0;
+        assert!(tiny.is_subnormal());
+        let k = Gaussian::new(1.0).unwrap();
+        let mut out = [0.0];
+        attention(&k, &[tiny], &[tiny, tiny], &[tiny, tiny], 1, 1, &mut out).unwrap();
+        assert_eq!(out[0], tiny);
+        attention(&k, &[0.0], &[tiny, -tiny], &[1.0, 3.0], 1, 1, &mut out).unwrap();
+        assert_eq!(out[0], 2.0);
+        let mut w = [0.0; 2];
+        weights(&SoftmaxDot::new(1.0).unwrap(), &[tiny], &[tiny, 1.0], &mut w).unwrap();
+        assert!((w[0] - 0.5).abs() < 1e-7 && (w[1] - 0.5).abs() < 1e-7);
+    }
+
+    /// Weights whose exponent falls below ln(f32::MIN_POSITIVE) relative to the maximum are 0.
+    #[test]
+    fn vanishing_weights_are_exact_zeros() {
+        let k = SoftmaxDot::new(1.0).unwrap();
+        let mut w = [1.0; 3];
+        weights(&k, &[1.0], &[0.0, 100.0, 12.0], &mut w).unwrap();
+        assert_eq!(w[0], 0.0);
+        assert_eq!(w[1], 1.0);
+        assert!(w[2] == 0.0 || w[2] < 1e-37);
+    }
+}
