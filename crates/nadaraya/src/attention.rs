@@ -452,7 +452,13 @@ mod edge_tests {
         attention(&k, &[0.0], &[tiny, -tiny], &[1.0, 3.0], 1, 1, &mut out).unwrap();
         assert_eq!(out[0], 2.0);
         let mut w = [0.0; 2];
-        weights(&SoftmaxDot::new(1.0).unwrap(), &[tiny], &[tiny, 1.0], &mut w).unwrap();
+        weights(
+            &SoftmaxDot::new(1.0).unwrap(),
+            &[tiny],
+            &[tiny, 1.0],
+            &mut w,
+        )
+        .unwrap();
         assert!((w[0] - 0.5).abs() < 1e-7 && (w[1] - 0.5).abs() < 1e-7);
     }
 

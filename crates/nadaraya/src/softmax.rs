@@ -292,19 +292,37 @@ mod tests {
         assert_eq!(s.log_sum_exp(), f32::NEG_INFINITY);
         s.push_score(0.5, &[1.0, 2.0]).unwrap();
         let before = s;
-        assert_eq!(s.push_score(f32::NAN, &[1.0, 2.0]), Err(Error::ScoreOverflow));
-        assert_eq!(s.push_score(f32::INFINITY, &[1.0, 2.0]), Err(Error::ScoreOverflow));
+        assert_eq!(
+            s.push_score(f32::NAN, &[1.0, 2.0]),
+            Err(Error::ScoreOverflow)
+        );
+        assert_eq!(
+            s.push_score(f32::INFINITY, &[1.0, 2.0]),
+            Err(Error::ScoreOverflow)
+        );
         assert_eq!(s.push_score(1.0, &[f32::NAN, 2.0]), Err(Error::NonFinite));
         let k = Gaussian::new(1.0).unwrap();
         assert_eq!(s.update(&k, &[], &[], &[]), Err(Error::ZeroDimension));
-        assert_eq!(s.update(&k, &[0.0, 0.0], &[1.0], &[1.0, 1.0]), Err(Error::ShapeMismatch));
-        assert_eq!(s.update(&k, &[0.0], &[1.0], &[1.0]), Err(Error::ShapeMismatch));
-        assert_eq!(s.update(&k, &[0.0], &[f32::NAN], &[1.0, 1.0]), Err(Error::NonFinite));
+        assert_eq!(
+            s.update(&k, &[0.0, 0.0], &[1.0], &[1.0, 1.0]),
+            Err(Error::ShapeMismatch)
+        );
+        assert_eq!(
+            s.update(&k, &[0.0], &[1.0], &[1.0]),
+            Err(Error::ShapeMismatch)
+        );
+        assert_eq!(
+            s.update(&k, &[0.0], &[f32::NAN], &[1.0, 1.0]),
+            Err(Error::NonFinite)
+        );
         // A block whose second tile overflows leaves the state as it was.
         let big = SoftmaxDot::new(1.0).unwrap();
         let mut keys = [1.0f32; 100];
         keys[80] = 3e38;
-        assert_eq!(s.update(&big, &[2.0], &keys, &[0.5; 200]), Err(Error::ScoreOverflow));
+        assert_eq!(
+            s.update(&big, &[2.0], &keys, &[0.5; 200]),
+            Err(Error::ScoreOverflow)
+        );
         assert_eq!(s, before);
         assert_eq!(s.finish(), Ok([1.0, 2.0]));
         assert!((s.log_sum_exp() - 0.5).abs() < 1e-7);
@@ -315,7 +333,8 @@ mod tests {
         let k = SoftmaxDot::new(0.3).unwrap();
         let mut a = OnlineSoftmax::<1>::new();
         let mut b = OnlineSoftmax::<1>::new();
-        a.update(&k, &[1.0], &[0.1, 0.9, -2.0], &[1.0, 2.0, 3.0]).unwrap();
+        a.update(&k, &[1.0], &[0.1, 0.9, -2.0], &[1.0, 2.0, 3.0])
+            .unwrap();
         b.update(&k, &[1.0], &[5.0, -1.0], &[4.0, 5.0]).unwrap();
         let e = OnlineSoftmax::<1>::new();
         assert_eq!(a.merge(&e), a);
