@@ -32,6 +32,9 @@ pub fn attention<K: Kernel + ?Sized>(
 ) -> Result<(), Error> {
     let shape = check_shapes(q, keys, values, d, dv, out)?;
     let (d, dv) = (shape.d.get(), shape.dv.get());
+    if !q.iter().chain(keys).chain(values).all(|v| v.is_finite()) {
+        return Err(Error::NonFinite);
+    }
     let mut rows = out.chunks_exact_mut(dv);
     for qr in q.chunks_exact(d) {
         let Some(o) = rows.next() else { break };
@@ -51,6 +54,9 @@ pub fn attention<K: Kernel + ?Sized>(
             for (a, y) in o.iter_mut().zip(v) {
                 *a += e * y;
             }
+        }
+        if !o.iter().all(|v| v.is_finite()) {
+            return Err(Error::Overflow);
         }
         for a in o.iter_mut() {
             *a /= sum;

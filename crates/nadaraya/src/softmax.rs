@@ -12,6 +12,17 @@
 
 use crate::{Error, Kernel, simd};
 
+/// Names the cause of a failed computation: [`Error::NonFinite`] if any input is NaN or
+/// infinite (read only now, on the error path), else the error as found.
+#[cold]
+pub(crate) fn diagnose(e: Error, inputs: &[&[f32]]) -> Error {
+    if inputs.iter().all(|x| simd::all_finite(x)) {
+        e
+    } else {
+        Error::NonFinite
+    }
+}
+
 /// Scores are computed into a stack buffer of this many rows at a time.
 pub(crate) const TILE: usize = 64;
 
@@ -107,11 +118,16 @@ impl Lse {
         self.max = m;
     }
 
-    /// `acc / sum`, or [`Error::Empty`] when nothing was absorbed.
+    /// `acc / sum`, or [`Error::Empty`] when nothing was absorbed, or [`Error::Overflow`] when
+    /// the accumulator is not finite (huge values, or a non-finite value the caller did not
+    /// check: it poisons the sum even at weight 0, as `0 · inf = NaN`).
     #[inline]
     pub(crate) fn finish(&self, acc: &mut [f32]) -> Result<(), Error> {
         if self.sum == 0.0 {
             return Err(Error::Empty);
+        }
+        if !simd::all_finite(acc) {
+            return Err(Error::Overflow);
         }
         simd::div_in_place(acc, self.sum);
         Ok(())
@@ -203,12 +219,19 @@ impl<const DV: usize> OnlineSoftmax<DV> {
         if !keys.len().is_multiple_of(d) || values.len() != keys.len() / d * DV {
             return Err(Error::ShapeMismatch);
         }
-        if !(simd::all_finite(q) && simd::all_finite(keys) && simd::all_finite(values)) {
-            return Err(Error::NonFinite);
-        }
         let mut next = *self;
         let mut l = next.lse();
-        l.absorb(kernel, q, keys, values, DV, &mut next.acc)?;
+        // Non-finite inputs surface as a non-finite score or accumulator; only then are the
+        // inputs read again to name the cause.
+        l.absorb(kernel, q, keys, values, DV, &mut next.acc)
+            .and_then(|()| {
+                if simd::all_finite(&next.acc) {
+                    Ok(())
+                } else {
+                    Err(Error::Overflow)
+                }
+            })
+            .map_err(|e| diagnose(e, &[q, keys, values]))?;
         next.set_lse(l);
         *self = next;
         Ok(())
@@ -270,7 +293,8 @@ impl<const DV: usize> OnlineSoftmax<DV> {
     /// The weighted average `Σ α_i y_i`.
     ///
     /// # Errors
-    /// [`Error::Empty`] if no sample has been absorbed.
+    /// [`Error::Empty`] if no sample has been absorbed, [`Error::Overflow`] if merging states
+    /// over huge values overflowed `f32`.
     #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn finish(&self) -> Result<[f32; DV], Error> {
         let mut out = self.acc;
