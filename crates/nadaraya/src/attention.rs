@@ -104,6 +104,13 @@ pub fn attention<K: Kernel + ?Sized>(
 ) -> Result<(), Error> {
     let shape = check_shapes(q, keys, values, d, dv, out)?;
     let (d, dv) = (shape.d.get(), shape.dv.get());
+    if shape.m == 0 {
+        // No query reads the keys, but a NaN among them is still an input error.
+        return match diagnose(Error::Empty, &[keys, values]) {
+            Error::NonFinite => Err(Error::NonFinite),
+            _ => Ok(()),
+        };
+    }
     // Paired by hand: `zip` of two `ChunksExact` divides by the row widths out of line, a
     // panic path the no-panic check cannot see past.
     let mut rows = out.chunks_exact_mut(dv);
