@@ -122,12 +122,7 @@ pub fn attention(
     for (kt, vt) in keys.chunks(TILE * d).zip(values.chunks(TILE * dv)) {
         let t = kt.len() / d;
         let a = &mut buf[..r * t];
-        DMatrixViewMut::from_slice(a, r, t).gemm(
-            1.0,
-            w,
-            &DMatrixView::from_slice(kt, d, t),
-            0.0,
-        );
+        DMatrixViewMut::from_slice(a, r, t).gemm(1.0, w, &DMatrixView::from_slice(kt, d, t), 0.0);
         let mut ok = true;
         for (col, k) in a.chunks_exact_mut(r).zip(kt.chunks_exact(d)) {
             let h = features.half_sq_norm(k);
@@ -145,12 +140,7 @@ pub fn attention(
     for (qt, ot) in q.chunks(TILE * d).zip(out.chunks_mut(TILE * dv)) {
         let t = qt.len() / d;
         let b = &mut buf[..r * t];
-        DMatrixViewMut::from_slice(b, r, t).gemm(
-            1.0,
-            w,
-            &DMatrixView::from_slice(qt, d, t),
-            0.0,
-        );
+        DMatrixViewMut::from_slice(b, r, t).gemm(1.0, w, &DMatrixView::from_slice(qt, d, t), 0.0);
         sums.query_tile(b, ot)?;
     }
     Ok(())
@@ -252,7 +242,11 @@ impl KeySums {
                 ok &= x.is_finite();
             }
         }
-        if ok { Ok(()) } else { Err(Error::OutputOverflow) }
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::OutputOverflow)
+        }
     }
 }
 
@@ -500,7 +494,11 @@ impl<'f> CausalState<'f> {
             *o *= inv;
             ok &= o.is_finite();
         }
-        if ok { Ok(()) } else { Err(Error::OutputOverflow) }
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::OutputOverflow)
+        }
     }
 }
 
@@ -527,7 +525,12 @@ impl<'f> CausalState<'f> {
 /// assert!((w.iter().sum::<f32>() - 1.0).abs() < 1e-5);
 /// # Ok::<(), nadaraya_rf::Error>(())
 /// ```
-pub fn weights(features: &FavorPlus, q: &[f32], keys: &[f32], out: &mut [f32]) -> Result<(), Error> {
+pub fn weights(
+    features: &FavorPlus,
+    q: &[f32],
+    keys: &[f32],
+    out: &mut [f32],
+) -> Result<(), Error> {
     let d = features.dim();
     if q.len() != d {
         return Err(Error::DimensionMismatch {

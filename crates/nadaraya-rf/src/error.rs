@@ -59,9 +59,9 @@ impl fmt::Display for Error {
             Self::Empty => f.write_str("nothing to average over"),
             Self::OutputTooSmall => f.write_str("output buffer is too small"),
             Self::NonFinite => f.write_str("input contains NaN or infinity"),
-            Self::InvalidTemperature => f.write_str(
-                "temperature tau must be finite and > 0, with 1/sqrt(tau) a normal f32",
-            ),
+            Self::InvalidTemperature => {
+                f.write_str("temperature tau must be finite and > 0, with 1/sqrt(tau) a normal f32")
+            }
             Self::InvalidBandwidth => {
                 f.write_str("bandwidth h must be finite and > 0, with 1/h a normal f32")
             }

@@ -178,7 +178,11 @@ impl FavorPlus {
             *o -= h;
             ok &= o.is_finite();
         }
-        if ok { Ok(()) } else { Err(Error::ScoreOverflow) }
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::ScoreOverflow)
+        }
     }
 
     /// `|x'|²/2 = |x|²/(2τ)`.

@@ -225,12 +225,7 @@ pub fn smooth(
             0.0,
         );
         fourier_tile(ph, m, f)?;
-        DMatrixViewMut::from_slice(ot, dy, t).gemm(
-            1.0,
-            &s,
-            &DMatrixView::from_slice(f, r, t),
-            0.0,
-        );
+        DMatrixViewMut::from_slice(ot, dy, t).gemm(1.0, &s, &DMatrixView::from_slice(f, r, t), 0.0);
         for (col, o) in f.chunks_exact(r).zip(ot.chunks_exact_mut(dy)) {
             let den: f32 = col.iter().zip(&z).map(|(a, b)| a * b).sum();
             let inv = 1.0 / den.max(floor);
@@ -240,5 +235,9 @@ pub fn smooth(
             }
         }
     }
-    if ok { Ok(()) } else { Err(Error::OutputOverflow) }
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::OutputOverflow)
+    }
 }
