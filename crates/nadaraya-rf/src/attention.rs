@@ -28,7 +28,7 @@ pub(crate) fn check_shapes(
             found: d,
         });
     }
-    if q.len() % d != 0 || keys.len() % d != 0 || values.len() % dv != 0 {
+    if !q.len().is_multiple_of(d) || !keys.len().is_multiple_of(d) || !values.len().is_multiple_of(dv) {
         return Err(Error::ShapeMismatch);
     }
     let (m, n) = (q.len() / d, keys.len() / d);
@@ -538,7 +538,7 @@ pub fn weights(
             found: q.len(),
         });
     }
-    if keys.len() % d != 0 {
+    if !keys.len().is_multiple_of(d) {
         return Err(Error::ShapeMismatch);
     }
     let n = keys.len() / d;

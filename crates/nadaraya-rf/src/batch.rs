@@ -27,11 +27,11 @@ fn blocks(
     if d == 0 || dv == 0 {
         return Err(Error::ZeroDimension);
     }
-    if q.len() % h != 0 || keys.len() % h != 0 || values.len() % h != 0 {
+    if !q.len().is_multiple_of(h) || !keys.len().is_multiple_of(h) || !values.len().is_multiple_of(h) {
         return Err(Error::ShapeMismatch);
     }
     let (qb, kb, vb) = (q.len() / h, keys.len() / h, values.len() / h);
-    if qb % d != 0 {
+    if !qb.is_multiple_of(d) {
         return Err(Error::ShapeMismatch);
     }
     let ob = qb / d * dv;
@@ -41,6 +41,7 @@ fn blocks(
     Ok((qb, kb, vb, ob))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn one(
     f: &FavorPlus,
     mask: Mask,

@@ -56,7 +56,7 @@ impl FavorPlus {
         let tau64 = f64::from(tau);
         let inv_sqrt = (1.0 / tau64.sqrt()) as f32;
         let inv_tau = (1.0 / tau64) as f32;
-        if !(tau.is_finite() && tau > 0.0) || !inv_sqrt.is_normal() || !inv_tau.is_normal() {
+        if !(tau.is_finite() && tau > 0.0 && inv_sqrt.is_normal() && inv_tau.is_normal()) {
             return Err(Error::InvalidTemperature);
         }
         let r = match variant {

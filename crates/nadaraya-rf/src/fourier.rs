@@ -46,7 +46,7 @@ impl FourierFeatures {
     /// `f32`.
     pub fn new(projection: Projection, h: f32) -> Result<Self, Error> {
         let inv = (1.0 / f64::from(h)) as f32;
-        if !(h.is_finite() && h > 0.0) || !inv.is_normal() {
+        if !(h.is_finite() && h > 0.0 && inv.is_normal()) {
             return Err(Error::InvalidBandwidth);
         }
         let w = build(&projection, 1.0 / f64::from(h));
