@@ -102,7 +102,12 @@ fn run(opts: &Options) -> ExitCode {
 
     let mut cmd = Command::new("qemu-system-arm");
     cmd.args(["-machine", &opts.machine, "-nographic", "-monitor", "none"])
-        .args(["-serial", "null", "-semihosting-config", "enable=on,target=native"]);
+        .args([
+            "-serial",
+            "null",
+            "-semihosting-config",
+            "enable=on,target=native",
+        ]);
     if let Some(shift) = &opts.icount {
         cmd.args(["-icount", &format!("shift={shift},align=off,sleep=off")]);
     }

@@ -10,7 +10,7 @@
 #[path = "../common.rs"]
 mod common;
 #[path = "../golden.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, clippy::approx_constant)]
 mod golden;
 
 use golden::{ATTENTION, AttCase, EXP, MHA, MHA_CAUSAL, MhaCase, WINDOW};
@@ -30,7 +30,10 @@ fn close(what: &str, got: &[f32], want: &[f32], tol: impl Fn(usize) -> f32) -> O
     }
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         let t = tol(i);
-        if !((g - w).abs() <= t) {
+        // Negated so that a NaN result fails.
+        #[allow(clippy::neg_cmp_op_on_partial_ord)]
+        let bad = !((g - w).abs() <= t);
+        if bad {
             defmt::error!(
                 "{}[{}]: got {=f32}, expected {=f32} (|diff| {=f32} > tol {=f32})",
                 what,
