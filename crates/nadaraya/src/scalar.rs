@@ -4,7 +4,7 @@
 //! what SIMD buys (`benches/`). They use [`Kernel::score`] and the scalar twin of the lanes'
 //! exponential, in two passes (maximum, then exponentials and sums).
 
-use crate::attention::check_shapes;
+use crate::attention::{check_shapes, check_weights_shape};
 use crate::{Error, Kernel, simd};
 
 /// Scalar [`attention`](crate::attention): same shapes, same errors.
@@ -20,6 +20,7 @@ use crate::{Error, Kernel, simd};
 /// assert!((out[0] - 3.0).abs() < 1e-6);
 /// # Ok::<(), nadaraya::Error>(())
 /// ```
+#[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
 pub fn attention<K: Kernel + ?Sized>(
     kernel: &K,
     q: &[f32],
@@ -29,8 +30,14 @@ pub fn attention<K: Kernel + ?Sized>(
     dv: usize,
     out: &mut [f32],
 ) -> Result<(), Error> {
-    check_shapes(q, keys, values, d, dv, out)?;
-    for (qr, o) in q.chunks_exact(d).zip(out.chunks_exact_mut(dv)) {
+    let shape = check_shapes(q, keys, values, d, dv, out)?;
+    let (d, dv) = (shape.d.get(), shape.dv.get());
+    if !q.iter().chain(keys).chain(values).all(|v| v.is_finite()) {
+        return Err(Error::NonFinite);
+    }
+    let mut rows = out.chunks_exact_mut(dv);
+    for qr in q.chunks_exact(d) {
+        let Some(o) = rows.next() else { break };
         let mut m = f32::NEG_INFINITY;
         for k in keys.chunks_exact(d) {
             let s = kernel.score(qr, k);
@@ -48,6 +55,9 @@ pub fn attention<K: Kernel + ?Sized>(
                 *a += e * y;
             }
         }
+        if !o.iter().all(|v| v.is_finite()) {
+            return Err(Error::Overflow);
+        }
         for a in o.iter_mut() {
             *a /= sum;
         }
@@ -59,26 +69,14 @@ pub fn attention<K: Kernel + ?Sized>(
 ///
 /// # Errors
 /// As [`weights`](crate::weights).
+#[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
 pub fn weights<K: Kernel + ?Sized>(
     kernel: &K,
     q: &[f32],
     keys: &[f32],
     out: &mut [f32],
 ) -> Result<(), Error> {
-    let d = q.len();
-    if d == 0 {
-        return Err(Error::ZeroDimension);
-    }
-    if keys.len() % d != 0 {
-        return Err(Error::ShapeMismatch);
-    }
-    let n = keys.len() / d;
-    if n == 0 {
-        return Err(Error::Empty);
-    }
-    let Some(out) = out.get_mut(..n) else {
-        return Err(Error::OutputTooSmall);
-    };
+    let (d, out) = check_weights_shape(q, keys, out)?;
     if !(q.iter().chain(keys).all(|v| v.is_finite())) {
         return Err(Error::NonFinite);
     }

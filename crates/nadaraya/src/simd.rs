@@ -13,18 +13,22 @@ pub(crate) const LANES: usize = 8;
 // Range reduction exp(x) = 2^n · exp(r), n = round(x·log2 e), r = x - n·ln 2, with ln 2 split in
 // two (Cody–Waite) so that n·LN2_HI is exact for |n| ≤ 2^9.
 const LOG2E: f32 = core::f32::consts::LOG2_E;
-const LN2_HI: f32 = 0.693_359_375;
+const LN2_HI: f32 = 0.693_359_4;
 const LN2_LO: f32 = -2.121_944_4e-4;
 // Minimax polynomial for (exp(r) - 1 - r) / r² on |r| ≤ ln2/2: the coefficients of Cephes'
-// `expf` (S. L. Moshier, Cephes Math Library 2.2), highest degree first.
+// `expf` (S. L. Moshier, Cephes Math Library 2.2), highest degree first, as published.
+#[allow(clippy::excessive_precision)]
 const P: [f32; 6] = [
     1.987_569_2e-4,
     1.398_199_9e-3,
     8.333_452e-3,
     4.166_579_6e-2,
     1.666_666_5e-1,
-    5.000_000_1e-1,
+    5e-1,
 ];
+/// 1.5·2^23, the round-to-nearest-even constant, and its bit pattern.
+const ROUNDER: f32 = 12_582_912.0;
+const ROUNDER_BITS: i32 = 0x4b40_0000;
 /// `ln(f32::MIN_POSITIVE)`: below it `exp` would be subnormal and is flushed to 0.
 pub(crate) const EXP_MIN: f32 = -87.336_55;
 
@@ -34,7 +38,11 @@ pub(crate) const EXP_MIN: f32 = -87.336_55;
 pub(crate) fn exp_lanes(x: f32x8) -> f32x8 {
     let under = x.simd_lt(f32x8::splat(EXP_MIN));
     let x = x.fast_min(f32x8::ZERO).fast_max(f32x8::splat(EXP_MIN));
-    let n = (x * f32x8::splat(LOG2E)).round();
+    // Round to nearest even by adding 1.5·2^23: the fraction bits fall off, and the low bits of
+    // the sum's representation are n itself (valid for |n| < 2^22). Cheaper than `round` on
+    // every target, and the same arithmetic as the scalar twin.
+    let big = x.mul_add(f32x8::splat(LOG2E), f32x8::splat(ROUNDER));
+    let n = big - f32x8::splat(ROUNDER);
     let r = n.mul_add(f32x8::splat(-LN2_HI), x);
     let r = n.mul_add(f32x8::splat(-LN2_LO), r);
     let mut p = f32x8::splat(P[0]);
@@ -42,7 +50,8 @@ pub(crate) fn exp_lanes(x: f32x8) -> f32x8 {
         p = p.mul_add(r, f32x8::splat(*c));
     }
     let y = p.mul_add(r * r, r) + f32x8::ONE;
-    let bits: i32x8 = (n.round_int() + i32x8::splat(127)) << 23;
+    let n_bits: i32x8 = wide::bytemuck::cast(big);
+    let bits = (n_bits - i32x8::splat(ROUNDER_BITS - 127)) << 23;
     let scale: f32x8 = wide::bytemuck::cast(bits);
     under.select(f32x8::ZERO, y * scale)
 }
@@ -57,9 +66,8 @@ pub(crate) fn exp_scalar(x: f32) -> f32 {
         return 0.0;
     }
     let x = x.min(0.0);
-    // Round to nearest even: adding 1.5·2^23 pushes the fraction bits out (valid for |t| < 2^22).
-    let t = x * LOG2E;
-    let n = (t + 12_582_912.0) - 12_582_912.0;
+    // Round to nearest even as in the lanes.
+    let n = (x * LOG2E + ROUNDER) - ROUNDER;
     let r = x - n * LN2_HI;
     let r = r - n * LN2_LO;
     let mut p = P[0];
@@ -206,6 +214,26 @@ fn sq_dist(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
+/// A row as whole lanes and a tail.
+type Lanes<'a> = (&'a [[f32; LANES]], &'a [f32]);
+
+/// The four rows of a `4 × width` block, each as whole lanes and a tail.
+#[inline(always)]
+fn four_rows(block: &[f32], width: usize) -> Option<[Lanes<'_>; 4]> {
+    let mut rows = block.chunks_exact(width);
+    let (Some(r0), Some(r1), Some(r2), Some(r3)) =
+        (rows.next(), rows.next(), rows.next(), rows.next())
+    else {
+        return None;
+    };
+    Some([
+        r0.as_chunks(),
+        r1.as_chunks(),
+        r2.as_chunks(),
+        r3.as_chunks(),
+    ])
+}
+
 /// Scores of the rows of `keys` (row length `q.len()`) into `out`: `scale · Σ (q_j - k_j)²` when
 /// `GAUSS`, else `scale · Σ q_j k_j`.
 ///
@@ -219,7 +247,38 @@ pub(crate) fn row_scores<const GAUSS: bool>(q: &[f32], keys: &[f32], scale: f32,
         return;
     }
     if d >= LANES {
-        for (o, k) in out.iter_mut().zip(keys.chunks_exact(d)) {
+        // Four rows at a time share each load of the query.
+        let mut outs = out.chunks_exact_mut(4);
+        let mut blocks = keys.chunks_exact(d.saturating_mul(4));
+        let (qb, qt) = q.as_chunks::<LANES>();
+        for o in &mut outs {
+            let Some(block) = blocks.next() else { break };
+            let Some([(b0, t0), (b1, t1), (b2, t2), (b3, t3)]) = four_rows(block, d) else {
+                break;
+            };
+            let mut acc = [f32x8::ZERO; 4];
+            for ((((qc, k0), k1), k2), k3) in qb.iter().zip(b0).zip(b1).zip(b2).zip(b3) {
+                let qv = load(qc);
+                for (a, k) in acc.iter_mut().zip([k0, k1, k2, k3]) {
+                    *a = if GAUSS {
+                        let t = qv - load(k);
+                        t.mul_add(t, *a)
+                    } else {
+                        qv.mul_add(load(k), *a)
+                    };
+                }
+            }
+            for ((o, a), t) in o.iter_mut().zip(acc).zip([t0, t1, t2, t3]) {
+                let mut s = a.reduce_add();
+                for (x, y) in qt.iter().zip(t) {
+                    s += if GAUSS { (x - y) * (x - y) } else { x * y };
+                }
+                *o = scale * s;
+            }
+        }
+        let mut rest = blocks.remainder().chunks_exact(d);
+        for o in outs.into_remainder() {
+            let Some(k) = rest.next() else { break };
             *o = scale * if GAUSS { sq_dist(q, k) } else { dot(q, k) };
         }
         return;
@@ -270,8 +329,37 @@ pub(crate) fn weighted_sum_into(p: &[f32], values: &[f32], dv: usize, acc: &mut 
         return;
     }
     if dv >= LANES {
+        // Four rows at a time: each accumulator chunk is loaded and stored once per four rows.
+        let mut ps = p.chunks_exact(4);
+        let mut blocks = values.chunks_exact(dv.saturating_mul(4));
         let (acc_body, acc_tail) = acc.as_chunks_mut::<LANES>();
-        for (&w, row) in p.iter().zip(values.chunks_exact(dv)) {
+        for p4 in &mut ps {
+            let (&[w0, w1, w2, w3], Some(block)) = (p4, blocks.next()) else {
+                break;
+            };
+            let Some([(b0, t0), (b1, t1), (b2, t2), (b3, t3)]) = four_rows(block, dv) else {
+                break;
+            };
+            let wv = [w0, w1, w2, w3].map(f32x8::splat);
+            for ((((a, x0), x1), x2), x3) in acc_body.iter_mut().zip(b0).zip(b1).zip(b2).zip(b3) {
+                let mut s = load(a);
+                s = wv[0].mul_add(load(x0), s);
+                s = wv[1].mul_add(load(x1), s);
+                s = wv[2].mul_add(load(x2), s);
+                s = wv[3].mul_add(load(x3), s);
+                *a = s.to_array();
+            }
+            for (j, a) in acc_tail.iter_mut().enumerate() {
+                for (w, t) in [w0, w1, w2, w3].iter().zip([t0, t1, t2, t3]) {
+                    if let Some(x) = t.get(j) {
+                        *a += w * x;
+                    }
+                }
+            }
+        }
+        let mut rest = blocks.remainder().chunks_exact(dv);
+        for &w in ps.remainder() {
+            let Some(row) = rest.next() else { break };
             let wv = f32x8::splat(w);
             let (rb, rt) = row.as_chunks::<LANES>();
             for (a, r) in acc_body.iter_mut().zip(rb) {
@@ -333,5 +421,197 @@ pub(crate) fn div_in_place(xs: &mut [f32], d: f32) {
     }
     for x in tail {
         *x /= d;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{assert_close, edge_values, lcg};
+    use std::vec;
+    use std::vec::Vec;
+
+    #[test]
+    fn exp_lanes_match_scalar_twin_at_every_length() {
+        let mut rng = lcg(7);
+        for n in 0..=67 {
+            let xs: Vec<f32> = (0..n).map(|_| -90.0 * rng()).collect();
+            let mut lanes = xs.clone();
+            exp_in_place(&mut lanes);
+            for (x, got) in xs.iter().zip(&lanes) {
+                let want = exp_scalar(*x);
+                // The lanes may fuse multiply-adds the scalar twin rounds twice.
+                assert_close(
+                    f64::from(*got),
+                    f64::from(want),
+                    2.0 * f64::from(f32::EPSILON) * f64::from(want),
+                    "exp",
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn exp_edges() {
+        assert_eq!(exp_scalar(0.0), 1.0);
+        assert_eq!(exp_scalar(-0.0), 1.0);
+        assert_eq!(exp_scalar(-100.0), 0.0);
+        assert_eq!(exp_scalar(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp_scalar(5.0), 1.0, "positive inputs are clamped");
+        assert!(exp_scalar(f32::NAN).is_nan());
+        let mut v = [
+            0.0,
+            -0.0,
+            -100.0,
+            f32::NEG_INFINITY,
+            EXP_MIN,
+            -f32::MAX,
+            3.0,
+            -1e-30,
+        ];
+        exp_in_place(&mut v);
+        assert_eq!(&v[..4], &[1.0, 1.0, 0.0, 0.0]);
+        assert!(v[4] > 0.0 && v[4] <= f32::MIN_POSITIVE * 1.000_001);
+        assert_eq!(v[5], 0.0);
+        assert_eq!(v[6], 1.0);
+        assert_eq!(v[7], 1.0);
+    }
+
+    /// Every 251st `f32` in `[EXP_MIN, 0]`: the exhaustive sweep is `examples/exp_ulp.rs`.
+    #[test]
+    fn exp_within_two_ulp_sampled() {
+        let lo = EXP_MIN.to_bits();
+        let mut worst = 0.0f64;
+        let mut buf = Vec::new();
+        let mut bits = 0x8000_0000u32;
+        while bits <= lo {
+            buf.push(f32::from_bits(bits));
+            bits += 251;
+        }
+        let mut got = buf.clone();
+        exp_in_place(&mut got);
+        for (x, g) in buf.iter().zip(&got) {
+            worst = worst.max(crate::testing::ulp_error(*g, f64::from(*x).exp()));
+            worst = worst.max(crate::testing::ulp_error(
+                exp_scalar(*x),
+                f64::from(*x).exp(),
+            ));
+        }
+        assert!(worst <= 2.0, "worst exp error {worst} ulp");
+    }
+
+    fn scalar_rows(gauss: bool, q: &[f32], keys: &[f32], scale: f32) -> Vec<f64> {
+        keys.chunks_exact(q.len())
+            .map(|k| {
+                let s: f64 = q
+                    .iter()
+                    .zip(k)
+                    .map(|(a, b)| {
+                        let (a, b) = (f64::from(*a), f64::from(*b));
+                        if gauss { (a - b) * (a - b) } else { a * b }
+                    })
+                    .sum();
+                s * f64::from(scale)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn row_scores_match_plain_sums_at_every_shape() {
+        let mut rng = lcg(11);
+        for d in 1..=20 {
+            for rows in 0..=67 {
+                let q: Vec<f32> = (0..d).map(|_| 4.0 * rng() - 2.0).collect();
+                let keys: Vec<f32> = (0..d * rows).map(|_| 4.0 * rng() - 2.0).collect();
+                for gauss in [true, false] {
+                    let mut out = vec![f32::NAN; rows];
+                    if gauss {
+                        row_scores::<true>(&q, &keys, -0.7, &mut out);
+                    } else {
+                        row_scores::<false>(&q, &keys, 0.3, &mut out);
+                    }
+                    let scale = if gauss { -0.7 } else { 0.3 };
+                    let want = scalar_rows(gauss, &q, &keys, scale);
+                    for (k, (g, w)) in keys.chunks_exact(d).zip(out.iter().zip(&want)) {
+                        let mag: f64 = q
+                            .iter()
+                            .zip(k)
+                            .map(|(a, b)| f64::from((a * b).abs() + (a - b) * (a - b)))
+                            .sum();
+                        let tol = 4.0
+                            * f64::from(f32::EPSILON)
+                            * mag
+                            * f64::from(scale).abs()
+                            * (d as f64).sqrt();
+                        assert_close(f64::from(*g), *w, tol, "score");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn weighted_sum_matches_plain_sums_at_every_shape() {
+        let mut rng = lcg(5);
+        for dv in 1..=19 {
+            for rows in 0..=67 {
+                let p: Vec<f32> = (0..rows).map(|_| rng()).collect();
+                let v: Vec<f32> = (0..rows * dv).map(|_| 2.0 * rng() - 1.0).collect();
+                let mut acc = vec![0.5f32; dv];
+                weighted_sum_into(&p, &v, dv, &mut acc);
+                for j in 0..dv {
+                    let want: f64 = 0.5
+                        + (0..rows)
+                            .map(|i| f64::from(p[i]) * f64::from(v[i * dv + j]))
+                            .sum::<f64>();
+                    let tol = 4.0 * f64::from(f32::EPSILON) * (rows as f64 + 1.0);
+                    assert_close(f64::from(acc[j]), want, tol, "weighted sum");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn finite_checks_find_every_position() {
+        for n in 0..=67 {
+            assert!(all_finite(&vec![1.0f32; n]));
+            for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                for pos in 0..n {
+                    let mut v = vec![1.0f32; n];
+                    v[pos] = bad;
+                    assert!(!all_finite(&v), "n={n} pos={pos}");
+                    assert_eq!(max_finite(&v), Err(crate::Error::ScoreOverflow));
+                }
+            }
+        }
+        for v in edge_values() {
+            assert_eq!(all_finite(&[v]), v.is_finite());
+        }
+    }
+
+    #[test]
+    fn max_and_exp_sum_at_every_length() {
+        let mut rng = lcg(3);
+        for n in 1..=67 {
+            let s: Vec<f32> = (0..n).map(|_| 50.0 * rng() - 25.0).collect();
+            let m = max_finite(&s).unwrap();
+            assert_eq!(m, s.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+            let mut e = s.clone();
+            let sum = exp_shift_sum(&mut e, m);
+            let want: f64 = s.iter().map(|x| (f64::from(*x) - f64::from(m)).exp()).sum();
+            assert_close(
+                f64::from(sum),
+                want,
+                4.0 * f64::from(f32::EPSILON) * want * (n as f64).sqrt(),
+                "exp sum",
+            );
+            let es: f32 = e.iter().sum();
+            assert_close(
+                f64::from(es),
+                want,
+                4.0 * f64::from(f32::EPSILON) * want * n as f64,
+                "stored exps",
+            );
+        }
     }
 }

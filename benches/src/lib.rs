@@ -1,0 +1,1 @@
+//! Criterion benchmarks of `nadaraya`; the benches live in `benches/`.
