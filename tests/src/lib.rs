@@ -5,3 +5,7 @@
 //! It depends on nothing, so the firmware's build script can use it to produce golden vectors.
 
 pub mod reference;
+
+/// The workspace README's quick start, compiled and run as a doctest.
+#[doc = include_str!("../../README.md")]
+mod readme {}

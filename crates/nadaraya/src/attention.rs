@@ -1,9 +1,24 @@
 //! Slice-level attention: `M` queries against `N` keys, row-major `&[f32]` slices.
 
 use crate::softmax::{Lse, TILE};
+use core::num::NonZeroUsize;
+
 use crate::{Error, Kernel, simd};
 
-/// Checked shapes of an attention call: `(queries, keys)`.
+/// The checked shape of an attention call.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Shape {
+    /// Query rows.
+    pub(crate) m: usize,
+    /// Key rows.
+    pub(crate) n: usize,
+    /// Key width, non-zero (so `chunks_exact(d)` provably cannot panic).
+    pub(crate) d: NonZeroUsize,
+    /// Value width, non-zero.
+    pub(crate) dv: NonZeroUsize,
+}
+
+/// Checks the shapes and finiteness of an attention call.
 pub(crate) fn check_shapes(
     q: &[f32],
     keys: &[f32],
@@ -11,11 +26,16 @@ pub(crate) fn check_shapes(
     d: usize,
     dv: usize,
     out: &[f32],
-) -> Result<(usize, usize), Error> {
-    if d == 0 || dv == 0 {
+) -> Result<Shape, Error> {
+    let (Some(d), Some(dv)) = (NonZeroUsize::new(d), NonZeroUsize::new(dv)) else {
         return Err(Error::ZeroDimension);
-    }
-    if q.len() % d != 0 || keys.len() % d != 0 || values.len() % dv != 0 {
+    };
+    let (dz, dvz) = (d, dv);
+    let (d, dv) = (d.get(), dv.get());
+    if !q.len().is_multiple_of(d)
+        || !keys.len().is_multiple_of(d)
+        || !values.len().is_multiple_of(dv)
+    {
         return Err(Error::ShapeMismatch);
     }
     let (m, n) = (q.len() / d, keys.len() / d);
@@ -25,13 +45,18 @@ pub(crate) fn check_shapes(
     if n == 0 {
         return Err(Error::Empty);
     }
-    if out.len() < m * dv {
+    if m.checked_mul(dv).is_none_or(|len| out.len() < len) {
         return Err(Error::OutputTooSmall);
     }
     if !(simd::all_finite(q) && simd::all_finite(keys) && simd::all_finite(values)) {
         return Err(Error::NonFinite);
     }
-    Ok((m, n))
+    Ok(Shape {
+        m,
+        n,
+        d: dz,
+        dv: dvz,
+    })
 }
 
 /// Nadaraya–Watson smoothing of every query row: `out_t = Σ_i softmax(score(q_t, k_i)) v_i`.
@@ -67,6 +92,7 @@ pub(crate) fn check_shapes(
 /// assert!((out[0] - (10.0 * w + 20.0 * (1.0 - w))).abs() < 1e-5);
 /// # Ok::<(), nadaraya::Error>(())
 /// ```
+#[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
 pub fn attention<K: Kernel + ?Sized>(
     kernel: &K,
     q: &[f32],
@@ -76,8 +102,13 @@ pub fn attention<K: Kernel + ?Sized>(
     dv: usize,
     out: &mut [f32],
 ) -> Result<(), Error> {
-    let (_, _) = check_shapes(q, keys, values, d, dv, out)?;
-    for (qr, o) in q.chunks_exact(d).zip(out.chunks_exact_mut(dv)) {
+    let shape = check_shapes(q, keys, values, d, dv, out)?;
+    let (d, dv) = (shape.d.get(), shape.dv.get());
+    // Paired by hand: `zip` of two `ChunksExact` divides by the row widths out of line, a
+    // panic path the no-panic check cannot see past.
+    let mut rows = out.chunks_exact_mut(dv);
+    for qr in q.chunks_exact(d) {
+        let Some(o) = rows.next() else { break };
         smooth_row(kernel, qr, keys, values, dv, o)?;
     }
     Ok(())
@@ -102,6 +133,7 @@ pub fn attention<K: Kernel + ?Sized>(
 /// assert_eq!(out[0], 1.0); // the first token sees only itself
 /// # Ok::<(), nadaraya::Error>(())
 /// ```
+#[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
 pub fn causal_attention<K: Kernel + ?Sized>(
     kernel: &K,
     q: &[f32],
@@ -111,13 +143,20 @@ pub fn causal_attention<K: Kernel + ?Sized>(
     dv: usize,
     out: &mut [f32],
 ) -> Result<(), Error> {
-    let (m, n) = check_shapes(q, keys, values, d, dv, out)?;
-    if m > n {
+    let shape = check_shapes(q, keys, values, d, dv, out)?;
+    if shape.m > shape.n {
         return Err(Error::ShapeMismatch);
     }
-    for (t, (qr, o)) in q.chunks_exact(d).zip(out.chunks_exact_mut(dv)).enumerate() {
+    let (d, dv) = (shape.d.get(), shape.dv.get());
+    let mut rows = out.chunks_exact_mut(dv);
+    for (t, qr) in q.chunks_exact(d).enumerate() {
+        let Some(o) = rows.next() else { break };
+        // Query t sees keys 0..=t; `m <= n` makes both prefixes exist.
         let seen = t + 1;
-        smooth_row(kernel, qr, &keys[..seen * d], &values[..seen * dv], dv, o)?;
+        let (Some(k), Some(v)) = (keys.get(..seen * d), values.get(..seen * dv)) else {
+            return Err(Error::ShapeMismatch);
+        };
+        smooth_row(kernel, qr, k, v, dv, o)?;
     }
     Ok(())
 }
@@ -158,6 +197,7 @@ fn smooth_row<K: Kernel + ?Sized>(
 /// assert!((w[0] - w[2]).abs() < 1e-7 && w[1] > w[0]);
 /// # Ok::<(), nadaraya::Error>(())
 /// ```
+#[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
 pub fn weights<K: Kernel + ?Sized>(
     kernel: &K,
     q: &[f32],
@@ -168,7 +208,7 @@ pub fn weights<K: Kernel + ?Sized>(
     if d == 0 {
         return Err(Error::ZeroDimension);
     }
-    if keys.len() % d != 0 {
+    if !keys.len().is_multiple_of(d) {
         return Err(Error::ShapeMismatch);
     }
     let n = keys.len() / d;
@@ -181,7 +221,10 @@ pub fn weights<K: Kernel + ?Sized>(
     if !(simd::all_finite(q) && simd::all_finite(keys)) {
         return Err(Error::NonFinite);
     }
-    for (kt, s) in keys.chunks(TILE * d).zip(out.chunks_mut(TILE)) {
+    for (kt, s) in keys
+        .chunks(TILE.saturating_mul(d))
+        .zip(out.chunks_mut(TILE))
+    {
         kernel.scores(q, kt, s);
     }
     normalise_scores(out)
@@ -194,4 +237,233 @@ pub(crate) fn normalise_scores(s: &mut [f32]) -> Result<(), Error> {
     let sum = simd::exp_shift_sum(s, m);
     simd::div_in_place(s, sum);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{assert_close, lcg};
+    use crate::{Gaussian, SoftmaxDot, scalar};
+    use std::vec;
+    use std::vec::Vec;
+
+    /// The SIMD path against its scalar twin at every key count 0..=67 and a spread of widths.
+    #[test]
+    fn simd_matches_scalar_at_every_length() {
+        let mut rng = lcg(1);
+        let g = Gaussian::new(0.7).unwrap();
+        let s = SoftmaxDot::new(0.9).unwrap();
+        for n in 0..=67 {
+            for (d, dv) in [(1, 1), (2, 3), (7, 1), (8, 8), (9, 17), (16, 5)] {
+                let q: Vec<f32> = (0..2 * d).map(|_| 2.0 * rng() - 1.0).collect();
+                let keys: Vec<f32> = (0..n * d).map(|_| 2.0 * rng() - 1.0).collect();
+                let values: Vec<f32> = (0..n * dv).map(|_| 4.0 * rng() - 2.0).collect();
+                for kernel in [&g as &dyn Kernel, &s] {
+                    let mut a = vec![0.0; 2 * dv];
+                    let mut b = vec![0.0; 2 * dv];
+                    let ra = attention(kernel, &q, &keys, &values, d, dv, &mut a);
+                    let rb = scalar::attention(kernel, &q, &keys, &values, d, dv, &mut b);
+                    assert_eq!(ra, rb);
+                    if n == 0 {
+                        assert_eq!(ra, Err(Error::Empty));
+                        continue;
+                    }
+                    for (x, y) in a.iter().zip(&b) {
+                        assert_close(f64::from(*x), f64::from(*y), 2e-6, "simd vs scalar");
+                    }
+                    let mut wa = vec![0.0; n];
+                    let mut wb = vec![0.0; n];
+                    weights(kernel, &q[..d], &keys, &mut wa).unwrap();
+                    scalar::weights(kernel, &q[..d], &keys, &mut wb).unwrap();
+                    for (x, y) in wa.iter().zip(&wb) {
+                        assert_close(f64::from(*x), f64::from(*y), 1e-6, "weights");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn far_query_with_tiny_bandwidth_returns_nearest_response() {
+        let g = Gaussian::new(1e-3).unwrap();
+        let keys = [0.0, 1.0, 2.0, 3.0];
+        let values = [10.0, 20.0, 30.0, 40.0];
+        let mut out = [0.0];
+        attention(&g, &[1003.0], &keys, &values, 1, 1, &mut out).unwrap();
+        assert_eq!(out[0], 40.0);
+        attention(&g, &[-1000.0], &keys, &values, 1, 1, &mut out).unwrap();
+        assert_eq!(out[0], 10.0);
+    }
+
+    #[test]
+    fn scores_apart_by_1e4_are_one_hot() {
+        let k = SoftmaxDot::new(1.0).unwrap();
+        let keys = [0.0, 1e4, 5.0];
+        let values = [1.0, 2.0, 3.0];
+        let mut w = [0.0; 3];
+        weights(&k, &[1.0], &keys, &mut w).unwrap();
+        assert_eq!(w, [0.0, 1.0, 0.0]);
+        let mut out = [0.0];
+        attention(&k, &[1.0], &keys, &values, 1, 1, &mut out).unwrap();
+        assert_eq!(out[0], 2.0);
+    }
+
+    #[test]
+    fn overflowing_scores_are_errors_not_nan() {
+        let k = SoftmaxDot::new(1e-30).unwrap();
+        let mut out = [0.0];
+        assert_eq!(
+            attention(&k, &[1e10], &[1e10], &[1.0], 1, 1, &mut out),
+            Err(Error::ScoreOverflow)
+        );
+        let k = SoftmaxDot::new(1.0).unwrap();
+        // q·k = 1e38·3e38 - 1e38·3e38: inf - inf.
+        assert_eq!(
+            attention(&k, &[1e38, 1e38], &[3e38, -3e38], &[1.0], 2, 1, &mut out),
+            Err(Error::ScoreOverflow)
+        );
+        let mut w = [0.0];
+        assert_eq!(
+            weights(&k, &[1e38], &[1e38], &mut w),
+            Err(Error::ScoreOverflow)
+        );
+        assert_eq!(
+            scalar::attention(&k, &[1e38], &[1e38], &[1.0], 1, 1, &mut out),
+            Err(Error::ScoreOverflow)
+        );
+    }
+
+    #[test]
+    fn causal_rows_see_only_their_prefix() {
+        let mut rng = lcg(9);
+        let k = SoftmaxDot::for_dim(3).unwrap();
+        let (n, d, dv) = (70, 3, 2);
+        let x: Vec<f32> = (0..n * d).map(|_| rng() - 0.5).collect();
+        let v: Vec<f32> = (0..n * dv).map(|_| rng()).collect();
+        let mut causal = vec![0.0; n * dv];
+        causal_attention(&k, &x, &x, &v, d, dv, &mut causal).unwrap();
+        for t in [0, 1, 63, 64, 69] {
+            let mut one = vec![0.0; dv];
+            attention(
+                &k,
+                &x[t * d..(t + 1) * d],
+                &x[..(t + 1) * d],
+                &v[..(t + 1) * dv],
+                d,
+                dv,
+                &mut one,
+            )
+            .unwrap();
+            assert_eq!(&causal[t * dv..(t + 1) * dv], &one[..]);
+        }
+        let mut out = vec![0.0; 3 * dv];
+        assert_eq!(
+            causal_attention(&k, &x[..3 * d], &x[..2 * d], &v[..2 * dv], d, dv, &mut out),
+            Err(Error::ShapeMismatch)
+        );
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        let k = Gaussian::new(1.0).unwrap();
+        let mut out = [7.0; 4];
+        type Case<'a> = (&'a [f32], &'a [f32], &'a [f32], usize, usize, Error);
+        let cases: [Case; 7] = [
+            (&[0.0], &[0.0], &[0.0], 0, 1, Error::ZeroDimension),
+            (&[0.0], &[0.0], &[0.0], 1, 0, Error::ZeroDimension),
+            (
+                &[0.0, 1.0, 2.0],
+                &[0.0, 1.0],
+                &[0.0],
+                2,
+                1,
+                Error::ShapeMismatch,
+            ),
+            (
+                &[0.0, 1.0],
+                &[0.0, 1.0, 2.0],
+                &[0.0],
+                2,
+                1,
+                Error::ShapeMismatch,
+            ),
+            (&[0.0], &[0.0, 1.0], &[0.0], 1, 1, Error::ShapeMismatch),
+            (&[0.0], &[], &[], 1, 1, Error::Empty),
+            (&[0.0; 5], &[0.0], &[0.0], 1, 1, Error::OutputTooSmall),
+        ];
+        for (q, keys, values, d, dv, err) in cases {
+            assert_eq!(attention(&k, q, keys, values, d, dv, &mut out), Err(err));
+            assert_eq!(
+                causal_attention(&k, q, keys, values, d, dv, &mut out),
+                Err(err)
+            );
+            assert_eq!(
+                scalar::attention(&k, q, keys, values, d, dv, &mut out),
+                Err(err)
+            );
+        }
+        assert_eq!(out, [7.0; 4], "rejected calls write nothing");
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            assert_eq!(
+                attention(&k, &[bad], &[0.0], &[0.0], 1, 1, &mut out),
+                Err(Error::NonFinite)
+            );
+            assert_eq!(
+                attention(&k, &[0.0], &[bad], &[0.0], 1, 1, &mut out),
+                Err(Error::NonFinite)
+            );
+            assert_eq!(
+                attention(&k, &[0.0], &[0.0], &[bad], 1, 1, &mut out),
+                Err(Error::NonFinite)
+            );
+            assert_eq!(weights(&k, &[0.0], &[bad], &mut out), Err(Error::NonFinite));
+        }
+        assert_eq!(
+            weights(&k, &[], &[0.0], &mut out),
+            Err(Error::ZeroDimension)
+        );
+        assert_eq!(
+            weights(&k, &[0.0, 0.0], &[0.0], &mut out),
+            Err(Error::ShapeMismatch)
+        );
+        assert_eq!(weights(&k, &[0.0], &[], &mut out), Err(Error::Empty));
+        assert_eq!(
+            weights(&k, &[0.0], &[0.0; 5], &mut out),
+            Err(Error::OutputTooSmall)
+        );
+        assert_eq!(out, [7.0; 4]);
+    }
+}
+
+#[cfg(test)]
+mod edge_tests {
+    use super::*;
+    use crate::{Gaussian, SoftmaxDot};
+
+    /// Subnormal inputs are numbers like any other: accepted, and averaged exactly as such.
+    #[test]
+    fn subnormal_inputs_are_numbers() {
+        let tiny = f32::MIN_POSITIVE / 8.0;
+        assert!(tiny.is_subnormal());
+        let k = Gaussian::new(1.0).unwrap();
+        let mut out = [0.0];
+        attention(&k, &[tiny], &[tiny, tiny], &[tiny, tiny], 1, 1, &mut out).unwrap();
+        assert_eq!(out[0], tiny);
+        attention(&k, &[0.0], &[tiny, -tiny], &[1.0, 3.0], 1, 1, &mut out).unwrap();
+        assert_eq!(out[0], 2.0);
+        let mut w = [0.0; 2];
+        weights(&SoftmaxDot::new(1.0).unwrap(), &[tiny], &[tiny, 1.0], &mut w).unwrap();
+        assert!((w[0] - 0.5).abs() < 1e-7 && (w[1] - 0.5).abs() < 1e-7);
+    }
+
+    /// Weights whose exponent falls below ln(f32::MIN_POSITIVE) relative to the maximum are 0.
+    #[test]
+    fn vanishing_weights_are_exact_zeros() {
+        let k = SoftmaxDot::new(1.0).unwrap();
+        let mut w = [1.0; 3];
+        weights(&k, &[1.0], &[0.0, 100.0, 12.0], &mut w).unwrap();
+        assert_eq!(w[0], 0.0);
+        assert_eq!(w[1], 1.0);
+        assert!(w[2] == 0.0 || w[2] < 1e-37);
+    }
 }

@@ -14,6 +14,8 @@ pub mod scalar;
 mod simd;
 mod smoother;
 mod softmax;
+#[cfg(test)]
+mod testing;
 
 pub use attention::{attention, causal_attention, weights};
 pub use error::Error;

@@ -13,17 +13,18 @@ pub(crate) const LANES: usize = 8;
 // Range reduction exp(x) = 2^n · exp(r), n = round(x·log2 e), r = x - n·ln 2, with ln 2 split in
 // two (Cody–Waite) so that n·LN2_HI is exact for |n| ≤ 2^9.
 const LOG2E: f32 = core::f32::consts::LOG2_E;
-const LN2_HI: f32 = 0.693_359_375;
+const LN2_HI: f32 = 0.693_359_4;
 const LN2_LO: f32 = -2.121_944_4e-4;
 // Minimax polynomial for (exp(r) - 1 - r) / r² on |r| ≤ ln2/2: the coefficients of Cephes'
-// `expf` (S. L. Moshier, Cephes Math Library 2.2), highest degree first.
+// `expf` (S. L. Moshier, Cephes Math Library 2.2), highest degree first, as published.
+#[allow(clippy::excessive_precision)]
 const P: [f32; 6] = [
     1.987_569_2e-4,
     1.398_199_9e-3,
     8.333_452e-3,
     4.166_579_6e-2,
     1.666_666_5e-1,
-    5.000_000_1e-1,
+    5e-1,
 ];
 /// `ln(f32::MIN_POSITIVE)`: below it `exp` would be subnormal and is flushed to 0.
 pub(crate) const EXP_MIN: f32 = -87.336_55;
@@ -333,5 +334,197 @@ pub(crate) fn div_in_place(xs: &mut [f32], d: f32) {
     }
     for x in tail {
         *x /= d;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{assert_close, edge_values, lcg};
+    use std::vec;
+    use std::vec::Vec;
+
+    #[test]
+    fn exp_lanes_match_scalar_twin_at_every_length() {
+        let mut rng = lcg(7);
+        for n in 0..=67 {
+            let xs: Vec<f32> = (0..n).map(|_| -90.0 * rng()).collect();
+            let mut lanes = xs.clone();
+            exp_in_place(&mut lanes);
+            for (x, got) in xs.iter().zip(&lanes) {
+                let want = exp_scalar(*x);
+                // The lanes may fuse multiply-adds the scalar twin rounds twice.
+                assert_close(
+                    f64::from(*got),
+                    f64::from(want),
+                    2.0 * f64::from(f32::EPSILON) * f64::from(want),
+                    "exp",
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn exp_edges() {
+        assert_eq!(exp_scalar(0.0), 1.0);
+        assert_eq!(exp_scalar(-0.0), 1.0);
+        assert_eq!(exp_scalar(-100.0), 0.0);
+        assert_eq!(exp_scalar(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp_scalar(5.0), 1.0, "positive inputs are clamped");
+        assert!(exp_scalar(f32::NAN).is_nan());
+        let mut v = [
+            0.0,
+            -0.0,
+            -100.0,
+            f32::NEG_INFINITY,
+            EXP_MIN,
+            -f32::MAX,
+            3.0,
+            -1e-30,
+        ];
+        exp_in_place(&mut v);
+        assert_eq!(&v[..4], &[1.0, 1.0, 0.0, 0.0]);
+        assert!(v[4] > 0.0 && v[4] <= f32::MIN_POSITIVE * 1.000_001);
+        assert_eq!(v[5], 0.0);
+        assert_eq!(v[6], 1.0);
+        assert_eq!(v[7], 1.0);
+    }
+
+    /// Every 251st `f32` in `[EXP_MIN, 0]`: the exhaustive sweep is `examples/exp_ulp.rs`.
+    #[test]
+    fn exp_within_two_ulp_sampled() {
+        let lo = EXP_MIN.to_bits();
+        let mut worst = 0.0f64;
+        let mut buf = Vec::new();
+        let mut bits = 0x8000_0000u32;
+        while bits <= lo {
+            buf.push(f32::from_bits(bits));
+            bits += 251;
+        }
+        let mut got = buf.clone();
+        exp_in_place(&mut got);
+        for (x, g) in buf.iter().zip(&got) {
+            worst = worst.max(crate::testing::ulp_error(*g, f64::from(*x).exp()));
+            worst = worst.max(crate::testing::ulp_error(
+                exp_scalar(*x),
+                f64::from(*x).exp(),
+            ));
+        }
+        assert!(worst <= 2.0, "worst exp error {worst} ulp");
+    }
+
+    fn scalar_rows(gauss: bool, q: &[f32], keys: &[f32], scale: f32) -> Vec<f64> {
+        keys.chunks_exact(q.len())
+            .map(|k| {
+                let s: f64 = q
+                    .iter()
+                    .zip(k)
+                    .map(|(a, b)| {
+                        let (a, b) = (f64::from(*a), f64::from(*b));
+                        if gauss { (a - b) * (a - b) } else { a * b }
+                    })
+                    .sum();
+                s * f64::from(scale)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn row_scores_match_plain_sums_at_every_shape() {
+        let mut rng = lcg(11);
+        for d in 1..=20 {
+            for rows in 0..=67 {
+                let q: Vec<f32> = (0..d).map(|_| 4.0 * rng() - 2.0).collect();
+                let keys: Vec<f32> = (0..d * rows).map(|_| 4.0 * rng() - 2.0).collect();
+                for gauss in [true, false] {
+                    let mut out = vec![f32::NAN; rows];
+                    if gauss {
+                        row_scores::<true>(&q, &keys, -0.7, &mut out);
+                    } else {
+                        row_scores::<false>(&q, &keys, 0.3, &mut out);
+                    }
+                    let scale = if gauss { -0.7 } else { 0.3 };
+                    let want = scalar_rows(gauss, &q, &keys, scale);
+                    for (k, (g, w)) in keys.chunks_exact(d).zip(out.iter().zip(&want)) {
+                        let mag: f64 = q
+                            .iter()
+                            .zip(k)
+                            .map(|(a, b)| f64::from((a * b).abs() + (a - b) * (a - b)))
+                            .sum();
+                        let tol = 4.0
+                            * f64::from(f32::EPSILON)
+                            * mag
+                            * f64::from(scale).abs()
+                            * (d as f64).sqrt();
+                        assert_close(f64::from(*g), *w, tol, "score");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn weighted_sum_matches_plain_sums_at_every_shape() {
+        let mut rng = lcg(5);
+        for dv in 1..=19 {
+            for rows in 0..=67 {
+                let p: Vec<f32> = (0..rows).map(|_| rng()).collect();
+                let v: Vec<f32> = (0..rows * dv).map(|_| 2.0 * rng() - 1.0).collect();
+                let mut acc = vec![0.5f32; dv];
+                weighted_sum_into(&p, &v, dv, &mut acc);
+                for j in 0..dv {
+                    let want: f64 = 0.5
+                        + (0..rows)
+                            .map(|i| f64::from(p[i]) * f64::from(v[i * dv + j]))
+                            .sum::<f64>();
+                    let tol = 4.0 * f64::from(f32::EPSILON) * (rows as f64 + 1.0);
+                    assert_close(f64::from(acc[j]), want, tol, "weighted sum");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn finite_checks_find_every_position() {
+        for n in 0..=67 {
+            assert!(all_finite(&vec![1.0f32; n]));
+            for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                for pos in 0..n {
+                    let mut v = vec![1.0f32; n];
+                    v[pos] = bad;
+                    assert!(!all_finite(&v), "n={n} pos={pos}");
+                    assert_eq!(max_finite(&v), Err(crate::Error::ScoreOverflow));
+                }
+            }
+        }
+        for v in edge_values() {
+            assert_eq!(all_finite(&[v]), v.is_finite());
+        }
+    }
+
+    #[test]
+    fn max_and_exp_sum_at_every_length() {
+        let mut rng = lcg(3);
+        for n in 1..=67 {
+            let s: Vec<f32> = (0..n).map(|_| 50.0 * rng() - 25.0).collect();
+            let m = max_finite(&s).unwrap();
+            assert_eq!(m, s.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+            let mut e = s.clone();
+            let sum = exp_shift_sum(&mut e, m);
+            let want: f64 = s.iter().map(|x| (f64::from(*x) - f64::from(m)).exp()).sum();
+            assert_close(
+                f64::from(sum),
+                want,
+                4.0 * f64::from(f32::EPSILON) * want * (n as f64).sqrt(),
+                "exp sum",
+            );
+            let es: f32 = e.iter().sum();
+            assert_close(
+                f64::from(es),
+                want,
+                4.0 * f64::from(f32::EPSILON) * want * n as f64,
+                "stored exps",
+            );
+        }
     }
 }

@@ -6,6 +6,10 @@ use crate::attention::normalise_scores;
 use crate::softmax::{Lse, TILE};
 use crate::{Error, Kernel, simd};
 
+// The memory promise, checked for every target the crate is built for: the store adds at most
+// 64 bytes to its samples.
+const _: () = assert!(core::mem::size_of::<Smoother<crate::Gaussian, 64, 1, 1>>() <= 512 + 64);
+
 /// A sample `(x, y)`: location `x` and response `y`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -43,8 +47,8 @@ impl<const D: usize, const DV: usize> core::error::Error for Rejected<D, DV> {}
 ///
 /// # Memory
 /// `size_of` is the samples' `4·N·(D + DV)` bytes plus the kernel and two ring-buffer headers:
-/// for `Smoother<Gaussian, 64, 1, 1>` 568 bytes on 64-bit targets and 548 on 32-bit ones (512 of
-/// them samples); checked by a test. `predict` and `weights` use a 64-score stack tile and no
+/// `Smoother<Gaussian, 64, 1, 1>` is 568 bytes on 64-bit targets (512 of them samples), and a
+/// compile-time assertion holds it to at most 576 on every target. `predict` and `weights` use a 64-score stack tile and no
 /// other memory.
 ///
 /// # Examples
@@ -137,6 +141,7 @@ impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, 
     /// The sample is handed back in [`Rejected`], and the store is unchanged, with
     /// [`Error::NonFinite`] if any coordinate is NaN or infinite, or [`Error::Full`] if `N`
     /// samples are stored (nothing is overwritten).
+    #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn push(&mut self, x: [f32; D], y: [f32; DV]) -> Result<(), Rejected<D, DV>> {
         Self::check(x, y)?;
         if self.is_full() {
@@ -155,6 +160,7 @@ impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, 
     /// # Errors
     /// [`Error::NonFinite`] (the sample handed back, the store unchanged) if any coordinate is
     /// NaN or infinite.
+    #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn push_evicting(
         &mut self,
         x: [f32; D],
@@ -177,6 +183,7 @@ impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, 
     }
 
     /// Removes and returns the oldest sample.
+    #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn pop_oldest(&mut self) -> Option<Sample<D, DV>> {
         match (self.x.pop_front(), self.y.pop_front()) {
             (Some(x), Some(y)) => Some(Sample { x, y }),
@@ -210,6 +217,7 @@ impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, 
     /// # Errors
     /// [`Error::Empty`] if no sample is stored, [`Error::NonFinite`] if `xq` is not finite,
     /// [`Error::ScoreOverflow`] if a score is not finite in `f32`.
+    #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn predict(&self, xq: &[f32; D]) -> Result<[f32; DV], Error> {
         if self.is_empty() {
             return Err(Error::Empty);
@@ -233,6 +241,7 @@ impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, 
     /// [`Error::Empty`] if no sample is stored, [`Error::OutputTooSmall`] if
     /// `out.len() < len()`, [`Error::NonFinite`] if `xq` is not finite,
     /// [`Error::ScoreOverflow`] if a score is not finite in `f32`.
+    #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn weights(&self, xq: &[f32; D], out: &mut [f32]) -> Result<(), Error> {
         if self.is_empty() {
             return Err(Error::Empty);
@@ -252,5 +261,113 @@ impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, 
             rest = tail;
         }
         normalise_scores(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Gaussian, SoftmaxDot, attention, weights as slice_weights};
+    use std::vec::Vec;
+
+    #[test]
+    fn size_stays_within_64_bytes_of_the_samples() {
+        assert!(core::mem::size_of::<Smoother<Gaussian, 64, 1, 1>>() <= 512 + 64);
+    }
+
+    #[test]
+    fn full_store_hands_the_sample_back_and_overwrites_nothing() {
+        let mut s: Smoother<Gaussian, 3, 1, 1> = Smoother::new(Gaussian::new(1.0).unwrap());
+        for i in 0..3 {
+            s.push([i as f32], [i as f32 * 10.0]).unwrap();
+        }
+        let r = s.push([9.0], [90.0]).unwrap_err();
+        assert_eq!(r.error, Error::Full);
+        assert_eq!(
+            r.sample,
+            Sample {
+                x: [9.0],
+                y: [90.0]
+            }
+        );
+        let kept: Vec<_> = s.iter().map(|p| (p.x[0], p.y[0])).collect();
+        assert_eq!(kept, [(0.0, 0.0), (1.0, 10.0), (2.0, 20.0)]);
+    }
+
+    #[test]
+    fn non_finite_samples_are_rejected_and_the_store_is_unchanged() {
+        let mut s: Smoother<Gaussian, 4, 2, 1> = Smoother::new(Gaussian::new(1.0).unwrap());
+        s.push([0.0, 0.0], [1.0]).unwrap();
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            for (x, y) in [
+                ([bad, 0.0], [0.0]),
+                ([0.0, bad], [0.0]),
+                ([0.0, 0.0], [bad]),
+            ] {
+                let r = s.push(x, y).unwrap_err();
+                assert_eq!(r.error, Error::NonFinite);
+                assert_eq!(r.sample.x.map(f32::to_bits), x.map(f32::to_bits));
+                let r = s.push_evicting(x, y).unwrap_err();
+                assert_eq!(r.error, Error::NonFinite);
+                assert_eq!(s.len(), 1);
+            }
+            assert_eq!(s.predict(&[bad, 0.0]), Err(Error::NonFinite));
+            assert_eq!(s.weights(&[0.0, bad], &mut [0.0; 4]), Err(Error::NonFinite));
+        }
+        assert_eq!(s.predict(&[0.0, 0.0]), Ok([1.0]));
+    }
+
+    #[test]
+    fn empty_store_and_short_buffer_are_errors() {
+        let mut s: Smoother<SoftmaxDot, 4, 1, 1> = Smoother::new(SoftmaxDot::new(1.0).unwrap());
+        assert_eq!(s.predict(&[0.0]), Err(Error::Empty));
+        assert_eq!(s.weights(&[0.0], &mut [0.0; 4]), Err(Error::Empty));
+        s.push([1.0], [1.0]).unwrap();
+        s.push([2.0], [1.0]).unwrap();
+        assert_eq!(s.weights(&[0.0], &mut [0.0; 1]), Err(Error::OutputTooSmall));
+        s.clear();
+        assert!(s.is_empty());
+        assert_eq!(s.pop_oldest(), None);
+    }
+
+    /// A sliding window that wraps around the ring buffer gives what the same samples give in
+    /// one contiguous slice, for every window position.
+    #[test]
+    fn sliding_window_matches_contiguous_slices() {
+        const N: usize = 70;
+        let k = Gaussian::new(0.3).unwrap();
+        let mut s: Smoother<Gaussian, N, 2, 3> = Smoother::new(k);
+        let sample = |i: usize| {
+            let t = i as f32 * 0.1;
+            (
+                [libm::sinf(t), libm::cosf(t * 0.7)],
+                [t, libm::sinf(3.0 * t), 1.0 - t],
+            )
+        };
+        for i in 0..200 {
+            let (x, y) = sample(i);
+            let evicted = s.push_evicting(x, y).unwrap();
+            if i >= N {
+                let (ex, ey) = sample(i - N);
+                assert_eq!(evicted, Some(Sample { x: ex, y: ey }));
+            } else {
+                assert_eq!(evicted, None);
+            }
+            let lo = (i + 1).saturating_sub(N);
+            let keys: Vec<f32> = (lo..=i).flat_map(|j| sample(j).0).collect();
+            let values: Vec<f32> = (lo..=i).flat_map(|j| sample(j).1).collect();
+            let xq = [0.2, 0.5];
+            let mut want = [0.0; 3];
+            attention(&k, &xq, &keys, &values, 2, 3, &mut want).unwrap();
+            let got = s.predict(&xq).unwrap();
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() <= 1e-6 * (1.0 + w.abs()), "i={i}: {g} vs {w}");
+            }
+            let mut w_store = [0.0; N];
+            let mut w_slice = [0.0; N];
+            s.weights(&xq, &mut w_store).unwrap();
+            slice_weights(&k, &xq, &keys, &mut w_slice).unwrap();
+            assert_eq!(w_store, w_slice, "weights in insertion order");
+        }
     }
 }
