@@ -44,7 +44,8 @@ fn parts<K: Kernel>(c: &mut Criterion, name: &str, kernel: &K) {
     let mut w = vec![0.0f32; N];
     group.bench_with_input(BenchmarkId::new("attention", N), &N, |b, _| {
         b.iter(|| {
-            nadaraya::attention(kernel, black_box(&q), &keys, &values, D, D, &mut out).expect("valid");
+            nadaraya::attention(kernel, black_box(&q), &keys, &values, D, D, &mut out)
+                .expect("valid");
             black_box(&out);
         });
     });
@@ -69,7 +70,11 @@ fn main() {
         .measurement_time(Duration::from_secs(1))
         .sample_size(30)
         .configure_from_args();
-    parts(&mut c, "gaussian", &Gaussian::new(bandwidth_for(D)).expect("valid bandwidth"));
+    parts(
+        &mut c,
+        "gaussian",
+        &Gaussian::new(bandwidth_for(D)).expect("valid bandwidth"),
+    );
     parts(&mut c, "dot", &SoftmaxDot::for_dim(D).expect("d > 0"));
     c.final_summary();
 }
