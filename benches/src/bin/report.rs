@@ -720,8 +720,11 @@ fn main() -> Res<()> {
           machine's one-core limits measured in the same run by `benches/src/bin/roofline.rs`.\n\n";
     s += "## Machine\n\n";
     s += &machine_info();
-    s += "\nThe machine is a 2-vCPU KVM guest shared with other jobs: expect a few per cent of noise \
-          between runs; ratios measured in the same run are more stable than absolute times.\n\n";
+    s += "\nlscpu sums each cache over its instances: one core's share is the size divided by the \
+          number of instances (here 48 KiB of L1d and 2 MiB of L2 per core). The machine these figures \
+          come from is a 2-vCPU KVM guest shared with other jobs: even pinned and prioritised, medians move by up \
+          to ±20 % between runs (see the analysis at the end); ratios within one run are steadier than \
+          absolute times.\n\n";
     s += "## Commands\n\n```sh\nbash benches/run.sh          # both flavours, then this report\nbash benches/run.sh report   # only this report, from the results in target/bench-*\n```\n\n";
     s += "For each flavour `benches/run.sh` runs, with `DIR` = `target/bench-NAME`:\n\n```sh\n";
     for f in &flavours {
@@ -733,7 +736,7 @@ fn main() -> Res<()> {
         let dir = f.dir.display();
         let _ = writeln!(
             s,
-            "export RUSTFLAGS=\"{flags}\" CARGO_TARGET_DIR={dir} RAYON_NUM_THREADS=1\n\
+            "export RUSTFLAGS=\"{flags}\" CARGO_TARGET_DIR=$PWD/{dir} RAYON_NUM_THREADS=1\n\
              cargo build --release -p nadaraya-benches --bins && cargo bench -p nadaraya-benches --no-run\n\
              pinned {dir}/release/roofline {dir}/roofline.json\n\
              pinned cargo bench -p nadaraya-benches\n"
@@ -744,7 +747,8 @@ fn main() -> Res<()> {
         "cargo run --release -p nadaraya-benches --bin report -- {}\n```\n",
         specs.join(" ")
     );
-    s += "`pinned` runs its command on CPU 1 with `nice -n -20` in a new session whose scheduler autogroup \
+    s += "`CARGO_TARGET_DIR` must be absolute: criterion resolves it from the package directory when it \
+          writes `criterion/`. `pinned` runs its command on CPU 1 with `nice -n -20` in a new session whose scheduler autogroup \
           is set to nice -20 (as root), so that other jobs on this shared 2-vCPU machine do not take half \
           the core during a measurement. ";
     s += "`default` is the plain x86-64 build (`wide` then uses SSE2: \
