@@ -168,6 +168,25 @@ fn div(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     Some(a? / b?)
 }
 
+/// `"4 MiB (2 instances)"` → `" = 2 MiB per instance"`; empty when the form does not match.
+fn per_instance(v: &str) -> String {
+    let mut it = v.split_whitespace();
+    let (Some(size), Some(unit), Some(count)) = (it.next(), it.next(), it.next()) else {
+        return String::new();
+    };
+    let (Ok(size), Ok(count)) = (
+        size.parse::<f64>(),
+        count.trim_start_matches('(').parse::<f64>(),
+    ) else {
+        return String::new();
+    };
+    if count > 1.0 {
+        format!(" = {} {unit} per instance", tick(size / count))
+    } else {
+        String::new()
+    }
+}
+
 fn machine_info() -> String {
     let mut s = String::new();
     match Command::new("lscpu").output() {
@@ -187,7 +206,13 @@ fn machine_info() -> String {
             for line in text.lines() {
                 if keep.iter().any(|k| line.starts_with(k)) {
                     let (k, v) = line.split_once(':').unwrap_or((line, ""));
-                    let _ = writeln!(s, "| {} | {} |", k.trim(), v.trim());
+                    let _ = writeln!(
+                        s,
+                        "| {} | {}{} |",
+                        k.trim(),
+                        v.trim(),
+                        per_instance(v.trim())
+                    );
                 }
             }
             let flags: Vec<&str> = text
@@ -720,9 +745,8 @@ fn main() -> Res<()> {
           machine's one-core limits measured in the same run by `benches/src/bin/roofline.rs`.\n\n";
     s += "## Machine\n\n";
     s += &machine_info();
-    s += "\nlscpu sums each cache over its instances: one core's share is the size divided by the \
-          number of instances (here 48 KiB of L1d and 2 MiB of L2 per core). The machine these figures \
-          come from is a 2-vCPU KVM guest shared with other jobs: even pinned and prioritised, medians move by up \
+    s += "\nlscpu sums each cache over its instances (one per core for L1 and L2 here). The machine these \
+          figures come from is a 2-vCPU KVM guest shared with other jobs: even pinned and prioritised, medians move by up \
           to ±20 % between runs (see the analysis at the end); ratios within one run are steadier than \
           absolute times.\n\n";
     s += "## Commands\n\n```sh\nbash benches/run.sh          # both flavours, then this report\nbash benches/run.sh report   # only this report, from the results in target/bench-*\n```\n\n";
