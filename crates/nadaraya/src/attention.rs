@@ -1,6 +1,6 @@
 //! Slice-level attention: `M` queries against `N` keys, row-major `&[f32]` slices.
 
-use crate::softmax::{Lse, TILE};
+use crate::softmax::{Lse, TILE, diagnose};
 use core::num::NonZeroUsize;
 
 use crate::{Error, Kernel, simd};
@@ -18,7 +18,7 @@ pub(crate) struct Shape {
     pub(crate) dv: NonZeroUsize,
 }
 
-/// Checks the shapes and finiteness of an attention call.
+/// Checks the shapes of an attention call (finiteness is found while computing).
 pub(crate) fn check_shapes(
     q: &[f32],
     keys: &[f32],
@@ -48,9 +48,6 @@ pub(crate) fn check_shapes(
     if m.checked_mul(dv).is_none_or(|len| out.len() < len) {
         return Err(Error::OutputTooSmall);
     }
-    if !(simd::all_finite(q) && simd::all_finite(keys) && simd::all_finite(values)) {
-        return Err(Error::NonFinite);
-    }
     Ok(Shape {
         m,
         n,
@@ -66,9 +63,11 @@ pub(crate) fn check_shapes(
 /// [`Gaussian`](crate::Gaussian) it is the classical kernel smoother. Costs `O(M·N·(d + dv))`
 /// time and no memory beyond a stack tile of 64 scores.
 ///
-/// On error nothing is written when the inputs were rejected up front; a
-/// [`ScoreOverflow`](Error::ScoreOverflow) is found while computing, so rows before the offending
-/// query may already hold results.
+/// Shapes are checked before anything is written. Non-finite inputs are not searched for in a
+/// separate pass (that would read every key and value twice): they surface as a non-finite score
+/// or sum, and only then are the inputs read again to name the cause. So on
+/// [`NonFinite`](Error::NonFinite), [`ScoreOverflow`](Error::ScoreOverflow) or
+/// [`Overflow`](Error::Overflow), rows of `out` may hold partial results.
 ///
 /// # Errors
 /// - [`Error::ZeroDimension`] if `d == 0` or `dv == 0`;
@@ -77,7 +76,8 @@ pub(crate) fn check_shapes(
 /// - [`Error::Empty`] if there are no keys;
 /// - [`Error::OutputTooSmall`] if `out.len() < M·dv`;
 /// - [`Error::NonFinite`] if any input is NaN or infinite;
-/// - [`Error::ScoreOverflow`] if a score is not finite in `f32`.
+/// - [`Error::ScoreOverflow`] if a score is not finite in `f32`;
+/// - [`Error::Overflow`] if a weighted sum of values overflows `f32`.
 ///
 /// # Examples
 /// ```
@@ -104,12 +104,19 @@ pub fn attention<K: Kernel + ?Sized>(
 ) -> Result<(), Error> {
     let shape = check_shapes(q, keys, values, d, dv, out)?;
     let (d, dv) = (shape.d.get(), shape.dv.get());
+    if shape.m == 0 {
+        // No query reads the keys, but a NaN among them is still an input error.
+        return match diagnose(Error::Empty, &[keys, values]) {
+            Error::NonFinite => Err(Error::NonFinite),
+            _ => Ok(()),
+        };
+    }
     // Paired by hand: `zip` of two `ChunksExact` divides by the row widths out of line, a
     // panic path the no-panic check cannot see past.
     let mut rows = out.chunks_exact_mut(dv);
     for qr in q.chunks_exact(d) {
         let Some(o) = rows.next() else { break };
-        smooth_row(kernel, qr, keys, values, dv, o)?;
+        smooth_row(kernel, qr, keys, values, dv, o).map_err(|e| diagnose(e, &[q, keys, values]))?;
     }
     Ok(())
 }
@@ -148,6 +155,11 @@ pub fn causal_attention<K: Kernel + ?Sized>(
         return Err(Error::ShapeMismatch);
     }
     let (d, dv) = (shape.d.get(), shape.dv.get());
+    // Keys no query sees are still inputs: a NaN there is an error, as in `attention`.
+    let (unseen_keys, unseen_values) = (keys.get(shape.m * d..), values.get(shape.m * dv..));
+    if !(unseen_keys.is_none_or(simd::all_finite) && unseen_values.is_none_or(simd::all_finite)) {
+        return Err(Error::NonFinite);
+    }
     let mut rows = out.chunks_exact_mut(dv);
     for (t, qr) in q.chunks_exact(d).enumerate() {
         let Some(o) = rows.next() else { break };
@@ -156,7 +168,7 @@ pub fn causal_attention<K: Kernel + ?Sized>(
         let (Some(k), Some(v)) = (keys.get(..seen * d), values.get(..seen * dv)) else {
             return Err(Error::ShapeMismatch);
         };
-        smooth_row(kernel, qr, k, v, dv, o)?;
+        smooth_row(kernel, qr, k, v, dv, o).map_err(|e| diagnose(e, &[q, keys, values]))?;
     }
     Ok(())
 }
@@ -189,6 +201,8 @@ fn smooth_row<K: Kernel + ?Sized>(
 /// - [`Error::NonFinite`] if any input is NaN or infinite;
 /// - [`Error::ScoreOverflow`] if a score is not finite in `f32`.
 ///
+/// On error `out` may hold partial results.
+///
 /// # Examples
 /// ```
 /// use nadaraya::{weights, Gaussian};
@@ -204,6 +218,22 @@ pub fn weights<K: Kernel + ?Sized>(
     keys: &[f32],
     out: &mut [f32],
 ) -> Result<(), Error> {
+    let (d, out) = check_weights_shape(q, keys, out)?;
+    for (kt, s) in keys
+        .chunks(TILE.saturating_mul(d))
+        .zip(out.chunks_mut(TILE))
+    {
+        kernel.scores(q, kt, s);
+    }
+    normalise_scores(out).map_err(|e| diagnose(e, &[q, keys]))
+}
+
+/// Checks the shapes of a `weights` call: the query width and the first `N` entries of `out`.
+pub(crate) fn check_weights_shape<'o>(
+    q: &[f32],
+    keys: &[f32],
+    out: &'o mut [f32],
+) -> Result<(usize, &'o mut [f32]), Error> {
     let d = q.len();
     if d == 0 {
         return Err(Error::ZeroDimension);
@@ -215,19 +245,10 @@ pub fn weights<K: Kernel + ?Sized>(
     if n == 0 {
         return Err(Error::Empty);
     }
-    let Some(out) = out.get_mut(..n) else {
-        return Err(Error::OutputTooSmall);
-    };
-    if !(simd::all_finite(q) && simd::all_finite(keys)) {
-        return Err(Error::NonFinite);
+    match out.get_mut(..n) {
+        Some(out) => Ok((d, out)),
+        None => Err(Error::OutputTooSmall),
     }
-    for (kt, s) in keys
-        .chunks(TILE.saturating_mul(d))
-        .zip(out.chunks_mut(TILE))
-    {
-        kernel.scores(q, kt, s);
-    }
-    normalise_scores(out)
 }
 
 /// Turns scores into softmax weights in place.
@@ -402,22 +423,6 @@ mod tests {
                 Err(err)
             );
         }
-        assert_eq!(out, [7.0; 4], "rejected calls write nothing");
-        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-            assert_eq!(
-                attention(&k, &[bad], &[0.0], &[0.0], 1, 1, &mut out),
-                Err(Error::NonFinite)
-            );
-            assert_eq!(
-                attention(&k, &[0.0], &[bad], &[0.0], 1, 1, &mut out),
-                Err(Error::NonFinite)
-            );
-            assert_eq!(
-                attention(&k, &[0.0], &[0.0], &[bad], 1, 1, &mut out),
-                Err(Error::NonFinite)
-            );
-            assert_eq!(weights(&k, &[0.0], &[bad], &mut out), Err(Error::NonFinite));
-        }
         assert_eq!(
             weights(&k, &[], &[0.0], &mut out),
             Err(Error::ZeroDimension)
@@ -431,7 +436,42 @@ mod tests {
             weights(&k, &[0.0], &[0.0; 5], &mut out),
             Err(Error::OutputTooSmall)
         );
-        assert_eq!(out, [7.0; 4]);
+        assert_eq!(
+            out, [7.0; 4],
+            "calls rejected for their shapes write nothing"
+        );
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            for pos in 0..3 {
+                let mut q = [0.5, 0.25];
+                let mut keys = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0];
+                let mut values = [1.0, 2.0, 3.0];
+                match pos {
+                    0 => q[1] = bad,
+                    1 => keys[5] = bad,
+                    _ => values[2] = bad,
+                }
+                assert_eq!(
+                    attention(&k, &q, &keys, &values, 2, 1, &mut out),
+                    Err(Error::NonFinite),
+                    "pos {pos}"
+                );
+                assert_eq!(
+                    causal_attention(&k, &q, &keys, &values, 2, 1, &mut out),
+                    Err(Error::NonFinite)
+                );
+                assert_eq!(
+                    scalar::attention(&k, &q, &keys, &values, 2, 1, &mut out),
+                    Err(Error::NonFinite)
+                );
+                if pos < 2 {
+                    assert_eq!(weights(&k, &q, &keys, &mut out), Err(Error::NonFinite));
+                    assert_eq!(
+                        scalar::weights(&k, &q, &keys, &mut out),
+                        Err(Error::NonFinite)
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -452,8 +492,44 @@ mod edge_tests {
         attention(&k, &[0.0], &[tiny, -tiny], &[1.0, 3.0], 1, 1, &mut out).unwrap();
         assert_eq!(out[0], 2.0);
         let mut w = [0.0; 2];
-        weights(&SoftmaxDot::new(1.0).unwrap(), &[tiny], &[tiny, 1.0], &mut w).unwrap();
+        weights(
+            &SoftmaxDot::new(1.0).unwrap(),
+            &[tiny],
+            &[tiny, 1.0],
+            &mut w,
+        )
+        .unwrap();
         assert!((w[0] - 0.5).abs() < 1e-7 && (w[1] - 0.5).abs() < 1e-7);
+    }
+
+    /// Finite values so large that their weighted sum overflows are an error, never inf.
+    #[test]
+    fn overflowing_value_sums_are_errors() {
+        let k = Gaussian::new(1.0).unwrap();
+        let mut out = [0.0];
+        let values = [3e38, 3e38];
+        assert_eq!(
+            attention(&k, &[0.0], &[0.0, 0.0], &values, 1, 1, &mut out),
+            Err(Error::Overflow)
+        );
+        assert_eq!(
+            crate::scalar::attention(&k, &[0.0], &[0.0, 0.0], &values, 1, 1, &mut out),
+            Err(Error::Overflow)
+        );
+        let mut s: crate::Smoother<Gaussian, 4, 1, 1> = crate::Smoother::new(k);
+        s.push([0.0], [3e38]).unwrap();
+        assert_eq!(s.predict(&[0.0]), Ok([3e38]));
+        s.push([0.0], [3e38]).unwrap();
+        assert_eq!(s.predict(&[0.0]), Err(Error::Overflow));
+        let mut o = crate::OnlineSoftmax::<1>::new();
+        assert_eq!(
+            o.update(&k, &[0.0], &[0.0, 0.0], &values),
+            Err(Error::Overflow)
+        );
+        assert!(o.is_empty());
+        // One huge value far from the query is fine: its weight is tiny.
+        attention(&k, &[0.0], &[0.0, 30.0], &[1.0, 3e38], 1, 1, &mut out).unwrap();
+        assert_eq!(out[0], 1.0);
     }
 
     /// Weights whose exponent falls below ln(f32::MIN_POSITIVE) relative to the maximum are 0.

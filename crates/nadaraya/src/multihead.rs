@@ -83,7 +83,10 @@ impl<K: Kernel, const DM: usize, const H: usize, const DH: usize> MultiHeadAtten
     /// - [`Error::CapacityExceeded`] if `x.len() > L`;
     /// - [`Error::OutputTooSmall`] if `out.len() < x.len()`;
     /// - [`Error::NonFinite`] if a token, or a projection of it, is not finite;
-    /// - [`Error::ScoreOverflow`] if a score is not finite in `f32`.
+    /// - [`Error::ScoreOverflow`] if a score is not finite in `f32`;
+    /// - [`Error::Overflow`] if a weighted sum overflows `f32`.
+    ///
+    /// `out` is written only on success.
     #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn forward<const L: usize>(
         &self,

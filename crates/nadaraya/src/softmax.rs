@@ -12,6 +12,17 @@
 
 use crate::{Error, Kernel, simd};
 
+/// Names the cause of a failed computation: [`Error::NonFinite`] if any input is NaN or
+/// infinite (read only now, on the error path), else the error as found.
+#[cold]
+pub(crate) fn diagnose(e: Error, inputs: &[&[f32]]) -> Error {
+    if inputs.iter().all(|x| simd::all_finite(x)) {
+        e
+    } else {
+        Error::NonFinite
+    }
+}
+
 /// Scores are computed into a stack buffer of this many rows at a time.
 pub(crate) const TILE: usize = 64;
 
@@ -107,11 +118,16 @@ impl Lse {
         self.max = m;
     }
 
-    /// `acc / sum`, or [`Error::Empty`] when nothing was absorbed.
+    /// `acc / sum`, or [`Error::Empty`] when nothing was absorbed, or [`Error::Overflow`] when
+    /// the accumulator is not finite (huge values, or a non-finite value the caller did not
+    /// check: it poisons the sum even at weight 0, as `0 · inf = NaN`).
     #[inline]
     pub(crate) fn finish(&self, acc: &mut [f32]) -> Result<(), Error> {
         if self.sum == 0.0 {
             return Err(Error::Empty);
+        }
+        if !simd::all_finite(acc) {
+            return Err(Error::Overflow);
         }
         simd::div_in_place(acc, self.sum);
         Ok(())
@@ -203,12 +219,23 @@ impl<const DV: usize> OnlineSoftmax<DV> {
         if !keys.len().is_multiple_of(d) || values.len() != keys.len() / d * DV {
             return Err(Error::ShapeMismatch);
         }
-        if !(simd::all_finite(q) && simd::all_finite(keys) && simd::all_finite(values)) {
+        if keys.is_empty() && !simd::all_finite(q) {
+            // No score reads the query, but a NaN in it is still an input error.
             return Err(Error::NonFinite);
         }
         let mut next = *self;
         let mut l = next.lse();
-        l.absorb(kernel, q, keys, values, DV, &mut next.acc)?;
+        // Non-finite inputs surface as a non-finite score or accumulator; only then are the
+        // inputs read again to name the cause.
+        l.absorb(kernel, q, keys, values, DV, &mut next.acc)
+            .and_then(|()| {
+                if simd::all_finite(&next.acc) {
+                    Ok(())
+                } else {
+                    Err(Error::Overflow)
+                }
+            })
+            .map_err(|e| diagnose(e, &[q, keys, values]))?;
         next.set_lse(l);
         *self = next;
         Ok(())
@@ -270,7 +297,8 @@ impl<const DV: usize> OnlineSoftmax<DV> {
     /// The weighted average `Σ α_i y_i`.
     ///
     /// # Errors
-    /// [`Error::Empty`] if no sample has been absorbed.
+    /// [`Error::Empty`] if no sample has been absorbed, [`Error::Overflow`] if merging states
+    /// over huge values overflowed `f32`.
     #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn finish(&self) -> Result<[f32; DV], Error> {
         let mut out = self.acc;
@@ -292,19 +320,37 @@ mod tests {
         assert_eq!(s.log_sum_exp(), f32::NEG_INFINITY);
         s.push_score(0.5, &[1.0, 2.0]).unwrap();
         let before = s;
-        assert_eq!(s.push_score(f32::NAN, &[1.0, 2.0]), Err(Error::ScoreOverflow));
-        assert_eq!(s.push_score(f32::INFINITY, &[1.0, 2.0]), Err(Error::ScoreOverflow));
+        assert_eq!(
+            s.push_score(f32::NAN, &[1.0, 2.0]),
+            Err(Error::ScoreOverflow)
+        );
+        assert_eq!(
+            s.push_score(f32::INFINITY, &[1.0, 2.0]),
+            Err(Error::ScoreOverflow)
+        );
         assert_eq!(s.push_score(1.0, &[f32::NAN, 2.0]), Err(Error::NonFinite));
         let k = Gaussian::new(1.0).unwrap();
         assert_eq!(s.update(&k, &[], &[], &[]), Err(Error::ZeroDimension));
-        assert_eq!(s.update(&k, &[0.0, 0.0], &[1.0], &[1.0, 1.0]), Err(Error::ShapeMismatch));
-        assert_eq!(s.update(&k, &[0.0], &[1.0], &[1.0]), Err(Error::ShapeMismatch));
-        assert_eq!(s.update(&k, &[0.0], &[f32::NAN], &[1.0, 1.0]), Err(Error::NonFinite));
+        assert_eq!(
+            s.update(&k, &[0.0, 0.0], &[1.0], &[1.0, 1.0]),
+            Err(Error::ShapeMismatch)
+        );
+        assert_eq!(
+            s.update(&k, &[0.0], &[1.0], &[1.0]),
+            Err(Error::ShapeMismatch)
+        );
+        assert_eq!(
+            s.update(&k, &[0.0], &[f32::NAN], &[1.0, 1.0]),
+            Err(Error::NonFinite)
+        );
         // A block whose second tile overflows leaves the state as it was.
         let big = SoftmaxDot::new(1.0).unwrap();
         let mut keys = [1.0f32; 100];
         keys[80] = 3e38;
-        assert_eq!(s.update(&big, &[2.0], &keys, &[0.5; 200]), Err(Error::ScoreOverflow));
+        assert_eq!(
+            s.update(&big, &[2.0], &keys, &[0.5; 200]),
+            Err(Error::ScoreOverflow)
+        );
         assert_eq!(s, before);
         assert_eq!(s.finish(), Ok([1.0, 2.0]));
         assert!((s.log_sum_exp() - 0.5).abs() < 1e-7);
@@ -315,7 +361,8 @@ mod tests {
         let k = SoftmaxDot::new(0.3).unwrap();
         let mut a = OnlineSoftmax::<1>::new();
         let mut b = OnlineSoftmax::<1>::new();
-        a.update(&k, &[1.0], &[0.1, 0.9, -2.0], &[1.0, 2.0, 3.0]).unwrap();
+        a.update(&k, &[1.0], &[0.1, 0.9, -2.0], &[1.0, 2.0, 3.0])
+            .unwrap();
         b.update(&k, &[1.0], &[5.0, -1.0], &[4.0, 5.0]).unwrap();
         let e = OnlineSoftmax::<1>::new();
         assert_eq!(a.merge(&e), a);

@@ -1,0 +1,124 @@
+//! Reproducers of bugs the fuzzers (`fuzz/`, `scripts/fuzz`) found in the core, minimised by
+//! hand from the crashing inputs. Each test states the invariant it checks and failed on the
+//! core it was found in.
+//!
+//! The first three (found before `Error::Overflow` existed): finite inputs give a finite result
+//! inside the range of the values averaged (a convex combination), or an `Err`, never `Ok(±inf)`.
+
+use nadaraya::{
+    Error, Gaussian, OnlineSoftmax, Smoother, SoftmaxDot, attention, causal_attention, scalar,
+};
+
+/// `Ok` results must be finite and inside `[lo, hi]`; any `Err` is acceptable.
+fn assert_convex(got: Result<&[f32], Error>, lo: f32, hi: f32, what: &str) {
+    if let Ok(ys) = got {
+        for y in ys {
+            assert!(
+                y.is_finite() && (lo..=hi).contains(y),
+                "{what}: Ok({y}) from finite inputs whose values lie in [{lo:e}, {hi:e}]"
+            );
+        }
+    }
+}
+
+/// Found by the `smoother` target (a ramp of 8 samples whose second response is about `-3e38`,
+/// predicted at a query where all weights are close to 1/8): the unnormalised accumulator
+/// `Σ exp(s_i - m) y_i` overflows `f32` although every `y_i` and the average are finite, and
+/// `predict` returns `Ok(-inf)`. Two equal samples are enough.
+#[test]
+fn smoother_predict_of_huge_responses_stays_finite() {
+    let mut s: Smoother<Gaussian, 8, 1, 1> = Smoother::new(Gaussian::new(1.0).unwrap());
+    s.push([0.0], [3e38]).unwrap();
+    s.push([0.0], [3e38]).unwrap();
+    let got = s.predict(&[0.0]);
+    assert_convex(
+        got.as_ref().map(|y| &y[..]).map_err(|e| *e),
+        3e38,
+        3e38,
+        "predict",
+    );
+}
+
+/// The same overflow on the slice API, SIMD and scalar, plain and causal.
+#[test]
+fn attention_of_huge_values_stays_finite() {
+    let k = SoftmaxDot::new(1.0).unwrap();
+    let (q, keys, values) = ([0.0f32], [0.0f32, 0.0], [-3e38f32, -3e38]);
+    let mut out = [0.0];
+    let r = attention(&k, &q, &keys, &values, 1, 1, &mut out);
+    assert_convex(r.map(|()| &out[..]), -3e38, -3e38, "attention");
+    let r = scalar::attention(&k, &q, &keys, &values, 1, 1, &mut out);
+    assert_convex(r.map(|()| &out[..]), -3e38, -3e38, "scalar::attention");
+    let mut out2 = [0.0; 2];
+    let r = causal_attention(&k, &keys, &keys, &values, 1, 1, &mut out2);
+    assert_convex(r.map(|()| &out2[..]), -3e38, -3e38, "causal_attention");
+}
+
+/// The same overflow in `OnlineSoftmax::merge`: `a·fa + b·fb` of two finite accumulators.
+#[test]
+fn merged_online_softmax_of_huge_values_stays_finite() {
+    let mut a = OnlineSoftmax::<1>::new();
+    let mut b = OnlineSoftmax::<1>::new();
+    a.push_score(0.0, &[3e38]).unwrap();
+    b.push_score(0.0, &[3e38]).unwrap();
+    let merged = a.merge(&b).finish();
+    assert_convex(
+        merged.as_ref().map(|y| &y[..]).map_err(|e| *e),
+        3e38,
+        3e38,
+        "merge",
+    );
+    // And within one update: two keys, one tile.
+    let mut s = OnlineSoftmax::<1>::new();
+    let g = Gaussian::new(1.0).unwrap();
+    // `update` may refuse (the state then unchanged and empty) or accept; `finish` must not
+    // return an infinite average either way.
+    if s.update(&g, &[0.0], &[0.0, 0.0], &[3e38, 3e38]).is_err() {
+        assert!(s.is_empty(), "failed update changed the state");
+    }
+    let got = s.finish();
+    assert_convex(
+        got.as_ref().map(|y| &y[..]).map_err(|e| *e),
+        3e38,
+        3e38,
+        "update",
+    );
+}
+
+/// Found by the `attention` target (d = 7, dv = 11, no query rows, an infinite first key): with
+/// `M = 0` queries `attention` reads no key and returns `Ok(())` for non-finite keys or values,
+/// while `scalar::attention` and `causal_attention` return `NonFinite` for the same call, and the
+/// docs promise `NonFinite` for any NaN or infinite input. The SIMD path and its scalar twin must
+/// agree on `Ok`/`Err`.
+#[test]
+fn attention_without_queries_rejects_non_finite_keys_like_its_twins() {
+    let k = Gaussian::new(1.0).unwrap();
+    let mut out = [0.0; 2];
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        for (keys, values) in [([bad, 0.0], [1.0, 2.0]), ([0.0, 0.0], [1.0, bad])] {
+            let simd = attention(&k, &[], &keys, &values, 1, 1, &mut out);
+            let twin = scalar::attention(&k, &[], &keys, &values, 1, 1, &mut out);
+            let causal = causal_attention(&k, &[], &keys, &values, 1, 1, &mut out);
+            assert_eq!(twin, Err(Error::NonFinite), "scalar::attention, {bad}");
+            assert_eq!(causal, Err(Error::NonFinite), "causal_attention, {bad}");
+            assert_eq!(simd, twin, "attention vs scalar::attention, {bad}");
+        }
+    }
+}
+
+/// Found by the `merge` target: `OnlineSoftmax::update` over zero samples returns `Ok(())` for a
+/// NaN or infinite query, although its docs promise `NonFinite` if any input is NaN or infinite
+/// (the state is unchanged either way; only the documented error is missing).
+#[test]
+fn online_softmax_update_over_no_samples_rejects_a_non_finite_query() {
+    let k = SoftmaxDot::new(1.0).unwrap();
+    for bad in [f32::NAN, f32::NEG_INFINITY] {
+        let mut s = OnlineSoftmax::<1>::new();
+        assert_eq!(
+            s.update(&k, &[bad], &[], &[]),
+            Err(Error::NonFinite),
+            "{bad}"
+        );
+        assert!(s.is_empty());
+    }
+}
