@@ -2,7 +2,8 @@
 //! would compare us with, the single-thread guard for candle, and the cost model that turns a
 //! benchmark into a roofline bound.
 //!
-//! The benchmarks themselves live in `benches/benches/`; the machine's limits are measured by
+//! The benchmarks themselves live in `benches/benches/` (`random_features.rs` compares exact
+//! attention with `nadaraya-rf`); the machine's limits are measured by
 //! `cargo run --release -p nadaraya-benches --bin roofline`, and `BENCHMARKS.md` is written by
 //! `cargo run --release -p nadaraya-benches --bin report`. `benches/run.sh` runs all of it.
 
