@@ -503,20 +503,26 @@ fn other_groups(flavours: &[Flavour], docs: &Path) -> Res<String> {
             let series: Vec<(String, Vec<(f64, f64)>)> = funcs
                 .iter()
                 .map(|func| {
-                    let pts = rows
+                    let mut pts = rows
                         .iter()
                         .filter(|b| b.function == *func)
                         .filter_map(|b| Some((b.param.parse::<f64>().ok()?, b.median / 1e3)))
                         .collect::<Vec<_>>();
+                    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
                     (func.to_string(), pts)
                 })
                 .filter(|(_, p)| p.len() > 1)
                 .collect();
             if !series.is_empty() {
                 let file = format!("bench-{}-{}.png", safe(g), f.name);
+                let xlabel = if g == "random_features" {
+                    "L (queries = keys)"
+                } else {
+                    "parameter"
+                };
                 plot_panels(
                     &docs.join(&file),
-                    &[(format!("{g} ({} build)", f.name), "parameter", series)],
+                    &[(format!("{g} ({} build)", f.name), xlabel, series)],
                 )?;
                 let _ = writeln!(s, "\n![{g}, {} build](docs/{file})\n", f.name);
             }
@@ -537,8 +543,13 @@ fn safe(s: &str) -> String {
         .collect()
 }
 
-/// An axis label: no trailing zeros (`1000`, `0.5`, `0.01`).
+/// An axis label: no trailing zeros (`1000`, `0.5`, `0.01`), and only at 1, 2 and 5 times a
+/// power of ten so that log axes stay readable.
 fn tick(v: f64) -> String {
+    let m = v / 10f64.powf(v.log10().floor());
+    if ![1.0, 2.0, 5.0].iter().any(|k| (m - k).abs() < 1e-6 * k) {
+        return String::new();
+    }
     let s = format!("{v:.3}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
@@ -822,6 +833,11 @@ fn main() -> Res<()> {
         s += "No results yet: this section is filled from `benches/benches/random_features.rs` \
               (nadaraya-rf) when its results are in the target dirs.\n";
     } else {
+        s += "`benches/benches/random_features.rs`: exact attention (`nadaraya::attention`, one thread) \
+              against FAVOR+ random-feature attention (`nadaraya_rf::attention`, m = 256), d = dv = 64, \
+              L queries and L keys; the exact path runs up to L = 8192 unless \
+              `NADARAYA_BENCH_EXACT_MAX` raises it. Any other benchmark group found in the results is \
+              tabulated and plotted here the same way.\n";
         s += &others;
     }
     s += "\n## What holds us back\n\n";
