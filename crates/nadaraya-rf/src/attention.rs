@@ -28,7 +28,10 @@ pub(crate) fn check_shapes(
             found: d,
         });
     }
-    if !q.len().is_multiple_of(d) || !keys.len().is_multiple_of(d) || !values.len().is_multiple_of(dv) {
+    if !q.len().is_multiple_of(d)
+        || !keys.len().is_multiple_of(d)
+        || !values.len().is_multiple_of(dv)
+    {
         return Err(Error::ShapeMismatch);
     }
     let (m, n) = (q.len() / d, keys.len() / d);

@@ -27,7 +27,10 @@ fn blocks(
     if d == 0 || dv == 0 {
         return Err(Error::ZeroDimension);
     }
-    if !q.len().is_multiple_of(h) || !keys.len().is_multiple_of(h) || !values.len().is_multiple_of(h) {
+    if !q.len().is_multiple_of(h)
+        || !keys.len().is_multiple_of(h)
+        || !values.len().is_multiple_of(h)
+    {
         return Err(Error::ShapeMismatch);
     }
     let (qb, kb, vb) = (q.len() / h, keys.len() / h, values.len() / h);
