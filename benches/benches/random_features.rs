@@ -5,7 +5,7 @@
 //!
 //! The exact path is O(L²): one call takes seconds at L = 8192 and about a minute at L = 32768,
 //! and criterion needs at least 11 calls per point (warm-up and 10 flat samples). So by default
-//! the exact path runs for L ≤ 8192 only (the whole group then takes about three minutes on the
+//! the exact path runs for L ≤ 8192 only (the whole group then takes a few minutes on the
 //! development machine); set `NADARAYA_BENCH_EXACT_MAX=32768` to extend it to the full range
 //! (about half an hour). The random-feature path always runs the full range. With `-- --test`
 //! (one call of each benchmark, as a smoke test) only L ≤ 2048 runs.
