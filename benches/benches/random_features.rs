@@ -1,5 +1,6 @@
 //! Exact softmax attention (the core, one thread) against FAVOR+ random-feature attention
-//! (`nadaraya-rf`, m = 256 positive orthogonal features) at d = dv = 64, for L = 1024 … 32768.
+//! (`nadaraya-rf`, m = 256 positive orthogonal features) at d = dv = 64, for L = 128 … 32768
+//! (below 1024 to locate the crossover).
 //!
 //! `cargo bench -p nadaraya-benches --bench random_features`
 //!
@@ -38,7 +39,7 @@ fn lengths() -> (Vec<usize>, usize) {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(8192);
-    let ls = (10..=15)
+    let ls = (7..=15)
         .map(|p| 1usize << p)
         .filter(|&l| l <= max)
         .collect();
