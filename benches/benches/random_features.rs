@@ -1,11 +1,12 @@
 //! Exact softmax attention (the core, one thread) against FAVOR+ random-feature attention
-//! (`nadaraya-rf`, m = 256 positive orthogonal features) at d = dv = 64, for L = 1024 … 32768.
+//! (`nadaraya-rf`, m = 256 positive orthogonal features) at d = dv = 64, for L = 128 … 32768
+//! (below 1024 to locate the crossover).
 //!
 //! `cargo bench -p nadaraya-benches --bench random_features`
 //!
 //! The exact path is O(L²): one call takes seconds at L = 8192 and about a minute at L = 32768,
 //! and criterion needs at least 11 calls per point (warm-up and 10 flat samples). So by default
-//! the exact path runs for L ≤ 8192 only (the whole group then takes about three minutes on the
+//! the exact path runs for L ≤ 8192 only (the whole group then takes a few minutes on the
 //! development machine); set `NADARAYA_BENCH_EXACT_MAX=32768` to extend it to the full range
 //! (about half an hour). The random-feature path always runs the full range. With `-- --test`
 //! (one call of each benchmark, as a smoke test) only L ≤ 2048 runs.
@@ -38,7 +39,7 @@ fn lengths() -> (Vec<usize>, usize) {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(8192);
-    let ls = (10..=15)
+    let ls = (7..=15)
         .map(|p| 1usize << p)
         .filter(|&l| l <= max)
         .collect();

@@ -378,8 +378,10 @@ impl<'f> CausalState<'f> {
     /// `out[..dv]`.
     ///
     /// # Errors
-    /// As [`absorb`](Self::absorb) and [`query`](Self::query); a rejected token leaves the state
-    /// unchanged.
+    /// As [`absorb`](Self::absorb) and [`query`](Self::query). Input errors (shapes, NaN or
+    /// infinity, a key exponent that overflows) are found before anything changes and leave the
+    /// state unchanged; a [`ScoreOverflow`](Error::ScoreOverflow) of the query or an
+    /// [`OutputOverflow`](Error::OutputOverflow) is found after the key was absorbed.
     pub fn step(&mut self, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32]) -> Result<(), Error> {
         self.check_row(q)?;
         if out.len() < self.dv {
