@@ -1,0 +1,83 @@
+//! Reproducers of bugs the fuzzers (`fuzz/`, `scripts/fuzz`) found in the core, minimised by
+//! hand from the crashing inputs. Each test states the invariant it checks; it fails while the
+//! bug is present.
+//!
+//! The invariant: finite inputs give a finite result inside the range of the values averaged (a
+//! convex combination), or an `Err`, never `Ok(±inf)`.
+
+use nadaraya::{
+    Gaussian, OnlineSoftmax, Smoother, SoftmaxDot, attention, causal_attention, scalar,
+};
+
+/// `Ok` results must be finite and inside `[lo, hi]`; any `Err` is acceptable.
+fn assert_convex(got: Result<&[f32], nadaraya::Error>, lo: f32, hi: f32, what: &str) {
+    if let Ok(ys) = got {
+        for y in ys {
+            assert!(
+                y.is_finite() && (lo..=hi).contains(y),
+                "{what}: Ok({y}) from finite inputs whose values lie in [{lo:e}, {hi:e}]"
+            );
+        }
+    }
+}
+
+/// Found by the `smoother` target (a ramp of 8 samples whose second response is about `-3e38`,
+/// predicted at a query where all weights are close to 1/8): the unnormalised accumulator
+/// `Σ exp(s_i - m) y_i` overflows `f32` although every `y_i` and the average are finite, and
+/// `predict` returns `Ok(-inf)`. Two equal samples are enough.
+#[test]
+fn smoother_predict_of_huge_responses_stays_finite() {
+    let mut s: Smoother<Gaussian, 8, 1, 1> = Smoother::new(Gaussian::new(1.0).unwrap());
+    s.push([0.0], [3e38]).unwrap();
+    s.push([0.0], [3e38]).unwrap();
+    let got = s.predict(&[0.0]);
+    assert_convex(
+        got.as_ref().map(|y| &y[..]).map_err(|e| *e),
+        3e38,
+        3e38,
+        "predict",
+    );
+}
+
+/// The same overflow on the slice API, SIMD and scalar, plain and causal.
+#[test]
+fn attention_of_huge_values_stays_finite() {
+    let k = SoftmaxDot::new(1.0).unwrap();
+    let (q, keys, values) = ([0.0f32], [0.0f32, 0.0], [-3e38f32, -3e38]);
+    let mut out = [0.0];
+    let r = attention(&k, &q, &keys, &values, 1, 1, &mut out);
+    assert_convex(r.map(|()| &out[..]), -3e38, -3e38, "attention");
+    let r = scalar::attention(&k, &q, &keys, &values, 1, 1, &mut out);
+    assert_convex(r.map(|()| &out[..]), -3e38, -3e38, "scalar::attention");
+    let mut out2 = [0.0; 2];
+    let r = causal_attention(&k, &keys, &keys, &values, 1, 1, &mut out2);
+    assert_convex(r.map(|()| &out2[..]), -3e38, -3e38, "causal_attention");
+}
+
+/// The same overflow in `OnlineSoftmax::merge`: `a·fa + b·fb` of two finite accumulators.
+#[test]
+fn merged_online_softmax_of_huge_values_stays_finite() {
+    let mut a = OnlineSoftmax::<1>::new();
+    let mut b = OnlineSoftmax::<1>::new();
+    a.push_score(0.0, &[3e38]).unwrap();
+    b.push_score(0.0, &[3e38]).unwrap();
+    let merged = a.merge(&b).finish();
+    assert_convex(
+        merged.as_ref().map(|y| &y[..]).map_err(|e| *e),
+        3e38,
+        3e38,
+        "merge",
+    );
+    // And within one update: two keys, one tile.
+    let mut s = OnlineSoftmax::<1>::new();
+    let g = Gaussian::new(1.0).unwrap();
+    let r = s.update(&g, &[0.0], &[0.0, 0.0], &[3e38, 3e38]);
+    assert_eq!(r, Ok(()));
+    let got = s.finish();
+    assert_convex(
+        got.as_ref().map(|y| &y[..]).map_err(|e| *e),
+        3e38,
+        3e38,
+        "update",
+    );
+}
