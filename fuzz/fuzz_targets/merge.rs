@@ -108,6 +108,8 @@ fn run<K: Kernel>(k: &K, rk: RefKernel, input: &Input) {
             .chunks
             .get(c % input.chunks.len().max(1))
             .map_or(n, |l| usize::from(l % 40))
+            // Empty chunks (empty states) only on the first pass over `chunks`.
+            .max(usize::from(c >= input.chunks.len()))
             .min(n - at);
         let mut s = OnlineSoftmax::<DV>::new();
         let (kc, vc) = (

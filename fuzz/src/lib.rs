@@ -346,7 +346,8 @@ impl RefRow {
         }
     }
 
-    /// Checks `f32` weights: non-negative, finite, summing to 1 within `1e-5`, each within the
+    /// Checks `f32` weights: non-negative, finite, summing to 1 within `1e-5` (or `(n + 16)·ε` for
+    /// more than about 80 weights), each within the
     /// bound of the `f64` reference.
     ///
     /// # Panics
@@ -363,7 +364,9 @@ impl RefRow {
                 self.weight_tol
             );
         }
-        assert!((sum - 1.0).abs() <= 1e-5, "{what}: weights sum to {sum}");
+        // 1e-5 up to about 80 weights; a sum of n rounded terms may drift by n·ε beyond that.
+        let sum_tol = 1e-5f64.max((got.len() as f64 + 16.0) * EPS);
+        assert!((sum - 1.0).abs() <= sum_tol, "{what}: weights sum to {sum}");
     }
 }
 
