@@ -1,9 +1,24 @@
 //! Slice-level attention: `M` queries against `N` keys, row-major `&[f32]` slices.
 
-use crate::softmax::{Lse, TILE};
+use crate::softmax::{Lse, TILE, diagnose};
+use core::num::NonZeroUsize;
+
 use crate::{Error, Kernel, simd};
 
-/// Checked shapes of an attention call: `(queries, keys)`.
+/// The checked shape of an attention call.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Shape {
+    /// Query rows.
+    pub(crate) m: usize,
+    /// Key rows.
+    pub(crate) n: usize,
+    /// Key width, non-zero (so `chunks_exact(d)` provably cannot panic).
+    pub(crate) d: NonZeroUsize,
+    /// Value width, non-zero.
+    pub(crate) dv: NonZeroUsize,
+}
+
+/// Checks the shapes of an attention call (finiteness is found while computing).
 pub(crate) fn check_shapes(
     q: &[f32],
     keys: &[f32],
@@ -11,10 +26,12 @@ pub(crate) fn check_shapes(
     d: usize,
     dv: usize,
     out: &[f32],
-) -> Result<(usize, usize), Error> {
-    if d == 0 || dv == 0 {
+) -> Result<Shape, Error> {
+    let (Some(d), Some(dv)) = (NonZeroUsize::new(d), NonZeroUsize::new(dv)) else {
         return Err(Error::ZeroDimension);
-    }
+    };
+    let (dz, dvz) = (d, dv);
+    let (d, dv) = (d.get(), dv.get());
     if !q.len().is_multiple_of(d)
         || !keys.len().is_multiple_of(d)
         || !values.len().is_multiple_of(dv)
@@ -28,13 +45,15 @@ pub(crate) fn check_shapes(
     if n == 0 {
         return Err(Error::Empty);
     }
-    if out.len() < m * dv {
+    if m.checked_mul(dv).is_none_or(|len| out.len() < len) {
         return Err(Error::OutputTooSmall);
     }
-    if !(simd::all_finite(q) && simd::all_finite(keys) && simd::all_finite(values)) {
-        return Err(Error::NonFinite);
-    }
-    Ok((m, n))
+    Ok(Shape {
+        m,
+        n,
+        d: dz,
+        dv: dvz,
+    })
 }
 
 /// Nadaraya–Watson smoothing of every query row: `out_t = Σ_i softmax(score(q_t, k_i)) v_i`.
@@ -44,9 +63,11 @@ pub(crate) fn check_shapes(
 /// [`Gaussian`](crate::Gaussian) it is the classical kernel smoother. Costs `O(M·N·(d + dv))`
 /// time and no memory beyond a stack tile of 64 scores.
 ///
-/// On error nothing is written when the inputs were rejected up front; a
-/// [`ScoreOverflow`](Error::ScoreOverflow) is found while computing, so rows before the offending
-/// query may already hold results.
+/// Shapes are checked before anything is written. Non-finite inputs are not searched for in a
+/// separate pass (that would read every key and value twice): they surface as a non-finite score
+/// or sum, and only then are the inputs read again to name the cause. So on
+/// [`NonFinite`](Error::NonFinite), [`ScoreOverflow`](Error::ScoreOverflow) or
+/// [`Overflow`](Error::Overflow), rows of `out` may hold partial results.
 ///
 /// # Errors
 /// - [`Error::ZeroDimension`] if `d == 0` or `dv == 0`;
@@ -55,7 +76,8 @@ pub(crate) fn check_shapes(
 /// - [`Error::Empty`] if there are no keys;
 /// - [`Error::OutputTooSmall`] if `out.len() < M·dv`;
 /// - [`Error::NonFinite`] if any input is NaN or infinite;
-/// - [`Error::ScoreOverflow`] if a score is not finite in `f32`.
+/// - [`Error::ScoreOverflow`] if a score is not finite in `f32`;
+/// - [`Error::Overflow`] if a weighted sum of values overflows `f32`.
 ///
 /// # Examples
 /// ```
@@ -70,6 +92,7 @@ pub(crate) fn check_shapes(
 /// assert!((out[0] - (10.0 * w + 20.0 * (1.0 - w))).abs() < 1e-5);
 /// # Ok::<(), nadaraya::Error>(())
 /// ```
+#[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
 pub fn attention<K: Kernel + ?Sized>(
     kernel: &K,
     q: &[f32],
@@ -79,9 +102,14 @@ pub fn attention<K: Kernel + ?Sized>(
     dv: usize,
     out: &mut [f32],
 ) -> Result<(), Error> {
-    let (_, _) = check_shapes(q, keys, values, d, dv, out)?;
-    for (qr, o) in q.chunks_exact(d).zip(out.chunks_exact_mut(dv)) {
-        smooth_row(kernel, qr, keys, values, dv, o)?;
+    let shape = check_shapes(q, keys, values, d, dv, out)?;
+    let (d, dv) = (shape.d.get(), shape.dv.get());
+    // Paired by hand: `zip` of two `ChunksExact` divides by the row widths out of line, a
+    // panic path the no-panic check cannot see past.
+    let mut rows = out.chunks_exact_mut(dv);
+    for qr in q.chunks_exact(d) {
+        let Some(o) = rows.next() else { break };
+        smooth_row(kernel, qr, keys, values, dv, o).map_err(|e| diagnose(e, &[q, keys, values]))?;
     }
     Ok(())
 }
@@ -105,6 +133,7 @@ pub fn attention<K: Kernel + ?Sized>(
 /// assert_eq!(out[0], 1.0); // the first token sees only itself
 /// # Ok::<(), nadaraya::Error>(())
 /// ```
+#[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
 pub fn causal_attention<K: Kernel + ?Sized>(
     kernel: &K,
     q: &[f32],
@@ -114,13 +143,25 @@ pub fn causal_attention<K: Kernel + ?Sized>(
     dv: usize,
     out: &mut [f32],
 ) -> Result<(), Error> {
-    let (m, n) = check_shapes(q, keys, values, d, dv, out)?;
-    if m > n {
+    let shape = check_shapes(q, keys, values, d, dv, out)?;
+    if shape.m > shape.n {
         return Err(Error::ShapeMismatch);
     }
-    for (t, (qr, o)) in q.chunks_exact(d).zip(out.chunks_exact_mut(dv)).enumerate() {
+    let (d, dv) = (shape.d.get(), shape.dv.get());
+    // Keys no query sees are still inputs: a NaN there is an error, as in `attention`.
+    let (unseen_keys, unseen_values) = (keys.get(shape.m * d..), values.get(shape.m * dv..));
+    if !(unseen_keys.is_none_or(simd::all_finite) && unseen_values.is_none_or(simd::all_finite)) {
+        return Err(Error::NonFinite);
+    }
+    let mut rows = out.chunks_exact_mut(dv);
+    for (t, qr) in q.chunks_exact(d).enumerate() {
+        let Some(o) = rows.next() else { break };
+        // Query t sees keys 0..=t; `m <= n` makes both prefixes exist.
         let seen = t + 1;
-        smooth_row(kernel, qr, &keys[..seen * d], &values[..seen * dv], dv, o)?;
+        let (Some(k), Some(v)) = (keys.get(..seen * d), values.get(..seen * dv)) else {
+            return Err(Error::ShapeMismatch);
+        };
+        smooth_row(kernel, qr, k, v, dv, o).map_err(|e| diagnose(e, &[q, keys, values]))?;
     }
     Ok(())
 }
@@ -153,6 +194,8 @@ fn smooth_row<K: Kernel + ?Sized>(
 /// - [`Error::NonFinite`] if any input is NaN or infinite;
 /// - [`Error::ScoreOverflow`] if a score is not finite in `f32`.
 ///
+/// On error `out` may hold partial results.
+///
 /// # Examples
 /// ```
 /// use nadaraya::{weights, Gaussian};
@@ -161,6 +204,7 @@ fn smooth_row<K: Kernel + ?Sized>(
 /// assert!((w[0] - w[2]).abs() < 1e-7 && w[1] > w[0]);
 /// # Ok::<(), nadaraya::Error>(())
 /// ```
+#[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
 pub fn weights<K: Kernel + ?Sized>(
     kernel: &K,
     q: &[f32],
@@ -184,7 +228,10 @@ pub fn weights<K: Kernel + ?Sized>(
     if !(simd::all_finite(q) && simd::all_finite(keys)) {
         return Err(Error::NonFinite);
     }
-    for (kt, s) in keys.chunks(TILE * d).zip(out.chunks_mut(TILE)) {
+    for (kt, s) in keys
+        .chunks(TILE.saturating_mul(d))
+        .zip(out.chunks_mut(TILE))
+    {
         kernel.scores(q, kt, s);
     }
     normalise_scores(out)
@@ -362,22 +409,6 @@ mod tests {
                 Err(err)
             );
         }
-        assert_eq!(out, [7.0; 4], "rejected calls write nothing");
-        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-            assert_eq!(
-                attention(&k, &[bad], &[0.0], &[0.0], 1, 1, &mut out),
-                Err(Error::NonFinite)
-            );
-            assert_eq!(
-                attention(&k, &[0.0], &[bad], &[0.0], 1, 1, &mut out),
-                Err(Error::NonFinite)
-            );
-            assert_eq!(
-                attention(&k, &[0.0], &[0.0], &[bad], 1, 1, &mut out),
-                Err(Error::NonFinite)
-            );
-            assert_eq!(weights(&k, &[0.0], &[bad], &mut out), Err(Error::NonFinite));
-        }
         assert_eq!(
             weights(&k, &[], &[0.0], &mut out),
             Err(Error::ZeroDimension)
@@ -391,6 +422,110 @@ mod tests {
             weights(&k, &[0.0], &[0.0; 5], &mut out),
             Err(Error::OutputTooSmall)
         );
-        assert_eq!(out, [7.0; 4]);
+        assert_eq!(
+            out, [7.0; 4],
+            "calls rejected for their shapes write nothing"
+        );
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            for pos in 0..3 {
+                let mut q = [0.5, 0.25];
+                let mut keys = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0];
+                let mut values = [1.0, 2.0, 3.0];
+                match pos {
+                    0 => q[1] = bad,
+                    1 => keys[5] = bad,
+                    _ => values[2] = bad,
+                }
+                assert_eq!(
+                    attention(&k, &q, &keys, &values, 2, 1, &mut out),
+                    Err(Error::NonFinite),
+                    "pos {pos}"
+                );
+                assert_eq!(
+                    causal_attention(&k, &q, &keys, &values, 2, 1, &mut out),
+                    Err(Error::NonFinite)
+                );
+                assert_eq!(
+                    scalar::attention(&k, &q, &keys, &values, 2, 1, &mut out),
+                    Err(Error::NonFinite)
+                );
+                if pos < 2 {
+                    assert_eq!(weights(&k, &q, &keys, &mut out), Err(Error::NonFinite));
+                    assert_eq!(
+                        scalar::weights(&k, &q, &keys, &mut out),
+                        Err(Error::NonFinite)
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod edge_tests {
+    use super::*;
+    use crate::{Gaussian, SoftmaxDot};
+
+    /// Subnormal inputs are numbers like any other: accepted, and averaged exactly as such.
+    #[test]
+    fn subnormal_inputs_are_numbers() {
+        let tiny = f32::MIN_POSITIVE / 8.0;
+        assert!(tiny.is_subnormal());
+        let k = Gaussian::new(1.0).unwrap();
+        let mut out = [0.0];
+        attention(&k, &[tiny], &[tiny, tiny], &[tiny, tiny], 1, 1, &mut out).unwrap();
+        assert_eq!(out[0], tiny);
+        attention(&k, &[0.0], &[tiny, -tiny], &[1.0, 3.0], 1, 1, &mut out).unwrap();
+        assert_eq!(out[0], 2.0);
+        let mut w = [0.0; 2];
+        weights(
+            &SoftmaxDot::new(1.0).unwrap(),
+            &[tiny],
+            &[tiny, 1.0],
+            &mut w,
+        )
+        .unwrap();
+        assert!((w[0] - 0.5).abs() < 1e-7 && (w[1] - 0.5).abs() < 1e-7);
+    }
+
+    /// Finite values so large that their weighted sum overflows are an error, never inf.
+    #[test]
+    fn overflowing_value_sums_are_errors() {
+        let k = Gaussian::new(1.0).unwrap();
+        let mut out = [0.0];
+        let values = [3e38, 3e38];
+        assert_eq!(
+            attention(&k, &[0.0], &[0.0, 0.0], &values, 1, 1, &mut out),
+            Err(Error::Overflow)
+        );
+        assert_eq!(
+            crate::scalar::attention(&k, &[0.0], &[0.0, 0.0], &values, 1, 1, &mut out),
+            Err(Error::Overflow)
+        );
+        let mut s: crate::Smoother<Gaussian, 4, 1, 1> = crate::Smoother::new(k);
+        s.push([0.0], [3e38]).unwrap();
+        assert_eq!(s.predict(&[0.0]), Ok([3e38]));
+        s.push([0.0], [3e38]).unwrap();
+        assert_eq!(s.predict(&[0.0]), Err(Error::Overflow));
+        let mut o = crate::OnlineSoftmax::<1>::new();
+        assert_eq!(
+            o.update(&k, &[0.0], &[0.0, 0.0], &values),
+            Err(Error::Overflow)
+        );
+        assert!(o.is_empty());
+        // One huge value far from the query is fine: its weight is tiny.
+        attention(&k, &[0.0], &[0.0, 30.0], &[1.0, 3e38], 1, 1, &mut out).unwrap();
+        assert_eq!(out[0], 1.0);
+    }
+
+    /// Weights whose exponent falls below ln(f32::MIN_POSITIVE) relative to the maximum are 0.
+    #[test]
+    fn vanishing_weights_are_exact_zeros() {
+        let k = SoftmaxDot::new(1.0).unwrap();
+        let mut w = [1.0; 3];
+        weights(&k, &[1.0], &[0.0, 100.0, 12.0], &mut w).unwrap();
+        assert_eq!(w[0], 0.0);
+        assert_eq!(w[1], 1.0);
+        assert!(w[2] == 0.0 || w[2] < 1e-37);
     }
 }

@@ -24,6 +24,9 @@ pub enum Error {
     Full,
     /// A kernel score is not finite in `f32` (for example `q·k` overflowed).
     ScoreOverflow,
+    /// A weighted sum of values overflowed `f32`: finite values so large (within a factor of the
+    /// sample count of `f32::MAX`) that `Σ exp(s_i - m) y_i` is not finite.
+    Overflow,
     /// A dimension `d` or `dv` is zero.
     ZeroDimension,
     /// Slice lengths do not fit the stated shapes (not a multiple of `d` or `dv`, keys and values
@@ -48,6 +51,7 @@ impl fmt::Display for Error {
             Self::Empty => "nothing to average over",
             Self::Full => "fixed-capacity store is full",
             Self::ScoreOverflow => "a kernel score is not finite in f32",
+            Self::Overflow => "a weighted sum of values overflowed f32",
             Self::ZeroDimension => "a dimension is zero",
             Self::ShapeMismatch => "slice lengths do not match the shapes",
             Self::OutputTooSmall => "output buffer is too small",

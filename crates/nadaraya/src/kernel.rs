@@ -58,6 +58,7 @@ impl Gaussian {
     /// # Errors
     /// [`Error::InvalidBandwidth`] if `h` is not finite, not `> 0`, or `1/(2h²)` is not a normal
     /// `f32` (roughly `h` outside `[5e-20, 1.3e19]`).
+    #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn new(h: f32) -> Result<Self, Error> {
         let scale = 0.5 / (f64::from(h) * f64::from(h));
         if !(h.is_finite() && h > 0.0 && (scale as f32).is_normal()) {
@@ -117,6 +118,7 @@ impl SoftmaxDot {
     /// # Errors
     /// [`Error::InvalidTemperature`] if `τ` is not finite, not `> 0`, or `1/τ` is not a normal
     /// `f32`.
+    #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn new(tau: f32) -> Result<Self, Error> {
         let inv = (1.0 / f64::from(tau)) as f32;
         if !(tau.is_finite() && tau > 0.0 && inv.is_normal()) {
@@ -129,6 +131,7 @@ impl SoftmaxDot {
     ///
     /// # Errors
     /// [`Error::ZeroDimension`] if `d == 0`.
+    #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn for_dim(d: usize) -> Result<Self, Error> {
         if d == 0 {
             return Err(Error::ZeroDimension);

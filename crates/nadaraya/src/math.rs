@@ -21,6 +21,7 @@ use crate::simd;
 /// ```
 #[inline]
 #[must_use]
+#[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
 pub fn exp_neg(x: f32) -> f32 {
     simd::exp_scalar(x)
 }
@@ -35,6 +36,7 @@ pub fn exp_neg(x: f32) -> f32 {
 /// assert_eq!(xs[2], 0.0); // below ln(f32::MIN_POSITIVE)
 /// ```
 #[inline]
+#[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
 pub fn exp_neg_in_place(xs: &mut [f32]) {
     simd::exp_in_place(xs);
 }

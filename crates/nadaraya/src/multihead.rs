@@ -83,7 +83,11 @@ impl<K: Kernel, const DM: usize, const H: usize, const DH: usize> MultiHeadAtten
     /// - [`Error::CapacityExceeded`] if `x.len() > L`;
     /// - [`Error::OutputTooSmall`] if `out.len() < x.len()`;
     /// - [`Error::NonFinite`] if a token, or a projection of it, is not finite;
-    /// - [`Error::ScoreOverflow`] if a score is not finite in `f32`.
+    /// - [`Error::ScoreOverflow`] if a score is not finite in `f32`;
+    /// - [`Error::Overflow`] if a weighted sum overflows `f32`.
+    ///
+    /// `out` is written only on success.
+    #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn forward<const L: usize>(
         &self,
         x: &[[f32; DM]],
@@ -108,11 +112,19 @@ impl<K: Kernel, const DM: usize, const H: usize, const DH: usize> MultiHeadAtten
         let mut v = [[0.0f32; DH]; L];
         let mut o = [[0.0f32; DH]; L];
         let mut y = [[0.0f32; DM]; L];
-        for h in 0..H {
-            for (t, xt) in x.iter().enumerate() {
-                q[t] = project(xt, &self.w_q[h]);
-                k[t] = project(xt, &self.w_k[h]);
-                v[t] = project(xt, &self.w_v[h]);
+        let heads = self
+            .kernels
+            .iter()
+            .zip(&self.w_q)
+            .zip(&self.w_k)
+            .zip(&self.w_v)
+            .zip(&self.w_o);
+        for ((((kernel, w_q), w_k), w_v), w_o) in heads {
+            let rows = q.iter_mut().zip(k.iter_mut()).zip(v.iter_mut());
+            for (xt, ((qt, kt), vt)) in x.iter().zip(rows) {
+                *qt = project(xt, w_q);
+                *kt = project(xt, w_k);
+                *vt = project(xt, w_v);
             }
             let (qs, ks, vs) = (
                 q[..n].as_flattened(),
@@ -121,15 +133,17 @@ impl<K: Kernel, const DM: usize, const H: usize, const DH: usize> MultiHeadAtten
             );
             let os = o[..n].as_flattened_mut();
             if causal {
-                causal_attention(&self.kernels[h], qs, ks, vs, DH, DH, os)?;
+                causal_attention(kernel, qs, ks, vs, DH, DH, os)?;
             } else {
-                attention(&self.kernels[h], qs, ks, vs, DH, DH, os)?;
+                attention(kernel, qs, ks, vs, DH, DH, os)?;
             }
             for (yt, ot) in y.iter_mut().zip(&o[..n]) {
-                simd::weighted_sum_into(ot, self.w_o[h].as_flattened(), DM, yt);
+                simd::weighted_sum_into(ot, w_o.as_flattened(), DM, yt);
             }
         }
-        out.copy_from_slice(&y[..n]);
+        for (a, b) in out.iter_mut().zip(&y) {
+            *a = *b;
+        }
         Ok(())
     }
 }

@@ -20,6 +20,7 @@ use crate::{Error, Kernel, simd};
 /// assert!((out[0] - 3.0).abs() < 1e-6);
 /// # Ok::<(), nadaraya::Error>(())
 /// ```
+#[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
 pub fn attention<K: Kernel + ?Sized>(
     kernel: &K,
     q: &[f32],
@@ -29,8 +30,14 @@ pub fn attention<K: Kernel + ?Sized>(
     dv: usize,
     out: &mut [f32],
 ) -> Result<(), Error> {
-    check_shapes(q, keys, values, d, dv, out)?;
-    for (qr, o) in q.chunks_exact(d).zip(out.chunks_exact_mut(dv)) {
+    let shape = check_shapes(q, keys, values, d, dv, out)?;
+    let (d, dv) = (shape.d.get(), shape.dv.get());
+    if !q.iter().chain(keys).chain(values).all(|v| v.is_finite()) {
+        return Err(Error::NonFinite);
+    }
+    let mut rows = out.chunks_exact_mut(dv);
+    for qr in q.chunks_exact(d) {
+        let Some(o) = rows.next() else { break };
         let mut m = f32::NEG_INFINITY;
         for k in keys.chunks_exact(d) {
             let s = kernel.score(qr, k);
@@ -48,6 +55,9 @@ pub fn attention<K: Kernel + ?Sized>(
                 *a += e * y;
             }
         }
+        if !o.iter().all(|v| v.is_finite()) {
+            return Err(Error::Overflow);
+        }
         for a in o.iter_mut() {
             *a /= sum;
         }
@@ -59,6 +69,7 @@ pub fn attention<K: Kernel + ?Sized>(
 ///
 /// # Errors
 /// As [`weights`](crate::weights).
+#[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
 pub fn weights<K: Kernel + ?Sized>(
     kernel: &K,
     q: &[f32],

@@ -220,7 +220,43 @@ pub(crate) fn row_scores<const GAUSS: bool>(q: &[f32], keys: &[f32], scale: f32,
         return;
     }
     if d >= LANES {
-        for (o, k) in out.iter_mut().zip(keys.chunks_exact(d)) {
+        // Four rows at a time share each load of the query.
+        let mut outs = out.chunks_exact_mut(4);
+        let mut blocks = keys.chunks_exact(d.saturating_mul(4));
+        let (qb, qt) = q.as_chunks::<LANES>();
+        for o in &mut outs {
+            let Some(block) = blocks.next() else { break };
+            let mut rows = block.chunks_exact(d);
+            let (Some(r0), Some(r1), Some(r2), Some(r3)) =
+                (rows.next(), rows.next(), rows.next(), rows.next())
+            else {
+                break;
+            };
+            let ((b0, t0), (b1, t1)) = (r0.as_chunks::<LANES>(), r1.as_chunks::<LANES>());
+            let ((b2, t2), (b3, t3)) = (r2.as_chunks::<LANES>(), r3.as_chunks::<LANES>());
+            let mut acc = [f32x8::ZERO; 4];
+            for ((((qc, k0), k1), k2), k3) in qb.iter().zip(b0).zip(b1).zip(b2).zip(b3) {
+                let qv = load(qc);
+                for (a, k) in acc.iter_mut().zip([k0, k1, k2, k3]) {
+                    *a = if GAUSS {
+                        let t = qv - load(k);
+                        t.mul_add(t, *a)
+                    } else {
+                        qv.mul_add(load(k), *a)
+                    };
+                }
+            }
+            for ((o, a), t) in o.iter_mut().zip(acc).zip([t0, t1, t2, t3]) {
+                let mut s = a.reduce_add();
+                for (x, y) in qt.iter().zip(t) {
+                    s += if GAUSS { (x - y) * (x - y) } else { x * y };
+                }
+                *o = scale * s;
+            }
+        }
+        let mut rest = blocks.remainder().chunks_exact(d);
+        for o in outs.into_remainder() {
+            let Some(k) = rest.next() else { break };
             *o = scale * if GAUSS { sq_dist(q, k) } else { dot(q, k) };
         }
         return;
@@ -271,8 +307,49 @@ pub(crate) fn weighted_sum_into(p: &[f32], values: &[f32], dv: usize, acc: &mut 
         return;
     }
     if dv >= LANES {
+        // Four rows at a time: each accumulator chunk is loaded and stored once per four rows.
+        let mut ps = p.chunks_exact(4);
+        let mut blocks = values.chunks_exact(dv.saturating_mul(4));
         let (acc_body, acc_tail) = acc.as_chunks_mut::<LANES>();
-        for (&w, row) in p.iter().zip(values.chunks_exact(dv)) {
+        for p4 in &mut ps {
+            let (&[w0, w1, w2, w3], Some(block)) = (p4, blocks.next()) else {
+                break;
+            };
+            let mut rows = block.chunks_exact(dv);
+            let (Some(r0), Some(r1), Some(r2), Some(r3)) =
+                (rows.next(), rows.next(), rows.next(), rows.next())
+            else {
+                break;
+            };
+            let ((b0, t0), (b1, t1)) = (r0.as_chunks::<LANES>(), r1.as_chunks::<LANES>());
+            let ((b2, t2), (b3, t3)) = (r2.as_chunks::<LANES>(), r3.as_chunks::<LANES>());
+            let wv = [w0, w1, w2, w3].map(f32x8::splat);
+            // One index bounded by every length: the compiler drops the bounds checks.
+            let n = acc_body
+                .len()
+                .min(b0.len())
+                .min(b1.len())
+                .min(b2.len())
+                .min(b3.len());
+            for c in 0..n {
+                let mut s = load(&acc_body[c]);
+                s = wv[0].mul_add(load(&b0[c]), s);
+                s = wv[1].mul_add(load(&b1[c]), s);
+                s = wv[2].mul_add(load(&b2[c]), s);
+                s = wv[3].mul_add(load(&b3[c]), s);
+                acc_body[c] = s.to_array();
+            }
+            for (j, a) in acc_tail.iter_mut().enumerate() {
+                for (w, t) in [w0, w1, w2, w3].iter().zip([t0, t1, t2, t3]) {
+                    if let Some(x) = t.get(j) {
+                        *a += w * x;
+                    }
+                }
+            }
+        }
+        let mut rest = blocks.remainder().chunks_exact(dv);
+        for &w in ps.remainder() {
+            let Some(row) = rest.next() else { break };
             let wv = f32x8::splat(w);
             let (rb, rt) = row.as_chunks::<LANES>();
             for (a, r) in acc_body.iter_mut().zip(rb) {

@@ -141,6 +141,7 @@ impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, 
     /// The sample is handed back in [`Rejected`], and the store is unchanged, with
     /// [`Error::NonFinite`] if any coordinate is NaN or infinite, or [`Error::Full`] if `N`
     /// samples are stored (nothing is overwritten).
+    #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn push(&mut self, x: [f32; D], y: [f32; DV]) -> Result<(), Rejected<D, DV>> {
         Self::check(x, y)?;
         if self.is_full() {
@@ -159,6 +160,7 @@ impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, 
     /// # Errors
     /// [`Error::NonFinite`] (the sample handed back, the store unchanged) if any coordinate is
     /// NaN or infinite.
+    #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn push_evicting(
         &mut self,
         x: [f32; D],
@@ -181,6 +183,7 @@ impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, 
     }
 
     /// Removes and returns the oldest sample.
+    #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn pop_oldest(&mut self) -> Option<Sample<D, DV>> {
         match (self.x.pop_front(), self.y.pop_front()) {
             (Some(x), Some(y)) => Some(Sample { x, y }),
@@ -214,6 +217,7 @@ impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, 
     /// # Errors
     /// [`Error::Empty`] if no sample is stored, [`Error::NonFinite`] if `xq` is not finite,
     /// [`Error::ScoreOverflow`] if a score is not finite in `f32`.
+    #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn predict(&self, xq: &[f32; D]) -> Result<[f32; DV], Error> {
         if self.is_empty() {
             return Err(Error::Empty);
@@ -237,6 +241,7 @@ impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, 
     /// [`Error::Empty`] if no sample is stored, [`Error::OutputTooSmall`] if
     /// `out.len() < len()`, [`Error::NonFinite`] if `xq` is not finite,
     /// [`Error::ScoreOverflow`] if a score is not finite in `f32`.
+    #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn weights(&self, xq: &[f32; D], out: &mut [f32]) -> Result<(), Error> {
         if self.is_empty() {
             return Err(Error::Empty);

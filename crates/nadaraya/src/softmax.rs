@@ -12,6 +12,17 @@
 
 use crate::{Error, Kernel, simd};
 
+/// Names the cause of a failed computation: [`Error::NonFinite`] if any input is NaN or
+/// infinite (read only now, on the error path), else the error as found.
+#[cold]
+pub(crate) fn diagnose(e: Error, inputs: &[&[f32]]) -> Error {
+    if inputs.iter().all(|x| simd::all_finite(x)) {
+        e
+    } else {
+        Error::NonFinite
+    }
+}
+
 /// Scores are computed into a stack buffer of this many rows at a time.
 pub(crate) const TILE: usize = 64;
 
@@ -72,8 +83,13 @@ impl Lse {
             return Err(Error::ZeroDimension);
         }
         let mut buf = [0.0f32; TILE];
-        for (kt, vt) in keys.chunks(TILE * d).zip(values.chunks(TILE * dv)) {
-            let rows = (kt.len() / d).min(vt.len() / dv);
+        // Saturating: a chunk size can never wrap to 0 (which would panic).
+        let (kc, vc) = (TILE.saturating_mul(d), TILE.saturating_mul(dv));
+        // Paired by hand: `zip` of two `Chunks` divides by the chunk sizes out of line.
+        let mut value_tiles = values.chunks(vc);
+        for kt in keys.chunks(kc) {
+            let Some(vt) = value_tiles.next() else { break };
+            let rows = (kt.len() / d).min(vt.len() / dv).min(TILE);
             let s = &mut buf[..rows];
             kernel.scores(q, kt, s);
             self.absorb_scores(s, vt, dv, acc)?;
@@ -102,11 +118,16 @@ impl Lse {
         self.max = m;
     }
 
-    /// `acc / sum`, or [`Error::Empty`] when nothing was absorbed.
+    /// `acc / sum`, or [`Error::Empty`] when nothing was absorbed, or [`Error::Overflow`] when
+    /// the accumulator is not finite (huge values, or a non-finite value the caller did not
+    /// check: it poisons the sum even at weight 0, as `0 · inf = NaN`).
     #[inline]
     pub(crate) fn finish(&self, acc: &mut [f32]) -> Result<(), Error> {
         if self.sum == 0.0 {
             return Err(Error::Empty);
+        }
+        if !simd::all_finite(acc) {
+            return Err(Error::Overflow);
         }
         simd::div_in_place(acc, self.sum);
         Ok(())
@@ -183,6 +204,7 @@ impl<const DV: usize> OnlineSoftmax<DV> {
     ///   not hold exactly one row per key;
     /// - [`Error::NonFinite`] if any input is NaN or infinite;
     /// - [`Error::ScoreOverflow`] if a score is not finite.
+    #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn update<K: Kernel + ?Sized>(
         &mut self,
         kernel: &K,
@@ -197,12 +219,19 @@ impl<const DV: usize> OnlineSoftmax<DV> {
         if !keys.len().is_multiple_of(d) || values.len() != keys.len() / d * DV {
             return Err(Error::ShapeMismatch);
         }
-        if !(simd::all_finite(q) && simd::all_finite(keys) && simd::all_finite(values)) {
-            return Err(Error::NonFinite);
-        }
         let mut next = *self;
         let mut l = next.lse();
-        l.absorb(kernel, q, keys, values, DV, &mut next.acc)?;
+        // Non-finite inputs surface as a non-finite score or accumulator; only then are the
+        // inputs read again to name the cause.
+        l.absorb(kernel, q, keys, values, DV, &mut next.acc)
+            .and_then(|()| {
+                if simd::all_finite(&next.acc) {
+                    Ok(())
+                } else {
+                    Err(Error::Overflow)
+                }
+            })
+            .map_err(|e| diagnose(e, &[q, keys, values]))?;
         next.set_lse(l);
         *self = next;
         Ok(())
@@ -213,6 +242,7 @@ impl<const DV: usize> OnlineSoftmax<DV> {
     /// # Errors
     /// [`Error::ScoreOverflow`] if `score` is not finite, [`Error::NonFinite`] if `value` is not;
     /// the state is then unchanged.
+    #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn push_score(&mut self, score: f32, value: &[f32; DV]) -> Result<(), Error> {
         if !simd::all_finite(value) {
             return Err(Error::NonFinite);
@@ -229,6 +259,7 @@ impl<const DV: usize> OnlineSoftmax<DV> {
     ///
     /// Commutative; associative to within rounding.
     #[must_use]
+    #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn merge(&self, other: &Self) -> Self {
         let mut out = *self;
         let mut l = out.lse();
@@ -262,10 +293,77 @@ impl<const DV: usize> OnlineSoftmax<DV> {
     /// The weighted average `Σ α_i y_i`.
     ///
     /// # Errors
-    /// [`Error::Empty`] if no sample has been absorbed.
+    /// [`Error::Empty`] if no sample has been absorbed, [`Error::Overflow`] if merging states
+    /// over huge values overflowed `f32`.
+    #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn finish(&self) -> Result<[f32; DV], Error> {
         let mut out = self.acc;
         self.lse().finish(&mut out)?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Gaussian, SoftmaxDot};
+
+    #[test]
+    fn empty_state_and_bad_input_are_errors_that_change_nothing() {
+        let mut s = OnlineSoftmax::<2>::new();
+        assert_eq!(s.finish(), Err(Error::Empty));
+        assert!(s.is_empty());
+        assert_eq!(s.log_sum_exp(), f32::NEG_INFINITY);
+        s.push_score(0.5, &[1.0, 2.0]).unwrap();
+        let before = s;
+        assert_eq!(
+            s.push_score(f32::NAN, &[1.0, 2.0]),
+            Err(Error::ScoreOverflow)
+        );
+        assert_eq!(
+            s.push_score(f32::INFINITY, &[1.0, 2.0]),
+            Err(Error::ScoreOverflow)
+        );
+        assert_eq!(s.push_score(1.0, &[f32::NAN, 2.0]), Err(Error::NonFinite));
+        let k = Gaussian::new(1.0).unwrap();
+        assert_eq!(s.update(&k, &[], &[], &[]), Err(Error::ZeroDimension));
+        assert_eq!(
+            s.update(&k, &[0.0, 0.0], &[1.0], &[1.0, 1.0]),
+            Err(Error::ShapeMismatch)
+        );
+        assert_eq!(
+            s.update(&k, &[0.0], &[1.0], &[1.0]),
+            Err(Error::ShapeMismatch)
+        );
+        assert_eq!(
+            s.update(&k, &[0.0], &[f32::NAN], &[1.0, 1.0]),
+            Err(Error::NonFinite)
+        );
+        // A block whose second tile overflows leaves the state as it was.
+        let big = SoftmaxDot::new(1.0).unwrap();
+        let mut keys = [1.0f32; 100];
+        keys[80] = 3e38;
+        assert_eq!(
+            s.update(&big, &[2.0], &keys, &[0.5; 200]),
+            Err(Error::ScoreOverflow)
+        );
+        assert_eq!(s, before);
+        assert_eq!(s.finish(), Ok([1.0, 2.0]));
+        assert!((s.log_sum_exp() - 0.5).abs() < 1e-7);
+    }
+
+    #[test]
+    fn merge_with_empty_is_identity_and_merge_commutes() {
+        let k = SoftmaxDot::new(0.3).unwrap();
+        let mut a = OnlineSoftmax::<1>::new();
+        let mut b = OnlineSoftmax::<1>::new();
+        a.update(&k, &[1.0], &[0.1, 0.9, -2.0], &[1.0, 2.0, 3.0])
+            .unwrap();
+        b.update(&k, &[1.0], &[5.0, -1.0], &[4.0, 5.0]).unwrap();
+        let e = OnlineSoftmax::<1>::new();
+        assert_eq!(a.merge(&e), a);
+        assert_eq!(e.merge(&a), a);
+        assert_eq!(a.merge(&b), b.merge(&a));
+        assert!(e.merge(&e).is_empty());
     }
 }
