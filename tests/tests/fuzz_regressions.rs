@@ -1,6 +1,6 @@
 //! Reproducers of bugs the fuzzers (`fuzz/`, `scripts/fuzz`) found in the core, minimised by
-//! hand from the crashing inputs. Each test states the invariant it checks; it fails while the
-//! bug is present.
+//! hand from the crashing inputs. Each test states the invariant it checks; each failed on the
+//! core it was found in (before `Error::Overflow`).
 //!
 //! The invariant: finite inputs give a finite result inside the range of the values averaged (a
 //! convex combination), or an `Err`, never `Ok(±inf)`.
@@ -71,8 +71,11 @@ fn merged_online_softmax_of_huge_values_stays_finite() {
     // And within one update: two keys, one tile.
     let mut s = OnlineSoftmax::<1>::new();
     let g = Gaussian::new(1.0).unwrap();
-    let r = s.update(&g, &[0.0], &[0.0, 0.0], &[3e38, 3e38]);
-    assert_eq!(r, Ok(()));
+    // `update` may refuse (the state then unchanged and empty) or accept; `finish` must not
+    // return an infinite average either way.
+    if s.update(&g, &[0.0], &[0.0, 0.0], &[3e38, 3e38]).is_err() {
+        assert!(s.is_empty(), "failed update changed the state");
+    }
     let got = s.finish();
     assert_convex(
         got.as_ref().map(|y| &y[..]).map_err(|e| *e),
