@@ -1,16 +1,16 @@
 //! Reproducers of bugs the fuzzers (`fuzz/`, `scripts/fuzz`) found in the core, minimised by
-//! hand from the crashing inputs. Each test states the invariant it checks; each failed on the
-//! core it was found in (before `Error::Overflow`).
+//! hand from the crashing inputs. Each test states the invariant it checks and failed on the
+//! core it was found in.
 //!
-//! The invariant: finite inputs give a finite result inside the range of the values averaged (a
-//! convex combination), or an `Err`, never `Ok(±inf)`.
+//! The first three (found before `Error::Overflow` existed): finite inputs give a finite result
+//! inside the range of the values averaged (a convex combination), or an `Err`, never `Ok(±inf)`.
 
 use nadaraya::{
-    Gaussian, OnlineSoftmax, Smoother, SoftmaxDot, attention, causal_attention, scalar,
+    Error, Gaussian, OnlineSoftmax, Smoother, SoftmaxDot, attention, causal_attention, scalar,
 };
 
 /// `Ok` results must be finite and inside `[lo, hi]`; any `Err` is acceptable.
-fn assert_convex(got: Result<&[f32], nadaraya::Error>, lo: f32, hi: f32, what: &str) {
+fn assert_convex(got: Result<&[f32], Error>, lo: f32, hi: f32, what: &str) {
     if let Ok(ys) = got {
         for y in ys {
             assert!(
@@ -83,4 +83,42 @@ fn merged_online_softmax_of_huge_values_stays_finite() {
         3e38,
         "update",
     );
+}
+
+/// Found by the `attention` target (d = 7, dv = 11, no query rows, an infinite first key): with
+/// `M = 0` queries `attention` reads no key and returns `Ok(())` for non-finite keys or values,
+/// while `scalar::attention` and `causal_attention` return `NonFinite` for the same call, and the
+/// docs promise `NonFinite` for any NaN or infinite input. The SIMD path and its scalar twin must
+/// agree on `Ok`/`Err`.
+#[test]
+fn attention_without_queries_rejects_non_finite_keys_like_its_twins() {
+    let k = Gaussian::new(1.0).unwrap();
+    let mut out = [0.0; 2];
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        for (keys, values) in [([bad, 0.0], [1.0, 2.0]), ([0.0, 0.0], [1.0, bad])] {
+            let simd = attention(&k, &[], &keys, &values, 1, 1, &mut out);
+            let twin = scalar::attention(&k, &[], &keys, &values, 1, 1, &mut out);
+            let causal = causal_attention(&k, &[], &keys, &values, 1, 1, &mut out);
+            assert_eq!(twin, Err(Error::NonFinite), "scalar::attention, {bad}");
+            assert_eq!(causal, Err(Error::NonFinite), "causal_attention, {bad}");
+            assert_eq!(simd, twin, "attention vs scalar::attention, {bad}");
+        }
+    }
+}
+
+/// Found by the `merge` target: `OnlineSoftmax::update` over zero samples returns `Ok(())` for a
+/// NaN or infinite query, although its docs promise `NonFinite` if any input is NaN or infinite
+/// (the state is unchanged either way; only the documented error is missing).
+#[test]
+fn online_softmax_update_over_no_samples_rejects_a_non_finite_query() {
+    let k = SoftmaxDot::new(1.0).unwrap();
+    for bad in [f32::NAN, f32::NEG_INFINITY] {
+        let mut s = OnlineSoftmax::<1>::new();
+        assert_eq!(
+            s.update(&k, &[bad], &[], &[]),
+            Err(Error::NonFinite),
+            "{bad}"
+        );
+        assert!(s.is_empty());
+    }
 }
