@@ -10,18 +10,8 @@
 use nadaraya::{Gaussian, Kernel, SoftmaxDot, attention, weights};
 use nadaraya_tests::reference::{self, RefKernel, widen};
 
-fn rng(seed: u64) -> impl FnMut() -> f32 {
-    let mut s = seed | 1;
-    move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-    }
-}
-
 fn measure<K: Kernel>(k: &K, rk: RefKernel, n: usize, d: usize, dv: usize) -> (f64, f64) {
-    let mut r = rng((n * 131 + d * 7 + dv) as u64);
+    let mut r = nadaraya_tests::uniform((n * 131 + d * 7 + dv) as u64);
     let keys: Vec<f32> = (0..n * d).map(|_| r()).collect();
     let values: Vec<f32> = (0..n * dv).map(|_| r()).collect();
     let (k64, v64) = (widen(&keys), widen(&values));

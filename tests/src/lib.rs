@@ -6,6 +6,18 @@
 
 pub mod reference;
 
+/// A deterministic generator of `f32` uniform in `[-1, 1)` (xorshift64), for test data that is
+/// the same on every run and every machine.
+pub fn uniform(seed: u64) -> impl FnMut() -> f32 {
+    let mut s = seed | 1;
+    move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+}
+
 /// The workspace README's quick start, compiled and run as a doctest.
 #[doc = include_str!("../../README.md")]
 mod readme {}

@@ -10,22 +10,12 @@ const DH: usize = 4;
 type W = [[[f32; DH]; DM]; H];
 type WO = [[[f32; DM]; DH]; H];
 
-fn rnd(seed: u64) -> impl FnMut() -> f32 {
-    let mut s = seed | 1;
-    move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-    }
-}
-
 fn weights(seed: u64) -> (W, W, W, WO) {
-    let mut r = rnd(seed);
+    let mut r = nadaraya_tests::uniform(seed);
     let mut w =
         || core::array::from_fn(|_| core::array::from_fn(|_| core::array::from_fn(|_| r())));
     let (q, k, v) = (w(), w(), w());
-    let mut r = rnd(seed + 1);
+    let mut r = nadaraya_tests::uniform(seed + 1);
     let o = core::array::from_fn(|_| core::array::from_fn(|_| core::array::from_fn(|_| r())));
     (q, k, v, o)
 }
@@ -72,7 +62,7 @@ fn heads_match_the_f64_definition() {
     )
     .unwrap();
     let refk = taus.map(|t| RefKernel::SoftmaxDot { tau: f64::from(t) });
-    let mut r = rnd(7);
+    let mut r = nadaraya_tests::uniform(7);
     for len in [1usize, 2, 7, 16] {
         let x: Vec<[f32; DM]> = (0..len).map(|_| core::array::from_fn(|_| r())).collect();
         for causal in [false, true] {

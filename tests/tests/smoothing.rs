@@ -65,13 +65,7 @@ fn case() -> impl Strategy<Value = Case> {
         any::<u64>(),
     )
         .prop_map(|(n, d, dv, m, k, vscale, seed)| {
-            let mut state = seed | 1;
-            let mut rnd = move || {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-            };
+            let mut rnd = nadaraya_tests::uniform(seed);
             let sqrt_d = (d as f32).sqrt();
             let kernel = match k {
                 0 => Both::Gaussian(0.3 * sqrt_d),
@@ -231,13 +225,7 @@ proptest! {
 fn gaussian_equals_softmax_dot_on_the_unit_sphere() {
     for (d, h) in [(1usize, 0.5f32), (2, 0.2), (3, 1.0), (16, 0.7), (64, 2.0)] {
         let n = 97;
-        let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ d as u64;
-        let mut rnd = move || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-        };
+        let mut rnd = nadaraya_tests::uniform(0x9e37_79b9_7f4a_7c15u64 ^ d as u64);
         let mut unit = |len: usize| -> Vec<f32> {
             (0..len)
                 .flat_map(|_| {

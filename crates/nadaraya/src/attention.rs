@@ -104,6 +104,13 @@ pub fn attention<K: Kernel + ?Sized>(
 ) -> Result<(), Error> {
     let shape = check_shapes(q, keys, values, d, dv, out)?;
     let (d, dv) = (shape.d.get(), shape.dv.get());
+    if shape.m == 0 {
+        // No query reads the keys, but a NaN among them is still an input error.
+        return match diagnose(Error::Empty, &[keys, values]) {
+            Error::NonFinite => Err(Error::NonFinite),
+            _ => Ok(()),
+        };
+    }
     // Paired by hand: `zip` of two `ChunksExact` divides by the row widths out of line, a
     // panic path the no-panic check cannot see past.
     let mut rows = out.chunks_exact_mut(dv);
@@ -211,6 +218,22 @@ pub fn weights<K: Kernel + ?Sized>(
     keys: &[f32],
     out: &mut [f32],
 ) -> Result<(), Error> {
+    let (d, out) = check_weights_shape(q, keys, out)?;
+    for (kt, s) in keys
+        .chunks(TILE.saturating_mul(d))
+        .zip(out.chunks_mut(TILE))
+    {
+        kernel.scores(q, kt, s);
+    }
+    normalise_scores(out).map_err(|e| diagnose(e, &[q, keys]))
+}
+
+/// Checks the shapes of a `weights` call: the query width and the first `N` entries of `out`.
+pub(crate) fn check_weights_shape<'o>(
+    q: &[f32],
+    keys: &[f32],
+    out: &'o mut [f32],
+) -> Result<(usize, &'o mut [f32]), Error> {
     let d = q.len();
     if d == 0 {
         return Err(Error::ZeroDimension);
@@ -222,19 +245,10 @@ pub fn weights<K: Kernel + ?Sized>(
     if n == 0 {
         return Err(Error::Empty);
     }
-    let Some(out) = out.get_mut(..n) else {
-        return Err(Error::OutputTooSmall);
-    };
-    if !(simd::all_finite(q) && simd::all_finite(keys)) {
-        return Err(Error::NonFinite);
+    match out.get_mut(..n) {
+        Some(out) => Ok((d, out)),
+        None => Err(Error::OutputTooSmall),
     }
-    for (kt, s) in keys
-        .chunks(TILE.saturating_mul(d))
-        .zip(out.chunks_mut(TILE))
-    {
-        kernel.scores(q, kt, s);
-    }
-    normalise_scores(out)
 }
 
 /// Turns scores into softmax weights in place.

@@ -4,7 +4,7 @@
 //! what SIMD buys (`benches/`). They use [`Kernel::score`] and the scalar twin of the lanes'
 //! exponential, in two passes (maximum, then exponentials and sums).
 
-use crate::attention::check_shapes;
+use crate::attention::{check_shapes, check_weights_shape};
 use crate::{Error, Kernel, simd};
 
 /// Scalar [`attention`](crate::attention): same shapes, same errors.
@@ -76,20 +76,7 @@ pub fn weights<K: Kernel + ?Sized>(
     keys: &[f32],
     out: &mut [f32],
 ) -> Result<(), Error> {
-    let d = q.len();
-    if d == 0 {
-        return Err(Error::ZeroDimension);
-    }
-    if !keys.len().is_multiple_of(d) {
-        return Err(Error::ShapeMismatch);
-    }
-    let n = keys.len() / d;
-    if n == 0 {
-        return Err(Error::Empty);
-    }
-    let Some(out) = out.get_mut(..n) else {
-        return Err(Error::OutputTooSmall);
-    };
+    let (d, out) = check_weights_shape(q, keys, out)?;
     if !(q.iter().chain(keys).all(|v| v.is_finite())) {
         return Err(Error::NonFinite);
     }

@@ -214,6 +214,26 @@ fn sq_dist(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
+/// A row as whole lanes and a tail.
+type Lanes<'a> = (&'a [[f32; LANES]], &'a [f32]);
+
+/// The four rows of a `4 × width` block, each as whole lanes and a tail.
+#[inline(always)]
+fn four_rows(block: &[f32], width: usize) -> Option<[Lanes<'_>; 4]> {
+    let mut rows = block.chunks_exact(width);
+    let (Some(r0), Some(r1), Some(r2), Some(r3)) =
+        (rows.next(), rows.next(), rows.next(), rows.next())
+    else {
+        return None;
+    };
+    Some([
+        r0.as_chunks(),
+        r1.as_chunks(),
+        r2.as_chunks(),
+        r3.as_chunks(),
+    ])
+}
+
 /// Scores of the rows of `keys` (row length `q.len()`) into `out`: `scale · Σ (q_j - k_j)²` when
 /// `GAUSS`, else `scale · Σ q_j k_j`.
 ///
@@ -233,14 +253,9 @@ pub(crate) fn row_scores<const GAUSS: bool>(q: &[f32], keys: &[f32], scale: f32,
         let (qb, qt) = q.as_chunks::<LANES>();
         for o in &mut outs {
             let Some(block) = blocks.next() else { break };
-            let mut rows = block.chunks_exact(d);
-            let (Some(r0), Some(r1), Some(r2), Some(r3)) =
-                (rows.next(), rows.next(), rows.next(), rows.next())
-            else {
+            let Some([(b0, t0), (b1, t1), (b2, t2), (b3, t3)]) = four_rows(block, d) else {
                 break;
             };
-            let ((b0, t0), (b1, t1)) = (r0.as_chunks::<LANES>(), r1.as_chunks::<LANES>());
-            let ((b2, t2), (b3, t3)) = (r2.as_chunks::<LANES>(), r3.as_chunks::<LANES>());
             let mut acc = [f32x8::ZERO; 4];
             for ((((qc, k0), k1), k2), k3) in qb.iter().zip(b0).zip(b1).zip(b2).zip(b3) {
                 let qv = load(qc);
@@ -322,14 +337,9 @@ pub(crate) fn weighted_sum_into(p: &[f32], values: &[f32], dv: usize, acc: &mut 
             let (&[w0, w1, w2, w3], Some(block)) = (p4, blocks.next()) else {
                 break;
             };
-            let mut rows = block.chunks_exact(dv);
-            let (Some(r0), Some(r1), Some(r2), Some(r3)) =
-                (rows.next(), rows.next(), rows.next(), rows.next())
-            else {
+            let Some([(b0, t0), (b1, t1), (b2, t2), (b3, t3)]) = four_rows(block, dv) else {
                 break;
             };
-            let ((b0, t0), (b1, t1)) = (r0.as_chunks::<LANES>(), r1.as_chunks::<LANES>());
-            let ((b2, t2), (b3, t3)) = (r2.as_chunks::<LANES>(), r3.as_chunks::<LANES>());
             let wv = [w0, w1, w2, w3].map(f32x8::splat);
             for ((((a, x0), x1), x2), x3) in acc_body.iter_mut().zip(b0).zip(b1).zip(b2).zip(b3) {
                 let mut s = load(a);

@@ -219,6 +219,10 @@ impl<const DV: usize> OnlineSoftmax<DV> {
         if !keys.len().is_multiple_of(d) || values.len() != keys.len() / d * DV {
             return Err(Error::ShapeMismatch);
         }
+        if keys.is_empty() && !simd::all_finite(q) {
+            // No score reads the query, but a NaN in it is still an input error.
+            return Err(Error::NonFinite);
+        }
         let mut next = *self;
         let mut l = next.lse();
         // Non-finite inputs surface as a non-finite score or accumulator; only then are the
