@@ -409,24 +409,3 @@ pub fn check_agree(a: &[f32], b: &[f32], r: &RefRow, what: &str) {
         );
     }
 }
-
-/// Known core bugs a long run may be told to step over (`NADARAYA_FUZZ_TOLERATE=name,...`), so
-/// that it keeps exploring once the bug has a reproducer in `tests/tests/fuzz_regressions.rs`.
-/// `scripts/fuzz-smoke` (CI) never sets it.
-///
-/// - `unread-nonfinite`: `attention` with no query rows, or `OnlineSoftmax::update` over no
-///   samples, returns `Ok` for non-finite inputs it never reads.
-#[must_use]
-pub fn tolerate(name: &str) -> bool {
-    use std::sync::OnceLock;
-    static LIST: OnceLock<Vec<String>> = OnceLock::new();
-    LIST.get_or_init(|| {
-        std::env::var("NADARAYA_FUZZ_TOLERATE")
-            .unwrap_or_default()
-            .split(',')
-            .map(str::to_owned)
-            .collect()
-    })
-    .iter()
-    .any(|n| n == name)
-}
