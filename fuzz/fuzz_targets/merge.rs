@@ -1,0 +1,273 @@
+//! `nadaraya::OnlineSoftmax` states over random chunks of one sample set, merged in arbitrary
+//! orders and trees, against the single pass and the `f64` reference.
+//!
+//! Invariants: every way of splitting and merging gives the single pass's result within rounding
+//! (and within the reference bound, inside the values' range); `merge` is commutative bit for bit
+//! and the empty state is its identity; a failed `update` or `push_score` leaves the state
+//! unchanged; `log_sum_exp` and `max_score` match the reference.
+#![no_main]
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use nadaraya::{Error, Kernel, OnlineSoftmax};
+use nadaraya_fuzz::{AnyKernel, EPS, F, KernelSpec, RefKernel, build_kernel, ref_row};
+
+const DV: usize = 3;
+
+#[derive(Debug, Arbitrary)]
+struct Input {
+    kernel: KernelSpec,
+    d: u8,
+    n: u8,
+    q: Vec<F>,
+    head: Vec<F>,
+    seed: u32,
+    scale: F,
+    offset: F,
+    /// Chunk lengths (taken modulo 40, cycled until the samples run out).
+    chunks: Vec<u8>,
+    /// Per chunk: feed it with `update` (SIMD scores) or one `push_score` per sample.
+    by_score: Vec<bool>,
+    /// Merge plan: pairs of indices into the list of states (modulo its length), and whether to
+    /// merge `a.merge(b)` or `b.merge(a)`.
+    plan: Vec<(u8, u8)>,
+    /// A bad update to try on some chunk state: it must change nothing.
+    bad: Option<(u8, Bad)>,
+}
+
+#[derive(Debug, Arbitrary)]
+enum Bad {
+    NonFiniteValue(F),
+    ShortValues,
+    NonFiniteScore(F),
+    EmptyQuery,
+    /// `update` over one sample with a non-finite key coordinate (found while computing).
+    NonFiniteKey(F, u8),
+    /// `update` over one sample with a non-finite value coordinate.
+    NonFiniteValueUpdate(F, u8),
+}
+
+fuzz_target!(|input: Input| {
+    let Some(kernel) = build_kernel(input.kernel) else {
+        return;
+    };
+    match kernel {
+        AnyKernel::Gaussian(g) => run(&g, kernel.reference(), &input),
+        AnyKernel::SoftmaxDot(s) => run(&s, kernel.reference(), &input),
+    }
+});
+
+fn run<K: Kernel>(k: &K, rk: RefKernel, input: &Input) {
+    let d = 1 + usize::from(input.d % 12);
+    let n = usize::from(input.n % 100);
+    let q: Vec<f32> = (0..d)
+        .map(|j| input.q.get(j).map_or(0.25 * j as f32, |f| f.0))
+        .collect();
+    let mut state = input.seed | 1;
+    let all: Vec<f32> = (0..n * (d + DV))
+        .map(|i| match input.head.get(i) {
+            Some(h) => h.0,
+            None => {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                let u = (state >> 8) as f32 / (1u32 << 23) as f32 - 1.0;
+                input.offset.0 + input.scale.0 * u
+            }
+        })
+        .collect();
+    let (keys, values) = all.split_at(n * d);
+    if !all.iter().chain(&q).all(|v| v.is_finite()) {
+        let mut s = OnlineSoftmax::<DV>::new();
+        assert_eq!(s.update(k, &q, keys, values), Err(Error::NonFinite));
+        assert!(s.is_empty());
+        return;
+    }
+
+    let mut whole = OnlineSoftmax::<DV>::new();
+    let single = whole.update(k, &q, keys, values);
+    if n == 0 {
+        assert_eq!(single, Ok(()));
+        assert!(whole.is_empty());
+        assert_eq!(whole.finish(), Err(Error::Empty));
+        assert_eq!(whole.log_sum_exp(), f32::NEG_INFINITY);
+        return;
+    }
+    let r = ref_row(rk, &q, keys, values, DV);
+    if r.risky {
+        // ScoreOverflow is legitimate somewhere; the merge comparison would be moot.
+        return;
+    }
+    // Values whose sum may overflow `f32`: `update` may refuse with `Overflow` (changing
+    // nothing), and the merged result, if any, must still be a finite convex combination.
+    let vso = r.value_sum_overflows;
+    match single {
+        Ok(()) => {}
+        Err(Error::Overflow) if vso => assert!(whole.is_empty(), "failed update changed the state"),
+        Err(e) => panic!("single pass on modest scores and values: {e:?}"),
+    }
+
+    // Chunk states.
+    let mut states: Vec<OnlineSoftmax<DV>> = Vec::new();
+    let mut at = 0;
+    let mut c = 0;
+    while at < n {
+        let len = input
+            .chunks
+            .get(c % input.chunks.len().max(1))
+            .map_or(n, |l| usize::from(l % 40))
+            // Empty chunks (empty states) only on the first pass over `chunks`.
+            .max(usize::from(c >= input.chunks.len()))
+            .min(n - at);
+        let mut s = OnlineSoftmax::<DV>::new();
+        let (kc, vc) = (
+            &keys[at * d..(at + len) * d],
+            &values[at * DV..(at + len) * DV],
+        );
+        if input.by_score.get(c).copied().unwrap_or(false) {
+            for (kr, vr) in kc.chunks_exact(d).zip(vc.chunks_exact(DV)) {
+                let v: [f32; DV] = vr.try_into().unwrap();
+                assert_eq!(s.push_score(k.score(&q, kr), &v), Ok(()), "push_score");
+            }
+        } else {
+            match s.update(k, &q, kc, vc) {
+                Ok(()) => assert_eq!(s.is_empty(), len == 0),
+                Err(Error::Overflow) if vso => {
+                    assert!(s.is_empty(), "failed update changed the state")
+                }
+                Err(e) => panic!("update of a chunk: {e:?}"),
+            }
+        }
+        states.push(s);
+        at += len;
+        c += 1;
+    }
+
+    if let Some((i, bad)) = &input.bad {
+        let i = usize::from(*i) % states.len();
+        let before = states[i];
+        let res = match bad {
+            Bad::NonFiniteValue(f) => {
+                let v = if f.0.is_finite() { f32::NAN } else { f.0 };
+                states[i].push_score(0.0, &[1.0, v, 2.0])
+            }
+            Bad::ShortValues => states[i].update(k, &q, &keys[..d], &values[..DV - 1]),
+            Bad::NonFiniteScore(f) => {
+                let s = if f.0.is_finite() { f32::INFINITY } else { f.0 };
+                states[i].push_score(s, &[1.0; DV])
+            }
+            Bad::EmptyQuery => states[i].update(k, &[], &keys[..d], &values[..DV]),
+            Bad::NonFiniteKey(f, j) => {
+                let mut kr = keys[..d].to_vec();
+                kr[usize::from(*j) % d] = if f.0.is_finite() { f32::NAN } else { f.0 };
+                states[i].update(k, &q, &kr, &values[..DV])
+            }
+            Bad::NonFiniteValueUpdate(f, j) => {
+                let mut vr = values[..DV].to_vec();
+                vr[usize::from(*j) % DV] = if f.0.is_finite() { f32::INFINITY } else { f.0 };
+                states[i].update(k, &q, &keys[..d], &vr)
+            }
+        };
+        let want = match bad {
+            Bad::NonFiniteValue(_) | Bad::NonFiniteKey(..) | Bad::NonFiniteValueUpdate(..) => {
+                Error::NonFinite
+            }
+            Bad::ShortValues => Error::ShapeMismatch,
+            Bad::NonFiniteScore(_) => Error::ScoreOverflow,
+            Bad::EmptyQuery => Error::ZeroDimension,
+        };
+        assert_eq!(res, Err(want), "bad update");
+        let same = format!("{:?}", states[i]) == format!("{before:?}");
+        assert!(
+            same,
+            "failed update changed the state: {before:?} -> {:?}",
+            states[i]
+        );
+    }
+
+    // Merge along the plan, then fold what is left in list order.
+    let empty = OnlineSoftmax::<DV>::new();
+    let mut merges = 0usize;
+    for &(a, b) in &input.plan {
+        if states.len() < 2 {
+            break;
+        }
+        let i = usize::from(a) % states.len();
+        let mut j = usize::from(b) % states.len();
+        if i == j {
+            j = (j + 1) % states.len();
+        }
+        let (x, y) = (states[i], states[j]);
+        let xy = x.merge(&y);
+        let yx = y.merge(&x);
+        assert_eq!(
+            format!("{xy:?}"),
+            format!("{yx:?}"),
+            "merge not commutative"
+        );
+        assert_eq!(
+            format!("{:?}", x.merge(&empty)),
+            format!("{x:?}"),
+            "empty not identity"
+        );
+        assert_eq!(
+            format!("{:?}", empty.merge(&x)),
+            format!("{x:?}"),
+            "empty not identity"
+        );
+        let keep = if b & 1 == 0 { xy } else { yx };
+        let (lo, hi) = (i.min(j), i.max(j));
+        states.remove(hi);
+        states[lo] = keep;
+        merges += 1;
+    }
+    let mut total = OnlineSoftmax::<DV>::new();
+    for s in &states {
+        total = total.merge(s);
+        merges += 1;
+    }
+
+    if vso {
+        for (what, s) in [("merged", &total), ("single pass", &whole)] {
+            match s.finish() {
+                Ok(y) => r.check_range(&y, what),
+                Err(Error::Overflow | Error::Empty) => {}
+                Err(e) => panic!("{what}: finish gave {e:?}"),
+            }
+        }
+        return;
+    }
+    let got = total.finish().expect("merged state over samples");
+    let one = whole.finish().expect("single pass over samples");
+    r.check_out(&got, "merged");
+    r.check_out(&one, "single pass");
+    // Each merge and each tile rescales by an exponential with a few ulp of error.
+    for j in 0..DV {
+        let vmax = values
+            .chunks_exact(DV)
+            .fold(0.0f64, |m, v| m.max(f64::from(v[j]).abs()));
+        let tol = 2.0 * r.tol[j] + 16.0 * (n + merges) as f64 * EPS * vmax;
+        let diff = (f64::from(got[j]) - f64::from(one[j])).abs();
+        assert!(
+            diff <= tol,
+            "merged {:e} vs single pass {:e} at {j} (tolerance {tol:e})",
+            got[j],
+            one[j]
+        );
+    }
+    let lse_tol = 2.0 * r.score_err + 16.0 * EPS * (r.lse.abs() + 5.0);
+    for (what, s) in [("merged", &total), ("single pass", &whole)] {
+        let lse = f64::from(s.log_sum_exp());
+        assert!(
+            (lse - r.lse).abs() <= lse_tol,
+            "{what} log_sum_exp {lse:e} vs {:e} (tolerance {lse_tol:e})",
+            r.lse
+        );
+        let ms = f64::from(s.max_score());
+        assert!(
+            (ms - r.max_score).abs() <= r.score_err,
+            "{what} max_score {ms:e} vs {:e}",
+            r.max_score
+        );
+    }
+}
