@@ -1,0 +1,508 @@
+//! The seed's "What to Try" scenarios, one [`Figure`] each.
+
+use crate::data::min_max;
+use crate::figure::{Figure, KernelSpec, Mark, Panel, Series};
+use crate::{Dataset, Error};
+
+/// Default Gaussian bandwidth `h`.
+pub const DEFAULT_H: f32 = 0.5;
+/// Default softmax-dot temperature `τ` (`√d_k` for `d_k = 1`).
+pub const DEFAULT_TAU: f32 = 1.0;
+/// Default query position `x_q`.
+pub const DEFAULT_X_Q: f32 = 1.0;
+/// The seed's small bandwidth.
+pub const DEFAULT_SMALL_H: f32 = 0.2;
+/// A small temperature: weights become peaky.
+pub const DEFAULT_SMALL_TAU: f32 = 0.2;
+/// Points of the prediction grid.
+pub const GRID: usize = 241;
+
+/// The names of every scenario, in the order they are drawn.
+pub const NAMES: &[&str] = &[
+    "default",
+    "small-h",
+    "small-tau",
+    "clustered",
+    "sign",
+    "bandwidth-temperature",
+];
+
+// Palette indices (see `draw::PALETTE`).
+const BLUE: usize = 1;
+const ORANGE: usize = 2;
+const GREEN: usize = 3;
+const RED: usize = 4;
+const PURPLE: usize = 5;
+
+/// Everything the scenarios are computed from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params {
+    /// Gaussian bandwidth `h`.
+    pub h: f32,
+    /// Softmax-dot temperature `τ`.
+    pub tau: f32,
+    /// The query `x_q` whose weights are drawn.
+    pub x_q: f32,
+    /// The small bandwidth of the `small-h` scenario.
+    pub small_h: f32,
+    /// The small temperature of the `small-tau` scenario.
+    pub small_tau: f32,
+    /// The data set.
+    pub data: Dataset,
+}
+
+impl Default for Params {
+    /// The parameters the committed figures are drawn with: the built-in `sine` data,
+    /// `h = 0.5`, `τ = 1`, `x_q = 1`, small `h = 0.2`, small `τ = 0.2`.
+    fn default() -> Self {
+        Self {
+            h: DEFAULT_H,
+            tau: DEFAULT_TAU,
+            x_q: DEFAULT_X_Q,
+            small_h: DEFAULT_SMALL_H,
+            small_tau: DEFAULT_SMALL_TAU,
+            data: Dataset::sine(),
+        }
+    }
+}
+
+/// Every scenario figure for `p`, in the order of [`NAMES`].
+///
+/// # Errors
+/// As [`figure`].
+pub fn all(p: &Params) -> Result<Vec<Figure>, Error> {
+    NAMES.iter().map(|n| figure(n, p)).collect()
+}
+
+/// One scenario figure by name (see [`NAMES`]).
+///
+/// # Errors
+/// [`Error::Option`] for an unknown name or a non-finite `x_q`; [`Error::Core`] for an invalid
+/// `h` or `τ` or a score that overflows `f32`.
+pub fn figure(name: &str, p: &Params) -> Result<Figure, Error> {
+    if !p.x_q.is_finite() {
+        return Err(Error::Option(format!("x_q = {} is not finite", p.x_q)));
+    }
+    match name {
+        "default" => default(p),
+        "small-h" => small_h(p),
+        "small-tau" => small_tau(p),
+        "clustered" => clustered(p),
+        "sign" => sign(p),
+        "bandwidth-temperature" => bandwidth_temperature(p),
+        _ => Err(Error::Option(format!(
+            "no scenario `{name}` (scenarios: {})",
+            NAMES.join(", ")
+        ))),
+    }
+}
+
+/// The x range shown for a data set (its range plus 8 % each side, and `extra` positions).
+fn view(x: &[f32], extra: &[f32]) -> (f32, f32) {
+    let (lo, hi) = min_max(x);
+    let (lo, hi) = (lo.min(min_max(extra).0), hi.max(min_max(extra).1));
+    let pad = 0.08 * (hi - lo).max(1.0);
+    (lo - pad, hi + pad)
+}
+
+/// `GRID` evenly spaced positions over `range`.
+fn grid((lo, hi): (f32, f32)) -> Vec<f32> {
+    let step = (f64::from(hi) - f64::from(lo)) / (GRID - 1) as f64;
+    (0..GRID)
+        .map(|i| (f64::from(lo) + step * i as f64) as f32)
+        .collect()
+}
+
+fn prediction_panel(range: (f32, f32), queries: Vec<f32>, series: Vec<Series>) -> Panel {
+    Panel {
+        id: "prediction".into(),
+        x_label: "x".into(),
+        y_label: "y, ŷ(x)".into(),
+        x_range: range,
+        y_range: None,
+        queries,
+        shade: None,
+        series,
+    }
+}
+
+fn weights_panel(range: (f32, f32), queries: Vec<f32>, series: Vec<Series>) -> Panel {
+    Panel {
+        id: "weights".into(),
+        x_label: "x_i".into(),
+        y_label: "weight α_i".into(),
+        x_range: range,
+        y_range: None,
+        queries,
+        shade: None,
+        series,
+    }
+}
+
+/// ŷ over the grid for a 1-D data set.
+fn curve(
+    kernel: KernelSpec,
+    label: String,
+    mark: Mark,
+    color: usize,
+    d: &Dataset,
+    range: (f32, f32),
+) -> Result<Series, Error> {
+    let g = grid(range);
+    Series::prediction(
+        label,
+        mark,
+        color,
+        kernel,
+        &g,
+        g.clone(),
+        (d.x().to_vec(), d.y().to_vec(), 1),
+    )
+}
+
+/// α at `x_q` for a 1-D data set.
+fn bars(
+    kernel: KernelSpec,
+    label: String,
+    color: usize,
+    d: &Dataset,
+    x_q: f32,
+) -> Result<Series, Error> {
+    Series::weights(label, color, kernel, d.x(), vec![x_q], d.x().to_vec())
+}
+
+fn default(p: &Params) -> Result<Figure, Error> {
+    let d = &p.data;
+    let r = view(d.x(), &[p.x_q]);
+    let g = KernelSpec::Gaussian { h: p.h };
+    let s = KernelSpec::SoftmaxDot { tau: p.tau };
+    Ok(Figure {
+        name: "default".into(),
+        title: format!("Nadaraya–Watson smoothing: {} and {}", g.label(), s.label()),
+        panels: vec![
+            prediction_panel(
+                r,
+                vec![p.x_q],
+                vec![
+                    Series::data("data (x_i, y_i)", d.x(), d.y()),
+                    curve(g, format!("ŷ(x), {}", g.label()), Mark::Line, BLUE, d, r)?,
+                    curve(s, format!("ŷ(x), {}", s.label()), Mark::Line, ORANGE, d, r)?,
+                ],
+            ),
+            weights_panel(
+                r,
+                vec![p.x_q],
+                vec![
+                    bars(
+                        g,
+                        format!("α_i at x_q={}, {}", p.x_q, g.label()),
+                        BLUE,
+                        d,
+                        p.x_q,
+                    )?,
+                    bars(
+                        s,
+                        format!("α_i at x_q={}, {}", p.x_q, s.label()),
+                        ORANGE,
+                        d,
+                        p.x_q,
+                    )?,
+                ],
+            ),
+        ],
+    })
+}
+
+/// The queries of the `small-h` scenario: 1/6, 1/2 and 5/6 of the way across the data, to two
+/// decimals.
+#[must_use]
+pub fn sweep_queries(d: &Dataset) -> [f32; 3] {
+    let (lo, hi) = d.x_range();
+    // Rounded to two decimals so the labels read `x_q=1.85`, not `x_q=1.8499999`.
+    let at = |t: f64| {
+        let v = f64::from(lo) + t * (f64::from(hi) - f64::from(lo));
+        ((v * 100.0).round() / 100.0) as f32
+    };
+    [at(1.0 / 6.0), at(0.5), at(5.0 / 6.0)]
+}
+
+fn small_h(p: &Params) -> Result<Figure, Error> {
+    let d = &p.data;
+    let qs = sweep_queries(d);
+    let r = view(d.x(), &qs);
+    let small = KernelSpec::Gaussian { h: p.small_h };
+    let wide = KernelSpec::Gaussian { h: p.h };
+    let colors = [GREEN, RED, PURPLE];
+    let mut weights = Vec::new();
+    for (&q, &c) in qs.iter().zip(&colors) {
+        weights.push(bars(small, format!("α_i at x_q={q}"), c, d, q)?);
+    }
+    Ok(Figure {
+        name: "small-h".into(),
+        title: format!(
+            "Small bandwidth h={}: weights become local as x_q moves",
+            p.small_h
+        ),
+        panels: vec![
+            prediction_panel(
+                r,
+                qs.to_vec(),
+                vec![
+                    Series::data("data (x_i, y_i)", d.x(), d.y()),
+                    curve(
+                        wide,
+                        format!("ŷ(x), {}", wide.label()),
+                        Mark::Line,
+                        BLUE,
+                        d,
+                        r,
+                    )?,
+                    curve(
+                        small,
+                        format!("ŷ(x), {}", small.label()),
+                        Mark::Line,
+                        ORANGE,
+                        d,
+                        r,
+                    )?,
+                ],
+            ),
+            weights_panel(r, qs.to_vec(), weights),
+        ],
+    })
+}
+
+fn small_tau(p: &Params) -> Result<Figure, Error> {
+    let d = &p.data;
+    let r = view(d.x(), &[p.x_q]);
+    let s = KernelSpec::SoftmaxDot { tau: p.tau };
+    let small = KernelSpec::SoftmaxDot { tau: p.small_tau };
+    Ok(Figure {
+        name: "small-tau".into(),
+        title: format!(
+            "Small temperature τ={}: softmax-dot weights become peaky",
+            p.small_tau
+        ),
+        panels: vec![
+            prediction_panel(
+                r,
+                vec![p.x_q],
+                vec![
+                    Series::data("data (x_i, y_i)", d.x(), d.y()),
+                    curve(s, format!("ŷ(x), {}", s.label()), Mark::Line, ORANGE, d, r)?,
+                    curve(
+                        small,
+                        format!("ŷ(x), {}", small.label()),
+                        Mark::Line,
+                        RED,
+                        d,
+                        r,
+                    )?,
+                ],
+            ),
+            weights_panel(
+                r,
+                vec![p.x_q],
+                vec![
+                    bars(
+                        s,
+                        format!("α_i at x_q={}, {}", p.x_q, s.label()),
+                        ORANGE,
+                        d,
+                        p.x_q,
+                    )?,
+                    bars(
+                        small,
+                        format!("α_i at x_q={}, {}", p.x_q, small.label()),
+                        RED,
+                        d,
+                        p.x_q,
+                    )?,
+                ],
+            ),
+        ],
+    })
+}
+
+fn clustered(p: &Params) -> Result<Figure, Error> {
+    let d = &p.data;
+    let c = d.clustered();
+    let r = view(d.x(), &[p.x_q]);
+    let g = KernelSpec::Gaussian { h: p.h };
+    Ok(Figure {
+        name: "clustered".into(),
+        title: format!(
+            "Clustered x_i ({}): α redistributes over the cluster near x_q",
+            g.label()
+        ),
+        panels: vec![
+            prediction_panel(
+                r,
+                vec![p.x_q],
+                vec![
+                    Series::data("data (x_i, y_i)", d.x(), d.y()),
+                    Series {
+                        color: GREEN,
+                        ..Series::data("clustered (x_i, y_i)", c.x(), c.y())
+                    },
+                    curve(g, "ŷ(x), spread x_i".into(), Mark::Line, BLUE, d, r)?,
+                    curve(g, "ŷ(x), clustered x_i".into(), Mark::Line, GREEN, &c, r)?,
+                ],
+            ),
+            weights_panel(
+                r,
+                vec![p.x_q],
+                vec![
+                    bars(
+                        g,
+                        format!("α_i at x_q={}, spread x_i", p.x_q),
+                        BLUE,
+                        d,
+                        p.x_q,
+                    )?,
+                    bars(
+                        g,
+                        format!("α_i at x_q={}, clustered x_i", p.x_q),
+                        GREEN,
+                        &c,
+                        p.x_q,
+                    )?,
+                ],
+            ),
+        ],
+    })
+}
+
+fn sign(p: &Params) -> Result<Figure, Error> {
+    let d = &p.data;
+    // The scenario is about a positive query; a negative or zero x_q is mirrored to |x_q| (or 1).
+    let q = if p.x_q.abs() > 0.0 { p.x_q.abs() } else { 1.0 };
+    let r = view(d.x(), &[q, -q]);
+    let g = KernelSpec::Gaussian { h: p.h };
+    let s = KernelSpec::SoftmaxDot { tau: p.tau };
+    let mut w = weights_panel(
+        r,
+        vec![q, -q],
+        vec![
+            bars(g, format!("α_i at x_q={q}, {}", g.label()), BLUE, d, q)?,
+            bars(s, format!("α_i at x_q={q}, {}", s.label()), ORANGE, d, q)?,
+            bars(
+                s,
+                format!("α_i at x_q={}, {}", -q, s.label()),
+                PURPLE,
+                d,
+                -q,
+            )?,
+        ],
+    );
+    w.shade = Some(((0.0, r.1), "same sign as x_q > 0".into()));
+    Ok(Figure {
+        name: "sign".into(),
+        title: format!(
+            "Gaussian vs softmax-dot at x_q={q}: softmax-dot prefers x_i of the same sign"
+        ),
+        panels: vec![
+            prediction_panel(
+                r,
+                vec![q, -q],
+                vec![
+                    Series::data("data (x_i, y_i)", d.x(), d.y()),
+                    curve(g, format!("ŷ(x), {}", g.label()), Mark::Line, BLUE, d, r)?,
+                    curve(s, format!("ŷ(x), {}", s.label()), Mark::Line, ORANGE, d, r)?,
+                ],
+            ),
+            w,
+        ],
+    })
+}
+
+/// The unit-normalised embedding of a 1-D location: `(x, 1) / √(x² + 1)`.
+///
+/// On unit vectors `|q − k|² = 2 − 2 q·k`, so the Gaussian score `−|q − k|²/(2h²)` is
+/// `q·k/h² − 1/h²`: the softmax-dot score with `τ = h²` shifted by a constant, which the
+/// softmax removes. Gaussian(h) and softmax-dot(τ = h²) weights coincide.
+#[must_use]
+pub fn unit(x: f32) -> [f32; 2] {
+    let n = (f64::from(x) * f64::from(x) + 1.0).sqrt();
+    [(f64::from(x) / n) as f32, (1.0 / n) as f32]
+}
+
+fn bandwidth_temperature(p: &Params) -> Result<Figure, Error> {
+    let d = &p.data;
+    let r = view(d.x(), &[p.x_q]);
+    let h = p.h;
+    let tau = (f64::from(h) * f64::from(h)) as f32;
+    let g = KernelSpec::Gaussian { h };
+    let s = KernelSpec::SoftmaxDot { tau };
+    let keys: Vec<f32> = d.x().iter().flat_map(|&x| unit(x)).collect();
+    let gx = grid(r);
+    let queries: Vec<f32> = gx.iter().flat_map(|&x| unit(x)).collect();
+    let q = unit(p.x_q).to_vec();
+    let kv = || (keys.clone(), d.y().to_vec(), 2);
+    Ok(Figure {
+        name: "bandwidth-temperature".into(),
+        title: format!(
+            "Unit-normalised points: Gaussian h={h} and softmax-dot τ=h²={tau} coincide"
+        ),
+        panels: vec![
+            Panel {
+                x_label: "x  (query and keys embedded as (x, 1)/√(x²+1))".into(),
+                ..prediction_panel(
+                    r,
+                    vec![p.x_q],
+                    vec![
+                        Series::data("data (x_i, y_i)", d.x(), d.y()),
+                        curve(
+                            g,
+                            format!("ŷ(x), {} on raw x", g.label()),
+                            Mark::Line,
+                            GREEN,
+                            d,
+                            r,
+                        )?,
+                        Series::prediction(
+                            format!("ŷ(x), {} normalised", g.label()),
+                            Mark::Line,
+                            BLUE,
+                            g,
+                            &gx,
+                            queries.clone(),
+                            kv(),
+                        )?,
+                        Series::prediction(
+                            format!("ŷ(x), {} normalised", s.label()),
+                            Mark::Dashed,
+                            ORANGE,
+                            s,
+                            &gx,
+                            queries,
+                            kv(),
+                        )?,
+                    ],
+                )
+            },
+            weights_panel(
+                r,
+                vec![p.x_q],
+                vec![
+                    Series::weights(
+                        format!("α_i at x_q={}, {} normalised", p.x_q, g.label()),
+                        BLUE,
+                        g,
+                        d.x(),
+                        q.clone(),
+                        keys.clone(),
+                    )?,
+                    Series::weights(
+                        format!("α_i at x_q={}, {} normalised", p.x_q, s.label()),
+                        ORANGE,
+                        s,
+                        d.x(),
+                        q,
+                        keys,
+                    )?,
+                ],
+            ),
+        ],
+    })
+}
