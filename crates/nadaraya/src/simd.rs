@@ -10,10 +10,20 @@ use wide::{f32x8, i32x8};
 /// Lanes per vector.
 pub(crate) const LANES: usize = 8;
 
+/// True where `wide` has float SIMD (x86 SSE2 and up, aarch64 NEON, wasm simd128). Elsewhere —
+/// Cortex-M — its lanes are emulated one float at a time, and plain scalar loops over the same
+/// arithmetic cost fewer instructions (measured by `scripts/firmware-cost`).
+const SIMD: bool = cfg!(any(
+    target_feature = "sse2",
+    all(target_arch = "aarch64", target_feature = "neon"),
+    target_feature = "simd128"
+));
+
 // Range reduction exp(x) = 2^n · exp(r), n = round(x·log2 e), r = x - n·ln 2, with ln 2 split in
 // two (Cody–Waite) so that n·LN2_HI is exact for |n| ≤ 2^9.
 const LOG2E: f32 = core::f32::consts::LOG2_E;
-const LN2_HI: f32 = 0.693_359_4;
+#[allow(clippy::excessive_precision)] // exact: 355/512
+const LN2_HI: f32 = 0.693_359_375;
 const LN2_LO: f32 = -2.121_944_4e-4;
 // Minimax polynomial for (exp(r) - 1 - r) / r² on |r| ≤ ln2/2: the coefficients of Cephes'
 // `expf` (S. L. Moshier, Cephes Math Library 2.2), highest degree first, as published.
@@ -24,7 +34,7 @@ const P: [f32; 6] = [
     8.333_452e-3,
     4.166_579_6e-2,
     1.666_666_5e-1,
-    5e-1,
+    5.000_000_1e-1,
 ];
 /// 1.5·2^23, the round-to-nearest-even constant, and its bit pattern.
 const ROUNDER: f32 = 12_582_912.0;
@@ -59,13 +69,13 @@ pub(crate) fn exp_lanes(x: f32x8) -> f32x8 {
 /// The same algorithm as [`exp_lanes`] on one value, in plain scalar arithmetic.
 #[inline]
 pub(crate) fn exp_scalar(x: f32) -> f32 {
-    if x.is_nan() {
-        return x;
+    // One comparison on the common path: NaN and x < EXP_MIN both fail it.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
+    if !(x >= EXP_MIN) {
+        return if x.is_nan() { x } else { 0.0 };
     }
-    if x < EXP_MIN {
-        return 0.0;
-    }
-    let x = x.min(0.0);
+    // Not `f32::min`: without an FPU min instruction (Cortex-M4) it is a call to libm's fminf.
+    let x = if x > 0.0 { 0.0 } else { x };
     // Round to nearest even as in the lanes.
     let n = (x * LOG2E + ROUNDER) - ROUNDER;
     let r = x - n * LN2_HI;
@@ -86,6 +96,14 @@ fn load(c: &[f32; LANES]) -> f32x8 {
 /// `s[i] = exp(s[i] - m)` in place; returns the sum of the results.
 #[inline]
 pub(crate) fn exp_shift_sum(s: &mut [f32], m: f32) -> f32 {
+    if !SIMD {
+        let mut sum = 0.0;
+        for v in s {
+            *v = exp_scalar(*v - m);
+            sum += *v;
+        }
+        return sum;
+    }
     let mv = f32x8::splat(m);
     let (body, tail) = s.as_chunks_mut::<LANES>();
     let mut acc = [f32x8::ZERO; 2];
@@ -123,6 +141,21 @@ pub(crate) fn exp_in_place(s: &mut [f32]) {
 /// The largest score, or `Err(ScoreOverflow)` if any score is NaN or infinite.
 #[inline]
 pub(crate) fn max_finite(s: &[f32]) -> Result<f32, crate::Error> {
+    if !SIMD {
+        let (mut m, mut poison) = (f32::NEG_INFINITY, 0.0f32);
+        for &v in s {
+            // Not `f32::max` (a libm call on Cortex-M4); NaN is caught by the poison.
+            if v > m {
+                m = v;
+            }
+            poison += v * 0.0;
+        }
+        return if poison == 0.0 && m.is_finite() {
+            Ok(m)
+        } else {
+            Err(crate::Error::ScoreOverflow)
+        };
+    }
     let (body, tail) = s.as_chunks::<LANES>();
     let mut mx = f32x8::splat(f32::NEG_INFINITY);
     // x·0 is 0 for finite x and NaN for ±inf or NaN: one NaN poisons the sum.
@@ -148,6 +181,9 @@ pub(crate) fn max_finite(s: &[f32]) -> Result<f32, crate::Error> {
 /// True if every element is finite.
 #[inline]
 pub(crate) fn all_finite(xs: &[f32]) -> bool {
+    if !SIMD {
+        return xs.iter().fold(0.0f32, |p, v| p + v * 0.0) == 0.0;
+    }
     let (body, tail) = xs.as_chunks::<LANES>();
     let mut poison = [f32x8::ZERO; 2];
     let mut pairs = body.chunks_exact(2);
@@ -246,6 +282,16 @@ pub(crate) fn row_scores<const GAUSS: bool>(q: &[f32], keys: &[f32], scale: f32,
         out.fill(0.0);
         return;
     }
+    if !SIMD {
+        for (o, k) in out.iter_mut().zip(keys.chunks_exact(d)) {
+            let mut s = 0.0f32;
+            for (a, b) in q.iter().zip(k) {
+                s += if GAUSS { (a - b) * (a - b) } else { a * b };
+            }
+            *o = scale * s;
+        }
+        return;
+    }
     if d >= LANES {
         // Four rows at a time share each load of the query.
         let mut outs = out.chunks_exact_mut(4);
@@ -319,6 +365,14 @@ pub(crate) fn row_scores<const GAUSS: bool>(q: &[f32], keys: &[f32], scale: f32,
 #[inline]
 pub(crate) fn weighted_sum_into(p: &[f32], values: &[f32], dv: usize, acc: &mut [f32]) {
     if dv == 0 {
+        return;
+    }
+    if !SIMD {
+        for (&w, row) in p.iter().zip(values.chunks_exact(dv)) {
+            for (a, v) in acc.iter_mut().zip(row) {
+                *a += w * v;
+            }
+        }
         return;
     }
     if dv == 1 {

@@ -108,7 +108,12 @@ impl Lse {
             a.copy_from_slice(b);
             return;
         }
-        let m = self.max.max(other.max);
+        // Not `f32::max`: a libm call on Cortex-M4; both maxima are finite or -inf.
+        let m = if other.max > self.max {
+            other.max
+        } else {
+            self.max
+        };
         let fa = simd::exp_scalar(self.max - m);
         let fb = simd::exp_scalar(other.max - m);
         self.sum = self.sum * fa + other.sum * fb;

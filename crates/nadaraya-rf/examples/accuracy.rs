@@ -1,0 +1,89 @@
+//! The accuracy table of the crate README: relative error `‖O_rf − O_exact‖ / ‖O_exact‖` of
+//! random-feature attention against the core's exact `nadaraya::attention` (`SoftmaxDot`,
+//! `τ = √d`), mean ± standard deviation over 8 seeds of the features (same inputs).
+//!
+//! `cargo run --release -p nadaraya-rf --example accuracy`
+
+use nadaraya::SoftmaxDot;
+use nadaraya_rf::{FavorPlus, Projection, RowNorm, Sampling, Variant, attention};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use rand_distr::{Distribution, Normal};
+
+const SEEDS: u64 = 8;
+
+fn normal(n: usize, sigma: f32, rng: &mut ChaCha20Rng) -> Vec<f32> {
+    let dist = Normal::new(0.0, sigma).expect("valid sigma");
+    (0..n).map(|_| dist.sample(rng)).collect()
+}
+
+fn rel_err(a: &[f32], b: &[f32]) -> f64 {
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
+        .sum();
+    let den: f64 = b.iter().map(|y| f64::from(*y).powi(2)).sum();
+    (num / den).sqrt()
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let cases = [
+        (
+            "(i) L=4096, d=16, q,k,v ~ N(0, 0.5²)",
+            4096usize,
+            16usize,
+            0.5f32,
+            0.5f32,
+        ),
+        ("(ii) L=1024, d=64, q,k,v ~ N(0, 1)", 1024, 64, 1.0, 1.0),
+    ];
+    let kinds = [
+        ("iid, positive", Sampling::Iid, Variant::Positive),
+        (
+            "orthogonal (chi), positive",
+            Sampling::Orthogonal(RowNorm::Chi),
+            Variant::Positive,
+        ),
+        (
+            "orthogonal (chi), hyperbolic",
+            Sampling::Orthogonal(RowNorm::Chi),
+            Variant::Hyperbolic,
+        ),
+    ];
+    let ms = [16usize, 64, 256, 1024];
+    for (name, l, d, sqk, sv) in cases {
+        let mut rng = ChaCha20Rng::seed_from_u64(2021);
+        let q = normal(l * d, sqk, &mut rng);
+        let k = normal(l * d, sqk, &mut rng);
+        let v = normal(l * d, sv, &mut rng);
+        let mut exact = vec![0.0; l * d];
+        nadaraya::attention(&SoftmaxDot::for_dim(d)?, &q, &k, &v, d, d, &mut exact)?;
+        println!("\n{name}, dv = d, τ = √d; relative error, mean ± sd over {SEEDS} seeds\n");
+        print!("| features |");
+        for m in ms {
+            print!(" m = {m} |");
+        }
+        println!("\n|---|{}", "---|".repeat(ms.len()));
+        for (kname, sampling, variant) in kinds {
+            print!("| {kname} |");
+            for m in ms {
+                let errs: Vec<f64> = (0..SEEDS)
+                    .map(|seed| {
+                        let p = Projection::new(d, m, sampling, seed)?;
+                        let f = FavorPlus::new(p, (d as f32).sqrt(), variant)?;
+                        let mut out = vec![0.0; l * d];
+                        attention(&f, &q, &k, &v, d, d, &mut out)?;
+                        Ok(rel_err(&out, &exact))
+                    })
+                    .collect::<Result<_, nadaraya_rf::Error>>()?;
+                let mean = errs.iter().sum::<f64>() / errs.len() as f64;
+                let var =
+                    errs.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / (errs.len() - 1) as f64;
+                print!(" {mean:.4} ± {:.4} |", var.sqrt());
+            }
+            println!();
+        }
+    }
+    Ok(())
+}

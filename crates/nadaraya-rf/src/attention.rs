@@ -1,0 +1,596 @@
+//! Linear-time attention with FAVOR+ features: non-causal, causal, and the recurrent step.
+
+use nadaraya::math::{exp_neg, exp_neg_in_place};
+use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut};
+
+use crate::{Error, FavorPlus};
+
+/// Keys (and queries) are mapped to features this many rows at a time, so the extra memory is
+/// `r·(dv + TILE + 3)` floats whatever the sequence length.
+pub(crate) const TILE: usize = 64;
+
+/// Checked shapes `(queries, keys)` of an attention call against features of dimension `fd`.
+pub(crate) fn check_shapes(
+    fd: usize,
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    d: usize,
+    dv: usize,
+    out: &[f32],
+) -> Result<(usize, usize), Error> {
+    if d == 0 || dv == 0 {
+        return Err(Error::ZeroDimension);
+    }
+    if d != fd {
+        return Err(Error::DimensionMismatch {
+            expected: fd,
+            found: d,
+        });
+    }
+    if !q.len().is_multiple_of(d)
+        || !keys.len().is_multiple_of(d)
+        || !values.len().is_multiple_of(dv)
+    {
+        return Err(Error::ShapeMismatch);
+    }
+    let (m, n) = (q.len() / d, keys.len() / d);
+    if values.len() / dv != n {
+        return Err(Error::ShapeMismatch);
+    }
+    if n == 0 {
+        return Err(Error::Empty);
+    }
+    if out.len() < m * dv {
+        return Err(Error::OutputTooSmall);
+    }
+    if !(all_finite(q) && all_finite(keys) && all_finite(values)) {
+        return Err(Error::NonFinite);
+    }
+    Ok((m, n))
+}
+
+#[inline]
+pub(crate) fn all_finite(xs: &[f32]) -> bool {
+    xs.iter().fold(true, |ok, v| ok & v.is_finite())
+}
+
+/// Random-feature attention: `out_t = Σ_i φ(q_t)·φ(k_i) v_i / Σ_i φ(q_t)·φ(k_i)`, an unbiased-
+/// feature estimate of softmax attention `Σ_i softmax_i(q_t·k_i/τ) v_i`.
+///
+/// Same shapes as [`nadaraya::attention`]: `q` is `M×d`, `keys` `N×d`, `values` `N×dv`, `out` at
+/// least `M×dv`, all row-major, and `d` must be the features' dimension. The keys are summed once
+/// into `S = Σ_i φ(k_i) v_iᵀ` (`r×dv`) and `z = Σ_i φ(k_i)` (`r`), then every query reads them:
+/// `O(M·r·(d + dv) + N·r·(d + dv))` time and `O(r·dv)` extra memory (`r·(dv + 67)` floats), `r`
+/// the number of features. Both passes are matrix products in tiles of 64 rows
+/// ([`nalgebra`]'s `gemm`, backed by `matrixmultiply`).
+///
+/// # Stabilisers and the denominator guard
+/// A key's feature `i` is `exp(a_i)` with `a_i = ω_i·k' − |k'|²/2`; a query's is `exp(b_i)` with
+/// `b_i = ω_i·q'` (its own `−|q'|²/2` and the `1/√r` are per-row constants and cancel). With
+/// `c_i = max_keys a_i` (taken once over all keys, one per feature, kept as a running maximum
+/// that rescales `S_i, z_i` when it grows) and `C = max_i (b_i + c_i)` per query row,
+/// `exp(b_i + a_i) = exp(C) · exp(b_i + c_i − C) · exp(a_i − c_i)`, and `exp(C)` cancels between
+/// numerator and denominator: the result is exactly the unstabilised estimator. Every exponent is
+/// `≤ 0`, and the feature `i*` attaining `C` has query weight exactly 1 and key sum `z_i* ≥ 1`
+/// (its largest key contributes `exp(0)`), so **the denominator is always `≥ 1`**: finite inputs
+/// never divide by zero or overflow it. No epsilon is added anywhere.
+///
+/// # Errors
+/// - [`Error::ZeroDimension`] if `d == 0` or `dv == 0`;
+/// - [`Error::DimensionMismatch`] if `d` is not the features' dimension;
+/// - [`Error::ShapeMismatch`] if a length is not a multiple of its row length, or `keys` and
+///   `values` have different row counts;
+/// - [`Error::Empty`] if there are no keys;
+/// - [`Error::OutputTooSmall`] if `out.len() < M·dv`;
+/// - [`Error::NonFinite`] if any input is NaN or infinite;
+/// - [`Error::ScoreOverflow`] if a feature exponent is not finite in `f32`;
+/// - [`Error::OutputOverflow`] if a result is not finite (values near `f32::MAX`).
+///
+/// Nothing is written when the inputs are rejected up front; after a computing error `out` may
+/// hold partial results.
+///
+/// # Examples
+/// ```
+/// use nadaraya::SoftmaxDot;
+/// use nadaraya_rf::{attention, FavorPlus};
+/// let (d, dv, l) = (4, 2, 32);
+/// let x: Vec<f32> = (0..l * d).map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.05).collect();
+/// let v: Vec<f32> = (0..l * dv).map(|i| (i % 7) as f32).collect();
+/// let f = FavorPlus::for_dim(d, 256, 42)?;
+/// let mut rf = vec![0.0; l * dv];
+/// attention(&f, &x, &x, &v, d, dv, &mut rf)?;
+/// let mut exact = vec![0.0; l * dv];
+/// nadaraya::attention(&SoftmaxDot::for_dim(d).unwrap(), &x, &x, &v, d, dv, &mut exact).unwrap();
+/// let err = rf.iter().zip(&exact).map(|(a, b)| (a - b).powi(2)).sum::<f32>().sqrt()
+///     / exact.iter().map(|b| b * b).sum::<f32>().sqrt();
+/// assert!(err < 0.05);
+/// # Ok::<(), nadaraya_rf::Error>(())
+/// ```
+pub fn attention(
+    features: &FavorPlus,
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    d: usize,
+    dv: usize,
+    out: &mut [f32],
+) -> Result<(), Error> {
+    let (m, _) = check_shapes(features.dim(), q, keys, values, d, dv, out)?;
+    let r = features.features();
+    let w = features.matrix();
+    let mut sums = KeySums::new(r, dv);
+    let mut buf = vec![0.0f32; r * TILE];
+    let mut tmp = vec![0.0f32; r];
+    for (kt, vt) in keys.chunks(TILE * d).zip(values.chunks(TILE * dv)) {
+        let t = kt.len() / d;
+        let a = &mut buf[..r * t];
+        DMatrixViewMut::from_slice(a, r, t).gemm(1.0, w, &DMatrixView::from_slice(kt, d, t), 0.0);
+        let mut ok = true;
+        for (col, k) in a.chunks_exact_mut(r).zip(kt.chunks_exact(d)) {
+            let h = features.half_sq_norm(k);
+            for x in col.iter_mut() {
+                *x -= h;
+                ok &= x.is_finite();
+            }
+        }
+        if !ok {
+            return Err(Error::ScoreOverflow);
+        }
+        sums.absorb_tile(a, vt, &mut tmp);
+    }
+    let out = &mut out[..m * dv];
+    for (qt, ot) in q.chunks(TILE * d).zip(out.chunks_mut(TILE * dv)) {
+        let t = qt.len() / d;
+        let b = &mut buf[..r * t];
+        DMatrixViewMut::from_slice(b, r, t).gemm(1.0, w, &DMatrixView::from_slice(qt, d, t), 0.0);
+        sums.query_tile(b, ot)?;
+    }
+    Ok(())
+}
+
+/// The running key sums `S` (stored as `dv×r` column-major, i.e. `r` rows of `dv`), `z`, and the
+/// per-feature stabilisers `c`.
+#[derive(Clone, Debug)]
+struct KeySums {
+    dv: usize,
+    c: Vec<f32>,
+    z: Vec<f32>,
+    s: DMatrix<f32>,
+}
+
+impl KeySums {
+    fn new(r: usize, dv: usize) -> Self {
+        Self {
+            dv,
+            c: vec![f32::NEG_INFINITY; r],
+            z: vec![0.0; r],
+            s: DMatrix::zeros(dv, r),
+        }
+    }
+
+    /// Absorbs a tile of key exponents `a` (`r×t` column-major, finite; overwritten with the
+    /// stabilised features) and the matching value rows `vt` (`t×dv`).
+    fn absorb_tile(&mut self, a: &mut [f32], vt: &[f32], mb: &mut [f32]) {
+        let r = self.c.len();
+        let t = a.len() / r;
+        mb.fill(f32::NEG_INFINITY);
+        for col in a.chunks_exact(r) {
+            for (m, &x) in mb.iter_mut().zip(col) {
+                *m = m.max(x);
+            }
+        }
+        for (i, &m) in mb.iter().enumerate() {
+            if m > self.c[i] {
+                if self.z[i] != 0.0 {
+                    let f = exp_neg(self.c[i] - m);
+                    self.z[i] *= f;
+                    self.s.column_mut(i).scale_mut(f);
+                }
+                self.c[i] = m;
+            }
+        }
+        for col in a.chunks_exact_mut(r) {
+            for (x, &c) in col.iter_mut().zip(&self.c) {
+                *x -= c;
+            }
+        }
+        exp_neg_in_place(a);
+        for col in a.chunks_exact(r) {
+            for (z, &p) in self.z.iter_mut().zip(col) {
+                *z += p;
+            }
+        }
+        // Sᵀ (dv×r) += Vᵀ (dv×t) · Φᵀ (t×r).
+        let phi_t = DMatrixView::from_slice_with_strides(a, t, r, r, 1);
+        self.s
+            .gemm(1.0, &DMatrixView::from_slice(vt, self.dv, t), &phi_t, 1.0);
+    }
+
+    /// Reads a tile of query exponents `b` (`r×t`, overwritten with the stabilised query
+    /// features) into `ot` (`t×dv`).
+    fn query_tile(&self, b: &mut [f32], ot: &mut [f32]) -> Result<(), Error> {
+        let r = self.c.len();
+        let t = b.len() / r;
+        let mut ok = true;
+        for col in b.chunks_exact_mut(r) {
+            let mut mx = f32::NEG_INFINITY;
+            for (x, &c) in col.iter_mut().zip(&self.c) {
+                *x += c;
+                mx = mx.max(*x);
+            }
+            ok &= mx.is_finite();
+            for x in col.iter_mut() {
+                *x -= mx;
+            }
+        }
+        if !ok {
+            return Err(Error::ScoreOverflow);
+        }
+        exp_neg_in_place(b);
+        // Oᵀ (dv×t) = Sᵀ (dv×r) · W (r×t).
+        DMatrixViewMut::from_slice(ot, self.dv, t).gemm(
+            1.0,
+            &self.s,
+            &DMatrixView::from_slice(b, r, t),
+            0.0,
+        );
+        let mut ok = true;
+        for (col, o) in b.chunks_exact(r).zip(ot.chunks_exact_mut(self.dv)) {
+            // ≥ 1: the feature at the row maximum has weight exp(0) = 1 and key sum ≥ 1.
+            let den: f32 = col.iter().zip(&self.z).map(|(w, z)| w * z).sum();
+            let inv = 1.0 / den;
+            for x in o.iter_mut() {
+                *x *= inv;
+                ok &= x.is_finite();
+            }
+        }
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::OutputOverflow)
+        }
+    }
+}
+
+/// Causal random-feature attention: query row `t` sees only keys `0..=t`.
+///
+/// The prefix sums `S_t = Σ_{i≤t} φ(k_i) v_iᵀ`, `z_t = Σ_{i≤t} φ(k_i)` are carried token by token
+/// by a [`CausalState`], so this is exactly the recurrent step applied to every token:
+/// `O(M·r·(d + dv))` time, `O(r·dv)` memory. The stabiliser `c_i` is the running maximum over the
+/// keys seen so far, so the denominator is `≥ 1` for every row as in [`attention`].
+///
+/// # Errors
+/// As [`attention`], plus [`Error::ShapeMismatch`] when there are more queries than keys.
+///
+/// # Examples
+/// ```
+/// use nadaraya_rf::{causal_attention, FavorPlus};
+/// let f = FavorPlus::for_dim(1, 16, 0)?;
+/// let x = [0.5, 1.0, 2.0];
+/// let v = [1.0, 2.0, 3.0];
+/// let mut out = [0.0; 3];
+/// causal_attention(&f, &x, &x, &v, 1, 1, &mut out)?;
+/// assert!((out[0] - 1.0).abs() < 1e-6); // the first token sees only itself
+/// # Ok::<(), nadaraya_rf::Error>(())
+/// ```
+pub fn causal_attention(
+    features: &FavorPlus,
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    d: usize,
+    dv: usize,
+    out: &mut [f32],
+) -> Result<(), Error> {
+    let (m, n) = check_shapes(features.dim(), q, keys, values, d, dv, out)?;
+    if m > n {
+        return Err(Error::ShapeMismatch);
+    }
+    let mut state = CausalState::new(features, dv)?;
+    for (((qt, kt), vt), ot) in q
+        .chunks_exact(d)
+        .zip(keys.chunks_exact(d))
+        .zip(values.chunks_exact(dv))
+        .zip(out.chunks_exact_mut(dv))
+    {
+        state.absorb_unchecked(kt, vt)?;
+        state.query_unchecked(qt, ot)?;
+    }
+    Ok(())
+}
+
+/// The recurrent form of causal random-feature attention: one token in, one output out.
+///
+/// The state is `S` (`r×dv`), `z` (`r`) and the `r` running stabilisers `c` — a fixed
+/// `r·dv + 2r` floats (plus an `r`-float scratch row) whatever the sequence length, `r` the number
+/// of features. [`step`](Self::step) absorbs the token's key and value, then answers its query
+/// against everything absorbed so far, exactly as [`causal_attention`] does for that row.
+///
+/// # Examples
+/// ```
+/// use nadaraya_rf::{CausalState, FavorPlus};
+/// let f = FavorPlus::for_dim(2, 32, 9)?;
+/// let mut s = CausalState::new(&f, 1)?;
+/// let mut y = [0.0];
+/// s.step(&[0.1, 0.2], &[0.1, 0.2], &[5.0], &mut y)?;
+/// assert!((y[0] - 5.0).abs() < 1e-5);
+/// s.step(&[0.3, -0.1], &[-1.0, 0.4], &[1.0], &mut y)?;
+/// assert!(y[0] > 1.0 && y[0] < 5.0);
+/// assert_eq!(s.len(), 2);
+/// # Ok::<(), nadaraya_rf::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct CausalState<'f> {
+    features: &'f FavorPlus,
+    dv: usize,
+    c: Vec<f32>,
+    z: Vec<f32>,
+    // Row-major r×dv.
+    s: Vec<f32>,
+    scratch: Vec<f32>,
+    seen: usize,
+}
+
+impl<'f> CausalState<'f> {
+    /// An empty state for values of dimension `dv`.
+    ///
+    /// # Errors
+    /// [`Error::ZeroDimension`] if `dv == 0`; [`Error::TooManyFeatures`] if `r·dv` overflows.
+    pub fn new(features: &'f FavorPlus, dv: usize) -> Result<Self, Error> {
+        if dv == 0 {
+            return Err(Error::ZeroDimension);
+        }
+        let r = features.features();
+        let len = r.checked_mul(dv).ok_or(Error::TooManyFeatures)?;
+        Ok(Self {
+            features,
+            dv,
+            c: vec![f32::NEG_INFINITY; r],
+            z: vec![0.0; r],
+            s: vec![0.0; len],
+            scratch: vec![0.0; r],
+            seen: 0,
+        })
+    }
+
+    /// Forgets every absorbed token.
+    pub fn reset(&mut self) {
+        self.c.fill(f32::NEG_INFINITY);
+        self.z.fill(0.0);
+        self.s.fill(0.0);
+        self.seen = 0;
+    }
+
+    /// The number of tokens absorbed.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.seen
+    }
+
+    /// Whether no token has been absorbed.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.seen == 0
+    }
+
+    /// Absorbs key `k` (`d`) and value `v` (`dv`), then writes the query's output into
+    /// `out[..dv]`.
+    ///
+    /// # Errors
+    /// As [`absorb`](Self::absorb) and [`query`](Self::query). Input errors (shapes, NaN or
+    /// infinity, a key exponent that overflows) are found before anything changes and leave the
+    /// state unchanged; a [`ScoreOverflow`](Error::ScoreOverflow) of the query or an
+    /// [`OutputOverflow`](Error::OutputOverflow) is found after the key was absorbed.
+    pub fn step(&mut self, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32]) -> Result<(), Error> {
+        self.check_row(q)?;
+        if out.len() < self.dv {
+            return Err(Error::OutputTooSmall);
+        }
+        self.absorb(k, v)?;
+        self.query_unchecked(q, &mut out[..self.dv])
+    }
+
+    /// Absorbs one key and value without querying.
+    ///
+    /// # Errors
+    /// [`Error::DimensionMismatch`] / [`Error::ShapeMismatch`] for a key of the wrong length or a
+    /// value that is not `dv` long, [`Error::NonFinite`], [`Error::ScoreOverflow`]; the state is
+    /// unchanged on error.
+    pub fn absorb(&mut self, k: &[f32], v: &[f32]) -> Result<(), Error> {
+        self.check_row(k)?;
+        if v.len() != self.dv {
+            return Err(Error::ShapeMismatch);
+        }
+        if !all_finite(v) {
+            return Err(Error::NonFinite);
+        }
+        self.absorb_unchecked(k, v)
+    }
+
+    /// The output for query `q` against every token absorbed so far, into `out[..dv]`.
+    ///
+    /// # Errors
+    /// [`Error::Empty`] before the first token; [`Error::DimensionMismatch`],
+    /// [`Error::NonFinite`], [`Error::OutputTooSmall`], [`Error::ScoreOverflow`],
+    /// [`Error::OutputOverflow`].
+    pub fn query(&mut self, q: &[f32], out: &mut [f32]) -> Result<(), Error> {
+        self.check_row(q)?;
+        let out = out.get_mut(..self.dv).ok_or(Error::OutputTooSmall)?;
+        self.query_unchecked(q, out)
+    }
+
+    fn check_row(&self, x: &[f32]) -> Result<(), Error> {
+        let d = self.features.dim();
+        if x.len() != d {
+            return Err(Error::DimensionMismatch {
+                expected: d,
+                found: x.len(),
+            });
+        }
+        if all_finite(x) {
+            Ok(())
+        } else {
+            Err(Error::NonFinite)
+        }
+    }
+
+    /// Absorbs a checked, finite key row and value row.
+    pub(crate) fn absorb_unchecked(&mut self, k: &[f32], v: &[f32]) -> Result<(), Error> {
+        let a = &mut self.scratch;
+        self.features.key_exponents(k, a)?;
+        let dv = self.dv;
+        for (i, x) in a.iter_mut().enumerate() {
+            let c = &mut self.c[i];
+            if *x > *c {
+                if self.z[i] != 0.0 {
+                    let f = exp_neg(*c - *x);
+                    self.z[i] *= f;
+                    for s in &mut self.s[i * dv..(i + 1) * dv] {
+                        *s *= f;
+                    }
+                }
+                *c = *x;
+            }
+            *x -= *c;
+        }
+        exp_neg_in_place(a);
+        for ((p, z), srow) in a.iter().zip(&mut self.z).zip(self.s.chunks_exact_mut(dv)) {
+            *z += p;
+            for (s, &vj) in srow.iter_mut().zip(v) {
+                *s += p * vj;
+            }
+        }
+        self.seen += 1;
+        Ok(())
+    }
+
+    /// Answers a checked, finite query row into `out` (exactly `dv` long).
+    pub(crate) fn query_unchecked(&mut self, q: &[f32], out: &mut [f32]) -> Result<(), Error> {
+        if self.seen == 0 {
+            return Err(Error::Empty);
+        }
+        let b = &mut self.scratch;
+        self.features.query_exponents(q, b);
+        let mut mx = f32::NEG_INFINITY;
+        for (x, &c) in b.iter_mut().zip(&self.c) {
+            *x += c;
+            mx = mx.max(*x);
+        }
+        if !mx.is_finite() {
+            return Err(Error::ScoreOverflow);
+        }
+        for x in b.iter_mut() {
+            *x -= mx;
+        }
+        exp_neg_in_place(b);
+        out.fill(0.0);
+        let mut den = 0.0f32;
+        for ((&w, &z), srow) in b.iter().zip(&self.z).zip(self.s.chunks_exact(self.dv)) {
+            den += w * z;
+            for (o, &s) in out.iter_mut().zip(srow) {
+                *o += w * s;
+            }
+        }
+        // den ≥ 1 (see `attention`).
+        let inv = 1.0 / den;
+        let mut ok = true;
+        for o in out.iter_mut() {
+            *o *= inv;
+            ok &= o.is_finite();
+        }
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::OutputOverflow)
+        }
+    }
+}
+
+/// The implied attention weights of one query: `α_i = φ(q)·φ(k_i) / Σ_j φ(q)·φ(k_j)`, into
+/// `out[..N]` in key order.
+///
+/// Each `α_i` is a sum of products of exponentials, so it is `≥ 0`, and the weights sum to 1 (up
+/// to rounding). This materialises the `N×r` key features (`O(N·r)` memory); it is a diagnostic,
+/// attention itself never does.
+///
+/// # Errors
+/// - [`Error::DimensionMismatch`] if `q.len()` is not the features' dimension;
+/// - [`Error::ShapeMismatch`] if `keys.len()` is not a multiple of it;
+/// - [`Error::Empty`] if there are no keys; [`Error::OutputTooSmall`] if `out.len() < N`;
+/// - [`Error::NonFinite`], [`Error::ScoreOverflow`] as [`attention`].
+///
+/// # Examples
+/// ```
+/// use nadaraya_rf::{weights, FavorPlus};
+/// let f = FavorPlus::for_dim(1, 64, 3)?;
+/// let mut w = [0.0; 3];
+/// weights(&f, &[1.0], &[-1.0, 0.0, 1.0], &mut w)?;
+/// assert!(w.iter().all(|&a| a >= 0.0));
+/// assert!((w.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+/// # Ok::<(), nadaraya_rf::Error>(())
+/// ```
+pub fn weights(
+    features: &FavorPlus,
+    q: &[f32],
+    keys: &[f32],
+    out: &mut [f32],
+) -> Result<(), Error> {
+    let d = features.dim();
+    if q.len() != d {
+        return Err(Error::DimensionMismatch {
+            expected: d,
+            found: q.len(),
+        });
+    }
+    if !keys.len().is_multiple_of(d) {
+        return Err(Error::ShapeMismatch);
+    }
+    let n = keys.len() / d;
+    if n == 0 {
+        return Err(Error::Empty);
+    }
+    let out = out.get_mut(..n).ok_or(Error::OutputTooSmall)?;
+    if !(all_finite(q) && all_finite(keys)) {
+        return Err(Error::NonFinite);
+    }
+    let r = features.features();
+    let mut a = vec![0.0f32; n * r];
+    let mut c = vec![f32::NEG_INFINITY; r];
+    for (row, k) in a.chunks_exact_mut(r).zip(keys.chunks_exact(d)) {
+        features.key_exponents(k, row)?;
+        for (ci, &x) in c.iter_mut().zip(row.iter()) {
+            *ci = ci.max(x);
+        }
+    }
+    let mut b = vec![0.0f32; r];
+    features.query_exponents(q, &mut b);
+    let mut mx = f32::NEG_INFINITY;
+    for (x, &ci) in b.iter_mut().zip(&c) {
+        *x += ci;
+        mx = mx.max(*x);
+    }
+    if !mx.is_finite() {
+        return Err(Error::ScoreOverflow);
+    }
+    for x in &mut b {
+        *x -= mx;
+    }
+    exp_neg_in_place(&mut b);
+    for row in a.chunks_exact_mut(r) {
+        for (x, &ci) in row.iter_mut().zip(&c) {
+            *x -= ci;
+        }
+    }
+    exp_neg_in_place(&mut a);
+    let mut total = 0.0f32;
+    for (o, row) in out.iter_mut().zip(a.chunks_exact(r)) {
+        *o = row.iter().zip(&b).map(|(p, w)| p * w).sum();
+        total += *o;
+    }
+    // total ≥ 1 as the denominator of `attention`.
+    for o in out.iter_mut() {
+        *o /= total;
+    }
+    Ok(())
+}

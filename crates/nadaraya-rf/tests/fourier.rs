@@ -1,0 +1,88 @@
+//! Random Fourier features: Gaussian smoothing converges to the core's exact smoothing.
+
+mod common;
+
+use common::{rel_err, widen};
+use nadaraya::Gaussian;
+use nadaraya_rf::{FourierFeatures, Projection, Sampling, smooth};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+fn uniform(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+}
+
+#[test]
+fn gaussian_rff_smoothing_converges_to_exact() {
+    let (n, nq, d, h) = (600, 50, 2, 0.4f32);
+    let x = uniform(n * d, 1);
+    let y: Vec<f32> = x
+        .chunks_exact(d)
+        .map(|p| (3.0 * p[0]).sin() + p[1])
+        .collect();
+    let q = uniform(nq * d, 2);
+    let mut ex = vec![0.0; nq];
+    nadaraya::attention(&Gaussian::new(h).unwrap(), &q, &x, &y, d, 1, &mut ex).unwrap();
+    let ex = widen(&ex);
+    let mut out = vec![0.0; nq];
+    let errs: Vec<f64> = [16usize, 64, 256, 1024, 4096]
+        .iter()
+        .map(|&m| {
+            (0..4)
+                .map(|s| {
+                    let p = Projection::new(d, m, Sampling::Iid, 50 + s).unwrap();
+                    smooth(
+                        &FourierFeatures::new(p, h).unwrap(),
+                        &q,
+                        &x,
+                        &y,
+                        d,
+                        1,
+                        &mut out,
+                    )
+                    .unwrap();
+                    rel_err(&out, &ex)
+                })
+                .sum::<f64>()
+                / 4.0
+        })
+        .collect();
+    eprintln!("errors {errs:?}");
+    for w in errs.windows(2) {
+        assert!(w[1] < 0.8 * w[0], "{errs:?}");
+    }
+    assert!(errs[4] < 0.05, "{errs:?}");
+}
+
+#[test]
+fn features_estimate_the_gaussian_kernel() {
+    let f = FourierFeatures::for_dim(3, 4096, 0.7, 3).unwrap();
+    let a = [0.1, -0.2, 0.3];
+    let b = [0.5, 0.1, -0.2];
+    let (mut pa, mut pb) = (vec![0.0; 8192], vec![0.0; 8192]);
+    f.map(&a, &mut pa).unwrap();
+    f.map(&b, &mut pb).unwrap();
+    let est: f64 = pa.iter().zip(&pb).map(|(x, y)| f64::from(x * y)).sum();
+    let d2: f64 = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| f64::from(x - y).powi(2))
+        .sum();
+    let k = (-d2 / (2.0 * 0.49)).exp();
+    assert!((est - k).abs() < 0.03, "{est} vs {k}");
+    // Self-similarity is exactly 1: cos² + sin².
+    let s: f32 = pa.iter().map(|x| x * x).sum();
+    assert!((s - 1.0).abs() < 1e-4);
+}
+
+#[test]
+fn far_queries_are_guarded_not_nan() {
+    let x = uniform(100, 4);
+    let y = vec![1.0f32; 100];
+    let f = FourierFeatures::for_dim(1, 8, 0.01, 5).unwrap();
+    let q = [1e3f32, -7.5, 0.0, 3.3e4];
+    let mut out = [0.0; 4];
+    smooth(&f, &q, &x, &y, 1, 1, &mut out).unwrap();
+    assert!(out.iter().all(|v| v.is_finite()), "{out:?}");
+}

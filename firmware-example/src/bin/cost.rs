@@ -1,0 +1,379 @@
+//! The deterministic cost table: instructions per call and per sample of `Smoother::predict`,
+//! `OnlineSoftmax::merge` and `math::exp_neg`, beside a hand-written loop with `libm::expf` and
+//! a naive two-pass softmax, plus the stack high-water mark of each `predict`.
+//!
+//! Run under QEMU with `-icount shift=7` (`scripts/firmware-cost`): every instruction advances
+//! the virtual clock by 128 ns and SysTick, clocked from the 25 MHz core clock, by 3.2 ticks,
+//! so `round(ticks / 3.2)` is the exact instruction count. DWT CYCCNT reads 0 under QEMU.
+//! A calibration row (1000 `nop`s) checks the conversion on every run.
+
+#![no_std]
+#![no_main]
+
+#[path = "../common.rs"]
+mod common;
+
+use core::fmt::Write as _;
+use core::hint::black_box;
+use core::sync::atomic::{Ordering, compiler_fence};
+
+use cortex_m::peripheral::{SYST, syst::SystClkSource};
+use heapless::String;
+use nadaraya::{Error, Gaussian, Kernel, OnlineSoftmax, Smoother, SoftmaxDot};
+
+/// Bytes painted below the stack pointer for the high-water mark.
+const PAINT_BYTES: u32 = 16 * 1024;
+const PAINT: u32 = 0xDEAD_BEEF;
+
+macro_rules! say {
+    ($($t:tt)*) => {{
+        let mut l = String::<200>::new();
+        let _ = write!(l, $($t)*);
+        defmt::println!("{=str}", l.as_str());
+    }};
+}
+
+/// SysTick ticks elapsed while `f` runs.
+#[inline(always)]
+fn ticks<R>(f: impl FnOnce() -> R) -> u32 {
+    compiler_fence(Ordering::SeqCst);
+    let a = SYST::get_current();
+    compiler_fence(Ordering::SeqCst);
+    black_box(f());
+    compiler_fence(Ordering::SeqCst);
+    let b = SYST::get_current();
+    compiler_fence(Ordering::SeqCst);
+    // SysTick counts down; 24-bit wrap-around.
+    a.wrapping_sub(b) & 0x00FF_FFFF
+}
+
+/// The measurement's calibration: its own overhead in ticks and the ticks per instruction.
+#[derive(Clone, Copy)]
+struct Cal {
+    base: u32,
+    per_insn: f32,
+}
+
+/// Instructions executed by `f`: ticks less the overhead, divided by the ticks per
+/// instruction and rounded (exact while the rounding error of a tick stays below half an
+/// instruction, that is while `per_insn > 2`).
+#[inline(always)]
+fn insns<R>(cal: Cal, f: impl FnOnce() -> R) -> u32 {
+    let t = ticks(f).saturating_sub(cal.base);
+    libm::roundf(t as f32 / cal.per_insn) as u32
+}
+
+/// Fills the words from `top - PAINT_BYTES` up to this function's frame with `PAINT`.
+#[inline(never)]
+fn paint_stack(top: u32) {
+    let sp = cortex_m::register::msp::read();
+    let mut a = top - PAINT_BYTES;
+    while a < sp - 16 {
+        // SAFETY: the words below the stack pointer are unused (no interrupt is enabled) and lie
+        // inside the 4 MiB RAM of mps2-an386 (memory.x); the stack sits at its top.
+        unsafe { (a as *mut u32).write_volatile(PAINT) };
+        a += 4;
+    }
+}
+
+/// Bytes of stack used below `top` since [`paint_stack`]: the lowest overwritten word.
+#[inline(never)]
+fn stack_used(top: u32) -> u32 {
+    let sp = cortex_m::register::msp::read();
+    let mut a = top - PAINT_BYTES;
+    // SAFETY: as in `paint_stack`: unused RAM below the stack pointer, read only.
+    while a < sp && unsafe { (a as *const u32).read_volatile() } == PAINT {
+        a += 4;
+    }
+    top - a
+}
+
+#[inline(never)]
+fn predict<K: Kernel, const N: usize, const D: usize>(
+    s: &Smoother<K, N, D, 1>,
+    q: &[f32; D],
+) -> Result<[f32; 1], Error> {
+    s.predict(q)
+}
+
+/// What a user would write by hand for the Gaussian: one loop, `libm::expf` of each score.
+#[inline(never)]
+fn hand_gaussian<const N: usize, const D: usize>(
+    xs: &[[f32; D]; N],
+    ys: &[f32; N],
+    q: &[f32; D],
+    inv_2h2: f32,
+) -> f32 {
+    let (mut num, mut den) = (0.0f32, 0.0f32);
+    for (x, y) in xs.iter().zip(ys) {
+        let mut d2 = 0.0f32;
+        for (a, b) in q.iter().zip(x) {
+            d2 += (a - b) * (a - b);
+        }
+        let w = libm::expf(-d2 * inv_2h2);
+        num += w * y;
+        den += w;
+    }
+    num / den
+}
+
+/// A naive two-pass softmax for softmax-dot: scores and their maximum, then `libm::expf`.
+#[inline(never)]
+fn hand_softmax<const N: usize, const D: usize>(
+    xs: &[[f32; D]; N],
+    ys: &[f32; N],
+    q: &[f32; D],
+    inv_tau: f32,
+) -> f32 {
+    let mut s = [0.0f32; N];
+    let mut m = f32::NEG_INFINITY;
+    for (si, x) in s.iter_mut().zip(xs) {
+        let mut dot = 0.0f32;
+        for (a, b) in q.iter().zip(x) {
+            dot += a * b;
+        }
+        *si = dot * inv_tau;
+        m = m.max(*si);
+    }
+    let (mut num, mut den) = (0.0f32, 0.0f32);
+    for (si, y) in s.iter().zip(ys) {
+        let w = libm::expf(si - m);
+        num += w * y;
+        den += w;
+    }
+    num / den
+}
+
+/// Deterministic inputs (a 32-bit LCG, uniform in [-1, 1)).
+struct Lcg(u32);
+
+impl Lcg {
+    fn next(&mut self) -> f32 {
+        self.0 = self.0.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (self.0 >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+    }
+}
+
+fn row<const N: usize, const D: usize>(cal: Cal, gaussian: bool) -> Result<(), Error> {
+    let mut rng = Lcg(N as u32 * 31 + D as u32);
+    let xs: [[f32; D]; N] = core::array::from_fn(|_| core::array::from_fn(|_| rng.next()));
+    let ys: [f32; N] = core::array::from_fn(|_| rng.next());
+    let q: [f32; D] = core::array::from_fn(|_| rng.next());
+    let (ours, stack, hand, twin, name, hand_name) = if gaussian {
+        let h = 0.5 * libm::sqrtf(D as f32);
+        let mut s: Smoother<Gaussian, N, D, 1> = Smoother::new(Gaussian::new(h)?);
+        for (x, y) in xs.iter().zip(&ys) {
+            s.push(*x, [*y]).map_err(|r| r.error)?;
+        }
+        let ours = insns(cal, || predict(black_box(&s), black_box(&q)));
+        let top = cortex_m::register::msp::read();
+        paint_stack(top);
+        black_box(predict(black_box(&s), black_box(&q))?);
+        let stack = stack_used(top);
+        let inv = 0.5 / (h * h);
+        let hand = insns(cal, || {
+            hand_gaussian(
+                black_box(&xs),
+                black_box(&ys),
+                black_box(&q),
+                black_box(inv),
+            )
+        });
+        let twin = insns(cal, || scalar_twin(black_box(s.kernel()), &xs, &ys, &q));
+        (
+            ours,
+            stack,
+            hand,
+            twin,
+            "Gaussian",
+            "plain loop, libm::expf",
+        )
+    } else {
+        let k = SoftmaxDot::for_dim(D)?;
+        let mut s: Smoother<SoftmaxDot, N, D, 1> = Smoother::new(k);
+        for (x, y) in xs.iter().zip(&ys) {
+            s.push(*x, [*y]).map_err(|r| r.error)?;
+        }
+        let ours = insns(cal, || predict(black_box(&s), black_box(&q)));
+        let top = cortex_m::register::msp::read();
+        paint_stack(top);
+        black_box(predict(black_box(&s), black_box(&q))?);
+        let stack = stack_used(top);
+        let inv = 1.0 / k.temperature();
+        let hand = insns(cal, || {
+            hand_softmax(
+                black_box(&xs),
+                black_box(&ys),
+                black_box(&q),
+                black_box(inv),
+            )
+        });
+        let twin = insns(cal, || scalar_twin(black_box(&k), &xs, &ys, &q));
+        (
+            ours,
+            stack,
+            hand,
+            twin,
+            "softmax-dot",
+            "two-pass softmax, libm::expf",
+        )
+    };
+    say!(
+        "| {name} `Smoother::predict` vs {hand_name} | {D} | {N} | {ours} | {:.1} | {stack} | {hand} | {:.1} | {:.2}x | {:.1} |",
+        ours as f32 / N as f32,
+        hand as f32 / N as f32,
+        hand as f32 / ours as f32,
+        twin as f32 / N as f32
+    );
+    Ok(())
+}
+
+fn run() -> Result<(), Error> {
+    // 128 ns per instruction (-icount shift=7) over 40 ns per tick (25 MHz): 3.2 ticks.
+    let cal = Cal {
+        base: ticks(|| ()),
+        per_insn: 3.2,
+    };
+    let thousand = insns(cal, thousand_nops);
+    let five_hundred = insns(cal, five_hundred_nops);
+    say!(
+        "calibration: 1000 instructions (bl, 998 x nop, bx lr) measured as {thousand}, 500 (bl, 498 x nop, bx lr) as {five_hundred}; \
+         the compiler may schedule an instruction or two of the surrounding code into a measured span"
+    );
+    if thousand.abs_diff(1000) > 2 || five_hundred.abs_diff(500) > 2 {
+        defmt::error!("calibration off: is QEMU running with -icount shift=7?");
+        return Err(Error::ScoreOverflow);
+    }
+    say!("");
+    say!(
+        "| operation | D | N | ours: instr/call | ours: instr/sample | ours: stack bytes | hand-written: instr/call | hand-written: instr/sample | hand / ours | core `scalar::attention`: instr/sample |"
+    );
+    say!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    row::<16, 1>(cal, true)?;
+    row::<64, 1>(cal, true)?;
+    row::<256, 1>(cal, true)?;
+    row::<16, 8>(cal, true)?;
+    row::<64, 8>(cal, true)?;
+    row::<256, 8>(cal, true)?;
+    row::<16, 8>(cal, false)?;
+    row::<64, 8>(cal, false)?;
+    row::<256, 8>(cal, false)?;
+    row::<16, 16>(cal, false)?;
+    row::<64, 16>(cal, false)?;
+    row::<256, 16>(cal, false)?;
+
+    let k = Gaussian::new(0.5)?;
+    let mut a = OnlineSoftmax::<1>::new();
+    let mut b = OnlineSoftmax::<1>::new();
+    a.update(&k, &[0.1], &[0.0, 0.5, 1.0], &[1.0, 2.0, 3.0])?;
+    b.update(&k, &[0.1], &[0.2, 0.7], &[4.0, 5.0])?;
+    let mut buf: [f32; 256] = core::array::from_fn(|i| -(i as f32) * 0.3);
+    let lanes = insns(cal, || exp_in_place(black_box(&mut buf)));
+    let mut buf: [f32; 256] = core::array::from_fn(|i| -(i as f32) * 0.3);
+    let libm_loop = insns(cal, || exp_libm_loop(black_box(&mut buf)));
+    let merge = insns(cal, || merge_states(black_box(&a), black_box(&b)));
+    let x = -1.2345f32;
+    let ours_exp = insns(cal, || exp_ours(black_box(x)));
+    let libm_exp = insns(cal, || exp_libm(black_box(x)));
+    say!("");
+    say!("| operation | instr/call |");
+    say!("|---|---:|");
+    say!("| `OnlineSoftmax::<1>::merge` of two states | {merge} |");
+    say!("| `nadaraya::math::exp_neg` (x = {x}) | {ours_exp} |");
+    say!("| `libm::expf` (x = {x}) | {libm_exp} |");
+    say!(
+        "| `nadaraya::math::exp_neg_in_place`, 256 values, per value | {:.1} |",
+        lanes as f32 / 256.0
+    );
+    say!(
+        "| `libm::expf` loop, 256 values, per value | {:.1} |",
+        libm_loop as f32 / 256.0
+    );
+    Ok(())
+}
+
+/// The core's plain scalar twin, `nadaraya::scalar::attention`, on the same samples.
+#[inline(never)]
+fn scalar_twin<K: Kernel, const N: usize, const D: usize>(
+    k: &K,
+    xs: &[[f32; D]; N],
+    ys: &[f32; N],
+    q: &[f32; D],
+) -> Result<f32, Error> {
+    let mut out = [0.0f32];
+    nadaraya::scalar::attention(k, q, xs.as_flattened(), ys, D, 1, &mut out)?;
+    Ok(out[0])
+}
+
+#[inline(never)]
+fn exp_in_place(xs: &mut [f32; 256]) {
+    nadaraya::math::exp_neg_in_place(xs);
+}
+
+#[inline(never)]
+fn exp_libm_loop(xs: &mut [f32; 256]) {
+    for x in xs.iter_mut() {
+        *x = libm::expf(*x);
+    }
+}
+
+#[inline(never)]
+fn merge_states(a: &OnlineSoftmax<1>, b: &OnlineSoftmax<1>) -> OnlineSoftmax<1> {
+    a.merge(b)
+}
+
+#[inline(never)]
+fn exp_ours(x: f32) -> f32 {
+    nadaraya::math::exp_neg(x)
+}
+
+#[inline(never)]
+fn exp_libm(x: f32) -> f32 {
+    libm::expf(x)
+}
+
+/// A call (`bl`), 998 `nop`s and a return (`bx lr`): 1000 instructions.
+#[inline(never)]
+fn thousand_nops() {
+    // SAFETY: `nop`s only; no register, memory or flag is touched.
+    unsafe {
+        core::arch::asm!(
+            ".rept 998",
+            "nop",
+            ".endr",
+            options(nomem, nostack, preserves_flags)
+        )
+    };
+}
+
+/// A call, 498 `nop`s and a return: 500 instructions, to check the calibration.
+#[inline(never)]
+fn five_hundred_nops() {
+    // SAFETY: as in `thousand_nops`.
+    unsafe {
+        core::arch::asm!(
+            ".rept 498",
+            "nop",
+            ".endr",
+            options(nomem, nostack, preserves_flags)
+        )
+    };
+}
+
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    let Some(mut p) = cortex_m::Peripherals::take() else {
+        common::exit(false)
+    };
+    p.SYST.set_clock_source(SystClkSource::Core);
+    p.SYST.set_reload(0x00FF_FFFF);
+    p.SYST.clear_current();
+    p.SYST.enable_counter();
+    match run() {
+        Ok(()) => common::exit(true),
+        Err(e) => {
+            defmt::error!("cost run failed: {}", e);
+            common::exit(false)
+        }
+    }
+}
