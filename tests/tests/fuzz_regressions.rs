@@ -122,3 +122,20 @@ fn online_softmax_update_over_no_samples_rejects_a_non_finite_query() {
         assert!(s.is_empty());
     }
 }
+
+/// Found by the `random_features` target (FAVOR+ hyperbolic features, `τ = 0.0033`, a query
+/// coordinate of `-2.9e38`): `nadaraya_rf::CausalState::step` absorbs the token's key and value
+/// and only then computes the query; when the query fails (`ScoreOverflow` here) the call returns
+/// `Err` but the token stays absorbed, although the docs say "a rejected token leaves the state
+/// unchanged". Later steps then average over a token the caller was told was rejected.
+#[test]
+fn rejected_causal_step_leaves_the_state_unchanged() {
+    use nadaraya_rf::{CausalState, FavorPlus};
+    let f = FavorPlus::for_dim(1, 16, 1).unwrap();
+    let mut s = CausalState::new(&f, 1).unwrap();
+    let mut out = [0.0];
+    // A finite query whose exponents ω_i·q overflow f32 for any |ω_i| > 1; the key is harmless.
+    let r = s.step(&[f32::MAX], &[0.0], &[1.0], &mut out);
+    assert!(r.is_err(), "the query's exponents overflow: {r:?}");
+    assert_eq!(s.len(), 0, "step returned {r:?} but absorbed the token");
+}
