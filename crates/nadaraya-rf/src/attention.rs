@@ -379,13 +379,19 @@ impl<'f> CausalState<'f> {
     ///
     /// # Errors
     /// As [`absorb`](Self::absorb) and [`query`](Self::query). Input errors (shapes, NaN or
-    /// infinity, a key exponent that overflows) are found before anything changes and leave the
-    /// state unchanged; a [`ScoreOverflow`](Error::ScoreOverflow) of the query or an
-    /// [`OutputOverflow`](Error::OutputOverflow) is found after the key was absorbed.
+    /// infinity, a key or query exponent that overflows) are found before anything changes and
+    /// leave the state unchanged; only an overflow that needs the absorbed state (the query's
+    /// exponents plus the key stabilisers, or an [`OutputOverflow`](Error::OutputOverflow)) is
+    /// found after the key was absorbed.
     pub fn step(&mut self, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32]) -> Result<(), Error> {
         self.check_row(q)?;
         if out.len() < self.dv {
             return Err(Error::OutputTooSmall);
+        }
+        // The query's own exponents do not depend on the state: reject them before absorbing.
+        self.features.query_exponents(q, &mut self.scratch);
+        if !all_finite(&self.scratch) {
+            return Err(Error::ScoreOverflow);
         }
         self.absorb(k, v)?;
         self.query_unchecked(q, &mut out[..self.dv])
