@@ -4,7 +4,8 @@ mod common;
 
 use common::{rel_err, widen};
 use nadaraya::Gaussian;
-use nadaraya_rf::{FourierFeatures, Projection, Sampling, smooth};
+use nadaraya_rf::{FOURIER_MASS_FLOOR, FourierFeatures, Projection, RowNorm, Sampling, smooth};
+use nadaraya_tests::rf;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
@@ -85,4 +86,35 @@ fn far_queries_are_guarded_not_nan() {
     let mut out = [0.0; 4];
     smooth(&f, &q, &x, &y, 1, 1, &mut out).unwrap();
     assert!(out.iter().all(|v| v.is_finite()), "{out:?}");
+}
+
+#[test]
+fn matches_plain_f64_estimator_with_the_same_features() {
+    // 130 samples: two full tiles of 64 and a tail of 2; queries inside the data so the
+    // estimated mass is far from the guard.
+    let (n, nq, d, dy, h) = (130, 70, 3, 2, 0.6f32);
+    let x = uniform(n * d, 21);
+    let y = uniform(n * dy, 22);
+    let q: Vec<f32> = uniform(nq * d, 23).iter().map(|v| 0.5 * v).collect();
+    for sampling in [Sampling::Iid, Sampling::Orthogonal(RowNorm::Chi)] {
+        let p = Projection::new(d, 200, sampling, 24).unwrap();
+        let rows = widen(p.rows());
+        let f = FourierFeatures::new(p, h).unwrap();
+        let mut out = vec![0.0; nq * dy];
+        smooth(&f, &q, &x, &y, d, dy, &mut out).unwrap();
+        let kernel = |a: &[f64], b: &[f64]| rf::fourier_kernel(&rows, f64::from(h), a, b);
+        let floor = n as f64 * f64::from(FOURIER_MASS_FLOOR);
+        let want = rf::smooth(
+            kernel,
+            &widen(&q),
+            &widen(&x),
+            &widen(&y),
+            d,
+            dy,
+            false,
+            floor,
+        );
+        let e = rel_err(&out, &want);
+        assert!(e < 2e-5, "{sampling:?}: {e}");
+    }
 }
