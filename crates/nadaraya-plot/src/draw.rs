@@ -9,14 +9,23 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
 use crate::figure::{Mark, Panel};
 use crate::{Error, Figure, csv};
 
-/// Width and height of every figure, in pixels.
+/// Width and height of a figure of one or two panels, in pixels.
 pub const SIZE: (u32, u32) = (1000, 760);
+
+/// Width and height of `fig` in pixels: [`SIZE`], and 340 pixels more for every panel after the
+/// second.
+#[must_use]
+pub fn size(fig: &Figure) -> (u32, u32) {
+    let extra = u32::try_from(fig.panels.len().saturating_sub(2)).unwrap_or(u32::MAX);
+    (SIZE.0, SIZE.1.saturating_add(extra.saturating_mul(340)))
+}
 
 /// The series colours: data (near black), blue, orange, green, red, purple.
 pub const PALETTE: [RGBColor; 6] = [
@@ -112,12 +121,37 @@ where
 {
     let (x0, x1) = p.x_range;
     let (y0, y1) = y_range(p);
-    let mut chart = ChartBuilder::on(area)
+    let mut builder = ChartBuilder::on(area);
+    builder
         .margin(12)
         .x_label_area_size(48)
-        .y_label_area_size(64)
-        .build_cartesian_2d(x0..x1, y0..y1)
-        .map_err(draw_err)?;
+        .y_label_area_size(64);
+    if p.log_log {
+        let chart = builder
+            .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
+            .map_err(draw_err)?;
+        series(chart, p, (y0, y1))
+    } else {
+        let chart = builder
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(draw_err)?;
+        series(chart, p, (y0, y1))
+    }
+}
+
+/// Draws the mesh, the shading, the query lines, the series and the legend of `p` on a chart
+/// with linear or logarithmic axes.
+fn series<'a, DB, X, Y>(
+    mut chart: ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    p: &Panel,
+    (y0, y1): (f32, f32),
+) -> Result<(), Error>
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    X: Ranged<ValueType = f32> + ValueFormatter<f32>,
+    Y: Ranged<ValueType = f32> + ValueFormatter<f32>,
+{
     chart
         .configure_mesh()
         .x_desc(p.x_label.as_str())
@@ -168,6 +202,14 @@ where
                 )
                 .map_err(draw_err)?
                 .legend(move |(x, y)| Circle::new((x + 10, y), 5, c.filled())),
+            Mark::LinePoints => chart
+                .draw_series(LineSeries::new(pts, c.stroke_width(3)).point_size(5))
+                .map_err(draw_err)?
+                .legend(move |(x, y)| {
+                    EmptyElement::at((x, y))
+                        + PathElement::new(vec![(0, 0), (20, 0)], c.stroke_width(3))
+                        + Circle::new((10, 0), 5, c.filled())
+                }),
             Mark::Line => chart
                 .draw_series(LineSeries::new(pts, c.stroke_width(3)))
                 .map_err(draw_err)?
@@ -253,7 +295,10 @@ pub fn write(fig: &Figure, dir: &Path) -> Result<[PathBuf; 3], Error> {
     let svg = dir.join(format!("{}.svg", fig.name));
     let csv_path = dir.join(format!("{}.csv", fig.name));
     std::fs::write(&csv_path, csv::to_csv(fig)).map_err(io(&csv_path))?;
-    draw(fig, &BitMapBackend::new(&png, SIZE).into_drawing_area())?;
-    draw(fig, &SVGBackend::new(&svg, SIZE).into_drawing_area())?;
+    draw(
+        fig,
+        &BitMapBackend::new(&png, size(fig)).into_drawing_area(),
+    )?;
+    draw(fig, &SVGBackend::new(&svg, size(fig)).into_drawing_area())?;
     Ok([png, svg, csv_path])
 }

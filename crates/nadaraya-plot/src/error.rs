@@ -9,6 +9,8 @@ use std::path::PathBuf;
 pub enum Error {
     /// The core library rejected a computation (a bad `h` or `τ`, a score that overflowed, ...).
     Core(nadaraya::Error),
+    /// The random-feature crate rejected a computation (no features, an overflowing exponent, ...).
+    RandomFeatures(nadaraya_rf::Error),
     /// A data set that cannot be used: the message says which line or value, and why.
     Data(String),
     /// An option value that cannot be used (for example an unknown scenario name).
@@ -30,6 +32,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Core(e) => write!(f, "nadaraya: {e}"),
+            Self::RandomFeatures(e) => write!(f, "nadaraya-rf: {e}"),
             Self::Data(m) => write!(f, "data: {m}"),
             Self::Option(m) => write!(f, "option: {m}"),
             Self::Io { path, source } => write!(f, "{}: {source}", path.display()),
@@ -43,6 +46,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Core(e) => Some(e),
+            Self::RandomFeatures(e) => Some(e),
             Self::Io { source, .. } => Some(source),
             _ => None,
         }
@@ -52,5 +56,11 @@ impl std::error::Error for Error {
 impl From<nadaraya::Error> for Error {
     fn from(e: nadaraya::Error) -> Self {
         Self::Core(e)
+    }
+}
+
+impl From<nadaraya_rf::Error> for Error {
+    fn from(e: nadaraya_rf::Error) -> Self {
+        Self::RandomFeatures(e)
     }
 }

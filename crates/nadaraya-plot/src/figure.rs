@@ -4,6 +4,7 @@
 //! kernel, queries, keys and values) so that a test can recompute it independently.
 
 use nadaraya::{Gaussian, SoftmaxDot};
+use nadaraya_rf::{FavorPlus, FourierFeatures, Projection, RowNorm, Sampling, Variant};
 
 use crate::Error;
 
@@ -74,6 +75,83 @@ impl KernelSpec {
     }
 }
 
+/// How the random projections of [`KernelSpec::random_features`] are drawn: blocks of
+/// orthogonal rows with chi-distributed norms (the `nadaraya-rf` default).
+pub const SAMPLING: Sampling = Sampling::Orthogonal(RowNorm::Chi);
+
+impl KernelSpec {
+    /// The `m` projection rows of dimension `d` drawn from `seed` (draw 0) with [`SAMPLING`]:
+    /// the rows [`random_features`](Self::random_features) uses.
+    ///
+    /// # Errors
+    /// [`Error::RandomFeatures`] for `d == 0` or `m == 0`.
+    pub fn projection(d: usize, m: usize, seed: u64) -> Result<Projection, Error> {
+        Ok(Projection::new(d, m, SAMPLING, seed)?)
+    }
+
+    /// The linear-time random-feature estimate of [`smooth`](Self::smooth) with `m` features
+    /// drawn from `seed`: random Fourier features ([`nadaraya_rf::smooth`]) for the Gaussian
+    /// kernel, positive FAVOR+ features ([`nadaraya_rf::attention`]) for softmax-dot.
+    ///
+    /// # Errors
+    /// [`Error::RandomFeatures`] as those functions, for `m == 0`, or for an invalid `h` or `τ`.
+    pub fn random_features(
+        &self,
+        m: usize,
+        seed: u64,
+        queries: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        d: usize,
+    ) -> Result<Vec<f32>, Error> {
+        let p = Self::projection(d, m, seed)?;
+        let mut out = vec![0.0; queries.len() / d.max(1)];
+        match *self {
+            Self::Gaussian { h } => {
+                let f = FourierFeatures::new(p, h)?;
+                nadaraya_rf::smooth(&f, queries, keys, values, d, 1, &mut out)?;
+            }
+            Self::SoftmaxDot { tau } => {
+                let f = FavorPlus::new(p, tau, Variant::Positive)?;
+                nadaraya_rf::attention(&f, queries, keys, values, d, 1, &mut out)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The name of the random-feature map used for this kernel: `random Fourier` or `FAVOR+`.
+    #[must_use]
+    pub fn feature_map(&self) -> &'static str {
+        match self {
+            Self::Gaussian { .. } => "random Fourier",
+            Self::SoftmaxDot { .. } => "FAVOR+",
+        }
+    }
+}
+
+/// The root-mean-square of `a − b` (in `f64`, returned as `f32`).
+#[must_use]
+pub fn rms_diff(a: &[f32], b: &[f32]) -> f32 {
+    let sum: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
+        .sum();
+    (sum / a.len().max(1) as f64).sqrt() as f32
+}
+
+/// The median of `v` (the mean of the two middle values for an even count; NaN if empty).
+#[must_use]
+pub fn median(mut v: Vec<f32>) -> f32 {
+    v.sort_by(f32::total_cmp);
+    let n = v.len();
+    match n {
+        0 => f32::NAN,
+        _ if n % 2 == 1 => v[n / 2],
+        _ => 0.5 * (v[n / 2 - 1] + v[n / 2]),
+    }
+}
+
 /// How a series is drawn.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mark {
@@ -85,6 +163,8 @@ pub enum Mark {
     Dashed,
     /// Vertical bars from zero (weights); bars of several series at one `x` stand side by side.
     Bars,
+    /// A solid line with a dot at every point (a measured sweep).
+    LinePoints,
 }
 
 /// Where a series' values come from, with everything needed to recompute them.
@@ -113,6 +193,50 @@ pub enum Source {
         query: Vec<f32>,
         /// Key rows, `N×d` row-major.
         keys: Vec<f32>,
+    },
+    /// Random-feature predictions ([`KernelSpec::random_features`]) with `m` features drawn
+    /// from `seed`: point `j` is `(plotted x_j, ŷ_rf(q_j))`.
+    RandomFeatures {
+        /// The kernel being approximated.
+        kernel: KernelSpec,
+        /// The number of random features (projection rows).
+        m: usize,
+        /// The projection seed.
+        seed: u64,
+        /// Query rows, `M×d` row-major.
+        queries: Vec<f32>,
+        /// Key rows, `N×d` row-major.
+        keys: Vec<f32>,
+        /// The responses, `N` of them.
+        values: Vec<f32>,
+        /// The dimension of queries and keys.
+        d: usize,
+    },
+    /// The error of random features against exact smoothing as `m` grows: point `j` is
+    /// `(m_j, median over seeds 0..seeds of the RMS over the queries of ŷ_rf − ŷ)`, with `ŷ_rf`
+    /// from [`KernelSpec::random_features`] and `ŷ` from [`KernelSpec::smooth`].
+    ///
+    /// The median, not the mean: a random-Fourier denominator is a signed sum that a few seeds
+    /// bring near zero at small `m`, and their errors (up to `10⁵` on the default data at
+    /// `m = 2`) would swamp the typical one.
+    FeatureError {
+        /// The kernel being approximated.
+        kernel: KernelSpec,
+        /// How many seeds (`0..seeds`) each point is the median of.
+        seeds: u64,
+        /// Query rows, `M×d` row-major.
+        queries: Vec<f32>,
+        /// Key rows, `N×d` row-major.
+        keys: Vec<f32>,
+        /// The responses, `N` of them.
+        values: Vec<f32>,
+        /// The dimension of queries and keys.
+        d: usize,
+    },
+    /// A guide line `c/√x`: point `j` is `(x_j, c/√x_j)`.
+    InverseSqrt {
+        /// The constant.
+        c: f32,
     },
 }
 
@@ -159,18 +283,11 @@ impl Series {
         (keys, values, d): (Vec<f32>, Vec<f32>, usize),
     ) -> Result<Self, Error> {
         let y = kernel.smooth(&queries, &keys, &values, d)?;
-        if y.len() != plot_x.len() {
-            return Err(Error::Data(format!(
-                "{} queries but {} plot positions",
-                y.len(),
-                plot_x.len()
-            )));
-        }
         Ok(Self {
             label,
             mark,
             color,
-            points: plot_x.iter().copied().zip(y).collect(),
+            points: zip_exact(plot_x, y)?,
             source: Source::Prediction {
                 kernel,
                 queries,
@@ -195,24 +312,120 @@ impl Series {
         keys: Vec<f32>,
     ) -> Result<Self, Error> {
         let a = kernel.weights(&query, &keys)?;
-        if a.len() != plot_x.len() {
-            return Err(Error::Data(format!(
-                "{} weights but {} plot positions",
-                a.len(),
-                plot_x.len()
-            )));
-        }
         Ok(Self {
             label,
             mark: Mark::Bars,
             color,
-            points: plot_x.iter().copied().zip(a).collect(),
+            points: zip_exact(plot_x, a)?,
             source: Source::Weights {
                 kernel,
                 query,
                 keys,
             },
         })
+    }
+
+    /// Random-feature predictions of `kernel` with `m` features drawn from `seed` at every query
+    /// row (`d` wide), plotted at `plot_x`.
+    ///
+    /// # Errors
+    /// As [`KernelSpec::random_features`]; [`Error::Data`] if `plot_x` does not have one entry
+    /// per query row.
+    #[allow(clippy::too_many_arguments)]
+    pub fn random_features(
+        label: String,
+        mark: Mark,
+        color: usize,
+        (kernel, m, seed): (KernelSpec, usize, u64),
+        plot_x: &[f32],
+        queries: Vec<f32>,
+        (keys, values, d): (Vec<f32>, Vec<f32>, usize),
+    ) -> Result<Self, Error> {
+        let y = kernel.random_features(m, seed, &queries, &keys, &values, d)?;
+        Ok(Self {
+            label,
+            mark,
+            color,
+            points: zip_exact(plot_x, y)?,
+            source: Source::RandomFeatures {
+                kernel,
+                m,
+                seed,
+                queries,
+                keys,
+                values,
+                d,
+            },
+        })
+    }
+
+    /// The median over the seeds `0..seeds` of the RMS error of `kernel`'s random-feature
+    /// estimate against exact smoothing at the query rows, for every `m` in `features`.
+    ///
+    /// # Errors
+    /// As [`KernelSpec::random_features`] and [`KernelSpec::smooth`]; [`Error::Option`] if
+    /// `seeds == 0`.
+    pub fn feature_error(
+        label: String,
+        color: usize,
+        (kernel, seeds): (KernelSpec, u64),
+        features: &[usize],
+        queries: Vec<f32>,
+        (keys, values, d): (Vec<f32>, Vec<f32>, usize),
+    ) -> Result<Self, Error> {
+        if seeds == 0 {
+            return Err(Error::Option("the error needs at least one seed".into()));
+        }
+        let exact = kernel.smooth(&queries, &keys, &values, d)?;
+        let mut points = Vec::with_capacity(features.len());
+        for &m in features {
+            let errors = (0..seeds)
+                .map(|seed| {
+                    let rf = kernel.random_features(m, seed, &queries, &keys, &values, d)?;
+                    Ok(rms_diff(&rf, &exact))
+                })
+                .collect::<Result<Vec<f32>, Error>>()?;
+            points.push((m as f32, median(errors)));
+        }
+        Ok(Self {
+            label,
+            mark: Mark::LinePoints,
+            color,
+            points,
+            source: Source::FeatureError {
+                kernel,
+                seeds,
+                queries,
+                keys,
+                values,
+                d,
+            },
+        })
+    }
+
+    /// The guide line `c/√x` at every `x` of `xs`, drawn dashed.
+    #[must_use]
+    pub fn inverse_sqrt(label: String, color: usize, xs: &[f32], c: f32) -> Self {
+        Self {
+            label,
+            mark: Mark::Dashed,
+            color,
+            points: xs.iter().map(|&x| (x, c / x.sqrt())).collect(),
+            source: Source::InverseSqrt { c },
+        }
+    }
+}
+
+/// Pairs each plot position with its value; an error if the counts differ.
+fn zip_exact(plot_x: &[f32], y: Vec<f32>) -> Result<Vec<(f32, f32)>, Error> {
+    if y.len() == plot_x.len() {
+        Ok(plot_x.iter().copied().zip(y).collect())
+    } else {
+        Err(Error::Data(format!(
+            "{} values but {} plot positions",
+            y.len(),
+            plot_x.len()
+        )))
     }
 }
 
@@ -233,6 +446,8 @@ pub struct Panel {
     pub queries: Vec<f32>,
     /// An x interval to shade (for example `x > 0`), with its label.
     pub shade: Option<((f32, f32), String)>,
+    /// Both axes on a logarithmic scale (every plotted coordinate must then be `> 0`).
+    pub log_log: bool,
     /// The series, drawn in order.
     pub series: Vec<Series>,
 }

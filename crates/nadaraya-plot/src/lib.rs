@@ -1,6 +1,7 @@
 //! Figures of the seed's "What to Try" scenarios, computed by the `nadaraya` crate and drawn
 //! with `plotters`: the data with the prediction curve `ŷ(x)`, and under it the normalised
-//! weights `α_i` at the query `x_q` as bars.
+//! weights `α_i` at the query `x_q` as bars; and `nadaraya-rf`'s linear-time random-feature
+//! estimates against exact smoothing as the number of features `m` grows.
 //!
 //! Each figure is written as PNG, SVG and the CSV of exactly the plotted values. The binary
 //! `nadaraya-plot` draws them all:
@@ -33,5 +34,5 @@ pub mod scenarios;
 
 pub use data::{BUILTIN, Dataset};
 pub use error::Error;
-pub use figure::{Figure, KernelSpec, Mark, Panel, Series, Source};
+pub use figure::{Figure, KernelSpec, Mark, Panel, SAMPLING, Series, Source, median, rms_diff};
 pub use scenarios::Params;

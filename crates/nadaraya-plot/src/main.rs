@@ -27,6 +27,12 @@ struct Args {
     /// The small temperature of the `small-tau` scenario.
     #[arg(long, default_value_t = scenarios::DEFAULT_SMALL_TAU)]
     small_tau: f32,
+    /// The feature counts m of the random-feature curves (separate by commas).
+    #[arg(long, value_delimiter = ',', default_values_t = scenarios::DEFAULT_FEATURES)]
+    features: Vec<usize>,
+    /// The projection seed of the random-feature curves.
+    #[arg(long, default_value_t = scenarios::DEFAULT_SEED)]
+    seed: u64,
     /// The data: a built-in set (sine, step) or a CSV file of x,y lines (an optional header,
     /// `#` comments).
     #[arg(long, default_value = "sine")]
@@ -70,6 +76,8 @@ fn run(args: Args) -> Result<(), Error> {
         small_h: args.small_h,
         small_tau: args.small_tau,
         data: load(&args.data)?,
+        features: args.features,
+        seed: args.seed,
     };
     let names: Vec<&str> = if args.only.is_empty() {
         scenarios::NAMES.to_vec()

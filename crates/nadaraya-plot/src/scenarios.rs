@@ -2,6 +2,9 @@
 
 use crate::data::min_max;
 use crate::figure::{Figure, KernelSpec, Mark, Panel, Series};
+
+// Palette index of the near-black data colour (see `draw::PALETTE`).
+const DARK: usize = 0;
 use crate::{Dataset, Error};
 
 /// Default Gaussian bandwidth `h`.
@@ -25,7 +28,22 @@ pub const NAMES: &[&str] = &[
     "clustered",
     "sign",
     "bandwidth-temperature",
+    "random-features",
 ];
+
+/// The feature counts `m` whose predictions the `random-features` scenario draws.
+pub const DEFAULT_FEATURES: [usize; 4] = [4, 32, 256, 2048];
+/// The projection seed of those predictions.
+pub const DEFAULT_SEED: u64 = 1;
+/// The feature counts of the error sweep: `4, 8, …, 4096` (at `m = 2` most random-Fourier
+/// denominators of the default data come near zero and the error explodes).
+pub const ERROR_FEATURES: [usize; 11] = [4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
+/// How many seeds (`0..ERROR_SEEDS`) each point of the error sweep is the median of.
+pub const ERROR_SEEDS: u64 = 16;
+/// How many evenly spaced queries the error sweep measures at.
+pub const ERROR_QUERIES: usize = 61;
+/// The error sweep also runs FAVOR+ at this multiple of `τ`, where `|q + k|²/τ` is smaller.
+pub const WIDE_TAU: f32 = 4.0;
 
 // Palette indices (see `draw::PALETTE`).
 const BLUE: usize = 1;
@@ -49,11 +67,16 @@ pub struct Params {
     pub small_tau: f32,
     /// The data set.
     pub data: Dataset,
+    /// The feature counts `m` drawn by the `random-features` scenario.
+    pub features: Vec<usize>,
+    /// The projection seed of those curves.
+    pub seed: u64,
 }
 
 impl Default for Params {
     /// The parameters the committed figures are drawn with: the built-in `sine` data,
-    /// `h = 0.5`, `τ = 1`, `x_q = 1`, small `h = 0.2`, small `τ = 0.2`.
+    /// `h = 0.5`, `τ = 1`, `x_q = 1`, small `h = 0.2`, small `τ = 0.2`, random-feature curves
+    /// for `m` = 4, 16, 64, 256 from seed 1.
     fn default() -> Self {
         Self {
             h: DEFAULT_H,
@@ -62,6 +85,8 @@ impl Default for Params {
             small_h: DEFAULT_SMALL_H,
             small_tau: DEFAULT_SMALL_TAU,
             data: Dataset::sine(),
+            features: DEFAULT_FEATURES.to_vec(),
+            seed: DEFAULT_SEED,
         }
     }
 }
@@ -78,7 +103,8 @@ pub fn all(p: &Params) -> Result<Vec<Figure>, Error> {
 ///
 /// # Errors
 /// [`Error::Option`] for an unknown name or a non-finite `x_q`; [`Error::Core`] for an invalid
-/// `h` or `τ` or a score that overflows `f32`.
+/// `h` or `τ` or a score that overflows `f32`; [`Error::RandomFeatures`] for a feature count of
+/// zero or an exponent that overflows.
 pub fn figure(name: &str, p: &Params) -> Result<Figure, Error> {
     if !p.x_q.is_finite() {
         return Err(Error::Option(format!("x_q = {} is not finite", p.x_q)));
@@ -90,6 +116,7 @@ pub fn figure(name: &str, p: &Params) -> Result<Figure, Error> {
         "clustered" => clustered(p),
         "sign" => sign(p),
         "bandwidth-temperature" => bandwidth_temperature(p),
+        "random-features" => random_features(p),
         _ => Err(Error::Option(format!(
             "no scenario `{name}` (scenarios: {})",
             NAMES.join(", ")
@@ -122,6 +149,7 @@ fn prediction_panel(range: (f32, f32), queries: Vec<f32>, series: Vec<Series>) -
         y_range: None,
         queries,
         shade: None,
+        log_log: false,
         series,
     }
 }
@@ -135,6 +163,7 @@ fn weights_panel(range: (f32, f32), queries: Vec<f32>, series: Vec<Series>) -> P
         y_range: None,
         queries,
         shade: None,
+        log_log: false,
         series,
     }
 }
@@ -503,6 +532,104 @@ fn bandwidth_temperature(p: &Params) -> Result<Figure, Error> {
                     )?,
                 ],
             ),
+        ],
+    })
+}
+
+/// One random-feature panel: the data, the estimate for every `m` of `p.features`, and the exact
+/// curve drawn last, on top.
+fn feature_panel(p: &Params, kernel: KernelSpec, range: (f32, f32)) -> Result<Panel, Error> {
+    let d = &p.data;
+    let g = grid(range);
+    let colors = [RED, ORANGE, GREEN, PURPLE, BLUE];
+    let mut series = vec![Series::data("data (x_i, y_i)", d.x(), d.y())];
+    for (i, &m) in p.features.iter().enumerate() {
+        series.push(Series::random_features(
+            format!("ŷ(x), {}, m={m}", kernel.feature_map()),
+            Mark::Line,
+            colors[i % colors.len()],
+            (kernel, m, p.seed),
+            &g,
+            g.clone(),
+            (d.x().to_vec(), d.y().to_vec(), 1),
+        )?);
+    }
+    series.push(curve(
+        kernel,
+        format!("ŷ(x), exact {}", kernel.label()),
+        Mark::Dashed,
+        DARK,
+        d,
+        range,
+    )?);
+    // The y range of the data with room for the legend: a poor estimate may leave it, and is
+    // clipped rather than squashing the rest.
+    let (lo, hi) = min_max(d.y());
+    let span = (hi - lo).max(1e-3);
+    Ok(Panel {
+        id: match kernel {
+            KernelSpec::Gaussian { .. } => "gaussian".into(),
+            KernelSpec::SoftmaxDot { .. } => "softmax-dot".into(),
+        },
+        y_range: Some((lo - 0.3 * span, hi + 1.1 * span)),
+        ..prediction_panel(range, vec![], series)
+    })
+}
+
+fn random_features(p: &Params) -> Result<Figure, Error> {
+    if p.features.is_empty() {
+        return Err(Error::Option("no feature counts to draw".into()));
+    }
+    let d = &p.data;
+    let r = view(d.x(), &[]);
+    let g = KernelSpec::Gaussian { h: p.h };
+    let s = KernelSpec::SoftmaxDot { tau: p.tau };
+    let queries: Vec<f32> = grid(r)
+        .into_iter()
+        .step_by(GRID / (ERROR_QUERIES - 1))
+        .collect();
+    let kv = || (d.x().to_vec(), d.y().to_vec(), 1);
+    let wide = KernelSpec::SoftmaxDot {
+        tau: WIDE_TAU * p.tau,
+    };
+    let mut errors = Vec::new();
+    for (k, color) in [(g, BLUE), (s, ORANGE), (wide, RED)] {
+        errors.push(Series::feature_error(
+            format!("{} vs exact {}", k.feature_map(), k.label()),
+            color,
+            (k, ERROR_SEEDS),
+            &ERROR_FEATURES,
+            queries.clone(),
+            kv(),
+        )?);
+    }
+    // The guide passes through the Gaussian point of the largest m.
+    let ms: Vec<f32> = ERROR_FEATURES.iter().map(|&m| m as f32).collect();
+    let (m1, e1) = errors[0].points[ERROR_FEATURES.len() - 1];
+    let guide = Series::inverse_sqrt("∝ 1/√m".into(), DARK, &ms, e1 * m1.sqrt());
+    let (lo, hi) = errors
+        .iter()
+        .chain([&guide])
+        .flat_map(|s| s.points.iter().map(|&(_, e)| e))
+        .fold((f32::INFINITY, 0.0f32), |(a, b), e| (a.min(e), b.max(e)));
+    let error_panel = Panel {
+        id: "error".into(),
+        x_label: "m, random features (log scale)".into(),
+        y_label: format!("RMS error of ŷ, median of {ERROR_SEEDS} seeds"),
+        x_range: (3.0, 6000.0),
+        y_range: Some((0.5 * lo, 30.0 * hi)),
+        queries: vec![],
+        shade: None,
+        log_log: true,
+        series: errors.into_iter().chain([guide]).collect(),
+    };
+    Ok(Figure {
+        name: "random-features".into(),
+        title: "Random-feature attention against exact as m grows".into(),
+        panels: vec![
+            feature_panel(p, g, r)?,
+            feature_panel(p, s, r)?,
+            error_panel,
         ],
     })
 }

@@ -3,8 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use nadaraya_plot::{Figure, KernelSpec, Mark, Params, Series, Source, csv, draw, scenarios};
+use nadaraya_plot::{
+    Figure, KernelSpec, Mark, Params, Series, Source, csv, draw, median, scenarios,
+};
+use nadaraya_rf::FOURIER_MASS_FLOOR;
 use nadaraya_tests::reference::{self, RefKernel, widen};
+use nadaraya_tests::rf;
 
 fn figures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/figures")
@@ -38,6 +42,22 @@ fn committed_csvs_match_what_the_library_computes_now() {
     let regen = "regenerate with `cargo run --release -p nadaraya-plot -- --out docs/figures`";
     let figs = figures();
     for fig in &figs {
+        // Series computed by nadaraya-rf go through nalgebra's gemm, which picks its kernel (and
+        // so its rounding) by the CPU it runs on; they get a relative slack of 1e-4.
+        let rf_series: Vec<&str> = fig
+            .panels
+            .iter()
+            .flat_map(|p| &p.series)
+            .filter(|s| {
+                matches!(
+                    s.source,
+                    Source::RandomFeatures { .. }
+                        | Source::FeatureError { .. }
+                        | Source::InverseSqrt { .. }
+                )
+            })
+            .map(|s| s.label.as_str())
+            .collect();
         let path = dir.join(format!("{}.csv", fig.name));
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("{}: {e}; {regen}", path.display()));
@@ -56,7 +76,12 @@ fn committed_csvs_match_what_the_library_computes_now() {
                 "{regen}"
             );
             // A few ulp of slack: a build for another CPU may round the lanes differently.
-            let tol = 4.0 * f32::EPSILON * n.value.abs().max(1.0);
+            let rel = if rf_series.contains(&n.series.as_str()) {
+                1e-4
+            } else {
+                4.0 * f32::EPSILON
+            };
+            let tol = rel * n.value.abs().max(1.0);
             assert!(
                 (c.value - n.value).abs() <= tol,
                 "{} / {} at x={}: committed {} but the library gives {}; {regen}",
@@ -136,6 +161,75 @@ fn every_plotted_value_matches_the_f64_reference() {
                             checked += 1;
                         }
                     }
+                    Source::RandomFeatures {
+                        kernel,
+                        m,
+                        seed,
+                        queries,
+                        keys,
+                        values,
+                        d,
+                    } => {
+                        let want = rf_reference(*kernel, *m, *seed, queries, keys, values, *d);
+                        assert_eq!(want.len(), s.points.len());
+                        for (&(x, v), &(w, tol)) in s.points.iter().zip(&want) {
+                            assert!(
+                                (f64::from(v) - w).abs() <= tol,
+                                "{} / {} at x={x}: {v} vs reference {w} (tol {tol:e})",
+                                fig.name,
+                                s.label
+                            );
+                            checked += 1;
+                        }
+                    }
+                    Source::FeatureError {
+                        kernel,
+                        seeds,
+                        queries,
+                        keys,
+                        values,
+                        d,
+                    } => {
+                        let k = ref_kernel(*kernel);
+                        let (q64, k64, v64) = (widen(queries), widen(keys), widen(values));
+                        let exact: Vec<(f64, f64)> = q64
+                            .chunks_exact(*d)
+                            .map(|q| {
+                                let w = reference::smooth(k, q, &k64, &v64, 1)[0];
+                                (w, reference::tolerance(k, q, &k64, &v64))
+                            })
+                            .collect();
+                        for &(m, e) in &s.points {
+                            let mut tol = 1e-6f64;
+                            let errors: Vec<f32> = (0..*seeds)
+                                .map(|seed| {
+                                    let rf = rf_reference(
+                                        *kernel, m as usize, seed, queries, keys, values, *d,
+                                    );
+                                    let mut sq = 0.0;
+                                    for (&(a, ta), &(b, tb)) in rf.iter().zip(&exact) {
+                                        sq += (a - b).powi(2);
+                                        tol = tol.max(ta + tb);
+                                    }
+                                    (sq / rf.len() as f64).sqrt() as f32
+                                })
+                                .collect();
+                            let want = f64::from(median(errors));
+                            assert!(
+                                (f64::from(e) - want).abs() <= tol + 1e-6 * want,
+                                "{} / {} at m={m}: {e} vs reference {want} (tol {tol:e})",
+                                fig.name,
+                                s.label
+                            );
+                            checked += 1;
+                        }
+                    }
+                    Source::InverseSqrt { c } => {
+                        for &(x, v) in &s.points {
+                            let want = f64::from(*c) / f64::from(x).sqrt();
+                            assert!((f64::from(v) - want).abs() <= 2e-7 * want, "{x}: {v}");
+                        }
+                    }
                     Source::Weights {
                         kernel,
                         query,
@@ -165,6 +259,73 @@ fn every_plotted_value_matches_the_f64_reference() {
         checked > 5 * scenarios::GRID,
         "only {checked} values checked"
     );
+}
+
+/// The random-feature estimate of `kernel` with `m` rows drawn from `seed`, computed plainly in
+/// `f64` from the same projection rows ([`nadaraya_tests::rf`]), with the error bound a correct
+/// `f32` implementation meets at each query: each kernel term carries a rounding error of about
+/// `ε·(1 + E)` (relative for FAVOR+'s exponentials, absolute for random Fourier cosines), where
+/// `E` bounds the exponents or phases, and the ratio turns an error `δκ_i` into
+/// `Σ_i δκ_i |y_i − ŷ| / |Σ_i κ_i|`.
+fn rf_reference(
+    kernel: KernelSpec,
+    m: usize,
+    seed: u64,
+    queries: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    d: usize,
+) -> Vec<(f64, f64)> {
+    let rows = widen(KernelSpec::projection(d, m, seed).unwrap().rows());
+    let (q64, k64, y) = (widen(queries), widen(keys), widen(values));
+    let eps = f64::from(f32::EPSILON);
+    let scale = y.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+    let norm = |x: &[f64]| x.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let wmax = rows.chunks_exact(d).map(norm).fold(0.0f64, f64::max);
+    let xmax = q64
+        .chunks_exact(d)
+        .chain(k64.chunks_exact(d))
+        .map(norm)
+        .fold(0.0, f64::max);
+    q64.chunks_exact(d)
+        .map(|q| {
+            let (kappa, e, floor): (Vec<f64>, f64, f64) = match kernel {
+                KernelSpec::Gaussian { h } => {
+                    let h = f64::from(h);
+                    let kappa = k64
+                        .chunks_exact(d)
+                        .map(|x| rf::fourier_kernel(&rows, h, q, x))
+                        .collect();
+                    let n = (k64.len() / d) as f64;
+                    (kappa, wmax * xmax / h, n * f64::from(FOURIER_MASS_FLOOR))
+                }
+                KernelSpec::SoftmaxDot { tau } => {
+                    let tau = f64::from(tau);
+                    let kappa = k64
+                        .chunks_exact(d)
+                        .map(|k| rf::favor_kernel(&rows, tau, false, q, k))
+                        .collect();
+                    (
+                        kappa,
+                        2.0 * wmax * xmax / tau.sqrt() + xmax * xmax / tau,
+                        f64::MIN,
+                    )
+                }
+            };
+            let den: f64 = kappa.iter().sum::<f64>().max(floor);
+            let want = kappa.iter().zip(&y).map(|(k, v)| k * v).sum::<f64>() / den;
+            let delta = |k: f64| match kernel {
+                KernelSpec::Gaussian { .. } => 8.0 * eps * (1.0 + e),
+                KernelSpec::SoftmaxDot { .. } => 8.0 * eps * (1.0 + e) * k.abs(),
+            };
+            let spread: f64 = kappa
+                .iter()
+                .zip(&y)
+                .map(|(&k, v)| delta(k) * (v - want).abs())
+                .sum();
+            (want, spread / den.abs() + 1e-6 * scale)
+        })
+        .collect()
 }
 
 /// Values of a series sorted by x.
@@ -257,6 +418,78 @@ fn the_figures_show_what_their_titles_say() {
             );
         }
     }
+}
+
+#[test]
+fn random_features_converge_as_the_figure_says() {
+    let figs = figures();
+    let rf = figs.iter().find(|f| f.name == "random-features").unwrap();
+    let at = |s: &Series, m: usize| {
+        s.points
+            .iter()
+            .find(|&&(x, _)| x == m as f32)
+            .map(|&(_, e)| e)
+            .unwrap()
+    };
+    let (first, last) = (
+        scenarios::ERROR_FEATURES[0],
+        scenarios::ERROR_FEATURES[scenarios::ERROR_FEATURES.len() - 1],
+    );
+    let fourier = series(rf, "error", "random Fourier")[0];
+    let favor = series(rf, "error", "FAVOR+");
+    let (favor_tau, favor_wide) = (favor[0], favor[1]);
+    assert!(
+        favor_wide
+            .label
+            .contains(&format!("τ={}", scenarios::WIDE_TAU))
+    );
+
+    // Random Fourier features converge like 1/√m: a least-squares slope of log error against
+    // log m over m ≥ 128 between -0.8 and -0.3, and 16× more features cut the error by > 4.
+    let tail: Vec<(f64, f64)> = fourier
+        .points
+        .iter()
+        .filter(|&&(m, _)| m >= 128.0)
+        .map(|&(m, e)| (f64::from(m).ln(), f64::from(e).ln()))
+        .collect();
+    let n = tail.len() as f64;
+    let (mx, my) = tail
+        .iter()
+        .fold((0.0, 0.0), |(a, b), &(x, y)| (a + x / n, b + y / n));
+    let slope = tail.iter().map(|&(x, y)| (x - mx) * (y - my)).sum::<f64>()
+        / tail.iter().map(|&(x, _)| (x - mx).powi(2)).sum::<f64>();
+    assert!((-0.8..=-0.3).contains(&slope), "slope {slope}");
+    assert!(at(fourier, last) < at(fourier, last / 16) / 4.0);
+
+    // FAVOR+ converges at the wider temperature, and stalls at τ: |q + k|²/τ is too large.
+    assert!(at(favor_wide, last) < at(favor_wide, first) / 8.0);
+    assert!(
+        at(favor_tau, last) > 4.0 * at(favor_wide, last),
+        "{} vs {}",
+        at(favor_tau, last),
+        at(favor_wide, last)
+    );
+    assert!(at(favor_tau, last) > at(favor_tau, first) / 4.0);
+
+    // The guide passes through the last random-Fourier point.
+    let guide = series(rf, "error", "1/√m")[0];
+    assert!((at(guide, last) - at(fourier, last)).abs() <= 1e-6 * at(fourier, last));
+
+    // The curves: the most random Fourier features come closest to exact, within 0.05 RMS.
+    let exact = series(rf, "gaussian", "exact")[0];
+    let curves = series(rf, "gaussian", "random Fourier");
+    let rms = |s: &Series| {
+        let sq: f32 = s
+            .points
+            .iter()
+            .zip(&exact.points)
+            .map(|(a, b)| (a.1 - b.1).powi(2))
+            .sum();
+        (sq / s.points.len() as f32).sqrt()
+    };
+    let diffs: Vec<f32> = curves.iter().map(|s| rms(s)).collect();
+    assert!(diffs[diffs.len() - 1] < 0.05, "{diffs:?}");
+    assert!(diffs[diffs.len() - 1] < diffs[0], "{diffs:?}");
 }
 
 #[test]
