@@ -10,6 +10,9 @@ use crate::{Error, FavorPlus};
 pub(crate) const TILE: usize = 64;
 
 /// Checked shapes `(queries, keys)` of an attention call against features of dimension `fd`.
+///
+/// The shape rules are the core's ([`nadaraya::attention_shape`]); the dimension is checked
+/// first, and finiteness last.
 pub(crate) fn check_shapes(
     fd: usize,
     q: &[f32],
@@ -19,35 +22,17 @@ pub(crate) fn check_shapes(
     dv: usize,
     out: &[f32],
 ) -> Result<(usize, usize), Error> {
-    if d == 0 || dv == 0 {
-        return Err(Error::ZeroDimension);
-    }
-    if d != fd {
+    if d != fd && d != 0 {
         return Err(Error::DimensionMismatch {
             expected: fd,
             found: d,
         });
     }
-    if !q.len().is_multiple_of(d)
-        || !keys.len().is_multiple_of(d)
-        || !values.len().is_multiple_of(dv)
-    {
-        return Err(Error::ShapeMismatch);
-    }
-    let (m, n) = (q.len() / d, keys.len() / d);
-    if values.len() / dv != n {
-        return Err(Error::ShapeMismatch);
-    }
-    if n == 0 {
-        return Err(Error::Empty);
-    }
-    if out.len() < m * dv {
-        return Err(Error::OutputTooSmall);
-    }
+    let rows = nadaraya::attention_shape(q, keys, values, d, dv, out).map_err(Error::from_shape)?;
     if !(all_finite(q) && all_finite(keys) && all_finite(values)) {
         return Err(Error::NonFinite);
     }
-    Ok((m, n))
+    Ok(rows)
 }
 
 #[inline]
@@ -549,13 +534,7 @@ pub fn weights(
             found: q.len(),
         });
     }
-    if !keys.len().is_multiple_of(d) {
-        return Err(Error::ShapeMismatch);
-    }
-    let n = keys.len() / d;
-    if n == 0 {
-        return Err(Error::Empty);
-    }
+    let n = nadaraya::weights_shape(q, keys, out).map_err(Error::from_shape)?;
     let out = out.get_mut(..n).ok_or(Error::OutputTooSmall)?;
     if !(all_finite(q) && all_finite(keys)) {
         return Err(Error::NonFinite);

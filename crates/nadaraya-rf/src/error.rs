@@ -45,6 +45,20 @@ pub enum Error {
     OutputOverflow,
 }
 
+impl Error {
+    /// The error for a shape the core rejected ([`nadaraya::attention_shape`],
+    /// [`nadaraya::weights_shape`]): the same variant.
+    pub(crate) fn from_shape(e: nadaraya::Error) -> Self {
+        match e {
+            nadaraya::Error::ZeroDimension => Self::ZeroDimension,
+            nadaraya::Error::Empty => Self::Empty,
+            nadaraya::Error::OutputTooSmall => Self::OutputTooSmall,
+            // The shape checks return nothing else; a mismatch is the closest meaning.
+            _ => Self::ShapeMismatch,
+        }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

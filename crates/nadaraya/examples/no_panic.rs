@@ -5,8 +5,8 @@
 //! `scripts/no-panic` runs the check; without the cfg this is an ordinary program.
 
 use nadaraya::{
-    Gaussian, MultiHeadAttention, OnlineSoftmax, Smoother, SoftmaxDot, attention, causal_attention,
-    math, scalar, weights,
+    Gaussian, MultiHeadAttention, OnlineSoftmax, Smoother, SoftmaxDot, attention, attention_shape,
+    causal_attention, math, scalar, weights, weights_shape,
 };
 use std::hint::black_box;
 
@@ -21,7 +21,9 @@ fn main() {
     let mut out = vec![0.0f32; 16];
     let d = black_box(4);
     let dv = black_box(2);
-    let mut ok = attention(&g, &q, &keys, &values, d, dv, &mut out).is_ok();
+    let mut ok = attention_shape(&q, &keys, &values, d, dv, &out).is_ok();
+    ok &= weights_shape(&q[..d], &keys, &out).is_ok();
+    ok &= attention(&g, &q, &keys, &values, d, dv, &mut out).is_ok();
     ok &= causal_attention(&s, &q, &keys, &values, d, dv, &mut out).is_ok();
     ok &= weights(&g, &q[..d], &keys, &mut out).is_ok();
     ok &= scalar::attention(&s, &q, &keys, &values, d, dv, &mut out).is_ok();

@@ -56,6 +56,39 @@ pub(crate) fn check_shapes(
     })
 }
 
+/// The row counts `(M, N)` of an [`attention`] or [`causal_attention`] call with these slices,
+/// or the shape error that call would return. Nothing is read but the lengths.
+///
+/// For sizing buffers and for crates that offer the same slice API (`nadaraya-rf` checks its
+/// shapes with it), so that every caller rejects a bad shape the same way.
+///
+/// # Errors
+/// - [`Error::ZeroDimension`] if `d == 0` or `dv == 0`;
+/// - [`Error::ShapeMismatch`] if a length is not a multiple of its row length, or `keys` and
+///   `values` have different row counts;
+/// - [`Error::Empty`] if there are no keys;
+/// - [`Error::OutputTooSmall`] if `out.len() < M·dv` (or `M·dv` overflows).
+///
+/// # Examples
+/// ```
+/// use nadaraya::{attention_shape, Error};
+/// let (q, keys, values) = ([0.0; 6], [0.0; 8], [0.0; 12]);
+/// assert_eq!(attention_shape(&q, &keys, &values, 2, 3, &[0.0; 9]), Ok((3, 4)));
+/// assert_eq!(attention_shape(&q, &keys, &values, 2, 3, &[0.0; 8]), Err(Error::OutputTooSmall));
+/// assert_eq!(attention_shape(&q, &keys, &values[..9], 2, 3, &[0.0; 9]), Err(Error::ShapeMismatch));
+/// ```
+#[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
+pub fn attention_shape(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    d: usize,
+    dv: usize,
+    out: &[f32],
+) -> Result<(usize, usize), Error> {
+    check_shapes(q, keys, values, d, dv, out).map(|s| (s.m, s.n))
+}
+
 /// Nadaraya–Watson smoothing of every query row: `out_t = Σ_i softmax(score(q_t, k_i)) v_i`.
 ///
 /// `q` is `M×d`, `keys` `N×d`, `values` `N×dv`, `out` at least `M×dv`, all row-major. With the
@@ -228,12 +261,24 @@ pub fn weights<K: Kernel + ?Sized>(
     normalise_scores(out).map_err(|e| diagnose(e, &[q, keys]))
 }
 
-/// Checks the shapes of a `weights` call: the query width and the first `N` entries of `out`.
-pub(crate) fn check_weights_shape<'o>(
-    q: &[f32],
-    keys: &[f32],
-    out: &'o mut [f32],
-) -> Result<(usize, &'o mut [f32]), Error> {
+/// The number of keys `N` of a [`weights`] call with these slices, or the shape error that call
+/// would return. Nothing is read but the lengths.
+///
+/// # Errors
+/// - [`Error::ZeroDimension`] if `q` is empty;
+/// - [`Error::ShapeMismatch`] if `keys.len()` is not a multiple of `q.len()`;
+/// - [`Error::Empty`] if there are no keys;
+/// - [`Error::OutputTooSmall`] if `out.len() < N`.
+///
+/// # Examples
+/// ```
+/// use nadaraya::{weights_shape, Error};
+/// assert_eq!(weights_shape(&[0.0; 2], &[0.0; 10], &[0.0; 5]), Ok(5));
+/// assert_eq!(weights_shape(&[0.0; 2], &[0.0; 10], &[0.0; 4]), Err(Error::OutputTooSmall));
+/// assert_eq!(weights_shape(&[], &[0.0; 10], &[0.0; 5]), Err(Error::ZeroDimension));
+/// ```
+#[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
+pub fn weights_shape(q: &[f32], keys: &[f32], out: &[f32]) -> Result<usize, Error> {
     let d = q.len();
     if d == 0 {
         return Err(Error::ZeroDimension);
@@ -245,8 +290,21 @@ pub(crate) fn check_weights_shape<'o>(
     if n == 0 {
         return Err(Error::Empty);
     }
+    if out.len() < n {
+        return Err(Error::OutputTooSmall);
+    }
+    Ok(n)
+}
+
+/// Checks the shapes of a `weights` call: the query width and the first `N` entries of `out`.
+pub(crate) fn check_weights_shape<'o>(
+    q: &[f32],
+    keys: &[f32],
+    out: &'o mut [f32],
+) -> Result<(usize, &'o mut [f32]), Error> {
+    let n = weights_shape(q, keys, out)?;
     match out.get_mut(..n) {
-        Some(out) => Ok((d, out)),
+        Some(out) => Ok((q.len(), out)),
         None => Err(Error::OutputTooSmall),
     }
 }

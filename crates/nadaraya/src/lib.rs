@@ -17,7 +17,7 @@ mod softmax;
 #[cfg(test)]
 mod testing;
 
-pub use attention::{attention, causal_attention, weights};
+pub use attention::{attention, attention_shape, causal_attention, weights, weights_shape};
 pub use error::Error;
 pub use kernel::{Gaussian, Kernel, SoftmaxDot};
 pub use multihead::MultiHeadAttention;
