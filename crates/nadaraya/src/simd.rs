@@ -19,6 +19,16 @@ const SIMD: bool = cfg!(any(
     target_feature = "simd128"
 ));
 
+/// True where an `f32x8` fits one register and there are at least 16 of them (x86 with AVX,
+/// aarch64 with 32 NEON registers of which an `f32x8` takes two). There the hot loops keep eight
+/// vector accumulators live; with SSE2 alone an `f32x8` is two of its 16 registers, eight
+/// accumulators spill, and the loops keep four (measured: eight made the default x86-64 build
+/// 17–82 % slower, and the AVX-512 build 12–26 % faster).
+const WIDE_REGISTERS: bool = cfg!(any(target_feature = "avx", target_arch = "aarch64"));
+
+/// Vector accumulators per key row in [`row_scores`] (rows of eight floats or more).
+const SCORE_CHAINS: usize = if WIDE_REGISTERS { 2 } else { 1 };
+
 // Range reduction exp(x) = 2^n · exp(r), n = round(x·log2 e), r = x - n·ln 2, with ln 2 split in
 // two (Cody–Waite) so that n·LN2_HI is exact for |n| ≤ 2^9.
 const LOG2E: f32 = core::f32::consts::LOG2_E;
@@ -224,50 +234,42 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
-/// `Σ (a_i - b_i)²` with two accumulators.
-#[inline]
-fn sq_dist(a: &[f32], b: &[f32]) -> f32 {
-    let (ab, at) = a.as_chunks::<LANES>();
-    let (bb, bt) = b.as_chunks::<LANES>();
-    let mut acc = [f32x8::ZERO; 2];
-    let mut ai = ab.chunks_exact(2);
-    let mut bi = bb.chunks_exact(2);
-    for (a2, b2) in (&mut ai).zip(&mut bi) {
-        for k in 0..2 {
-            let t = load(&a2[k]) - load(&b2[k]);
-            acc[k] = t.mul_add(t, acc[k]);
+/// `Σ_j (q_j − k_j)²` (when `GAUSS`) or `Σ_j q_j k_j` over the whole lanes of four key rows, with
+/// `H` accumulators per row (alternate lane chunks) so that `4H` independent FMA chains cover the
+/// FMA latency.
+#[inline(always)]
+fn four_row_sums<const GAUSS: bool, const H: usize>(
+    q: &[[f32; LANES]],
+    rows: [&[[f32; LANES]]; 4],
+) -> [f32; 4] {
+    let mut acc = [[f32x8::ZERO; H]; 4];
+    let step = |a: &mut f32x8, qv: f32x8, k: &[f32; LANES]| {
+        *a = if GAUSS {
+            let t = qv - load(k);
+            t.mul_add(t, *a)
+        } else {
+            qv.mul_add(load(k), *a)
+        };
+    };
+    let (qp, qr) = q.as_chunks::<H>();
+    let [(p0, r0), (p1, r1), (p2, r2), (p3, r3)] = rows.map(<[[f32; LANES]]>::as_chunks::<H>);
+    for ((((qc, k0), k1), k2), k3) in qp.iter().zip(p0).zip(p1).zip(p2).zip(p3) {
+        for h in 0..H {
+            let qv = load(&qc[h]);
+            for (a, k) in acc.iter_mut().zip([k0, k1, k2, k3]) {
+                step(&mut a[h], qv, &k[h]);
+            }
         }
     }
-    for (x, y) in ai.remainder().iter().zip(bi.remainder()) {
-        let t = load(x) - load(y);
-        acc[0] = t.mul_add(t, acc[0]);
+    for ((((qc, k0), k1), k2), k3) in qr.iter().zip(r0).zip(r1).zip(r2).zip(r3) {
+        let qv = load(qc);
+        for (a, k) in acc.iter_mut().zip([k0, k1, k2, k3]) {
+            if let Some(a0) = a.first_mut() {
+                step(a0, qv, k);
+            }
+        }
     }
-    let mut s = (acc[0] + acc[1]).reduce_add();
-    for (x, y) in at.iter().zip(bt) {
-        let t = x - y;
-        s += t * t;
-    }
-    s
-}
-
-/// A row as whole lanes and a tail.
-type Lanes<'a> = (&'a [[f32; LANES]], &'a [f32]);
-
-/// The four rows of a `4 × width` block, each as whole lanes and a tail.
-#[inline(always)]
-fn four_rows(block: &[f32], width: usize) -> Option<[Lanes<'_>; 4]> {
-    let mut rows = block.chunks_exact(width);
-    let (Some(r0), Some(r1), Some(r2), Some(r3)) =
-        (rows.next(), rows.next(), rows.next(), rows.next())
-    else {
-        return None;
-    };
-    Some([
-        r0.as_chunks(),
-        r1.as_chunks(),
-        r2.as_chunks(),
-        r3.as_chunks(),
-    ])
+    acc.map(|a| a.iter().fold(f32x8::ZERO, |s, &x| s + x).reduce_add())
 }
 
 /// Scores of the rows of `keys` (row length `q.len()`) into `out`: `scale · Σ (q_j - k_j)²` when
@@ -282,6 +284,12 @@ pub(crate) fn row_scores<const GAUSS: bool>(q: &[f32], keys: &[f32], scale: f32,
         out.fill(0.0);
         return;
     }
+    // As many rows as scores, exactly: the blocked loops below pair whole blocks of rows with
+    // whole blocks of scores, and give the last partial block of rows the rest of `out`.
+    let n = (keys.len() / d).min(out.len());
+    let (Some(out), Some(keys)) = (out.get_mut(..n), keys.get(..n * d)) else {
+        return;
+    };
     if !SIMD {
         for (o, k) in out.iter_mut().zip(keys.chunks_exact(d)) {
             let mut s = 0.0f32;
@@ -293,46 +301,34 @@ pub(crate) fn row_scores<const GAUSS: bool>(q: &[f32], keys: &[f32], scale: f32,
         return;
     }
     if d >= LANES {
-        // Four rows at a time share each load of the query.
-        let mut outs = out.chunks_exact_mut(4);
-        let mut blocks = keys.chunks_exact(d.saturating_mul(4));
+        // Four rows at a time share each load of the query. A last block of fewer rows repeats
+        // its first row to make four, so that every row's score is summed in the same order
+        // wherever it falls (a ring buffer's two halves give the same scores as one slice).
         let (qb, qt) = q.as_chunks::<LANES>();
-        for o in &mut outs {
-            let Some(block) = blocks.next() else { break };
-            let Some([(b0, t0), (b1, t1), (b2, t2), (b3, t3)]) = four_rows(block, d) else {
-                break;
-            };
-            let mut acc = [f32x8::ZERO; 4];
-            for ((((qc, k0), k1), k2), k3) in qb.iter().zip(b0).zip(b1).zip(b2).zip(b3) {
-                let qv = load(qc);
-                for (a, k) in acc.iter_mut().zip([k0, k1, k2, k3]) {
-                    *a = if GAUSS {
-                        let t = qv - load(k);
-                        t.mul_add(t, *a)
-                    } else {
-                        qv.mul_add(load(k), *a)
-                    };
-                }
-            }
-            for ((o, a), t) in o.iter_mut().zip(acc).zip([t0, t1, t2, t3]) {
-                let mut s = a.reduce_add();
+        let block = |rows: &mut core::slice::ChunksExact<'_, f32>, o: &mut [f32]| {
+            let Some(first) = rows.next() else { return };
+            let mut next = || rows.next().unwrap_or(first);
+            let split = [first, next(), next(), next()].map(<[f32]>::as_chunks::<LANES>);
+            let sums = four_row_sums::<GAUSS, SCORE_CHAINS>(qb, split.map(|(b, _)| b));
+            for ((o, mut s), (_, t)) in o.iter_mut().zip(sums).zip(split) {
                 for (x, y) in qt.iter().zip(t) {
                     s += if GAUSS { (x - y) * (x - y) } else { x * y };
                 }
                 *o = scale * s;
             }
+        };
+        let mut blocks = keys.chunks_exact(d.saturating_mul(4));
+        let mut outs = out.chunks_exact_mut(4);
+        for (b, o) in (&mut blocks).zip(&mut outs) {
+            block(&mut b.chunks_exact(d), o);
         }
-        let mut rest = blocks.remainder().chunks_exact(d);
-        for o in outs.into_remainder() {
-            let Some(k) = rest.next() else { break };
-            *o = scale * if GAUSS { sq_dist(q, k) } else { dot(q, k) };
-        }
+        block(&mut blocks.remainder().chunks_exact(d), outs.into_remainder());
         return;
     }
+    // Eight rows at a time, one lane per row; a last block of fewer rows is padded with zero
+    // rows, so every row is computed by the same lane arithmetic wherever it falls.
     let sv = f32x8::splat(scale);
-    let mut blocks = keys.chunks_exact(LANES * d);
-    let mut outs = out.chunks_exact_mut(LANES);
-    for (block, o) in (&mut blocks).zip(&mut outs) {
+    let lanes = |block: &[f32]| {
         let mut acc = f32x8::ZERO;
         for (j, &qj) in q.iter().enumerate() {
             let k = f32x8::new(core::array::from_fn(|l| {
@@ -346,18 +342,20 @@ pub(crate) fn row_scores<const GAUSS: bool>(q: &[f32], keys: &[f32], scale: f32,
                 qv.mul_add(k, acc)
             };
         }
-        o.copy_from_slice(&(acc * sv).to_array());
-    }
-    for (o, k) in outs
-        .into_remainder()
-        .iter_mut()
-        .zip(blocks.remainder().chunks_exact(d))
-    {
-        let mut s = 0.0f32;
-        for (a, b) in q.iter().zip(k) {
-            s += if GAUSS { (a - b) * (a - b) } else { a * b };
+        (acc * sv).to_array()
+    };
+    let mut blocks = keys.chunks_exact(LANES * d);
+    let mut outs = out.chunks_exact_mut(LANES);
+    for (b, o) in (&mut blocks).zip(&mut outs) {
+        for (o, v) in o.iter_mut().zip(lanes(b)) {
+            *o = v;
         }
-        *o = scale * s;
+    }
+    let rest = blocks.remainder();
+    if !rest.is_empty() {
+        for (o, v) in outs.into_remainder().iter_mut().zip(lanes(rest)) {
+            *o = v;
+        }
     }
 }
 
@@ -383,44 +381,30 @@ pub(crate) fn weighted_sum_into(p: &[f32], values: &[f32], dv: usize, acc: &mut 
         return;
     }
     if dv >= LANES {
-        // Four rows at a time: each accumulator chunk is loaded and stored once per four rows.
-        let mut ps = p.chunks_exact(4);
-        let mut blocks = values.chunks_exact(dv.saturating_mul(4));
+        // Column blocks of up to eight lane vectors (64 floats; four without WIDE_REGISTERS) stay
+        // in registers over every row of the call, so the accumulator touches memory once per
+        // tile, and each row feeds up to eight independent FMA chains.
         let (acc_body, acc_tail) = acc.as_chunks_mut::<LANES>();
-        for p4 in &mut ps {
-            let (&[w0, w1, w2, w3], Some(block)) = (p4, blocks.next()) else {
-                break;
+        let mut blocks = acc_body;
+        let mut col = 0usize;
+        while !blocks.is_empty() {
+            let taken = match blocks.len() {
+                8.. if WIDE_REGISTERS => column_block::<8>(p, values, dv, col, &mut blocks),
+                4.. if WIDE_REGISTERS => column_block::<4>(p, values, dv, col, &mut blocks),
+                2.. => column_block::<2>(p, values, dv, col, &mut blocks),
+                _ => column_block::<1>(p, values, dv, col, &mut blocks),
             };
-            let Some([(b0, t0), (b1, t1), (b2, t2), (b3, t3)]) = four_rows(block, dv) else {
+            if taken == 0 {
                 break;
-            };
-            let wv = [w0, w1, w2, w3].map(f32x8::splat);
-            for ((((a, x0), x1), x2), x3) in acc_body.iter_mut().zip(b0).zip(b1).zip(b2).zip(b3) {
-                let mut s = load(a);
-                s = wv[0].mul_add(load(x0), s);
-                s = wv[1].mul_add(load(x1), s);
-                s = wv[2].mul_add(load(x2), s);
-                s = wv[3].mul_add(load(x3), s);
-                *a = s.to_array();
             }
-            for (j, a) in acc_tail.iter_mut().enumerate() {
-                for (w, t) in [w0, w1, w2, w3].iter().zip([t0, t1, t2, t3]) {
-                    if let Some(x) = t.get(j) {
-                        *a += w * x;
-                    }
-                }
-            }
+            col = col.saturating_add(taken * LANES);
         }
-        let mut rest = blocks.remainder().chunks_exact(dv);
-        for &w in ps.remainder() {
-            let Some(row) = rest.next() else { break };
-            let wv = f32x8::splat(w);
-            let (rb, rt) = row.as_chunks::<LANES>();
-            for (a, r) in acc_body.iter_mut().zip(rb) {
-                *a = wv.mul_add(load(r), load(a)).to_array();
-            }
-            for (a, r) in acc_tail.iter_mut().zip(rt) {
-                *a += w * r;
+        if !acc_tail.is_empty() {
+            for (&w, row) in p.iter().zip(values.chunks_exact(dv)) {
+                let Some(rt) = row.get(col..) else { break };
+                for (a, r) in acc_tail.iter_mut().zip(rt) {
+                    *a += w * r;
+                }
             }
         }
         return;
@@ -450,6 +434,39 @@ pub(crate) fn weighted_sum_into(p: &[f32], values: &[f32], dv: usize, acc: &mut 
             *a += w * v;
         }
     }
+}
+
+/// `acc[..G] += Σ_i p_i · values[i][col .. col + 8G]` with the `G` accumulator lanes held in
+/// registers over all rows; takes the first `G` lane blocks off `blocks` and returns `G`, or 0
+/// (touching nothing) if fewer than `G` are left.
+#[inline(always)]
+fn column_block<const G: usize>(
+    p: &[f32],
+    values: &[f32],
+    dv: usize,
+    col: usize,
+    blocks: &mut &mut [[f32; LANES]],
+) -> usize {
+    let Some((acc, rest)) = core::mem::take(blocks).split_first_chunk_mut::<G>() else {
+        return 0;
+    };
+    *blocks = rest;
+    let mut regs: [f32x8; G] = core::array::from_fn(|j| load(&acc[j]));
+    let end = col.saturating_add(G * LANES);
+    for (&w, row) in p.iter().zip(values.chunks_exact(dv)) {
+        let Some(seg) = row.get(col..end) else { break };
+        let Some(chunks) = seg.as_chunks::<LANES>().0.first_chunk::<G>() else {
+            break;
+        };
+        let wv = f32x8::splat(w);
+        for (r, c) in regs.iter_mut().zip(chunks) {
+            *r = wv.mul_add(load(c), *r);
+        }
+    }
+    for (a, r) in acc.iter_mut().zip(regs) {
+        *a = r.to_array();
+    }
+    G
 }
 
 /// `xs[i] *= f`.
@@ -573,7 +590,8 @@ mod tests {
     #[test]
     fn row_scores_match_plain_sums_at_every_shape() {
         let mut rng = lcg(11);
-        for d in 1..=20 {
+        // Every width up to 20, then odd and even numbers of lane chunks (paired accumulators).
+        for d in (1..=20).chain([24, 31, 40, 64, 72, 136]) {
             for rows in 0..=67 {
                 let q: Vec<f32> = (0..d).map(|_| 4.0 * rng() - 2.0).collect();
                 let keys: Vec<f32> = (0..d * rows).map(|_| 4.0 * rng() - 2.0).collect();
@@ -607,7 +625,8 @@ mod tests {
     #[test]
     fn weighted_sum_matches_plain_sums_at_every_shape() {
         let mut rng = lcg(5);
-        for dv in 1..=19 {
+        // Every width up to 19, then 3 to 17 lane blocks: each register-block size and their mix.
+        for dv in (1..=19).chain([24, 32, 40, 56, 64, 72, 100, 120, 136]) {
             for rows in 0..=67 {
                 let p: Vec<f32> = (0..rows).map(|_| rng()).collect();
                 let v: Vec<f32> = (0..rows * dv).map(|_| 2.0 * rng() - 1.0).collect();

@@ -332,16 +332,18 @@ mod tests {
 
     /// A sliding window that wraps around the ring buffer gives what the same samples give in
     /// one contiguous slice, for every window position.
-    #[test]
-    fn sliding_window_matches_contiguous_slices() {
+    /// A sliding window of `N` samples: predictions and weights (in insertion order) equal those
+    /// of the same samples as one contiguous slice, bit for bit for the weights, wherever the ring
+    /// buffer wraps.
+    fn sliding_window_case<const D: usize, const DV: usize>() {
         const N: usize = 70;
-        let k = Gaussian::new(0.3).unwrap();
-        let mut s: Smoother<Gaussian, N, 2, 3> = Smoother::new(k);
+        let k = Gaussian::new(0.3 * (D as f32).sqrt()).unwrap();
+        let mut s: Smoother<Gaussian, N, D, DV> = Smoother::new(k);
         let sample = |i: usize| {
             let t = i as f32 * 0.1;
             (
-                [libm::sinf(t), libm::cosf(t * 0.7)],
-                [t, libm::sinf(3.0 * t), 1.0 - t],
+                core::array::from_fn::<f32, D, _>(|j| libm::sinf(t * (0.7 + 0.1 * j as f32))),
+                core::array::from_fn::<f32, DV, _>(|j| libm::cosf(t + j as f32) + j as f32),
             )
         };
         for i in 0..200 {
@@ -356,9 +358,9 @@ mod tests {
             let lo = (i + 1).saturating_sub(N);
             let keys: Vec<f32> = (lo..=i).flat_map(|j| sample(j).0).collect();
             let values: Vec<f32> = (lo..=i).flat_map(|j| sample(j).1).collect();
-            let xq = [0.2, 0.5];
-            let mut want = [0.0; 3];
-            attention(&k, &xq, &keys, &values, 2, 3, &mut want).unwrap();
+            let xq: [f32; D] = core::array::from_fn(|j| 0.2 + 0.3 * j as f32 / D as f32);
+            let mut want = [0.0; DV];
+            attention(&k, &xq, &keys, &values, D, DV, &mut want).unwrap();
             let got = s.predict(&xq).unwrap();
             for (g, w) in got.iter().zip(&want) {
                 assert!((g - w).abs() <= 1e-6 * (1.0 + w.abs()), "i={i}: {g} vs {w}");
@@ -367,7 +369,14 @@ mod tests {
             let mut w_slice = [0.0; N];
             s.weights(&xq, &mut w_store).unwrap();
             slice_weights(&k, &xq, &keys, &mut w_slice).unwrap();
-            assert_eq!(w_store, w_slice, "weights in insertion order");
+            assert_eq!(w_store, w_slice, "weights in insertion order, i={i}");
         }
+    }
+
+    #[test]
+    fn sliding_window_matches_contiguous_slices() {
+        // Short rows (one lane per row), and rows of whole lanes plus a tail with wide values.
+        sliding_window_case::<2, 3>();
+        sliding_window_case::<20, 11>();
     }
 }
