@@ -33,8 +33,8 @@ pinned() {
 build() { # dir name
     local exe
     exe=$(cd "$1" && cargo bench -p nadaraya-benches --bench "$bench" --no-run --message-format json 2>/dev/null |
-        sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
-    cp "$exe" "$work/$2"
+        grep '"kind":\["bench"\]' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
+    cp "$exe" "$work/bin-$2"
 }
 
 git worktree add --detach "$work/old" "$old" >/dev/null
@@ -42,7 +42,7 @@ build "$work/old" old
 build . new
 for r in $(seq "$rounds"); do
     for v in old new; do
-        pinned "$work/$v" --bench "$filter" --warm-up-time 1 --measurement-time 3 --noplot 2>/dev/null |
-            awk -v v="$v" -v r="$r" '/^[a-z_]+\// { name = $1 } /time:/ { print "round " r, v, name, $(NF-3), $(NF-2) }'
+        pinned "$work/bin-$v" --bench "$filter" --warm-up-time 1 --measurement-time 3 --noplot 2>/dev/null |
+            awk -v v="$v" -v r="$r" '/^[A-Za-z0-9_]+\// { name = $1 } /time:/ { print "round " r, v, name, $(NF-3), $(NF-2) }'
     done
 done
