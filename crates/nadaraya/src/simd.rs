@@ -284,12 +284,6 @@ pub(crate) fn row_scores<const GAUSS: bool>(q: &[f32], keys: &[f32], scale: f32,
         out.fill(0.0);
         return;
     }
-    // As many rows as scores, exactly: the blocked loops below pair whole blocks of rows with
-    // whole blocks of scores, and give the last partial block of rows the rest of `out`.
-    let n = (keys.len() / d).min(out.len());
-    let (Some(out), Some(keys)) = (out.get_mut(..n), keys.get(..n * d)) else {
-        return;
-    };
     if !SIMD {
         for (o, k) in out.iter_mut().zip(keys.chunks_exact(d)) {
             let mut s = 0.0f32;
@@ -300,6 +294,12 @@ pub(crate) fn row_scores<const GAUSS: bool>(q: &[f32], keys: &[f32], scale: f32,
         }
         return;
     }
+    // As many rows as scores, exactly: the blocked loops below pair whole blocks of rows with
+    // whole blocks of scores, and give the last partial block of rows the rest of `out`.
+    let n = (keys.len() / d).min(out.len());
+    let (Some(out), Some(keys)) = (out.get_mut(..n), keys.get(..n * d)) else {
+        return;
+    };
     if d >= LANES {
         // Four rows at a time share each load of the query. A last block of fewer rows repeats
         // its first row to make four, so that every row's score is summed in the same order
@@ -322,7 +322,10 @@ pub(crate) fn row_scores<const GAUSS: bool>(q: &[f32], keys: &[f32], scale: f32,
         for (b, o) in (&mut blocks).zip(&mut outs) {
             block(&mut b.chunks_exact(d), o);
         }
-        block(&mut blocks.remainder().chunks_exact(d), outs.into_remainder());
+        block(
+            &mut blocks.remainder().chunks_exact(d),
+            outs.into_remainder(),
+        );
         return;
     }
     // Eight rows at a time, one lane per row; a last block of fewer rows is padded with zero
