@@ -197,22 +197,9 @@ impl KeySums {
     fn query_tile(&self, b: &mut [f32], ot: &mut [f32]) -> Result<(), Error> {
         let r = self.c.len();
         let t = b.len() / r;
-        let mut ok = true;
         for col in b.chunks_exact_mut(r) {
-            let mut mx = f32::NEG_INFINITY;
-            for (x, &c) in col.iter_mut().zip(&self.c) {
-                *x += c;
-                mx = mx.max(*x);
-            }
-            ok &= mx.is_finite();
-            for x in col.iter_mut() {
-                *x -= mx;
-            }
+            query_weights(col, &self.c)?;
         }
-        if !ok {
-            return Err(Error::ScoreOverflow);
-        }
-        exp_neg_in_place(b);
         // Oᵀ (dv×t) = Sᵀ (dv×r) · W (r×t).
         DMatrixViewMut::from_slice(ot, self.dv, t).gemm(
             1.0,
@@ -220,21 +207,52 @@ impl KeySums {
             &DMatrixView::from_slice(b, r, t),
             0.0,
         );
-        let mut ok = true;
         for (col, o) in b.chunks_exact(r).zip(ot.chunks_exact_mut(self.dv)) {
-            // ≥ 1: the feature at the row maximum has weight exp(0) = 1 and key sum ≥ 1.
             let den: f32 = col.iter().zip(&self.z).map(|(w, z)| w * z).sum();
-            let inv = 1.0 / den;
-            for x in o.iter_mut() {
-                *x *= inv;
-                ok &= x.is_finite();
-            }
+            divide(o, den)?;
         }
-        if ok {
-            Ok(())
-        } else {
-            Err(Error::OutputOverflow)
-        }
+        Ok(())
+    }
+}
+
+/// Turns a query's exponents `b_i = ω_i·q'` into its stabilised feature weights in place:
+/// `b_i ← exp(b_i + c_i − max_j (b_j + c_j))`, with `c` the per-feature key stabilisers. The
+/// largest weight is exactly 1.
+///
+/// # Errors
+/// [`Error::ScoreOverflow`] if an exponent is not finite.
+fn query_weights(b: &mut [f32], c: &[f32]) -> Result<(), Error> {
+    let mut mx = f32::NEG_INFINITY;
+    for (x, &c) in b.iter_mut().zip(c) {
+        *x += c;
+        mx = mx.max(*x);
+    }
+    if !mx.is_finite() {
+        return Err(Error::ScoreOverflow);
+    }
+    for x in b.iter_mut() {
+        *x -= mx;
+    }
+    exp_neg_in_place(b);
+    Ok(())
+}
+
+/// `o /= den` for a query's output row. `den ≥ 1` by construction: the feature at the row
+/// maximum has weight `exp(0) = 1` and a key sum `≥ 1`.
+///
+/// # Errors
+/// [`Error::OutputOverflow`] if a result is not finite (values near `f32::MAX`).
+fn divide(o: &mut [f32], den: f32) -> Result<(), Error> {
+    let inv = 1.0 / den;
+    let mut ok = true;
+    for x in o.iter_mut() {
+        *x *= inv;
+        ok &= x.is_finite();
+    }
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::OutputOverflow)
     }
 }
 
@@ -463,18 +481,7 @@ impl<'f> CausalState<'f> {
         }
         let b = &mut self.scratch;
         self.features.query_exponents(q, b);
-        let mut mx = f32::NEG_INFINITY;
-        for (x, &c) in b.iter_mut().zip(&self.c) {
-            *x += c;
-            mx = mx.max(*x);
-        }
-        if !mx.is_finite() {
-            return Err(Error::ScoreOverflow);
-        }
-        for x in b.iter_mut() {
-            *x -= mx;
-        }
-        exp_neg_in_place(b);
+        query_weights(b, &self.c)?;
         out.fill(0.0);
         let mut den = 0.0f32;
         for ((&w, &z), srow) in b.iter().zip(&self.z).zip(self.s.chunks_exact(self.dv)) {
@@ -483,18 +490,7 @@ impl<'f> CausalState<'f> {
                 *o += w * s;
             }
         }
-        // den ≥ 1 (see `attention`).
-        let inv = 1.0 / den;
-        let mut ok = true;
-        for o in out.iter_mut() {
-            *o *= inv;
-            ok &= o.is_finite();
-        }
-        if ok {
-            Ok(())
-        } else {
-            Err(Error::OutputOverflow)
-        }
+        divide(out, den)
     }
 }
 
