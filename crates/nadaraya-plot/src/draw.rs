@@ -12,6 +12,7 @@ use plotters::coord::Shift;
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::figure::{Mark, Panel};
 use crate::{Error, Figure, csv};
@@ -60,7 +61,8 @@ pub fn register_font() -> Result<(), Error> {
     if ok { Ok(()) } else { Err(Error::Font) }
 }
 
-/// The y range of a panel: its own, or the series' extent with room for the legend on top.
+/// The y range of a panel: its own, or the series' extent with room for the legend on top (more
+/// for more legend entries).
 fn y_range(p: &Panel) -> (f32, f32) {
     if let Some(r) = p.y_range {
         return r;
@@ -77,7 +79,9 @@ fn y_range(p: &Panel) -> (f32, f32) {
     let lo = if bars { 0.0 } else { lo };
     let span = (hi - lo).max(1e-3);
     let lo = if bars { 0.0 } else { lo - 0.06 * span };
-    (lo, hi + 0.45 * span)
+    // Room above the data for the legend in the upper left: a line per entry.
+    let entries = p.series.len() + usize::from(p.shade.is_some());
+    (lo, hi + (0.15 + 0.1 * entries as f32) * span)
 }
 
 /// Bar widths in data units and whether the bar series stand side by side.
@@ -115,7 +119,7 @@ fn bar_widths(p: &Panel) -> (Vec<f32>, bool) {
     (widths, grouped)
 }
 
-fn panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Panel) -> Result<(), Error>
+fn panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Panel, k: i32) -> Result<(), Error>
 where
     DB::ErrorType: 'static,
 {
@@ -123,19 +127,19 @@ where
     let (y0, y1) = y_range(p);
     let mut builder = ChartBuilder::on(area);
     builder
-        .margin(12)
-        .x_label_area_size(48)
-        .y_label_area_size(64);
+        .margin(12 * k)
+        .x_label_area_size(48 * k)
+        .y_label_area_size(64 * k);
     if p.log_log {
         let chart = builder
             .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
             .map_err(draw_err)?;
-        series(chart, p, (y0, y1))
+        series(chart, p, (y0, y1), k)
     } else {
         let chart = builder
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(draw_err)?;
-        series(chart, p, (y0, y1))
+        series(chart, p, (y0, y1), k)
     }
 }
 
@@ -145,6 +149,7 @@ fn series<'a, DB, X, Y>(
     mut chart: ChartContext<'a, DB, Cartesian2d<X, Y>>,
     p: &Panel,
     (y0, y1): (f32, f32),
+    k: i32,
 ) -> Result<(), Error>
 where
     DB: DrawingBackend + 'a,
@@ -152,12 +157,14 @@ where
     X: Ranged<ValueType = f32> + ValueFormatter<f32>,
     Y: Ranged<ValueType = f32> + ValueFormatter<f32>,
 {
+    let w = 3 * k as u32;
     chart
         .configure_mesh()
         .x_desc(p.x_label.as_str())
         .y_desc(p.y_label.as_str())
-        .label_style((FONT, 16))
-        .axis_desc_style((FONT, 18))
+        .label_style((FONT, 16 * k))
+        .set_all_tick_mark_size(5 * k)
+        .axis_desc_style((FONT, 18 * k))
         .bold_line_style(BLACK.mix(0.1))
         .light_line_style(TRANSPARENT)
         .draw()
@@ -169,21 +176,22 @@ where
             .draw_series(std::iter::once(Rectangle::new([(*a, y0), (*b, y1)], style)))
             .map_err(draw_err)?
             .label(label.as_str())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], style));
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6 * k), (x + 20 * k, y + 6 * k)], style));
     }
     let grey = RGBColor(90, 90, 90);
     for &q in &p.queries {
         chart
             .draw_series(DashedLineSeries::new(
                 vec![(q, y0), (q, y1)],
-                6,
-                4,
-                grey.stroke_width(1),
+                6 * k,
+                4 * k,
+                grey.stroke_width(k as u32),
             ))
             .map_err(draw_err)?;
         chart
             .draw_series(std::iter::once(
-                EmptyElement::at((q, y1)) + Text::new(format!("x_q={q}"), (4, 4), (FONT, 15)),
+                EmptyElement::at((q, y1))
+                    + Text::new(format!("x_q={q}"), (4 * k, 4 * k), (FONT, 15 * k)),
             ))
             .map_err(draw_err)?;
     }
@@ -198,29 +206,34 @@ where
             Mark::Points => chart
                 .draw_series(
                     pts.into_iter()
-                        .map(|(x, y)| Circle::new((x, y), 5, c.filled())),
+                        .map(|(x, y)| Circle::new((x, y), 5 * k, c.filled())),
                 )
                 .map_err(draw_err)?
-                .legend(move |(x, y)| Circle::new((x + 10, y), 5, c.filled())),
+                .legend(move |(x, y)| Circle::new((x + 10 * k, y), 5 * k, c.filled())),
             Mark::LinePoints => chart
-                .draw_series(LineSeries::new(pts, c.stroke_width(3)).point_size(5))
+                .draw_series(LineSeries::new(pts, c.stroke_width(w)).point_size(5 * k as u32))
                 .map_err(draw_err)?
                 .legend(move |(x, y)| {
                     EmptyElement::at((x, y))
-                        + PathElement::new(vec![(0, 0), (20, 0)], c.stroke_width(3))
-                        + Circle::new((10, 0), 5, c.filled())
+                        + PathElement::new(vec![(0, 0), (20 * k, 0)], c.stroke_width(w))
+                        + Circle::new((10 * k, 0), 5 * k, c.filled())
                 }),
             Mark::Line => chart
-                .draw_series(LineSeries::new(pts, c.stroke_width(3)))
+                .draw_series(LineSeries::new(pts, c.stroke_width(w)))
                 .map_err(draw_err)?
                 .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3))
+                    PathElement::new(vec![(x, y), (x + 20 * k, y)], c.stroke_width(w))
                 }),
             Mark::Dashed => chart
-                .draw_series(DashedLineSeries::new(pts, 10, 7, c.stroke_width(3)))
+                .draw_series(DashedLineSeries::new(pts, 10 * k, 7 * k, c.stroke_width(w)))
                 .map_err(draw_err)?
                 .legend(move |(x, y)| {
-                    DashedPathElement::new(vec![(x, y), (x + 20, y)], 6, 3, c.stroke_width(3))
+                    DashedPathElement::new(
+                        vec![(x, y), (x + 20 * k, y)],
+                        6 * k,
+                        3 * k,
+                        c.stroke_width(w),
+                    )
                 }),
             Mark::Bars => {
                 let bw = widths.get(bar_k).copied().unwrap_or(0.0);
@@ -236,7 +249,9 @@ where
                         Rectangle::new([(x + off - bw / 2.0, 0.0), (x + off + bw / 2.0, a)], style)
                     }))
                     .map_err(draw_err)?
-                    .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], style))
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 6 * k), (x + 20 * k, y + 6 * k)], style)
+                    })
             }
         };
         drawn.label(s.label.as_str());
@@ -244,7 +259,9 @@ where
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
-        .label_font((FONT, 15))
+        .label_font((FONT, 15 * k))
+        .legend_area_size(30 * k)
+        .margin(10 * k)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.3))
         .draw()
@@ -253,7 +270,7 @@ where
 }
 
 /// Draws `fig` on `root`: the title, then the panels stacked (a two-panel figure gives the top
-/// one 58 % of the height).
+/// one 58 % of the height). `root` is [`size`]`(fig)` pixels.
 ///
 /// # Errors
 /// [`Error::Font`] if the embedded font cannot be registered; [`Error::Draw`] from the backend.
@@ -261,10 +278,37 @@ pub fn draw<DB: DrawingBackend>(fig: &Figure, root: &DrawingArea<DB, Shift>) -> 
 where
     DB::ErrorType: 'static,
 {
+    draw_scaled(fig, root, 1)
+}
+
+/// As [`draw`] on a `root` of `k` times [`size`]`(fig)` in each direction, with every length in
+/// pixels (fonts, strokes, margins, marks) scaled by `k`: the picture [`write`] shrinks into an
+/// anti-aliased PNG.
+///
+/// # Errors
+/// As [`draw`].
+pub fn draw_scaled<DB: DrawingBackend>(
+    fig: &Figure,
+    root: &DrawingArea<DB, Shift>,
+    k: u32,
+) -> Result<(), Error>
+where
+    DB::ErrorType: 'static,
+{
     register_font()?;
+    let k = i32::try_from(k.max(1)).unwrap_or(1);
     root.fill(&WHITE).map_err(draw_err)?;
-    let body = root
-        .titled(&fig.title, (FONT, 22).into_font().style(FontStyle::Bold))
+    // The title band by hand: plotters' `titled` pads by a fixed 5 pixels, too little at k > 1.
+    let style = TextStyle::from((FONT, 22 * k).into_font().style(FontStyle::Bold))
+        .pos(Pos::new(HPos::Center, VPos::Top));
+    let (_, text_h) = root
+        .estimate_text_size(&fig.title, &style)
+        .map_err(draw_err)?;
+    let pad = 5 * k;
+    let (title, body) = root.split_vertically(i32::try_from(text_h).unwrap_or(0) + 2 * pad);
+    let half_width = i32::try_from(title.dim_in_pixel().0 / 2).unwrap_or(0);
+    title
+        .draw_text(&fig.title, &style, (half_width, pad))
         .map_err(draw_err)?;
     let areas = match fig.panels.len() {
         2 => {
@@ -275,9 +319,38 @@ where
         n => body.split_evenly((n.max(1), 1)),
     };
     for (area, p) in areas.iter().zip(&fig.panels) {
-        panel(area, p)?;
+        panel(area, p, k)?;
     }
     root.present().map_err(draw_err)
+}
+
+/// How many times larger PNGs are drawn before [`write`] shrinks them (each output pixel is the
+/// mean of `SUPERSAMPLE²` drawn ones): plotters' bitmap backend does not anti-alias lines.
+pub const SUPERSAMPLE: u32 = 3;
+
+/// The RGB image `rgb` (`w·k × h·k` pixels) shrunk to `w × h`, each pixel the mean of its
+/// `k × k` block.
+fn shrink(rgb: &[u8], (w, h): (u32, u32), k: u32) -> Vec<u8> {
+    let (w, h, k) = (w as usize, h as usize, k as usize);
+    let mut out = vec![0u8; w * h * 3];
+    for (y, row) in out.chunks_exact_mut(w * 3).enumerate() {
+        for (x, px) in row.chunks_exact_mut(3).enumerate() {
+            let mut sum = [0u32; 3];
+            for dy in 0..k {
+                let start = ((y * k + dy) * w * k + x * k) * 3;
+                for src in rgb[start..start + 3 * k].chunks_exact(3) {
+                    for (s, &v) in sum.iter_mut().zip(src) {
+                        *s += u32::from(v);
+                    }
+                }
+            }
+            let n = (k * k) as u32;
+            for (p, s) in px.iter_mut().zip(sum) {
+                *p = ((s + n / 2) / n) as u8;
+            }
+        }
+    }
+    out
 }
 
 /// Writes `dir/NAME.png`, `dir/NAME.svg` and `dir/NAME.csv` for `fig`, creating `dir`, and
@@ -295,10 +368,35 @@ pub fn write(fig: &Figure, dir: &Path) -> Result<[PathBuf; 3], Error> {
     let svg = dir.join(format!("{}.svg", fig.name));
     let csv_path = dir.join(format!("{}.csv", fig.name));
     std::fs::write(&csv_path, csv::to_csv(fig)).map_err(io(&csv_path))?;
-    draw(
+    let (w, h) = size(fig);
+    let k = SUPERSAMPLE;
+    let mut big = vec![0u8; (w * k * h * k * 3) as usize];
+    draw_scaled(
         fig,
-        &BitMapBackend::new(&png, size(fig)).into_drawing_area(),
+        &BitMapBackend::with_buffer(&mut big, (w * k, h * k)).into_drawing_area(),
+        k,
     )?;
+    image::save_buffer(&png, &shrink(&big, (w, h), k), w, h, image::ColorType::Rgb8)
+        .map_err(|e| Error::Draw(format!("{}: {e}", png.display())))?;
     draw(fig, &SVGBackend::new(&svg, size(fig)).into_drawing_area())?;
     Ok([png, svg, csv_path])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shrink_averages_each_block() {
+        // 4×2 pixels shrunk by 2 to 2×1: the left block is black and white (mean 128 after
+        // rounding), the right one uniform.
+        let mut big = Vec::new();
+        for row in [[0u8, 255, 7, 7], [255, 0, 7, 7]] {
+            for v in row {
+                big.extend([v, v / 2, 255 - v]);
+            }
+        }
+        let small = shrink(&big, (2, 1), 2);
+        assert_eq!(small, vec![128, 64, 128, 7, 3, 248]);
+    }
 }
