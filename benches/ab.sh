@@ -22,13 +22,8 @@ export CARGO_TARGET_DIR="$PWD/target/bench-$flavour" RAYON_NUM_THREADS=1
 work=$(mktemp -d)
 trap 'git worktree remove --force "$work/old" 2>/dev/null; rm -rf "$work"' EXIT
 
-pinned() {
-    if [ "$(id -u)" = 0 ] && command -v taskset >/dev/null && command -v setsid >/dev/null; then
-        setsid --wait bash -c 'echo -20 > /proc/$$/autogroup 2>/dev/null; exec nice -n -20 taskset -c 1 "$@"' _ "$@"
-    else
-        "$@"
-    fi
-}
+# shellcheck source=benches/pinned.sh
+source benches/pinned.sh
 
 build() { # dir name
     local exe

@@ -18,13 +18,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pinned() {
-    if [ "$(id -u)" = 0 ] && command -v taskset >/dev/null && command -v setsid >/dev/null; then
-        setsid --wait bash -c 'echo -20 > /proc/$$/autogroup 2>/dev/null; exec nice -n -20 taskset -c 1 "$@"' _ "$@"
-    else
-        "$@"
-    fi
-}
+# shellcheck source=benches/pinned.sh
+source benches/pinned.sh
 
 flavour() { # name rustflags
     local dir="$PWD/target/bench-$1" # absolute: criterion resolves it from the package dir

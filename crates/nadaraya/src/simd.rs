@@ -305,10 +305,11 @@ pub(crate) fn row_scores<const GAUSS: bool>(q: &[f32], keys: &[f32], scale: f32,
         // its first row to make four, so that every row's score is summed in the same order
         // wherever it falls (a ring buffer's two halves give the same scores as one slice).
         let (qb, qt) = q.as_chunks::<LANES>();
-        let block = |rows: &mut core::slice::ChunksExact<'_, f32>, o: &mut [f32]| {
-            let Some(first) = rows.next() else { return };
-            let mut next = || rows.next().unwrap_or(first);
-            let split = [first, next(), next(), next()].map(<[f32]>::as_chunks::<LANES>);
+        // Rows by offset, not `chunks_exact(d)`: that divides by `d` once per block.
+        let block = |b: &[f32], o: &mut [f32]| {
+            let Some(first) = b.get(..d) else { return };
+            let row = |i: usize| b.get(i * d..(i + 1) * d).unwrap_or(first);
+            let split = [first, row(1), row(2), row(3)].map(<[f32]>::as_chunks::<LANES>);
             let sums = four_row_sums::<GAUSS, SCORE_CHAINS>(qb, split.map(|(b, _)| b));
             for ((o, mut s), (_, t)) in o.iter_mut().zip(sums).zip(split) {
                 for (x, y) in qt.iter().zip(t) {
@@ -320,12 +321,9 @@ pub(crate) fn row_scores<const GAUSS: bool>(q: &[f32], keys: &[f32], scale: f32,
         let mut blocks = keys.chunks_exact(d.saturating_mul(4));
         let mut outs = out.chunks_exact_mut(4);
         for (b, o) in (&mut blocks).zip(&mut outs) {
-            block(&mut b.chunks_exact(d), o);
+            block(b, o);
         }
-        block(
-            &mut blocks.remainder().chunks_exact(d),
-            outs.into_remainder(),
-        );
+        block(blocks.remainder(), outs.into_remainder());
         return;
     }
     // Eight rows at a time, one lane per row; a last block of fewer rows is padded with zero
