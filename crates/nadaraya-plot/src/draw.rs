@@ -282,7 +282,7 @@ where
 }
 
 /// As [`draw`] on a `root` of `k` times [`size`]`(fig)` in each direction, with every length in
-/// pixels (fonts, strokes, margins, marks) scaled by `k`: the picture [`write`] shrinks into an
+/// pixels (fonts, strokes, margins, marks) scaled by `k`: the picture [`write()`] shrinks into an
 /// anti-aliased PNG.
 ///
 /// # Errors
@@ -324,7 +324,7 @@ where
     root.present().map_err(draw_err)
 }
 
-/// How many times larger PNGs are drawn before [`write`] shrinks them (each output pixel is the
+/// How many times larger PNGs are drawn before [`write()`] shrinks them (each output pixel is the
 /// mean of `SUPERSAMPLE²` drawn ones): plotters' bitmap backend does not anti-alias lines.
 pub const SUPERSAMPLE: u32 = 3;
 
