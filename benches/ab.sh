@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A/B timing of two commits on a noisy machine: builds one benchmark binary from OLD (a git
-# revision, checked out in a temporary worktree) and from the working tree, then runs them
+# revision, checked out in a temporary worktree) and from the working tree (or from revision NEW,
+# if that variable is set), then runs them
 # alternately, ROUNDS times each, pinned like benches/run.sh, and prints every median. Compare the
 # smallest medians of each side: on a shared 2-vCPU machine a single criterion run against a saved
 # baseline moved by ±20 % between minutes, alternating runs do not share that drift.
@@ -13,28 +14,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 old=$1 flavour=$2 bench=$3 filter=$4 rounds=${5:-3}
-case $flavour in
-default) export RUSTFLAGS="" ;;
-native) export RUSTFLAGS="-C target-cpu=native" ;;
-*) echo "flavour must be default or native" >&2; exit 2 ;;
-esac
-export CARGO_TARGET_DIR="$PWD/target/bench-$flavour" RAYON_NUM_THREADS=1
-work=$(mktemp -d)
-trap 'git worktree remove --force "$work/old" 2>/dev/null; rm -rf "$work"' EXIT
-
+export RAYON_NUM_THREADS=1
 # shellcheck source=benches/pinned.sh
 source benches/pinned.sh
-
-build() { # dir name
-    local exe
-    exe=$(cd "$1" && cargo bench -p nadaraya-benches --bench "$bench" --no-run --message-format json 2>/dev/null |
-        grep '"kind":\["bench"\]' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
-    cp "$exe" "$work/bin-$2"
-}
-
-git worktree add --detach "$work/old" "$old" >/dev/null
-build "$work/old" old
-build . new
+# shellcheck source=benches/sides.sh
+source benches/sides.sh
+sides "$old" "$flavour"
+build_side "$work/old" old "$bench" bench -p nadaraya-benches --bench "$bench" --no-run
+build_side "$new_src" new "$bench" bench -p nadaraya-benches --bench "$bench" --no-run
 for r in $(seq "$rounds"); do
     for v in old new; do
         pinned "$work/bin-$v" --bench "$filter" --warm-up-time 1 --measurement-time 3 --noplot 2>/dev/null |

@@ -144,14 +144,8 @@ pub fn attention<K: Kernel + ?Sized>(
             _ => Ok(()),
         };
     }
-    // Paired by hand: `zip` of two `ChunksExact` divides by the row widths out of line, a
-    // panic path the no-panic check cannot see past.
-    let mut rows = out.chunks_exact_mut(dv);
-    for qr in q.chunks_exact(d) {
-        let Some(o) = rows.next() else { break };
-        smooth_row(kernel, qr, keys, values, dv, o).map_err(|e| diagnose(e, &[q, keys, values]))?;
-    }
-    Ok(())
+    smooth_blocks(kernel, q, keys, values, d, dv, out, false)
+        .map_err(|e| diagnose(e, &[q, keys, values]))
 }
 
 /// Causal attention: query row `t` sees only keys `0..=t`.
@@ -193,33 +187,92 @@ pub fn causal_attention<K: Kernel + ?Sized>(
     if !(unseen_keys.is_none_or(simd::all_finite) && unseen_values.is_none_or(simd::all_finite)) {
         return Err(Error::NonFinite);
     }
-    let mut rows = out.chunks_exact_mut(dv);
-    for (t, qr) in q.chunks_exact(d).enumerate() {
-        let Some(o) = rows.next() else { break };
-        // Query t sees keys 0..=t; `m <= n` makes both prefixes exist.
-        let seen = t + 1;
-        let (Some(k), Some(v)) = (keys.get(..seen * d), values.get(..seen * dv)) else {
-            return Err(Error::ShapeMismatch);
-        };
-        smooth_row(kernel, qr, k, v, dv, o).map_err(|e| diagnose(e, &[q, keys, values]))?;
-    }
-    Ok(())
+    smooth_blocks(kernel, q, keys, values, d, dv, out, true)
+        .map_err(|e| diagnose(e, &[q, keys, values]))
 }
 
-/// One query row: `o = Σ α_i v_i` over all rows of `keys`/`values` (shapes already checked).
+/// Queries per pass over the keys: each tile of [`TILE`] key and value rows is scored and summed
+/// for this many queries while it is in L1, instead of being read from L2 or memory once per
+/// query. Every query's arithmetic is the same as alone (same tiles, same order), so results do
+/// not depend on a query's place in its block.
+const QUERY_BLOCK: usize = 4;
+
+/// `out` row `t` = `Σ α_i v_i` of query row `t` over all key rows, or over rows `0..=t` when
+/// `causal` (shapes already checked, `M ≤ N` when causal), [`QUERY_BLOCK`] queries at a time.
+///
+/// Returns the error of the first query (in row order) that fails, as one query at a time would.
 #[inline]
-fn smooth_row<K: Kernel + ?Sized>(
+#[allow(clippy::too_many_arguments)]
+fn smooth_blocks<K: Kernel + ?Sized>(
     kernel: &K,
     q: &[f32],
     keys: &[f32],
     values: &[f32],
+    d: usize,
     dv: usize,
-    o: &mut [f32],
+    out: &mut [f32],
+    causal: bool,
 ) -> Result<(), Error> {
-    o.fill(0.0);
-    let mut l = Lse::EMPTY;
-    l.absorb(kernel, q, keys, values, dv, o)?;
-    l.finish(o)
+    let n = keys.len() / d;
+    // Exactly the query rows of `out`: rows past them are the caller's and stay untouched.
+    let rows = q.len() / d;
+    let Some(out) = rows.checked_mul(dv).and_then(|len| out.get_mut(..len)) else {
+        return Err(Error::OutputTooSmall);
+    };
+    // Paired by hand: `zip` of two `Chunks` divides by the chunk sizes out of line, a panic path
+    // the no-panic check cannot see past.
+    let mut out_blocks = out.chunks_mut(QUERY_BLOCK.saturating_mul(dv));
+    let mut first = 0usize;
+    for qb in q.chunks(QUERY_BLOCK.saturating_mul(d)) {
+        let Some(ob) = out_blocks.next() else { break };
+        // Key rows seen by the block's query `i`.
+        let seen = |i: usize| {
+            if causal {
+                first.saturating_add(i).saturating_add(1).min(n)
+            } else {
+                n
+            }
+        };
+        let mut state = [Lse::EMPTY; QUERY_BLOCK];
+        let mut failed: [Option<Error>; QUERY_BLOCK] = [None; QUERY_BLOCK];
+        ob.fill(0.0);
+        let mut lo = 0usize;
+        while lo < seen(QUERY_BLOCK - 1) {
+            let mut rows = ob.chunks_exact_mut(dv);
+            for (i, (qr, (l, f))) in qb
+                .chunks_exact(d)
+                .zip(state.iter_mut().zip(&mut failed))
+                .enumerate()
+            {
+                let Some(o) = rows.next() else { break };
+                let hi = seen(i).min(lo.saturating_add(TILE));
+                if f.is_some() || hi <= lo {
+                    continue;
+                }
+                let tile = (
+                    keys.get(lo.saturating_mul(d)..hi.saturating_mul(d)),
+                    values.get(lo.saturating_mul(dv)..hi.saturating_mul(dv)),
+                );
+                let (Some(kt), Some(vt)) = tile else {
+                    return Err(Error::ShapeMismatch);
+                };
+                if let Err(e) = l.absorb(kernel, qr, kt, vt, dv, o) {
+                    *f = Some(e);
+                }
+            }
+            lo = lo.saturating_add(TILE);
+        }
+        let mut rows = ob.chunks_exact_mut(dv);
+        for (l, f) in state.iter().zip(failed) {
+            let Some(o) = rows.next() else { break };
+            if let Some(e) = f {
+                return Err(e);
+            }
+            l.finish(o)?;
+        }
+        first = first.saturating_add(QUERY_BLOCK);
+    }
+    Ok(())
 }
 
 /// The normalised weights `α_i = softmax(score(q, k_i))` of one query against `N` keys.
@@ -440,6 +493,61 @@ mod tests {
             causal_attention(&k, &x[..3 * d], &x[..2 * d], &v[..2 * dv], d, dv, &mut out),
             Err(Error::ShapeMismatch)
         );
+    }
+
+    /// Queries are computed `QUERY_BLOCK` at a time; each row must equal, bit for bit, the same
+    /// query alone (non-causal and causal), whatever its place in a block, at every query count
+    /// around the block size and key counts around the tile size; rows past `M` stay untouched.
+    #[test]
+    fn every_row_equals_its_query_alone() {
+        let mut rng = lcg(21);
+        let (g, s) = (Gaussian::new(0.6).unwrap(), SoftmaxDot::new(0.8).unwrap());
+        for (d, dv) in [(1, 1), (3, 2), (9, 17)] {
+            for n in [1, 5, 63, 64, 65, 130] {
+                for m in [1, 3, 4, 5, 9].into_iter().filter(|&m| m <= n) {
+                    let q: Vec<f32> = (0..m * d).map(|_| 2.0 * rng() - 1.0).collect();
+                    let keys: Vec<f32> = (0..n * d).map(|_| 2.0 * rng() - 1.0).collect();
+                    let values: Vec<f32> = (0..n * dv).map(|_| 4.0 * rng() - 2.0).collect();
+                    for kernel in [&g as &dyn Kernel, &s] {
+                        let mut all = vec![7.0; (m + 1) * dv];
+                        let mut causal = vec![7.0; (m + 1) * dv];
+                        attention(kernel, &q, &keys, &values, d, dv, &mut all).unwrap();
+                        causal_attention(kernel, &q, &keys, &values, d, dv, &mut causal).unwrap();
+                        assert!(
+                            all[m * dv..]
+                                .iter()
+                                .chain(&causal[m * dv..])
+                                .all(|&x| x == 7.0)
+                        );
+                        for t in 0..m {
+                            let (qt, ot) = (&q[t * d..(t + 1) * d], t * dv..(t + 1) * dv);
+                            let mut one = vec![0.0; dv];
+                            attention(kernel, qt, &keys, &values, d, dv, &mut one).unwrap();
+                            assert_eq!(&all[ot.clone()], &one[..], "d={d} n={n} m={m} t={t}");
+                            let (kt, vt) = (&keys[..(t + 1) * d], &values[..(t + 1) * dv]);
+                            attention(kernel, qt, kt, vt, d, dv, &mut one).unwrap();
+                            assert_eq!(&causal[ot], &one[..], "causal d={d} n={n} m={m} t={t}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A failing query among good ones gives that query's error, as one query at a time would:
+    /// here the third query's scores overflow, and a later query's values do not matter.
+    #[test]
+    fn first_failing_query_names_the_error() {
+        let k = SoftmaxDot::new(1e-30).unwrap();
+        let keys = [1.0, -1.0];
+        let values = [1.0, 2.0];
+        let q = [0.0, 0.0, 1e10, 0.0, 0.0];
+        let mut out = [0.0; 5];
+        assert_eq!(
+            attention(&k, &q, &keys, &values, 1, 1, &mut out),
+            Err(Error::ScoreOverflow)
+        );
+        assert_eq!(out[..2], [1.5, 1.5]);
     }
 
     #[test]
