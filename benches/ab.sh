@@ -24,7 +24,9 @@ build_side "$work/old" old "$bench" bench -p nadaraya-benches --bench "$bench" -
 build_side "$new_src" new "$bench" bench -p nadaraya-benches --bench "$bench" --no-run
 for r in $(seq "$rounds"); do
     for v in old new; do
-        pinned "$work/bin-$v" --bench "$filter" --warm-up-time 1 --measurement-time 3 --noplot 2>/dev/null |
+        # Criterion keeps its results under $CARGO_TARGET_DIR: here a scratch one, so that A/B
+        # runs never mix into the results benches/run.sh reports.
+        CARGO_TARGET_DIR=$work pinned "$work/bin-$v" --bench "$filter" --warm-up-time 1 --measurement-time 3 --noplot 2>/dev/null |
             awk -v v="$v" -v r="$r" '/^[A-Za-z0-9_]+\// { name = $1 } /time:/ { print "round " r, v, name, $(NF-3), $(NF-2) }'
     done
 done
