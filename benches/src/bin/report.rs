@@ -760,7 +760,7 @@ fn main() -> Res<()> {
           figures come from is a 2-vCPU KVM guest shared with other jobs: even pinned and prioritised, medians move by up \
           to ±20 % between runs (see the analysis at the end); ratios within one run are steadier than \
           absolute times.\n\n";
-    s += "## Commands\n\n```sh\nbash benches/run.sh          # both flavours, then this report\nbash benches/run.sh report   # only this report, from the results in target/bench-*\nbash benches/ab.sh OLD FLAVOUR BENCH FILTER 3   # A/B: OLD commit against the working tree, alternating\n```\n\n";
+    s += "## Commands\n\n```sh\nbash benches/run.sh          # both flavours, then this report\nbash benches/run.sh report   # only this report, from the results in target/bench-*\nbash benches/ab.sh OLD FLAVOUR BENCH FILTER 3   # A/B: OLD commit against the working tree, alternating\nbash benches/cachegrind.sh OLD default 2048      # A/B in instructions and simulated cache misses\n```\n\n";
     s += "For each flavour `benches/run.sh` runs, with `DIR` = `target/bench-NAME`:\n\n```sh\n";
     for f in &flavours {
         let flags = if f.name == "native" {
