@@ -7,10 +7,10 @@
 # `build_side DIR NAME TARGET CARGO-ARGS...` runs `cargo CARGO-ARGS --message-format json` in DIR
 # and copies the executable cargo reports for the target named TARGET to $work/bin-NAME.
 #
-# Each side has its own target directory. Cargo hashes a workspace member by its path relative to
-# the workspace root, so OLD's worktree and this tree would share one set of artifacts, and the
-# side built second, its sources older than the first side's build, would be taken as fresh: both
-# sides would run OLD's code (this happened before the directories were split).
+# Each checkout has its own target directory. Cargo hashes a workspace member by its path relative
+# to the workspace root, so two checkouts would share one set of artifacts, and the one built
+# second, its sources older than the first one's build, would be taken as fresh and run the first
+# one's code (this happened to OLD, and then to NEW, before the directories were split).
 sides() {
     case $2 in
     default) export RUSTFLAGS="" ;;
@@ -31,7 +31,9 @@ sides() {
 build_side() {
     local src=$1 name=$2 target=$3 dir=$CARGO_TARGET_DIR exe
     shift 3
-    [ "$name" = old ] && dir=$CARGO_TARGET_DIR-old
+    # OLD and NEW checkouts in their own directories; this tree in $CARGO_TARGET_DIR (as
+    # benches/run.sh, which builds nothing else there).
+    [ "$src" != . ] && dir=$CARGO_TARGET_DIR-$name
     exe=$(cd "$src" && CARGO_TARGET_DIR=$dir cargo "$@" --message-format json 2>/dev/null |
         grep -F "\"name\":\"$target\"" | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
     if [ -z "$exe" ]; then
