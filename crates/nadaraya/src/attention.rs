@@ -94,7 +94,9 @@ pub fn attention_shape(
 /// `q` is `M×d`, `keys` `N×d`, `values` `N×dv`, `out` at least `M×dv`, all row-major. With the
 /// [`SoftmaxDot`](crate::SoftmaxDot) kernel this is scaled dot-product attention; with
 /// [`Gaussian`](crate::Gaussian) it is the classical kernel smoother. Costs `O(M·N·(d + dv))`
-/// time and no memory beyond a stack tile of 64 scores.
+/// time and no memory beyond a stack tile of 64 scores and the running `(max, sum)` of four
+/// queries: queries go four at a time through each tile of 64 keys and values, so a tile is read
+/// from memory once per four queries. Each row is computed exactly as that query alone would be.
 ///
 /// Shapes are checked before anything is written. Non-finite inputs are not searched for in a
 /// separate pass (that would read every key and value twice): they surface as a non-finite score
@@ -213,10 +215,9 @@ fn smooth_blocks<K: Kernel + ?Sized>(
     out: &mut [f32],
     causal: bool,
 ) -> Result<(), Error> {
-    let n = keys.len() / d;
+    let (m, n) = (q.len() / d, keys.len() / d);
     // Exactly the query rows of `out`: rows past them are the caller's and stay untouched.
-    let rows = q.len() / d;
-    let Some(out) = rows.checked_mul(dv).and_then(|len| out.get_mut(..len)) else {
+    let Some(out) = m.checked_mul(dv).and_then(|len| out.get_mut(..len)) else {
         return Err(Error::OutputTooSmall);
     };
     // Paired by hand: `zip` of two `Chunks` divides by the chunk sizes out of line, a panic path
