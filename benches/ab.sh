@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # A/B timing of two commits on a noisy machine: builds one benchmark binary from OLD (a git
 # revision, checked out in a temporary worktree) and from the working tree (or from revision NEW,
-# if that variable is set), then runs them
-# alternately, ROUNDS times each, pinned like benches/run.sh, and prints every median. Compare the
+# if that variable is set), then runs them alternately, ROUNDS times each, pinned like benches/run.sh, and prints every median. Compare the
 # smallest medians of each side: on a shared 2-vCPU machine a single criterion run against a saved
 # baseline moved by ±20 % between minutes, alternating runs do not share that drift.
 #
 #   bash benches/ab.sh OLD FLAVOUR BENCH FILTER [ROUNDS]
 #   bash benches/ab.sh HEAD~1 native batched 'batched_d64/ours/2048$' 3
 #
-# FLAVOUR is default or native (as in benches/run.sh, same target dirs); BENCH a file of
+# FLAVOUR is default or native (as in benches/run.sh; the working tree builds in run.sh's target
+# dir, the other checkouts beside it: see benches/sides.sh); BENCH a file of
 # benches/benches without .rs; FILTER a criterion filter (a regex).
 set -euo pipefail
 cd "$(dirname "$0")/.."
