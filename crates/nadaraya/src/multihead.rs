@@ -1,5 +1,6 @@
 //! Multi-head self-attention with learned projections: each head is one learned kernel.
 
+use crate::softmax::{Lse, finish_or_exact};
 use crate::{Error, Kernel, attention, causal_attention, simd};
 
 /// `H` heads of self-attention over a sequence of `DM`-dimensional tokens, each head with its
@@ -164,7 +165,6 @@ impl<K: Kernel, const DM: usize, const H: usize, const DH: usize> MultiHeadAtten
     /// slice functions give bit for bit), or [`Error::Overflow`] if a component rounds beyond
     /// `±f32::MAX`. `k` and `v` are scratch. The cold path behind an `f32` sum that overflowed.
     #[cold]
-    #[inline(never)]
     fn output_exact<const L: usize>(
         &self,
         x: &[[f32; DM]],
@@ -194,16 +194,12 @@ impl<K: Kernel, const DM: usize, const H: usize, const DH: usize> MultiHeadAtten
                 *vi = project(xi, w_v)?;
             }
             let qt = project(xt, w_q)?;
+            // Row t of `attention` alone: the same tiles through the same state, bit for bit.
+            let (kf, vf) = (ks.as_flattened(), vs.as_flattened());
             let mut o = [0.0f32; DH];
-            attention(
-                kernel,
-                &qt,
-                ks.as_flattened(),
-                vs.as_flattened(),
-                DH,
-                DH,
-                &mut o,
-            )?;
+            let mut l = Lse::EMPTY;
+            l.absorb(kernel, &qt, kf, vf, DH, &mut o)?;
+            finish_or_exact(&l, kernel, &qt, &[(kf, vf)], DH, &mut o)?;
             for (oj, row) in o.iter().zip(w_o) {
                 for (a, w) in acc.iter_mut().zip(row) {
                     *a += f64::from(*oj) * f64::from(*w);
