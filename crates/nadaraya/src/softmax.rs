@@ -205,7 +205,8 @@ pub(crate) fn exact_average<K: Kernel + ?Sized>(
     if n == 0 {
         return Err(Error::Empty);
     }
-    // Pass 2: every weight against the one maximum, scaled down before it meets a value.
+    // Pass 2: every weight against the one maximum, scaled down before it meets a value. Scalar
+    // exponentials: this path is rare, and on a microcontroller its flash counts.
     let (down, up) = headroom(n);
     out.fill(0.0);
     let mut sum = 0.0f32;
@@ -216,13 +217,17 @@ pub(crate) fn exact_average<K: Kernel + ?Sized>(
             let rows = (kt.len() / d).min(vt.len() / dv).min(TILE);
             let s = &mut buf[..rows];
             kernel.scores(q, kt, s);
-            sum += simd::exp_shift_sum(s, m);
-            simd::scale_in_place(s, down);
+            for si in s.iter_mut() {
+                let w = simd::exp_scalar(*si - m);
+                sum += w;
+                *si = w * down;
+            }
             simd::weighted_sum_into(s, vt, dv, out);
         }
     }
-    simd::div_in_place(out, sum);
-    simd::scale_in_place(out, up);
+    for a in out.iter_mut() {
+        *a = *a / sum * up;
+    }
     if simd::all_finite(out) {
         Ok(())
     } else {
