@@ -139,8 +139,10 @@ fn bar_widths(p: &Panel) -> (Vec<f32>, bool) {
 ///
 /// On a linear axis: plotters' own form (one to five decimals, `-1.5`, `0.25`) while the
 /// magnitudes stay below `1e6` and the ticks need at most five decimals; otherwise scientific
-/// notation with as many mantissa digits as the tick spacing needs (`0`, `2e17`, `1.0001e6`),
-/// never more than ten characters for spans of at least [`MIN_REL_SPAN`] of the magnitude. On a
+/// notation with as many mantissa digits as the tick spacing needs (`0`, `2e17`, `1.0001e6`).
+/// On the figures' axes, whose spans are at least `1e-3` (y) or `1` (x) and at least
+/// [`MIN_REL_SPAN`] of the magnitude, a label is at most four mantissa decimals and ten
+/// characters (`-1.0001e38`). On a
 /// logarithmic axis: plotters' form for `1e-4 ≤ |v| < 1e6`, one significant digit in scientific
 /// notation outside (`2e-8`).
 ///
