@@ -488,7 +488,9 @@ pub fn write(fig: &Figure, dir: &Path) -> Result<[PathBuf; 3], Error> {
 /// Writes every figure of `figs` into `dir` as [`write()`] does, all or nothing, and returns the
 /// paths: the files are first written into a fresh staging folder inside `dir`, and renamed into
 /// place only when every figure has been drawn and written. On an error the staging folder is
-/// removed, and so are the folders this call created, so `dir` is left as it was.
+/// removed, and so are the folders this call created, so `dir` is left as it was. A figure whose
+/// name repeats an earlier one is not written again. (A process killed midway leaves the
+/// staging folder `.nadaraya-plot-staging-PID` behind.)
 ///
 /// # Errors
 /// As [`write()`], and [`Error::Io`] if the staging folder cannot be created or a file cannot
@@ -515,7 +517,8 @@ pub fn write_all(figs: &[Figure], dir: &Path) -> Result<Vec<PathBuf>, Error> {
         })
         .and_then(|()| {
             let mut paths = Vec::new();
-            for fig in figs {
+            let mut names = std::collections::HashSet::new();
+            for fig in figs.iter().filter(|f| names.insert(f.name.as_str())) {
                 paths.extend(write(fig, &stage)?);
             }
             Ok(paths)

@@ -224,7 +224,7 @@ fn a_failing_scenario_writes_nothing() {
         assert_eq!(entries(&dir), ["keep.txt"], "{args:?}");
     }
     // A good run writes all three files of each scenario and no staging folder.
-    let o = run(&["--only", "small-tau,default", "--out", out_s]);
+    let o = run(&["--only", "small-tau,default,small-tau", "--out", out_s]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(
         entries(&out),
