@@ -100,14 +100,31 @@ impl Dataset {
         }
     }
 
-    /// A data set from CSV text: one `x,y` pair a line.
+    /// A data set from CSV text: one `x,y` pair a line (see [`CSV_RULES`]).
     ///
-    /// Blank lines and lines starting with `#` are skipped; a first line that does not parse as
-    /// two numbers is taken as a header.
+    /// A UTF-8 byte-order mark at the start is removed; blank lines and lines starting with `#`
+    /// are skipped. The first remaining line is a header exactly when none of its fields is empty
+    /// or number-like (an optional sign, then a digit or `.`, or a spelling of NaN or infinity):
+    /// `x,y` and `time, "value"` are headers; `nan,3`, `1e39,2` and `1;2` are data lines, and
+    /// errors. Every other line must be two numbers separated by one comma, each finite and
+    /// within the `f32` range once rounded to the nearest `f32`.
     ///
     /// # Errors
-    /// [`Error::Data`] naming the line that is not two finite numbers, or if nothing is left.
+    /// [`Error::Data`] naming the line (and the column, for a bad number) of the first line that
+    /// is not two fields, a field that is not a number, a NaN or infinity, or a number beyond
+    /// `±f32::MAX`; a line separated by `;` or a tab says so; also if no sample is left.
+    ///
+    /// # Examples
+    /// ```
+    /// use nadaraya_plot::Dataset;
+    /// let d = Dataset::from_csv_str("t", "\u{feff}x,y\n0,1\n")?;
+    /// assert_eq!(d.x(), &[0.0]);
+    /// let e = Dataset::from_csv_str("t", "nan,1\n0,1\n").unwrap_err().to_string();
+    /// assert!(e.contains("line 1, column 1 (x): `nan` is not finite"), "{e}");
+    /// # Ok::<(), nadaraya_plot::Error>(())
+    /// ```
     pub fn from_csv_str(name: &str, text: &str) -> Result<Self, Error> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let (mut x, mut y) = (Vec::new(), Vec::new());
         let mut first = true;
         for (n, line) in text.lines().enumerate() {
@@ -115,18 +132,13 @@ impl Dataset {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let parsed = parse_pair(line);
-            let header = first && parsed.is_none();
+            let header = first && is_header(line);
             first = false;
             if header {
                 continue;
             }
-            let Some((a, b)) = parsed else {
-                return Err(Error::Data(format!(
-                    "{name}, line {}: expected two numbers `x,y`, found `{line}`",
-                    n + 1
-                )));
-            };
+            let (a, b) = parse_pair(line)
+                .map_err(|why| Error::Data(format!("{name}, line {}{why}", n + 1)))?;
             x.push(a);
             y.push(b);
         }
@@ -205,11 +217,80 @@ impl Dataset {
     }
 }
 
-fn parse_pair(line: &str) -> Option<(f32, f32)> {
-    let mut it = line.split(',').map(str::trim);
-    let a = it.next()?.parse::<f32>().ok()?;
-    let b = it.next()?.parse::<f32>().ok()?;
-    (it.next().is_none() && a.is_finite() && b.is_finite()).then_some((a, b))
+/// The rules [`Dataset::from_csv_str`] reads a CSV file by, as `--help` and the README state
+/// them.
+pub const CSV_RULES: &str = "A CSV file holds one `x,y` pair a line, separated by a comma. A \
+UTF-8 byte-order mark is removed; blank lines and lines starting with `#` are skipped. The first \
+other line is a header exactly when none of its fields is empty or number-like (an optional \
+sign, then a digit or `.`, or a spelling of NaN or infinity), so `x,y` is a header and `nan,3` \
+is a data line. Every data line must be two finite numbers within the f32 range (rounded to the \
+nearest f32); anything else (NaN, infinity, 1e39, a `;` or tab separator, a third field) is an \
+error naming the line and column.";
+
+/// Whether a field looks like a number: an optional sign, then a digit or `.`, or a spelling of
+/// NaN or infinity.
+fn number_like(field: &str) -> bool {
+    let f = field.trim();
+    let unsigned = f.strip_prefix(['+', '-']).unwrap_or(f);
+    let lower = unsigned.to_ascii_lowercase();
+    unsigned.starts_with(|c: char| c.is_ascii_digit() || c == '.')
+        || lower.starts_with("nan")
+        || lower.starts_with("inf")
+}
+
+/// A first line is a header when none of its fields is empty or number-like.
+fn is_header(line: &str) -> bool {
+    line.split(',')
+        .all(|f| !f.trim().is_empty() && !number_like(f))
+}
+
+/// One field as an `f32`: `Err` says which column and why (`, column 1 (x): …`).
+fn parse_field(field: &str, column: usize) -> Result<f32, String> {
+    let f = field.trim();
+    let col = format!(
+        ", column {column} ({})",
+        if column == 1 { "x" } else { "y" }
+    );
+    if f.is_empty() {
+        return Err(format!("{col} is empty"));
+    }
+    match f.parse::<f32>() {
+        Err(_) => Err(format!("{col}: `{f}` is not a number")),
+        Ok(v) if v.is_finite() => Ok(v),
+        // Digits that round to infinity (`1e39`), not a spelling of NaN or infinity.
+        Ok(_)
+            if f.trim_start_matches(['+', '-'])
+                .starts_with(|c: char| c.is_ascii_digit() || c == '.') =>
+        {
+            Err(format!(
+                "{col}: `{f}` is beyond the f32 range (magnitude at most {:e})",
+                f32::MAX
+            ))
+        }
+        Ok(_) => Err(format!("{col}: `{f}` is not finite")),
+    }
+}
+
+/// One data line as `(x, y)`: `Err` says what is wrong with it (`: …` or `, column …`).
+fn parse_pair(line: &str) -> Result<(f32, f32), String> {
+    let fields: Vec<&str> = line.split(',').collect();
+    if let [a, b] = fields[..] {
+        return Ok((parse_field(a, 1)?, parse_field(b, 2)?));
+    }
+    let sep = [(';', "`;`"), ('\t', "a tab")]
+        .into_iter()
+        .find(|&(c, _)| line.contains(c));
+    Err(match sep {
+        Some((_, s)) => format!(
+            ": expected two numbers `x,y` separated by a comma, found {s} in `{line}` (only `,` \
+             separates)"
+        ),
+        None => format!(
+            ": expected two numbers `x,y`, found {} field{} in `{line}`",
+            fields.len(),
+            if fields.len() == 1 { "" } else { "s" }
+        ),
+    })
 }
 
 /// The smallest and largest value of a non-empty slice (`(0, 0)` for an empty one).
@@ -257,7 +338,10 @@ mod tests {
         let e = Dataset::from_csv_str("t", "1,2,3\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("no samples"), "{e}");
+        assert!(
+            e.contains("line 1: expected two numbers `x,y`, found 3 fields"),
+            "{e}"
+        );
         assert!(Dataset::from_csv_str("t", "x,y\n").is_err());
     }
 

@@ -14,7 +14,7 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::figure::{Mark, Panel};
+use crate::figure::{Mark, Panel, Short};
 use crate::{Error, Figure, csv};
 
 /// Width and height of a figure of one or two panels, in pixels.
@@ -61,8 +61,25 @@ pub fn register_font() -> Result<(), Error> {
     if ok { Ok(()) } else { Err(Error::Font) }
 }
 
-/// The y range of a panel: its own, or the series' extent with room for the legend on top (more
-/// for more legend entries).
+/// The smallest span an axis shows, relative to the largest magnitude on it: `f32` rounding
+/// noise (a few units in the last place, about `1e-7` relative) stays below a thousandth of the
+/// axis, so data that are constant up to rounding draw as a flat line.
+pub const MIN_REL_SPAN: f32 = 1e-3;
+
+/// `(lo, hi)` widened by `below·s` under and `above·s` over, where the span `s` is `hi − lo`
+/// but at least `floor` and at least [`MIN_REL_SPAN`] times the largest magnitude; clamped to
+/// `±f32::MAX`, so the range stays finite however large the data are.
+pub(crate) fn padded((lo, hi): (f32, f32), floor: f32, (below, above): (f32, f32)) -> (f32, f32) {
+    let mag = lo.abs().max(hi.abs());
+    let span = (hi - lo).max(floor).max(MIN_REL_SPAN * mag).min(f32::MAX);
+    (
+        (lo - below * span).max(-f32::MAX),
+        (hi + above * span).min(f32::MAX),
+    )
+}
+
+/// The y range of a panel: its own, or the series' extent (see [`padded`]) with room for the
+/// legend on top (more for more legend entries).
 fn y_range(p: &Panel) -> (f32, f32) {
     if let Some(r) = p.y_range {
         return r;
@@ -77,11 +94,10 @@ fn y_range(p: &Panel) -> (f32, f32) {
     });
     let (lo, hi) = if lo <= hi { (lo, hi) } else { (0.0, 1.0) };
     let lo = if bars { 0.0 } else { lo };
-    let span = (hi - lo).max(1e-3);
-    let lo = if bars { 0.0 } else { lo - 0.06 * span };
     // Room above the data for the legend in the upper left: a line per entry.
     let entries = p.series.len() + usize::from(p.shade.is_some());
-    (lo, hi + (0.15 + 0.1 * entries as f32) * span)
+    let below = if bars { 0.0 } else { 0.06 };
+    padded((lo, hi), 1e-3, (below, 0.15 + 0.1 * entries as f32))
 }
 
 /// Bar widths in data units and whether the bar series stand side by side.
@@ -119,27 +135,108 @@ fn bar_widths(p: &Panel) -> (Vec<f32>, bool) {
     (widths, grouped)
 }
 
+/// The tick label of `v` on an axis showing `(lo, hi)`, readable at any magnitude.
+///
+/// On a linear axis: plotters' own form (one to five decimals, `-1.5`, `0.25`) while the
+/// magnitudes stay below `1e6` and the ticks need at most five decimals; otherwise scientific
+/// notation with as many mantissa digits as the tick spacing needs (`0`, `2e17`, `1.0001e6`).
+/// On the figures' axes, whose spans are at least `1e-3` (y) or `1` (x) and at least
+/// [`MIN_REL_SPAN`] of the magnitude, a label is at most four mantissa decimals and ten
+/// characters (`-1.0001e38`). On a
+/// logarithmic axis: plotters' form for `1e-4 ≤ |v| < 1e6`, one significant digit in scientific
+/// notation outside (`2e-8`).
+///
+/// # Examples
+/// ```
+/// use nadaraya_plot::draw::tick_label;
+/// assert_eq!(tick_label(0.5, (-3.0, 3.0), false), "0.5");
+/// assert_eq!(tick_label(2e17, (-8e16, 1.08e18), false), "2e17");
+/// assert_eq!(tick_label(1_000_100.0, (999_940.0, 1_000_550.0), false), "1.0001e6");
+/// assert_eq!(tick_label(2e-8, (1e-8, 1e-6), true), "2e-8");
+/// ```
+#[must_use]
+pub fn tick_label(v: f32, (lo, hi): (f32, f32), log: bool) -> String {
+    let plotters = || {
+        plotters::data::float::FloatPrettyPrinter {
+            allow_scientific: false,
+            min_decimal: 1,
+            max_decimal: 5,
+        }
+        .print(f64::from(v))
+    };
+    let v64 = f64::from(v);
+    let (lo, hi) = (f64::from(lo), f64::from(hi));
+    let mag = lo.abs().max(hi.abs());
+    let digits = if log {
+        if v64 == 0.0 || (1e-4..1e6).contains(&v64.abs()) {
+            return plotters();
+        }
+        0
+    } else {
+        // Ticks are multiples of a power of ten at least a hundredth of the span.
+        let step = ((hi - lo).abs().log10().floor() - 1.0).max(-60.0);
+        if mag < 1e6 && step >= -5.0 {
+            return plotters();
+        }
+        if v64 == 0.0 {
+            return "0".into();
+        }
+        (mag.log10().floor() - step).clamp(0.0, 9.0) as usize
+    };
+    let sci = format!("{v64:.digits$e}");
+    match sci.split_once('e') {
+        Some((m, e)) if m.contains('.') => {
+            format!("{}e{e}", m.trim_end_matches('0').trim_end_matches('.'))
+        }
+        _ => sci,
+    }
+}
+
+/// The longest tick label of a linear axis over `range` with at most `n` ticks, in characters.
+fn longest_label(range: (f32, f32), n: usize) -> usize {
+    let coord: plotters::coord::types::RangedCoordf32 = (range.0..range.1).into();
+    coord
+        .key_points(n)
+        .into_iter()
+        .map(|v| tick_label(v, range, false).chars().count())
+        .max()
+        .unwrap_or(0)
+}
+
 fn panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Panel, k: i32) -> Result<(), Error>
 where
     DB::ErrorType: 'static,
 {
     let (x0, x1) = p.x_range;
     let (y0, y1) = y_range(p);
+    // Room for the longest y label (about 10 pixels a character at 16 pixels), and fewer x
+    // ticks when their labels are long, so that labels never overlap or leave the picture.
+    let (y_area, x_ticks) = if p.log_log {
+        (64, 11)
+    } else {
+        let y_chars = i32::try_from(longest_label((y0, y1), 11)).unwrap_or(i32::MAX);
+        let x_chars = longest_label((x0, x1), 11);
+        let x_ticks = (900 / (10 * x_chars + 30).max(1)).clamp(3, 11);
+        (
+            y_chars.saturating_mul(10).saturating_add(14).max(64),
+            x_ticks,
+        )
+    };
     let mut builder = ChartBuilder::on(area);
     builder
         .margin(12 * k)
         .x_label_area_size(48 * k)
-        .y_label_area_size(64 * k);
+        .y_label_area_size(y_area * k);
     if p.log_log {
         let chart = builder
             .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
             .map_err(draw_err)?;
-        series(chart, p, (y0, y1), k)
+        series(chart, p, (y0, y1), k, (x_ticks, true))
     } else {
         let chart = builder
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(draw_err)?;
-        series(chart, p, (y0, y1), k)
+        series(chart, p, (y0, y1), k, (x_ticks, false))
     }
 }
 
@@ -150,6 +247,7 @@ fn series<'a, DB, X, Y>(
     p: &Panel,
     (y0, y1): (f32, f32),
     k: i32,
+    (x_ticks, log): (usize, bool),
 ) -> Result<(), Error>
 where
     DB: DrawingBackend + 'a,
@@ -158,8 +256,13 @@ where
     Y: Ranged<ValueType = f32> + ValueFormatter<f32>,
 {
     let w = 3 * k as u32;
+    let x_fmt = |v: &f32| tick_label(*v, p.x_range, log);
+    let y_fmt = |v: &f32| tick_label(*v, (y0, y1), log);
     chart
         .configure_mesh()
+        .x_labels(x_ticks)
+        .x_label_formatter(&x_fmt)
+        .y_label_formatter(&y_fmt)
         .x_desc(p.x_label.as_str())
         .y_desc(p.y_label.as_str())
         .label_style((FONT, 16 * k))
@@ -191,7 +294,7 @@ where
         chart
             .draw_series(std::iter::once(
                 EmptyElement::at((q, y1))
-                    + Text::new(format!("x_q={q}"), (4 * k, 4 * k), (FONT, 15 * k)),
+                    + Text::new(format!("x_q={}", Short(q)), (4 * k, 4 * k), (FONT, 15 * k)),
             ))
             .map_err(draw_err)?;
     }
@@ -380,6 +483,63 @@ pub fn write(fig: &Figure, dir: &Path) -> Result<[PathBuf; 3], Error> {
         .map_err(|e| Error::Draw(format!("{}: {e}", png.display())))?;
     draw(fig, &SVGBackend::new(&svg, size(fig)).into_drawing_area())?;
     Ok([png, svg, csv_path])
+}
+
+/// Writes every figure of `figs` into `dir` as [`write()`] does, all or nothing, and returns the
+/// paths: the files are first written into a fresh staging folder inside `dir`, and renamed into
+/// place only when every figure has been drawn and written. On an error the staging folder is
+/// removed, and so are the folders this call created, so `dir` is left as it was. A figure whose
+/// name repeats an earlier one is not written again. (A process killed midway leaves the
+/// staging folder `.nadaraya-plot-staging-PID` behind.)
+///
+/// # Errors
+/// As [`write()`], and [`Error::Io`] if the staging folder cannot be created or a file cannot
+/// be renamed into `dir`.
+pub fn write_all(figs: &[Figure], dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| Error::Io { path, source }
+    };
+    // The folders that do not exist yet, deepest first: removed again if anything fails.
+    let created: Vec<PathBuf> = dir
+        .ancestors()
+        .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+        .map(Path::to_path_buf)
+        .collect();
+    let stage = dir.join(format!(".nadaraya-plot-staging-{}", std::process::id()));
+    let staged = std::fs::create_dir_all(dir)
+        .map_err(io(dir))
+        .and_then(|()| {
+            if stage.exists() {
+                std::fs::remove_dir_all(&stage).map_err(io(&stage))?;
+            }
+            std::fs::create_dir(&stage).map_err(io(&stage))
+        })
+        .and_then(|()| {
+            let mut paths = Vec::new();
+            let mut names = std::collections::HashSet::new();
+            for fig in figs.iter().filter(|f| names.insert(f.name.as_str())) {
+                paths.extend(write(fig, &stage)?);
+            }
+            Ok(paths)
+        });
+    let done = staged.and_then(|paths| {
+        let mut out = Vec::with_capacity(paths.len());
+        for from in paths {
+            let to = dir.join(from.file_name().unwrap_or_default());
+            std::fs::rename(&from, &to).map_err(io(&to))?;
+            out.push(to);
+        }
+        Ok(out)
+    });
+    // The staging folder goes in every case (empty after a success).
+    let _ = std::fs::remove_dir_all(&stage);
+    if done.is_err() {
+        for d in &created {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+    done
 }
 
 #[cfg(test)]

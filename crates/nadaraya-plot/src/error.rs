@@ -26,6 +26,16 @@ pub enum Error {
     Font,
     /// The drawing backend failed (the message is the backend's).
     Draw(String),
+    /// A scenario's computation failed on these data and parameters.
+    Scenario {
+        /// The scenario.
+        name: String,
+        /// The command-line flags (with their values) the scenario uses, such as
+        /// `--h 0.5, --small-h 0.2`.
+        flags: String,
+        /// What failed.
+        source: Box<Error>,
+    },
 }
 
 impl fmt::Display for Error {
@@ -38,6 +48,11 @@ impl fmt::Display for Error {
             Self::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Self::Font => f.write_str("the embedded DejaVu Sans font could not be loaded"),
             Self::Draw(m) => write!(f, "drawing: {m}"),
+            Self::Scenario {
+                name,
+                flags,
+                source,
+            } => write!(f, "scenario `{name}` ({flags}): {source}"),
         }
     }
 }
@@ -48,6 +63,7 @@ impl std::error::Error for Error {
             Self::Core(e) => Some(e),
             Self::RandomFeatures(e) => Some(e),
             Self::Io { source, .. } => Some(source),
+            Self::Scenario { source, .. } => Some(source.as_ref()),
             _ => None,
         }
     }

@@ -8,6 +8,22 @@ use nadaraya_rf::{FavorPlus, FourierFeatures, Projection, RowNorm, Sampling, Var
 
 use crate::Error;
 
+/// A number as figure text shows it: Rust's shortest round-trip form, in scientific notation
+/// (`1e18`, `2.5e-7`) outside `1e-4 ≤ |v| < 1e6`, so that a label stays short at any magnitude.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Short(pub(crate) f32);
+
+impl std::fmt::Display for Short {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let a = self.0.abs();
+        if a == 0.0 || (1e-4..1e6).contains(&a) {
+            write!(f, "{}", self.0)
+        } else {
+            write!(f, "{:e}", self.0)
+        }
+    }
+}
+
 /// A kernel and its parameter, as plotted.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum KernelSpec {
@@ -28,8 +44,8 @@ impl KernelSpec {
     #[must_use]
     pub fn label(&self) -> String {
         match *self {
-            Self::Gaussian { h } => format!("Gaussian h={h}"),
-            Self::SoftmaxDot { tau } => format!("softmax-dot τ={tau}"),
+            Self::Gaussian { h } => format!("Gaussian h={}", Short(h)),
+            Self::SoftmaxDot { tau } => format!("softmax-dot τ={}", Short(tau)),
         }
     }
 

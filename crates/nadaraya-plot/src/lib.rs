@@ -32,7 +32,7 @@ mod error;
 mod figure;
 pub mod scenarios;
 
-pub use data::{BUILTIN, Dataset};
+pub use data::{BUILTIN, CSV_RULES, Dataset};
 pub use error::Error;
 pub use figure::{Figure, KernelSpec, Mark, Panel, SAMPLING, Series, Source, median, rms_diff};
 pub use scenarios::Params;

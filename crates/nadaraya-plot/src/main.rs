@@ -4,7 +4,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use nadaraya_plot::{BUILTIN, Dataset, Error, Params, draw, scenarios};
+use nadaraya_plot::{BUILTIN, CSV_RULES, Dataset, Error, Params, draw, scenarios};
+
+/// The long help of `--data`: the short one and the CSV rules.
+fn data_help() -> String {
+    format!(
+        "The data: a built-in set ({}) or a CSV file of x,y lines.\n\n{CSV_RULES}",
+        BUILTIN.join(", ")
+    )
+}
 
 /// Draw the seed's "What to Try" scenarios from the nadaraya crates: ŷ(x) for Gaussian and
 /// softmax-dot smoothing with the weights α_i at x_q under the points. Each figure is written as
@@ -13,19 +21,19 @@ use nadaraya_plot::{BUILTIN, Dataset, Error, Params, draw, scenarios};
 #[command(version)]
 struct Args {
     /// Gaussian bandwidth h.
-    #[arg(long, default_value_t = scenarios::DEFAULT_H)]
+    #[arg(long, default_value_t = scenarios::DEFAULT_H, allow_hyphen_values = true)]
     h: f32,
     /// Softmax-dot temperature τ.
-    #[arg(long, default_value_t = scenarios::DEFAULT_TAU)]
+    #[arg(long, default_value_t = scenarios::DEFAULT_TAU, allow_hyphen_values = true)]
     tau: f32,
     /// The query x_q whose weights are drawn (the `sign` scenario uses |x_q|).
     #[arg(long = "x-q", default_value_t = scenarios::DEFAULT_X_Q, allow_hyphen_values = true)]
     x_q: f32,
     /// The small bandwidth of the `small-h` scenario.
-    #[arg(long, default_value_t = scenarios::DEFAULT_SMALL_H)]
+    #[arg(long, default_value_t = scenarios::DEFAULT_SMALL_H, allow_hyphen_values = true)]
     small_h: f32,
     /// The small temperature of the `small-tau` scenario.
-    #[arg(long, default_value_t = scenarios::DEFAULT_SMALL_TAU)]
+    #[arg(long, default_value_t = scenarios::DEFAULT_SMALL_TAU, allow_hyphen_values = true)]
     small_tau: f32,
     /// The feature counts m of the random-feature curves (separate by commas).
     #[arg(long, value_delimiter = ',', default_values_t = scenarios::DEFAULT_FEATURES)]
@@ -34,8 +42,8 @@ struct Args {
     #[arg(long, default_value_t = scenarios::DEFAULT_SEED)]
     seed: u64,
     /// The data: a built-in set (sine, step) or a CSV file of x,y lines (an optional header,
-    /// `#` comments).
-    #[arg(long, default_value = "sine")]
+    /// `#` comments; `--help` gives the rules).
+    #[arg(long, default_value = "sine", long_help = data_help())]
     data: String,
     /// The output folder (created if missing).
     #[arg(long, default_value = "docs/figures")]
@@ -55,8 +63,8 @@ fn load(data: &str) -> Result<Dataset, Error> {
     } else if BUILTIN.contains(&data) {
         Dataset::builtin(data)
     } else {
-        Err(Error::Data(format!(
-            "`{data}` is neither a file nor a built-in set ({})",
+        Err(Error::Option(format!(
+            "`--data {data}`: neither a file nor a built-in set ({})",
             BUILTIN.join(", ")
         )))
     }
@@ -84,11 +92,10 @@ fn run(args: Args) -> Result<(), Error> {
     } else {
         args.only.iter().map(String::as_str).collect()
     };
-    for name in names {
-        let fig = scenarios::figure(name, &params)?;
-        for path in draw::write(&fig, &args.out)? {
-            println!("{}", path.display());
-        }
+    // Every figure is computed before any is drawn, and written all or nothing.
+    let figs = scenarios::figures(&names, &params)?;
+    for path in draw::write_all(&figs, &args.out)? {
+        println!("{}", path.display());
     }
     Ok(())
 }

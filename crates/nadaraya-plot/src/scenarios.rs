@@ -1,7 +1,10 @@
 //! The seed's "What to Try" scenarios, one [`Figure`] each.
 
+use nadaraya::{Gaussian, SoftmaxDot};
+
 use crate::data::min_max;
-use crate::figure::{Figure, KernelSpec, Mark, Panel, Series};
+use crate::draw::padded;
+use crate::figure::{Figure, KernelSpec, Mark, Panel, Series, Short};
 
 // Palette index of the near-black data colour (see `draw::PALETTE`).
 const DARK: usize = 0;
@@ -91,24 +94,180 @@ impl Default for Params {
     }
 }
 
+/// The command-line flags whose values a scenario uses, as its error messages name them.
+fn flags(name: &str, p: &Params) -> String {
+    let h = format!("--h {}", Short(p.h));
+    let tau = format!("--tau {}", Short(p.tau));
+    let x_q = format!("--x-q {}", Short(p.x_q));
+    let used = match name {
+        "default" | "sign" => vec![h, tau, x_q],
+        "small-h" => vec![h, format!("--small-h {}", Short(p.small_h))],
+        "small-tau" => vec![tau, format!("--small-tau {}", Short(p.small_tau)), x_q],
+        "clustered" | "bandwidth-temperature" => vec![h, x_q],
+        _ => {
+            let m: Vec<String> = p.features.iter().map(usize::to_string).collect();
+            vec![
+                h,
+                tau,
+                format!("--features {}", m.join(",")),
+                format!("--seed {}", p.seed),
+            ]
+        }
+    };
+    used.join(", ")
+}
+
+fn check_bandwidth(flag: &str, h: f32) -> Result<(), Error> {
+    match Gaussian::new(h) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(Error::Option(format!(
+            "`{flag} {}`: not a valid bandwidth (it must be finite and > 0 with 1/(2h²) a \
+             normal f32, from about 3.9e-20 to 6.5e18)",
+            Short(h)
+        ))),
+    }
+}
+
+/// `flag` is the flag with its value; `what` names the temperature derived from it.
+fn check_temperature(flag: &str, tau: f32, what: &str) -> Result<(), Error> {
+    match SoftmaxDot::new(tau) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(Error::Option(format!(
+            "`{flag}`: {what}{} is not a valid temperature (it must be finite and > 0 with 1/τ \
+             a normal f32, from about 3e-39 to 8.5e37)",
+            Short(tau)
+        ))),
+    }
+}
+
+impl Params {
+    /// Checks the parameters scenario `name` uses before anything is computed. Messages name the
+    /// command-line flag that sets the value (`--small-h` for `small_h`, `--x-q` for `x_q`) and
+    /// say what is wrong with it.
+    ///
+    /// # Errors
+    /// [`Error::Option`] for an unknown `name`; a bandwidth (`h`, `small_h`) that
+    /// [`nadaraya::Gaussian::new`] rejects; a temperature (`tau`, `small_tau`, the
+    /// `bandwidth-temperature` scenario's `h²`, the `random-features` sweep's [`WIDE_TAU`]`·τ`)
+    /// that [`nadaraya::SoftmaxDot::new`] rejects; a non-finite `x_q`; no feature counts, or a
+    /// count of zero.
+    pub fn validate(&self, name: &str) -> Result<(), Error> {
+        let x_q = || {
+            if self.x_q.is_finite() {
+                Ok(())
+            } else {
+                Err(Error::Option(format!(
+                    "`--x-q {}`: the query must be a finite number",
+                    Short(self.x_q)
+                )))
+            }
+        };
+        let h = || check_bandwidth("--h", self.h);
+        let tau = || check_temperature(&format!("--tau {}", Short(self.tau)), self.tau, "τ = ");
+        match name {
+            "default" | "sign" => {
+                h()?;
+                tau()?;
+                x_q()
+            }
+            "small-h" => {
+                h()?;
+                check_bandwidth("--small-h", self.small_h)
+            }
+            "small-tau" => {
+                tau()?;
+                check_temperature(
+                    &format!("--small-tau {}", Short(self.small_tau)),
+                    self.small_tau,
+                    "τ = ",
+                )?;
+                x_q()
+            }
+            "clustered" => {
+                h()?;
+                x_q()
+            }
+            "bandwidth-temperature" => {
+                h()?;
+                let t = (f64::from(self.h) * f64::from(self.h)) as f32;
+                check_temperature(
+                    &format!("--h {}", Short(self.h)),
+                    t,
+                    "the bandwidth-temperature scenario's τ = h² = ",
+                )?;
+                x_q()
+            }
+            "random-features" => {
+                h()?;
+                tau()?;
+                check_temperature(
+                    &format!("--tau {}", Short(self.tau)),
+                    WIDE_TAU * self.tau,
+                    &format!("the random-features error sweep's τ = {WIDE_TAU}·τ = "),
+                )?;
+                if self.features.is_empty() {
+                    return Err(Error::Option(
+                        "`--features`: no feature counts to draw".into(),
+                    ));
+                }
+                if self.features.contains(&0) {
+                    return Err(Error::Option(
+                        "`--features`: a feature count must be at least 1, found 0".into(),
+                    ));
+                }
+                Ok(())
+            }
+            _ => Err(Error::Option(format!(
+                "`--only {name}`: no such scenario (scenarios: {})",
+                NAMES.join(", ")
+            ))),
+        }
+    }
+}
+
 /// Every scenario figure for `p`, in the order of [`NAMES`].
 ///
 /// # Errors
-/// As [`figure`].
+/// As [`figures`].
 pub fn all(p: &Params) -> Result<Vec<Figure>, Error> {
-    NAMES.iter().map(|n| figure(n, p)).collect()
+    figures(NAMES, p)
+}
+
+/// The figures of scenarios `names`, in that order: every name and its parameters are checked
+/// ([`Params::validate`]) before any figure is computed, so an error leaves nothing half done.
+///
+/// # Errors
+/// [`Error::Option`] from [`Params::validate`]; [`Error::Scenario`] wrapping the
+/// [`Error::Core`] or [`Error::RandomFeatures`] of a computation the data make fail (a score
+/// that overflows `f32`, a weighted sum that overflows), naming the scenario and the flags it
+/// uses.
+pub fn figures(names: &[&str], p: &Params) -> Result<Vec<Figure>, Error> {
+    for name in names {
+        p.validate(name)?;
+    }
+    names
+        .iter()
+        .map(|&name| {
+            compute(name, p).map_err(|e| Error::Scenario {
+                name: name.to_owned(),
+                flags: flags(name, p),
+                source: Box::new(e),
+            })
+        })
+        .collect()
 }
 
 /// One scenario figure by name (see [`NAMES`]).
 ///
 /// # Errors
-/// [`Error::Option`] for an unknown name or a non-finite `x_q`; [`Error::Core`] for an invalid
-/// `h` or `τ` or a score that overflows `f32`; [`Error::RandomFeatures`] for a feature count of
-/// zero or an exponent that overflows.
+/// As [`figures`].
 pub fn figure(name: &str, p: &Params) -> Result<Figure, Error> {
-    if !p.x_q.is_finite() {
-        return Err(Error::Option(format!("x_q = {} is not finite", p.x_q)));
-    }
+    let mut figs = figures(&[name], p)?;
+    figs.pop()
+        .ok_or_else(|| Error::Option(format!("`--only {name}`: no figure")))
+}
+
+fn compute(name: &str, p: &Params) -> Result<Figure, Error> {
     match name {
         "default" => default(p),
         "small-h" => small_h(p),
@@ -118,18 +277,20 @@ pub fn figure(name: &str, p: &Params) -> Result<Figure, Error> {
         "bandwidth-temperature" => bandwidth_temperature(p),
         "random-features" => random_features(p),
         _ => Err(Error::Option(format!(
-            "no scenario `{name}` (scenarios: {})",
+            "`--only {name}`: no such scenario (scenarios: {})",
             NAMES.join(", ")
         ))),
     }
 }
 
 /// The x range shown for a data set (its range plus 8 % each side, and `extra` positions).
+///
+/// The span is at least 1 and at least [`MIN_REL_SPAN`](crate::draw::MIN_REL_SPAN) times the
+/// largest magnitude, and the range is clamped to `±f32::MAX`.
 fn view(x: &[f32], extra: &[f32]) -> (f32, f32) {
     let (lo, hi) = min_max(x);
     let (lo, hi) = (lo.min(min_max(extra).0), hi.max(min_max(extra).1));
-    let pad = 0.08 * (hi - lo).max(1.0);
-    (lo - pad, hi + pad)
+    padded((lo, hi), 1.0, (0.08, 0.08))
 }
 
 /// `GRID` evenly spaced positions over `range`.
@@ -224,14 +385,14 @@ fn default(p: &Params) -> Result<Figure, Error> {
                 vec![
                     bars(
                         g,
-                        format!("α_i at x_q={}, {}", p.x_q, g.label()),
+                        format!("α_i at x_q={}, {}", Short(p.x_q), g.label()),
                         BLUE,
                         d,
                         p.x_q,
                     )?,
                     bars(
                         s,
-                        format!("α_i at x_q={}, {}", p.x_q, s.label()),
+                        format!("α_i at x_q={}, {}", Short(p.x_q), s.label()),
                         ORANGE,
                         d,
                         p.x_q,
@@ -264,13 +425,13 @@ fn small_h(p: &Params) -> Result<Figure, Error> {
     let colors = [GREEN, RED, PURPLE];
     let mut weights = Vec::new();
     for (&q, &c) in qs.iter().zip(&colors) {
-        weights.push(bars(small, format!("α_i at x_q={q}"), c, d, q)?);
+        weights.push(bars(small, format!("α_i at x_q={}", Short(q)), c, d, q)?);
     }
     Ok(Figure {
         name: "small-h".into(),
         title: format!(
             "Small bandwidth h={}: weights become local as x_q moves",
-            p.small_h
+            Short(p.small_h)
         ),
         panels: vec![
             prediction_panel(
@@ -310,7 +471,7 @@ fn small_tau(p: &Params) -> Result<Figure, Error> {
         name: "small-tau".into(),
         title: format!(
             "Small temperature τ={}: softmax-dot weights become peaky",
-            p.small_tau
+            Short(p.small_tau)
         ),
         panels: vec![
             prediction_panel(
@@ -335,14 +496,14 @@ fn small_tau(p: &Params) -> Result<Figure, Error> {
                 vec![
                     bars(
                         s,
-                        format!("α_i at x_q={}, {}", p.x_q, s.label()),
+                        format!("α_i at x_q={}, {}", Short(p.x_q), s.label()),
                         ORANGE,
                         d,
                         p.x_q,
                     )?,
                     bars(
                         small,
-                        format!("α_i at x_q={}, {}", p.x_q, small.label()),
+                        format!("α_i at x_q={}, {}", Short(p.x_q), small.label()),
                         RED,
                         d,
                         p.x_q,
@@ -384,14 +545,14 @@ fn clustered(p: &Params) -> Result<Figure, Error> {
                 vec![
                     bars(
                         g,
-                        format!("α_i at x_q={}, spread x_i", p.x_q),
+                        format!("α_i at x_q={}, spread x_i", Short(p.x_q)),
                         BLUE,
                         d,
                         p.x_q,
                     )?,
                     bars(
                         g,
-                        format!("α_i at x_q={}, clustered x_i", p.x_q),
+                        format!("α_i at x_q={}, clustered x_i", Short(p.x_q)),
                         GREEN,
                         &c,
                         p.x_q,
@@ -413,11 +574,23 @@ fn sign(p: &Params) -> Result<Figure, Error> {
         r,
         vec![q, -q],
         vec![
-            bars(g, format!("α_i at x_q={q}, {}", g.label()), BLUE, d, q)?,
-            bars(s, format!("α_i at x_q={q}, {}", s.label()), ORANGE, d, q)?,
+            bars(
+                g,
+                format!("α_i at x_q={}, {}", Short(q), g.label()),
+                BLUE,
+                d,
+                q,
+            )?,
             bars(
                 s,
-                format!("α_i at x_q={}, {}", -q, s.label()),
+                format!("α_i at x_q={}, {}", Short(q), s.label()),
+                ORANGE,
+                d,
+                q,
+            )?,
+            bars(
+                s,
+                format!("α_i at x_q={}, {}", Short(-q), s.label()),
                 PURPLE,
                 d,
                 -q,
@@ -428,7 +601,8 @@ fn sign(p: &Params) -> Result<Figure, Error> {
     Ok(Figure {
         name: "sign".into(),
         title: format!(
-            "Gaussian vs softmax-dot at x_q={q}: softmax-dot prefers x_i of the same sign"
+            "Gaussian vs softmax-dot at x_q={}: softmax-dot prefers x_i of the same sign",
+            Short(q)
         ),
         panels: vec![
             prediction_panel(
@@ -471,7 +645,9 @@ fn bandwidth_temperature(p: &Params) -> Result<Figure, Error> {
     Ok(Figure {
         name: "bandwidth-temperature".into(),
         title: format!(
-            "Unit-normalised points: Gaussian h={h} and softmax-dot τ=h²={tau} coincide"
+            "Unit-normalised points: Gaussian h={} and softmax-dot τ=h²={} coincide",
+            Short(h),
+            Short(tau)
         ),
         panels: vec![
             Panel {
@@ -515,7 +691,7 @@ fn bandwidth_temperature(p: &Params) -> Result<Figure, Error> {
                 vec![p.x_q],
                 vec![
                     Series::weights(
-                        format!("α_i at x_q={}, {} normalised", p.x_q, g.label()),
+                        format!("α_i at x_q={}, {} normalised", Short(p.x_q), g.label()),
                         BLUE,
                         g,
                         d.x(),
@@ -523,7 +699,7 @@ fn bandwidth_temperature(p: &Params) -> Result<Figure, Error> {
                         keys.clone(),
                     )?,
                     Series::weights(
-                        format!("α_i at x_q={}, {} normalised", p.x_q, s.label()),
+                        format!("α_i at x_q={}, {} normalised", Short(p.x_q), s.label()),
                         ORANGE,
                         s,
                         d.x(),
@@ -564,14 +740,12 @@ fn feature_panel(p: &Params, kernel: KernelSpec, range: (f32, f32)) -> Result<Pa
     )?);
     // The y range of the data with room for the legend: a poor estimate may leave it, and is
     // clipped rather than squashing the rest.
-    let (lo, hi) = min_max(d.y());
-    let span = (hi - lo).max(1e-3);
     Ok(Panel {
         id: match kernel {
             KernelSpec::Gaussian { .. } => "gaussian".into(),
             KernelSpec::SoftmaxDot { .. } => "softmax-dot".into(),
         },
-        y_range: Some((lo - 0.3 * span, hi + 1.1 * span)),
+        y_range: Some(padded(min_max(d.y()), 1e-3, (0.3, 1.1))),
         ..prediction_panel(range, vec![], series)
     })
 }
@@ -611,13 +785,19 @@ fn random_features(p: &Params) -> Result<Figure, Error> {
         .iter()
         .chain([&guide])
         .flat_map(|s| s.points.iter().map(|&(_, e)| e))
+        .filter(|&e| e > 0.0)
         .fold((f32::INFINITY, 0.0f32), |(a, b), e| (a.min(e), b.max(e)));
+    // A logarithmic axis needs 0 < lo < hi, both finite: errors of exactly 0 (constant data)
+    // are left out of the range (and drawn at its bottom edge); none positive gives 1e-8..1.
+    let (lo, hi) = if lo <= hi { (lo, hi) } else { (1e-8, 1.0) };
+    let y_lo = (0.5 * lo).max(f32::MIN_POSITIVE);
+    let y_range = (y_lo, (30.0 * hi).clamp(10.0 * y_lo, f32::MAX));
     let error_panel = Panel {
         id: "error".into(),
         x_label: "m, random features (log scale)".into(),
         y_label: format!("RMS error of ŷ, median of {ERROR_SEEDS} seeds"),
         x_range: (3.0, 6000.0),
-        y_range: Some((0.5 * lo, 30.0 * hi)),
+        y_range: Some(y_range),
         queries: vec![],
         shade: None,
         log_log: true,
@@ -632,4 +812,29 @@ fn random_features(p: &Params) -> Result<Figure, Error> {
             error_panel,
         ],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ranges_the_messages_quote_are_the_core_limits() {
+        for (h, ok) in [
+            (3.8e-20, false),
+            (3.9e-20, true),
+            (6.5e18, true),
+            (6.6e18, false),
+        ] {
+            assert_eq!(check_bandwidth("--h", h).is_ok(), ok, "h = {h}");
+        }
+        for (t, ok) in [
+            (2.9e-39, false),
+            (3e-39, true),
+            (8.5e37, true),
+            (8.6e37, false),
+        ] {
+            assert_eq!(check_temperature("--tau", t, "τ = ").is_ok(), ok, "τ = {t}");
+        }
+    }
 }
