@@ -673,15 +673,20 @@ impl Page {
         self.rf.resize(GRID, 0.0);
         self.rf_exact.resize(GRID, 0.0);
         nadaraya_rf::attention(&f, &self.grid, &self.x, &self.y, 1, 1, &mut self.rf)?;
-        nadaraya::attention(
-            &SoftmaxDot::new(tau)?,
-            &self.grid,
-            &self.x,
-            &self.y,
-            1,
-            1,
-            &mut self.rf_exact,
-        )?;
+        if !self.unit && self.y_dot.len() == GRID {
+            // The exact curve on raw x at this τ is the softmax-dot curve `compute` made.
+            self.rf_exact.copy_from_slice(&self.y_dot);
+        } else {
+            nadaraya::attention(
+                &SoftmaxDot::new(tau)?,
+                &self.grid,
+                &self.x,
+                &self.y,
+                1,
+                1,
+                &mut self.rf_exact,
+            )?;
+        }
         let sq: f64 = self
             .rf
             .iter()

@@ -7,6 +7,7 @@
 //! feature_index`, then one line `x y` per sample (the check writes it after a drag).
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use nadaraya_wasm::{Buffer, Page, SCENARIOS, Summary};
@@ -143,10 +144,11 @@ fn main() -> ExitCode {
         _ => Err("usage: nadaraya-page-expected [--state FILE]".into()),
     };
     match out {
-        Ok(s) => {
-            println!("{s}");
-            ExitCode::SUCCESS
-        }
+        // A closed pipe is a failure to report, not a panic.
+        Ok(s) => match writeln!(std::io::stdout().lock(), "{s}") {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        },
         Err(e) => {
             eprintln!("nadaraya-page-expected: {e}");
             ExitCode::FAILURE
