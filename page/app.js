@@ -86,7 +86,7 @@ function fmt(v, el) {
   if (!Number.isFinite(v)) return '–';
   if (el.hasAttribute('data-int')) return String(Math.round(v));
   if (el.hasAttribute('data-percent')) return `${(v * 100).toFixed(1)}%`;
-  return v.toFixed(4);
+  return v.toFixed(Number(el.dataset.digits ?? 4));
 }
 
 function show(s) {
@@ -181,9 +181,11 @@ function queryLine(ctx, sx, H, xq, label) {
     ctx.beginPath();
     ctx.moveTo(sx(xq) - 6, PAD.t); ctx.lineTo(sx(xq) + 6, PAD.t); ctx.lineTo(sx(xq), PAD.t + 8);
     ctx.fill();
-    ctx.font = 'italic 12px "DejaVu Serif", Georgia, serif';
+    ctx.font = 'italic 13px "DejaVu Serif", Georgia, serif';
     ctx.textAlign = 'left';
-    ctx.fillText('x_q', sx(xq) + 6, PAD.t + 12);
+    ctx.fillText('x', sx(xq) + 7, PAD.t + 13);
+    ctx.font = 'italic 10px "DejaVu Serif", Georgia, serif';
+    ctx.fillText('q', sx(xq) + 14, PAD.t + 17);
   }
 }
 
@@ -215,13 +217,15 @@ function draw(s) {
   {
     const { ctx, W, H } = setup($('#weights'));
     const top = Math.max(s.max_gauss, s.max_dot, 1e-6);
-    const ticks = top > 0.5 ? [0, 0.5, 1] : top > 0.2 ? [0, 0.2, 0.4] : [0, 0.1];
-    const ar = [0, Math.max(top * 1.08, ticks[ticks.length - 1] * 1.0001)];
+    // Axis furniture: the largest of these steps that fits under the tallest bar, twice if it can.
+    const stepTick = [1, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001, 0.0005].find((t) => t <= top) ?? 0.0005;
+    const ticks = 2 * stepTick <= top ? [0, stepTick, 2 * stepTick] : [0, stepTick];
+    const ar = [0, top * 1.08];
     const { sx, sy } = axes(ctx, W, H, xr, ar, ticks);
     view.wsx = sx;
     queryLine(ctx, sx, H, s.x_q, false);
     const ag = f32(BUF.AG), ad = f32(BUF.AD);
-    const bw = s.n > 300 ? 1.2 : 5;
+    const bw = s.n > 300 ? 1.2 : s.n > 60 ? 3 : 7;
     for (const [a, c, off] of [[ag, COLORS.gauss, -bw * 0.55], [ad, COLORS.dot, bw * 0.55]]) {
       ctx.fillStyle = c;
       ctx.globalAlpha = s.n > 300 ? 0.6 : 0.95;
@@ -316,6 +320,7 @@ function scenario(name) {
   const i = scenarios.indexOf(name);
   call(w.nw_scenario(i));
   for (const b of document.querySelectorAll('[data-scenario]')) b.classList.toggle('active', b.dataset.scenario === name);
+  $('#caption').textContent = $(`[data-scenario="${name}"]`).dataset.caption ?? '';
   schedule();
 }
 for (const b of document.querySelectorAll('[data-scenario]')) b.addEventListener('click', () => scenario(b.dataset.scenario));
