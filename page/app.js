@@ -205,7 +205,8 @@ function draw(s) {
     queryLine(ctx, sx, H, s.x_q, true);
     points(ctx, sx, sy, x, y, s.n, dragging?.kind === 'point' ? dragging.i : null);
     curve(ctx, sx, sy, grid, f32(BUF.YG), COLORS.gauss, 2.4);
-    curve(ctx, sx, sy, grid, f32(BUF.YD), COLORS.dot, 2.4);
+    // Dashed where the two coincide (unit-normalised points, τ = h²), so both stay visible.
+    curve(ctx, sx, sy, grid, f32(BUF.YD), COLORS.dot, 2.4, s.unit ? [7, 5] : []);
     // ŷ(x_q) markers
     for (const [v, c] of [[s.y_gauss, COLORS.gauss], [s.y_dot, COLORS.dot]]) {
       if (!Number.isFinite(v) || error) continue;
@@ -320,7 +321,7 @@ function scenario(name) {
   const i = scenarios.indexOf(name);
   call(w.nw_scenario(i));
   for (const b of document.querySelectorAll('[data-scenario]')) b.classList.toggle('active', b.dataset.scenario === name);
-  $('#caption').textContent = $(`[data-scenario="${name}"]`).dataset.caption ?? '';
+  $('#caption').innerHTML = $(`#captions [data-for="${name}"]`)?.innerHTML ?? '';
   schedule();
 }
 for (const b of document.querySelectorAll('[data-scenario]')) b.addEventListener('click', () => scenario(b.dataset.scenario));
