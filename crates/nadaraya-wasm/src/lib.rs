@@ -43,7 +43,8 @@ pub const SEED: u64 = 1;
 pub const SAMPLING: Sampling = Sampling::Orthogonal(RowNorm::Chi);
 
 // The built-in data of `nadaraya-plot` (`crates/nadaraya-plot/src/data.rs`), repeated here so
-// that the wasm module does not link plotters; a test checks they are the same.
+// that the wasm module does not link plotters; a test checks the page against the committed
+// figures' CSV (`docs/figures`), data, curves and weights.
 const X: [f32; 12] = [
     -2.9, -2.4, -1.8, -1.3, -0.9, -0.4, 0.2, 0.7, 1.1, 1.6, 2.2, 2.8,
 ];
@@ -838,6 +839,83 @@ mod tests {
         }
     }
 
+    /// The `(x, value)` rows of one series of a committed figure's CSV.
+    fn figure_series(figure: &str, series: &str) -> Vec<(f32, f32)> {
+        let path = format!(
+            "{}/../../docs/figures/{figure}.csv",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let prefix = format!("\",\"{series}\",");
+        text.lines()
+            .filter_map(|l| l.split_once(&prefix).map(|(_, rest)| rest))
+            .map(|rest| {
+                let (x, v) = rest.split_once(',').unwrap();
+                (x.parse().unwrap(), v.parse().unwrap())
+            })
+            .collect()
+    }
+
+    fn same_as_figure(figure: &str, series: &str, x: &[f32], v: &[f32]) {
+        let rows = figure_series(figure, series);
+        assert_eq!(rows.len(), v.len(), "{figure}: {series}");
+        for (&(fx, fv), (&px, &pv)) in rows.iter().zip(x.iter().zip(v)) {
+            assert_eq!(fx, px, "{figure}: {series} at x");
+            assert!(
+                (fv - pv).abs() <= 1e-6,
+                "{figure}: {series} at {fx}: {fv} vs {pv}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_page_shows_what_the_committed_figures_show() {
+        let mut page = Page::new();
+        page.compute().unwrap();
+        let b = |page: &Page, k| page.buffer(k).to_vec();
+        let (x, grid) = (b(&page, Buffer::X), b(&page, Buffer::Grid));
+        same_as_figure("default", "data (x_i, y_i)", &x, &b(&page, Buffer::Y));
+        same_as_figure(
+            "default",
+            "ŷ(x), Gaussian h=0.5",
+            &grid,
+            &b(&page, Buffer::YGauss),
+        );
+        same_as_figure(
+            "default",
+            "ŷ(x), softmax-dot τ=1",
+            &grid,
+            &b(&page, Buffer::YDot),
+        );
+        same_as_figure(
+            "default",
+            "α_i at x_q=1, Gaussian h=0.5",
+            &x,
+            &b(&page, Buffer::AlphaGauss),
+        );
+        same_as_figure(
+            "default",
+            "α_i at x_q=1, softmax-dot τ=1",
+            &x,
+            &b(&page, Buffer::AlphaDot),
+        );
+        page.apply(&SCENARIOS[3]);
+        page.compute().unwrap();
+        let x = b(&page, Buffer::X);
+        same_as_figure(
+            "clustered",
+            "clustered (x_i, y_i)",
+            &x,
+            &b(&page, Buffer::Y),
+        );
+        same_as_figure(
+            "clustered",
+            "α_i at x_q=1, clustered x_i",
+            &x,
+            &b(&page, Buffer::AlphaGauss),
+        );
+    }
+
     #[test]
     fn bandwidth_and_temperature_coincide_on_unit_points() {
         let mut page = Page::new();
@@ -863,6 +941,18 @@ mod tests {
             rms.push(page.summary().rf_rms);
         }
         assert!(rms[1] < 0.5 * rms[0] && rms[1] < 0.2, "{rms:?}");
+        // Whether the exact curve is reused from `compute` or computed afresh, it is the same.
+        let fresh = page.buffer(Buffer::RfExact).to_vec();
+        page.compute().unwrap();
+        page.compute_rf().unwrap();
+        assert_eq!(page.buffer(Buffer::RfExact), &fresh[..]);
+        page.apply(&SCENARIOS[5]);
+        page.compute().unwrap();
+        page.compute_rf().unwrap();
+        let mut raw = vec![0.0; GRID];
+        let s = SoftmaxDot::new(0.25).unwrap();
+        nadaraya::attention(&s, &page.grid, &page.x, &page.y, 1, 1, &mut raw).unwrap();
+        assert_eq!(page.buffer(Buffer::RfExact), &raw[..]);
         assert_eq!(
             page.set_feature_index(FEATURES.len()),
             Err(Error::Parameter)
