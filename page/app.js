@@ -40,6 +40,9 @@ const summary = () => {
 const $ = (s) => document.querySelector(s);
 const inputs = { h: $('#h'), tau: $('#tau'), xq: $('#xq'), m: $('#m'), unit: $('#unit') };
 const status = $('#status');
+// The message of the last rejected input (a sample not added, a value refused), kept until the
+// next input is accepted, and of the first failed computation of the current frame.
+let inputError = '';
 let error = '';
 let rfStale = true;
 let dirty = false;
@@ -48,9 +51,15 @@ const frames = { compute: [], work: [], stamps: [] };
 
 $('#build').textContent = simd ? 'SIMD build, simd128' : 'baseline build, no SIMD';
 
+// An input call: keeps its error message, clears it on success.
 function call(rc) {
-  if (rc !== 0) error = text(TEXT.ERROR);
+  inputError = rc === 0 ? '' : text(TEXT.ERROR);
   return rc;
+}
+
+// A computation of this frame: the first failure's message is the one shown.
+function compute(rc) {
+  if (rc !== 0 && !error) error = text(TEXT.ERROR);
 }
 
 function schedule(rf = true) {
@@ -65,10 +74,10 @@ function frame(stamp) {
   dirty = false;
   const t0 = performance.now();
   error = '';
-  call(w.nw_compute());
+  compute(w.nw_compute());
   const s0 = summary();
   if (rfStale && (!dragging || s0.n * s0.m <= RF_LIVE)) {
-    call(w.nw_compute_rf());
+    compute(w.nw_compute_rf());
     rfStale = false;
   }
   const t1 = performance.now();
@@ -91,8 +100,9 @@ function fmt(v, el) {
 
 function show(s) {
   for (const el of document.querySelectorAll('[data-key]')) el.textContent = fmt(s[el.dataset.key], el);
-  status.textContent = error || (s.unit ? `unit-normalised, τ = h² = ${s.tau.toFixed(4)}` : 'ok');
-  status.classList.toggle('error', !!error);
+  const message = inputError || error;
+  status.textContent = message || (s.unit ? `unit-normalised, τ = h² = ${s.tau.toFixed(4)}` : 'ok');
+  status.classList.toggle('error', !!message);
   // Sliders follow the module (after a scenario or a rejected value), except the one in use.
   inputs.xq.min = s.x_lo;
   inputs.xq.max = s.x_hi;
@@ -354,6 +364,7 @@ window.nw = {
   array: (id) => Array.from(f32(id)),
   BUF,
   error: () => error,
+  inputError: () => inputError,
   pointOnScreen(i) {
     const r = plot.getBoundingClientRect();
     const x = f32(BUF.X), y = f32(BUF.Y);

@@ -219,6 +219,23 @@ for (const build of ['simd', 'base']) {
   await idle();
   const removed = await state();
   ok(`${build}: a double-click on it removes it (${added.summary.n} -> ${removed.summary.n})`, removed.summary.n === n0);
+
+  // Removing every sample is the core's `Empty`: the page says so and draws no curve; one new
+  // sample makes ŷ that sample's response everywhere.
+  for (let k = 0; k < n0; k++) {
+    const at = await page.evaluate(() => window.nw.pointOnScreen(0));
+    await page.mouse.dblclick(at.x, at.y);
+    await idle();
+  }
+  const empty = await state();
+  const shown = await page.textContent('#status');
+  ok(`${build}: with no samples left the page shows the core's error ("${shown}") and no curve`,
+    empty.summary.n === 0 && empty.y_gauss.length === 0 && empty.alpha_dot.length === 0 && /no samples/.test(shown));
+  await page.mouse.click(spot.x, spot.y);
+  await idle();
+  const one = await state();
+  ok(`${build}: one new sample makes ŷ its response everywhere`,
+    one.summary.n === 1 && one.y_gauss.length > 0 && one.y_gauss.every((v) => v === one.y[0]) && one.y_dot.every((v) => v === one.y[0]));
 }
 
 // Frame time with N = 2000 while dragging: 150 frames, each moving point 1000 from inside the
