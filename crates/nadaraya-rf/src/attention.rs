@@ -28,11 +28,44 @@ pub(crate) fn check_shapes(
             found: d,
         });
     }
-    let rows = nadaraya::attention_shape(q, keys, values, d, dv, out).map_err(Error::from_shape)?;
+    let rows = core_attention_shape(q, keys, values, d, dv, out).map_err(Error::from_shape)?;
     if !(all_finite(q) && all_finite(keys) && all_finite(values)) {
         return Err(Error::NonFinite);
     }
     Ok(rows)
+}
+
+/// The slice-level shape rules of the core before its `Rows` API (a shim until this crate
+/// takes `Rows` views too): `out` at least `M·dv` long.
+fn core_attention_shape(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    d: usize,
+    dv: usize,
+    out: &[f32],
+) -> Result<(usize, usize), nadaraya::Error> {
+    use nadaraya::{Mask, Rows};
+    let (q, keys, values) = (Rows::new(q, d)?, Rows::new(keys, d)?, Rows::new(values, dv)?);
+    match q.len().checked_mul(dv).and_then(|l| out.get(..l)) {
+        Some(o) => nadaraya::attention_shape(q, keys, values, Mask::None, Rows::new(o, dv)?),
+        None if values.len() != keys.len() || keys.is_empty() => {
+            nadaraya::attention_shape(q, keys, values, Mask::None, q)
+        }
+        None => Err(nadaraya::Error::OutputTooSmall),
+    }
+}
+
+/// The slice-level shape rules of the core's `weights` before its `Rows` API (a shim).
+fn core_weights_shape(q: &[f32], keys: &[f32], out: &[f32]) -> Result<usize, nadaraya::Error> {
+    let keys = nadaraya::Rows::new(keys, nadaraya::Rows::new(q, q.len())?.width())?;
+    if keys.is_empty() {
+        return Err(nadaraya::Error::Empty);
+    }
+    if out.len() < keys.len() {
+        return Err(nadaraya::Error::OutputTooSmall);
+    }
+    Ok(keys.len())
 }
 
 #[inline]
@@ -530,7 +563,7 @@ pub fn weights(
             found: q.len(),
         });
     }
-    let n = nadaraya::weights_shape(q, keys, out).map_err(Error::from_shape)?;
+    let n = core_weights_shape(q, keys, out).map_err(Error::from_shape)?;
     let out = out.get_mut(..n).ok_or(Error::OutputTooSmall)?;
     if !(all_finite(q) && all_finite(keys)) {
         return Err(Error::NonFinite);
