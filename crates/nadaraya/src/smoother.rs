@@ -2,9 +2,9 @@
 
 use heapless::Deque;
 
-use crate::attention::{normalise_scores, smooth_rows};
-use crate::softmax::{Lse, TILE, diagnose, finish_or_exact};
-use crate::{Dim, Error, Kernel, Rows, RowsMut, simd};
+use crate::attention::normalise_scores;
+use crate::softmax::{Lse, TILE, finish_or_exact};
+use crate::{Dim, Error, Kernel, Mask, Rows, RowsMut, simd};
 
 // The memory promise, checked for every target the crate is built for: the store adds at most
 // 64 bytes to its samples.
@@ -395,18 +395,23 @@ impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, 
         }
         let [(k0, v0), (k1, _)] = self.runs();
         if k1.is_empty() {
-            let q = xq.as_slice();
-            return smooth_rows(&self.kernel, q, k0, v0, D, DV, out.as_mut_slice())
-                .map_err(|e| diagnose(e, &[q]));
+            let (keys, values) = (Rows::new(k0, D)?, Rows::new(v0, DV)?);
+            return crate::attention(&self.kernel, xq, keys, values, Mask::None, out);
         }
+        self.predict_each(xq, out)
+    }
+
+    /// `predict` per query row (a wrapped ring; queries checked finite).
+    #[inline]
+    fn predict_each(&self, xq: Rows<'_>, mut out: RowsMut<'_>) -> Result<(), Error> {
+        let runs = self.runs();
         for (q, o) in xq.iter().zip(out.iter_mut()) {
-            let Ok(q) = <&[f32; D]>::try_from(q) else {
-                return Err(Error::NonFinite);
-            };
-            let y = self.predict(q)?;
-            for (a, b) in o.iter_mut().zip(y) {
-                *a = b;
+            let mut l = Lse::EMPTY;
+            o.fill(0.0);
+            for (keys, values) in runs {
+                l.absorb(&self.kernel, q, keys, values, DV, o)?;
             }
+            finish_or_exact(&l, &self.kernel, q, &runs, DV, o)?;
         }
         Ok(())
     }
