@@ -3,6 +3,7 @@
 use nadaraya::math::{exp_neg, exp_neg_in_place};
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut};
 
+use crate::error::{len2, try_filled};
 use crate::{Error, FavorPlus};
 
 /// Keys (and queries) are mapped to features this many rows at a time, so the extra memory is
@@ -46,9 +47,14 @@ pub(crate) fn all_finite(xs: &[f32]) -> bool {
 /// Same shapes as [`nadaraya::attention`]: `q` is `M×d`, `keys` `N×d`, `values` `N×dv`, `out` at
 /// least `M×dv`, all row-major, and `d` must be the features' dimension. The keys are summed once
 /// into `S = Σ_i φ(k_i) v_iᵀ` (`r×dv`) and `z = Σ_i φ(k_i)` (`r`), then every query reads them:
-/// `O(M·r·(d + dv) + N·r·(d + dv))` time and `O(r·dv)` extra memory (`r·(dv + 67)` floats), `r`
-/// the number of features. Both passes are matrix products in tiles of 64 rows
-/// ([`nalgebra`]'s `gemm`, backed by `matrixmultiply`).
+/// `O(M·r·(d + dv) + N·r·(d + dv))` time and `O(r·dv)` extra memory, `r` the number of features.
+/// Both passes are matrix products in tiles of 64 rows ([`nalgebra`]'s `gemm`, backed by
+/// `matrixmultiply`).
+///
+/// # Memory
+/// `4·r·(dv + 67)` bytes, allocated fallibly: the key sums `S` and `z`, the stabilisers, one
+/// tile of 64 feature columns and one scratch row. `matrixmultiply` adds its own packing buffer,
+/// whose size it caps by its block sizes whatever the arguments.
 ///
 /// # Stabilisers and the denominator guard
 /// A key's feature `i` is `exp(a_i)` with `a_i = ω_i·k' − |k'|²/2`; a query's is `exp(b_i)` with
@@ -69,6 +75,7 @@ pub(crate) fn all_finite(xs: &[f32]) -> bool {
 /// - [`Error::Empty`] if there are no keys;
 /// - [`Error::OutputTooSmall`] if `out.len() < M·dv`;
 /// - [`Error::NonFinite`] if any input is NaN or infinite;
+/// - [`Error::TooManyFeatures`] if the memory above cannot be allocated;
 /// - [`Error::ScoreOverflow`] if a feature exponent is not finite in `f32`;
 /// - [`Error::OutputOverflow`] if a result is not finite (values near `f32::MAX`).
 ///
@@ -104,9 +111,9 @@ pub fn attention(
     let (m, _) = check_shapes(features.dim(), q, keys, values, d, dv, out)?;
     let r = features.features();
     let w = features.matrix();
-    let mut sums = KeySums::new(r, dv);
-    let mut buf = vec![0.0f32; r * TILE];
-    let mut tmp = vec![0.0f32; r];
+    let mut sums = KeySums::new(r, dv)?;
+    let mut buf = try_filled(len2(r, TILE)?, 0.0f32)?;
+    let mut tmp = try_filled(r, 0.0f32)?;
     for (kt, vt) in keys.chunks(TILE * d).zip(values.chunks(TILE * dv)) {
         let t = kt.len() / d;
         let a = &mut buf[..r * t];
@@ -145,13 +152,13 @@ struct KeySums {
 }
 
 impl KeySums {
-    fn new(r: usize, dv: usize) -> Self {
-        Self {
+    fn new(r: usize, dv: usize) -> Result<Self, Error> {
+        Ok(Self {
             dv,
-            c: vec![f32::NEG_INFINITY; r],
-            z: vec![0.0; r],
-            s: DMatrix::zeros(dv, r),
-        }
+            c: try_filled(r, f32::NEG_INFINITY)?,
+            z: try_filled(r, 0.0)?,
+            s: DMatrix::from_vec(dv, r, try_filled(len2(r, dv)?, 0.0)?),
+        })
     }
 
     /// Absorbs a tile of key exponents `a` (`r×t` column-major, finite; overwritten with the
@@ -267,11 +274,13 @@ fn divide(o: &mut [f32], den: f32) -> Result<(), Error> {
 ///
 /// The prefix sums `S_t = Σ_{i≤t} φ(k_i) v_iᵀ`, `z_t = Σ_{i≤t} φ(k_i)` are carried token by token
 /// by a [`CausalState`], so this is exactly the recurrent step applied to every token:
-/// `O(M·r·(d + dv))` time, `O(r·dv)` memory. The stabiliser `c_i` is the running maximum over the
-/// keys seen so far, so the denominator is `≥ 1` for every row as in [`attention`].
+/// `O(M·r·(d + dv))` time, `O(r·dv)` memory (the state's `4·r·(dv + 3)` bytes, allocated
+/// fallibly). The stabiliser `c_i` is the running maximum over the keys seen so far, so the
+/// denominator is `≥ 1` for every row as in [`attention`].
 ///
 /// # Errors
-/// As [`attention`], plus [`Error::ShapeMismatch`] when there are more queries than keys.
+/// As [`attention`] ([`Error::TooManyFeatures`] if the state cannot be allocated), plus
+/// [`Error::ShapeMismatch`] when there are more queries than keys.
 ///
 /// # Examples
 /// ```
@@ -345,21 +354,24 @@ pub struct CausalState<'f> {
 impl<'f> CausalState<'f> {
     /// An empty state for values of dimension `dv`.
     ///
+    /// # Memory
+    /// `4·r·(dv + 3)` bytes (`S`, `z`, the stabilisers and a scratch row), allocated fallibly.
+    ///
     /// # Errors
-    /// [`Error::ZeroDimension`] if `dv == 0`; [`Error::TooManyFeatures`] if `r·dv` overflows.
+    /// [`Error::ZeroDimension`] if `dv == 0`; [`Error::TooManyFeatures`] if `r·dv` overflows or
+    /// the state cannot be allocated.
     pub fn new(features: &'f FavorPlus, dv: usize) -> Result<Self, Error> {
         if dv == 0 {
             return Err(Error::ZeroDimension);
         }
         let r = features.features();
-        let len = r.checked_mul(dv).ok_or(Error::TooManyFeatures)?;
         Ok(Self {
             features,
             dv,
-            c: vec![f32::NEG_INFINITY; r],
-            z: vec![0.0; r],
-            s: vec![0.0; len],
-            scratch: vec![0.0; r],
+            c: try_filled(r, f32::NEG_INFINITY)?,
+            z: try_filled(r, 0.0)?,
+            s: try_filled(len2(r, dv)?, 0.0)?,
+            scratch: try_filled(r, 0.0)?,
             seen: 0,
         })
     }
@@ -505,14 +517,15 @@ impl<'f> CausalState<'f> {
 /// `out[..N]` in key order.
 ///
 /// Each `α_i` is a sum of products of exponentials, so it is `≥ 0`, and the weights sum to 1 (up
-/// to rounding). This materialises the `N×r` key features (`O(N·r)` memory); it is a diagnostic,
-/// attention itself never does.
+/// to rounding). This materialises the `N×r` key features (`4·r·(N + 2)` bytes, allocated
+/// fallibly); it is a diagnostic, attention itself never does.
 ///
 /// # Errors
 /// - [`Error::DimensionMismatch`] if `q.len()` is not the features' dimension;
 /// - [`Error::ShapeMismatch`] if `keys.len()` is not a multiple of it;
 /// - [`Error::Empty`] if there are no keys; [`Error::OutputTooSmall`] if `out.len() < N`;
-/// - [`Error::NonFinite`], [`Error::ScoreOverflow`] as [`attention`].
+/// - [`Error::NonFinite`], [`Error::ScoreOverflow`] as [`attention`];
+/// - [`Error::TooManyFeatures`] if `N·r` overflows or the key features cannot be allocated.
 ///
 /// # Examples
 /// ```
@@ -543,15 +556,15 @@ pub fn weights(
         return Err(Error::NonFinite);
     }
     let r = features.features();
-    let mut a = vec![0.0f32; n * r];
-    let mut c = vec![f32::NEG_INFINITY; r];
+    let mut a = try_filled(len2(n, r)?, 0.0f32)?;
+    let mut c = try_filled(r, f32::NEG_INFINITY)?;
     for (row, k) in a.chunks_exact_mut(r).zip(keys.chunks_exact(d)) {
         features.key_exponents(k, row)?;
         for (ci, &x) in c.iter_mut().zip(row.iter()) {
             *ci = ci.max(x);
         }
     }
-    let mut b = vec![0.0f32; r];
+    let mut b = try_filled(r, 0.0f32)?;
     features.query_exponents(q, &mut b);
     query_weights(&mut b, &c)?;
     for row in a.chunks_exact_mut(r) {

@@ -34,7 +34,7 @@ fn same_seed_gives_bit_identical_output_and_redraw_moves_on() {
         assert_eq!(bits(&oa), bits(&ob));
 
         let mut c = make();
-        c.redraw();
+        c.redraw().unwrap();
         assert_eq!(c.projection().draw(), 1);
         assert_ne!(c.projection().rows(), a.projection().rows());
         let direct = Projection::with_draw(d, 20, sampling, 77, 1).unwrap();
