@@ -45,7 +45,9 @@ pub enum Error {
     /// A feature exponent `ω·x' − |x'|²/2` (or a Fourier phase) is not finite in `f32`: the inputs
     /// are too large for the features.
     ScoreOverflow,
-    /// The weighted sum of values is not finite in `f32` (values near `f32::MAX`).
+    /// A result is not finite in `f32`. FAVOR+ attention never returns it for finite inputs (its
+    /// outputs are weighted averages with weights `≥ 0`, computed from scaled sums; see
+    /// [`attention`](crate::attention)); the signed random-Fourier estimator can.
     OutputOverflow,
 }
 

@@ -318,3 +318,91 @@ fn orthogonal_rows_for_m_below_d_are_unbiased() {
         assert!((a / n as f64 - 1.0 / d as f64).abs() < 0.012, "{second:?}");
     }
 }
+
+/// `Σ_i κ_i |v_i| / Σ_i κ_i` per output (the scale the rounding of a weighted sum is relative to),
+/// from the same `f64` estimator.
+fn abs_scale(f: &FavorPlus, q: &[f32], k: &[f32], v: &[f32], dv: usize, causal: bool) -> Vec<f64> {
+    let va: Vec<f32> = v.iter().map(|x| x.abs()).collect();
+    common::reference_rf(f, q, k, &va, dv, causal)
+}
+
+/// Asserts `out` is finite and within `1e-4·Σκ|v|/Σκ` of the `f64` estimator on the same
+/// features.
+fn assert_close(
+    out: &[f32],
+    f: &FavorPlus,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    dv: usize,
+    causal: bool,
+) {
+    let want = common::reference_rf(f, q, k, v, dv, causal);
+    let scale = abs_scale(f, q, k, v, dv, causal);
+    for (i, ((o, w), s)) in out.iter().zip(&want).zip(&scale).enumerate() {
+        assert!(o.is_finite(), "out[{i}] = {o}");
+        assert!(
+            (f64::from(*o) - w).abs() <= 1e-4 * s,
+            "out[{i}] = {o}, f64 {w}, scale {s}"
+        );
+    }
+}
+
+/// The rule on output overflow: `OutputOverflow` only when the exact weighted average is not
+/// finite in `f32`. A convex combination of values within `f32::MAX` never is, so values near
+/// `±f32::MAX` (whose sums overflow f32) are `Ok` on every path, in every key order, and agree with
+/// the `f64` estimator. (Before, the unscaled sums overflowed: `OutputOverflow`, or an order-
+/// dependent verdict.)
+#[test]
+fn values_near_f32_max_average_without_overflow_in_every_order() {
+    let (d, dv, n) = (2, 2, 70);
+    let f = FavorPlus::for_dim(d, 16, 3).unwrap();
+    let q = normal(5 * d, 0.0, 0.5, 1);
+    let k = normal(n * d, 0.0, 0.5, 2);
+    let mut v = normal(n * dv, 0.0, 1.0, 3);
+    for (i, x) in v.iter_mut().enumerate() {
+        *x = match i % 5 {
+            0 => 3.4e38,
+            1 => -3.4e38,
+            2 => f32::MAX,
+            3 => 1e-40,
+            _ => *x,
+        };
+    }
+    let all_max = vec![f32::MAX; n * dv];
+    for values in [&v, &all_max] {
+        // Key orders: as given, reversed, rotated, and two seeded shuffles.
+        let mut orders: Vec<Vec<usize>> = vec![(0..n).collect(), (0..n).rev().collect()];
+        orders.push((0..n).map(|i| (i + 33) % n).collect());
+        for s in 0..2u64 {
+            let r = normal(n, 0.0, 1.0, 50 + s);
+            let mut o: Vec<usize> = (0..n).collect();
+            o.sort_by(|&a, &b| r[a].total_cmp(&r[b]));
+            orders.push(o);
+        }
+        for order in &orders {
+            let kp: Vec<f32> = order
+                .iter()
+                .flat_map(|&i| k[i * d..][..d].to_vec())
+                .collect();
+            let vp: Vec<f32> = order
+                .iter()
+                .flat_map(|&i| values[i * dv..][..dv].to_vec())
+                .collect();
+            let mut out = vec![0.0; 5 * dv];
+            attention(&f, &q, &kp, &vp, d, dv, &mut out).unwrap();
+            assert_close(&out, &f, &q, &kp, &vp, dv, false);
+            // Causal: the whole sequence as queries, and the step API token by token.
+            let mut co = vec![0.0; n * dv];
+            causal_attention(&f, &kp, &kp, &vp, d, dv, &mut co).unwrap();
+            assert_close(&co, &f, &kp, &kp, &vp, dv, true);
+            let mut s = CausalState::new(&f, dv).unwrap();
+            let mut y = [0.0; 2];
+            for t in 0..n {
+                let (kt, vt) = (&kp[t * d..][..d], &vp[t * dv..][..dv]);
+                s.step(kt, kt, vt, &mut y).unwrap();
+                assert_eq!(y, co[t * dv..][..dv], "token {t}");
+            }
+        }
+    }
+}
