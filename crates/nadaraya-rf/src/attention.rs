@@ -169,7 +169,8 @@ const SUM_BOUND_LOG2: i32 = 100;
 /// that `2^−e` is a normal `f32`; larger would need more than `2^98` keys times features).
 fn value_shift(vmax: f32, count: usize, r: usize) -> i32 {
     let bound = f64::from(vmax) * count as f64 * r as f64;
-    if bound <= f64::from(SUM_BOUND_LOG2).exp2() {
+    // 2^100, exactly.
+    if bound <= 1_267_650_600_228_229_401_496_703_205_376.0 {
         0
     } else {
         (bound.log2().ceil() as i32 - SUM_BOUND_LOG2).clamp(0, 126)
