@@ -36,10 +36,16 @@ pub enum Variant {
 /// let o = Oprf::from_rho(1.0).unwrap();
 /// assert!((o.a() - (-1.0 - 17f32.sqrt()) / 16.0).abs() < 1e-6);
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Oprf {
     // The bits of A (an f32 ≤ 0, finite), so that `Variant` keeps `Eq` and `Hash`.
     a_bits: u32,
+}
+
+impl core::fmt::Debug for Oprf {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Oprf").field("a", &self.a()).finish()
+    }
 }
 
 impl Oprf {
