@@ -133,11 +133,7 @@ pub fn attention(
         DMatrixViewMut::from_slice(a, r, t).gemm(1.0, w, &DMatrixView::from_slice(kt, d, t), 0.0);
         let mut ok = true;
         for (col, k) in a.chunks_exact_mut(r).zip(kt.chunks_exact(d)) {
-            let h = features.half_sq_norm(k);
-            for x in col.iter_mut() {
-                *x -= h;
-                ok &= x.is_finite();
-            }
+            ok &= features.finish_key_exponents(k, col).is_ok();
         }
         if !ok {
             return Err(Error::ScoreOverflow);
