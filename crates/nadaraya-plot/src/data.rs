@@ -222,11 +222,11 @@ impl Dataset {
 /// them.
 pub const CSV_RULES: &str = "A CSV file holds one `x,y` pair a line, separated by a comma (a \
 field may be enclosed in double quotes). A UTF-8 byte-order mark is removed; blank lines and \
-lines starting with `#` are skipped. The first other line is a header exactly when none of its fields is empty or number-like (an optional \
-sign, then a digit or `.`, or a spelling of NaN or infinity), so `x,y` is a header and `nan,3` \
-is a data line. Every data line must be two finite numbers within the f32 range (rounded to the \
-nearest f32); anything else (NaN, infinity, 1e39, a `;` or tab separator, a third field) is an \
-error naming the line and column.";
+lines starting with `#` are skipped. The first other line is a header exactly when none of its \
+fields is empty or number-like (an optional sign, then a digit or `.`, or a spelling of NaN or \
+infinity), so `x,y` is a header and `nan,3` is a data line. Every data line must be two finite \
+numbers within the f32 range (rounded to the nearest f32); anything else (NaN, infinity, 1e39, \
+a `;` or tab separator, a third field) is an error naming the line and column.";
 
 /// A field without surrounding blanks and one pair of enclosing double quotes.
 fn unquote(field: &str) -> &str {
