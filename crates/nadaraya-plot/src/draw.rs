@@ -225,7 +225,14 @@ where
     // Room for the longest y label (about 10 pixels a character at 16 pixels), and fewer x
     // ticks when their labels are long, so that labels never overlap or leave the picture.
     let (y_area, x_ticks) = if p.log_log {
-        (64, 11)
+        // The labels at the powers of ten in range.
+        let (a, b) = (f64::from(y0).log10().ceil(), f64::from(y1).log10().floor());
+        let y_chars = (a as i32..=b as i32)
+            .map(|e| tick_label(10f32.powi(e), (y0, y1), true).chars().count())
+            .max()
+            .unwrap_or(0);
+        let y_chars = i32::try_from(y_chars).unwrap_or(i32::MAX);
+        (y_chars.saturating_mul(10).saturating_add(14).max(64), 11)
     } else {
         let y_chars = i32::try_from(longest_label((y0, y1), 11)).unwrap_or(i32::MAX);
         let x_chars = longest_label((x0, x1), 11);
