@@ -707,12 +707,16 @@ fn score_overflow_is_decided_per_score() {
 // Tests: Smoother
 // ---------------------------------------------------------------------------------------------
 
+/// The results of `predict` and `weights`, and whether the verdict is decided (outside the band
+/// around `f32::MAX`).
+type SmootherVerdict = (Result<Vec<f32>, Error>, Result<Vec<f32>, Error>, bool);
+
 /// `predict` and `weights` of a smoother against the reference, as one row.
 fn check_smoother<const N: usize, const D: usize, const DV: usize>(
     what: &str,
     s: &Smoother<Kern, N, D, DV>,
     xq: &[f32; D],
-) -> (Result<Vec<f32>, Error>, Result<Vec<f32>, Error>, bool) {
+) -> SmootherVerdict {
     let keys: Vec<f32> = s.iter().flat_map(|x| x.x).collect();
     let values: Vec<f32> = s.iter().flat_map(|x| x.y).collect();
     let k = *s.kernel();
