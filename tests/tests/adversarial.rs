@@ -22,6 +22,7 @@ use nadaraya::{
 };
 use nadaraya_tests::reference::{self, Fits, RefKernel, fits_f32, widen};
 use nadaraya_tests::uniform;
+use nadaraya_tests::verdict::{self, judge, subnormal_slack};
 
 // ---------------------------------------------------------------------------------------------
 // Kernels, hostile values, permutations
@@ -167,55 +168,17 @@ fn score_class(rk: RefKernel, q: &[f32], x: &[f32]) -> ScoreClass {
     }
 }
 
-/// The absolute error that rounding `n` weighted terms to the subnormal grid may add (half the
-/// smallest subnormal each, and as much for the division): the documented bound, relative to the
-/// values' scale, has no such term, so subnormal values need it.
-fn subnormal_slack(n: usize) -> f64 {
-    (n as f64 + 2.0) * 1.5e-45
-}
-
-/// What one output row (one query over its keys) must be.
-#[derive(Clone, Debug)]
-struct RowWant {
-    /// The call must fail, with this error (or another row's).
-    must_fail: Option<Error>,
-    /// The call may fail with this error instead of succeeding.
-    may_fail: Option<Error>,
-    /// The `f64` reference (from `f64` scores), and whether the bound applies.
-    exact: Vec<f64>,
-    check_exact: bool,
-    tol: f64,
-    /// The range of the values: every `Ok` output lies inside it (with `2e-6·scale` slack).
-    lo: Vec<f64>,
-    hi: Vec<f64>,
-}
+/// What one output row must be, with the core's error type.
+type RowWant = verdict::RowWant<Error>;
 
 fn want_row(k: Kern, q: &[f32], keys: &[f32], values: &[f32], dv: usize) -> RowWant {
     let rk = k.reference();
     let d = q.len();
-    let scale = values.iter().fold(0.0f64, |m, v| m.max(f64::from(v.abs())));
-    let slack = 2e-6 * scale + subnormal_slack(values.len() / dv);
-    let mut lo = vec![f64::INFINITY; dv];
-    let mut hi = vec![f64::NEG_INFINITY; dv];
-    for v in values.chunks_exact(dv) {
-        for j in 0..dv {
-            lo[j] = lo[j].min(f64::from(v[j]) - slack);
-            hi[j] = hi[j].max(f64::from(v[j]) + slack);
-        }
-    }
+    let mut w = RowWant::convex(values, dv);
     let classes: Vec<ScoreClass> = keys
         .chunks_exact(d)
         .map(|x| score_class(rk, q, x))
         .collect();
-    let mut w = RowWant {
-        must_fail: None,
-        may_fail: None,
-        exact: Vec::new(),
-        check_exact: false,
-        tol: 0.0,
-        lo,
-        hi,
-    };
     if classes.contains(&ScoreClass::Overflow) {
         w.must_fail = Some(Error::ScoreOverflow);
         return w;
@@ -240,52 +203,7 @@ fn want_row(k: Kern, q: &[f32], keys: &[f32], values: &[f32], dv: usize) -> RowW
     let (qw, kw, vw) = (widen(q), widen(keys), widen(values));
     w.exact = reference::smooth(rk, &qw, &kw, &vw, dv);
     w.tol = reference::tolerance(rk, &qw, &kw, &vw) + subnormal_slack(values.len() / dv);
-    w.check_exact = true;
     w
-}
-
-/// Judges a call's result against the reference rows: see the module docs.
-fn judge(what: &str, got: Result<(), Error>, out: &[f32], rows: &[RowWant], dv: usize) {
-    let must: Vec<Error> = rows.iter().filter_map(|r| r.must_fail).collect();
-    match got {
-        Ok(()) => {
-            assert!(
-                must.is_empty(),
-                "{what}: Ok, but the reference says {must:?}"
-            );
-            for (t, (r, o)) in rows.iter().zip(out.chunks_exact(dv)).enumerate() {
-                for j in 0..dv {
-                    let y = f64::from(o[j]);
-                    assert!(o[j].is_finite(), "{what}: row {t} Ok({}) not finite", o[j]);
-                    assert!(
-                        r.lo[j] <= y && y <= r.hi[j],
-                        "{what}: row {t}[{j}] = {y:e} outside the values' range [{:e}, {:e}]",
-                        r.lo[j],
-                        r.hi[j]
-                    );
-                    if r.check_exact {
-                        assert!(
-                            (y - r.exact[j]).abs() <= r.tol,
-                            "{what}: row {t}[{j}] = {y:e}, reference {:e}, bound {:e}",
-                            r.exact[j],
-                            r.tol
-                        );
-                    }
-                }
-            }
-        }
-        Err(e) => {
-            let allowed = rows
-                .iter()
-                .any(|r| r.must_fail == Some(e) || r.may_fail == Some(e));
-            assert!(
-                allowed,
-                "{what}: Err({e:?}), but the reference allows only {:?} / {:?}",
-                must,
-                rows.iter().filter_map(|r| r.may_fail).collect::<Vec<_>>()
-            );
-        }
-    }
 }
 
 /// One attention problem: `m` queries, `n` keys.

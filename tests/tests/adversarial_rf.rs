@@ -1,0 +1,688 @@
+//! The adversarial suite of `nadaraya-rf` (issue 11): hostile inputs against a plain `f64`
+//! estimator on the same features ([`rf::favor_attention_log`], in the log domain), with the rule
+//! of [`nadaraya_tests::verdict`]:
+//!
+//! - `Ok` means every output is finite, inside the range of the values (FAVOR+ weights are
+//!   positive, so the estimate is a convex combination), and within
+//!   `scale·(1e-5 + 64ε·E)` of the `f64` estimator on the same `f32` features, `E` the largest sum
+//!   of the magnitudes of the terms of a query's and a key's exponent (what rounding the
+//!   exponents to `f32` may cost; the crate documents no bound of its own, see the report);
+//! - `Err(ScoreOverflow)` exactly when a feature exponent is not finite in `f32`, decided per
+//!   exponent (undecided only near `f32::MAX` or with cancelling huge terms);
+//!   `Err(OutputOverflow)` only when the exact estimate does not fit `f32`; `Err(NonFinite)`
+//!   exactly for NaN or infinite inputs;
+//! - every order of the keys, and every path (`attention`, `causal_attention`, `CausalState`,
+//!   `weights`, `batch_attention`, `batch_attention_serial`), gets the same verdict;
+//! - no argument panics or aborts: huge allocation requests are `Err(TooManyFeatures)`.
+//!
+//! Deterministic: every input comes from [`nadaraya_tests::uniform`] with a fixed seed.
+
+use nadaraya_rf::{
+    CausalState, Error, FavorPlus, FourierFeatures, Mask, Projection, RowNorm, Sampling, Variant,
+    attention, batch_attention, batch_attention_serial, causal_attention, weights,
+};
+use nadaraya_tests::reference::{Fits, fits_f32, widen};
+use nadaraya_tests::verdict::{RowWant, judge, subnormal_slack};
+use nadaraya_tests::{rf, uniform};
+
+/// Features and their rows exactly as the crate uses them (`f32`, scaled by `1/√τ`, negated for
+/// the hyperbolic half), widened.
+struct Feat {
+    f: FavorPlus,
+    w: Vec<f64>,
+    inv_tau: f64,
+}
+
+fn feat(d: usize, m: usize, sampling: Sampling, variant: Variant, tau: f32, seed: u64) -> Feat {
+    let p = Projection::new(d, m, sampling, seed).unwrap();
+    let f = FavorPlus::new(p, tau, variant).unwrap();
+    Feat::of(f)
+}
+
+impl Feat {
+    fn of(f: FavorPlus) -> Self {
+        let tau = f64::from(f.temperature());
+        let s = f64::from((1.0 / tau.sqrt()) as f32);
+        let rows = f.projection().rows();
+        let mut w: Vec<f64> = rows
+            .iter()
+            .map(|&x| f64::from((f64::from(x) * s) as f32))
+            .collect();
+        if f.variant() == Variant::Hyperbolic {
+            let neg: Vec<f64> = w.iter().map(|x| -x).collect();
+            w.extend(neg);
+        }
+        let inv_tau = f64::from((1.0 / tau) as f32);
+        Self { f, w, inv_tau }
+    }
+
+    fn d(&self) -> usize {
+        self.f.dim()
+    }
+}
+
+/// Whether an exponent is finite in `f32` in any summation order.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Class {
+    Finite,
+    Overflow,
+    Unsure,
+}
+
+impl Class {
+    fn of(total: f64, abs_total: f64) -> Self {
+        let max = f64::from(f32::MAX);
+        if total.abs() > max * (1.0 + 1e-3) {
+            Self::Overflow
+        } else if abs_total <= max * (1.0 - 1e-3) {
+            Self::Finite
+        } else {
+            Self::Unsure
+        }
+    }
+
+    fn worst(self, other: Self) -> Self {
+        match (self, other) {
+            (Self::Overflow, _) | (_, Self::Overflow) => Self::Overflow,
+            (Self::Unsure, _) | (_, Self::Unsure) => Self::Unsure,
+            _ => Self::Finite,
+        }
+    }
+}
+
+/// The class, value and magnitude sum of each of a query's exponents `b_i = w_i·q`.
+fn query_exponents(ft: &Feat, q: &[f32]) -> Vec<(Class, f64, f64)> {
+    let q = widen(q);
+    ft.w.chunks_exact(q.len())
+        .map(|wi| {
+            let t: f64 = wi.iter().zip(&q).map(|(w, x)| w * x).sum();
+            let a: f64 = wi.iter().zip(&q).map(|(w, x)| (w * x).abs()).sum();
+            (Class::of(t, a), t, a)
+        })
+        .collect()
+}
+
+/// The same for a key's exponents `a_i = w_i·k − |k|²/(2τ)`.
+fn key_exponents(ft: &Feat, k: &[f32]) -> Vec<(Class, f64, f64)> {
+    let k = widen(k);
+    let sq: f64 = k.iter().map(|x| x * x).sum();
+    let half = 0.5 * sq * ft.inv_tau;
+    let sq_class = Class::of(sq, sq).worst(Class::of(half, half));
+    ft.w.chunks_exact(k.len())
+        .map(|wi| {
+            let t: f64 = wi.iter().zip(&k).map(|(w, x)| w * x).sum::<f64>() - half;
+            let a: f64 = wi.iter().zip(&k).map(|(w, x)| (w * x).abs()).sum::<f64>() + half;
+            (Class::of(t, a).worst(sq_class), t, a)
+        })
+        .collect()
+}
+
+/// What the output row of query `q` over `keys`/`values` must be.
+fn want_row(ft: &Feat, q: &[f32], keys: &[f32], values: &[f32], dv: usize) -> RowWant<Error> {
+    let d = ft.d();
+    let mut w = RowWant::convex(values, dv);
+    let b = query_exponents(ft, q);
+    let a: Vec<Vec<(Class, f64, f64)>> =
+        keys.chunks_exact(d).map(|k| key_exponents(ft, k)).collect();
+    let mut class = b.iter().fold(Class::Finite, |c, x| c.worst(x.0));
+    for row in &a {
+        class = row.iter().fold(class, |c, x| c.worst(x.0));
+    }
+    // b_i + c_i with c_i = max_j a_ji, as the stabilised query weights form it.
+    let (mut worst_b, mut worst_a) = (0.0f64, 0.0f64);
+    if class == Class::Finite {
+        for (i, bi) in b.iter().enumerate() {
+            let (ci, ca) =
+                a.iter()
+                    .map(|r| (r[i].1, r[i].2))
+                    .fold(
+                        (f64::NEG_INFINITY, 0.0),
+                        |m, x| if x.0 > m.0 { x } else { m },
+                    );
+            class = class.worst(Class::of(bi.1 + ci, bi.2 + ca));
+            worst_b = worst_b.max(bi.2);
+            worst_a = worst_a.max(a.iter().fold(0.0f64, |m, r| m.max(r[i].2)));
+        }
+    }
+    match class {
+        Class::Overflow => {
+            w.must_fail = Some(Error::ScoreOverflow);
+            return w;
+        }
+        Class::Unsure => {
+            w.may_fail = Some(Error::ScoreOverflow);
+            return w;
+        }
+        Class::Finite => {}
+    }
+    let exact = rf::favor_attention_log(
+        &ft.w,
+        ft.inv_tau,
+        &widen(q),
+        &widen(keys),
+        &widen(values),
+        d,
+        dv,
+        false,
+    );
+    match fits_f32(&exact) {
+        Fits::Yes => {}
+        Fits::No => {
+            w.must_fail = Some(Error::OutputOverflow);
+            return w;
+        }
+        Fits::Undecided => w.may_fail = Some(Error::OutputOverflow),
+    }
+    let scale = values.iter().fold(0.0f64, |m, v| m.max(f64::from(v.abs())));
+    let e = worst_b + worst_a;
+    w.tol =
+        scale * (1e-5 + 64.0 * f64::from(f32::EPSILON) * e) + subnormal_slack(values.len() / dv);
+    w.exact = exact;
+    w
+}
+
+#[derive(Clone, Debug)]
+struct Problem {
+    dv: usize,
+    q: Vec<f32>,
+    keys: Vec<f32>,
+    values: Vec<f32>,
+}
+
+impl Problem {
+    fn finite(&self) -> bool {
+        self.q
+            .iter()
+            .chain(&self.keys)
+            .chain(&self.values)
+            .all(|v| v.is_finite())
+    }
+
+    fn permuted(&self, d: usize, perm: &[usize]) -> Self {
+        let rows = |xs: &[f32], w: usize| -> Vec<f32> {
+            perm.iter()
+                .flat_map(|&i| xs[i * w..(i + 1) * w].iter().copied())
+                .collect()
+        };
+        Self {
+            dv: self.dv,
+            q: self.q.clone(),
+            keys: rows(&self.keys, d),
+            values: rows(&self.values, self.dv),
+        }
+    }
+}
+
+/// Extra output rows past the used length, filled with NaN: they must be left untouched.
+const SPARE: usize = 2;
+
+fn spare_untouched(what: &str, out: &[f32], used: usize) {
+    assert!(
+        out[used..].iter().all(|v| v.is_nan()),
+        "{what}: wrote past the used rows"
+    );
+}
+
+/// Every path on problem `p`: `attention` and `batch_attention{,_serial}` (non-causal),
+/// `causal_attention`, and the recurrent `CausalState::step` (causal, row by row) and
+/// `CausalState::query`, each judged; returns the non-causal verdict (`None` if undecided).
+fn check_all(tag: &str, ft: &Feat, p: &Problem) -> Option<Result<(), Error>> {
+    let (d, dv) = (ft.d(), p.dv);
+    let (m, n) = (p.q.len() / d, p.keys.len() / d);
+    let f = &ft.f;
+    let finite = p.finite();
+    let rows: Vec<RowWant<Error>> =
+        p.q.chunks_exact(d)
+            .map(|q| want_row(ft, q, &p.keys, &p.values, dv))
+            .collect();
+    let causal_rows: Vec<RowWant<Error>> =
+        p.q.chunks_exact(d)
+            .enumerate()
+            .take(n)
+            .map(|(t, q)| want_row(ft, q, &p.keys[..(t + 1) * d], &p.values[..(t + 1) * dv], dv))
+            .collect();
+    let judged = |what: &str, got: Result<(), Error>, out: &[f32], rows: &[RowWant<Error>]| {
+        if finite {
+            judge(what, got, out, rows, dv);
+        } else {
+            assert_eq!(got, Err(Error::NonFinite), "{what}: non-finite input");
+        }
+    };
+    let what = format!("{tag}: attention d={d} dv={dv} m={m} n={n}");
+    let mut out = vec![f32::NAN; (m + SPARE) * dv];
+    let got = attention(f, &p.q, &p.keys, &p.values, d, dv, &mut out);
+    spare_untouched(&what, &out, m * dv);
+    judged(&what, got, &out[..m * dv], &rows);
+    // A batch of three problems, the hostile one in the middle: both paths leave the same bits.
+    let benign = Problem {
+        dv,
+        q: vec![0.1; m * d],
+        keys: vec![0.2; n * d],
+        values: vec![1.0; n * dv],
+    };
+    let cat = |f: fn(&Problem) -> &Vec<f32>| -> Vec<f32> {
+        [f(&benign).as_slice(), f(p), f(&benign)].concat()
+    };
+    let (bq, bk, bv) = (cat(|x| &x.q), cat(|x| &x.keys), cat(|x| &x.values));
+    let heads = [f.clone(), f.clone(), f.clone()];
+    for mask in [Mask::None, Mask::Causal] {
+        if mask == Mask::Causal && m > n {
+            continue;
+        }
+        let mut a = vec![f32::NAN; (3 * m + SPARE) * dv];
+        let mut b = a.clone();
+        let ra = batch_attention(&heads, &bq, &bk, &bv, d, dv, mask, &mut a);
+        let rb = batch_attention_serial(&heads, &bq, &bk, &bv, d, dv, mask, &mut b);
+        assert_eq!(ra, rb, "{what}: batch verdicts differ ({mask:?})");
+        let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(&a),
+            bits(&b),
+            "{what}: batch outputs differ ({mask:?})"
+        );
+        spare_untouched(&what, &a, 3 * m * dv);
+        if mask == Mask::None {
+            assert_eq!(ra, got, "{what}: batch vs attention");
+            if ra.is_ok() {
+                assert_eq!(
+                    bits(&a[m * dv..2 * m * dv]),
+                    bits(&out[..m * dv]),
+                    "{what}: batch block"
+                );
+            }
+        }
+    }
+    if m <= n {
+        let what_c = format!("{tag}: causal_attention d={d} dv={dv} m={m} n={n}");
+        let mut out_c = vec![f32::NAN; (m + SPARE) * dv];
+        let got_c = causal_attention(f, &p.q, &p.keys, &p.values, d, dv, &mut out_c);
+        spare_untouched(&what_c, &out_c, m * dv);
+        judged(&what_c, got_c, &out_c[..m * dv], &causal_rows);
+        // The recurrent form, row by row, must agree with causal_attention row by row.
+        let mut s = CausalState::new(f, dv).unwrap();
+        let mut first_err = None;
+        for t in 0..m {
+            let mut o = vec![f32::NAN; dv + SPARE];
+            let r = s.step(
+                &p.q[t * d..(t + 1) * d],
+                &p.keys[t * d..(t + 1) * d],
+                &p.values[t * dv..(t + 1) * dv],
+                &mut o,
+            );
+            spare_untouched(&what_c, &o, dv);
+            if let Ok(()) = r {
+                judge(
+                    &format!("{what_c}: step {t}"),
+                    r,
+                    &o[..dv],
+                    std::slice::from_ref(&causal_rows[t]),
+                    dv,
+                );
+                if got_c.is_ok() {
+                    for (x, y) in o[..dv].iter().zip(&out_c[t * dv..(t + 1) * dv]) {
+                        let tol = 1e-5 * x.abs().max(y.abs()) + 1e-30;
+                        assert!((x - y).abs() <= tol, "{what_c}: step {t} {x} vs {y}");
+                    }
+                }
+            } else {
+                first_err = Some(r);
+                break;
+            }
+        }
+        // Near f32::MAX an exponent's summation order (gemm or loop) may decide: compare the
+        // paths only where every row is decided.
+        if finite && causal_rows.iter().all(|r| r.may_fail.is_none()) {
+            assert_eq!(
+                first_err.unwrap_or(Ok(())),
+                got_c,
+                "{what_c}: CausalState::step and causal_attention disagree"
+            );
+        }
+    }
+    // CausalState::query over every key equals attention's verdict.
+    let mut s = CausalState::new(f, dv).unwrap();
+    let mut absorbed = Ok(());
+    for (k, v) in p.keys.chunks_exact(d).zip(p.values.chunks_exact(dv)) {
+        if let Err(e) = s.absorb(k, v) {
+            absorbed = Err(e);
+            break;
+        }
+    }
+    if absorbed.is_ok() {
+        for (t, q) in p.q.chunks_exact(d).enumerate() {
+            let mut o = vec![f32::NAN; dv + SPARE];
+            let r = s.query(q, &mut o);
+            spare_untouched(&what, &o, dv);
+            let whatq = format!("{what}: CausalState::query {t}");
+            if q.iter().all(|v| v.is_finite()) {
+                judge(&whatq, r, &o[..dv], std::slice::from_ref(&rows[t]), dv);
+            } else {
+                assert_eq!(r, Err(Error::NonFinite), "{whatq}");
+            }
+        }
+    } else if rows.iter().all(|r| r.may_fail.is_none()) {
+        assert!(
+            got.is_err(),
+            "{what}: absorb refused a key ({absorbed:?}), attention Ok"
+        );
+    }
+    // weights: positive, summing to 1, matching the f64 implied weights.
+    for (t, q) in p.q.chunks_exact(d).enumerate() {
+        let mut w = vec![f32::NAN; n + SPARE];
+        let r = weights(f, q, &p.keys, &mut w);
+        spare_untouched(&what, &w, n);
+        let ones = vec![1.0f32; n];
+        let row = want_row(ft, q, &p.keys, &ones, 1);
+        let whatw = format!("{what}: weights {t}");
+        // Weights read the query and the keys, not the values.
+        let finite = q.iter().chain(&p.keys).all(|v| v.is_finite());
+        match r {
+            Ok(()) => {
+                assert!(finite, "{whatw}: Ok on non-finite input");
+                assert_eq!(row.must_fail, None, "{whatw}: Ok, reference fails");
+                let sum: f64 = w[..n].iter().map(|&x| f64::from(x)).sum();
+                assert!((sum - 1.0).abs() < 1e-5, "{whatw}: sum {sum}");
+                let want = rf::favor_weights_log(&ft.w, ft.inv_tau, &widen(q), &widen(&p.keys));
+                for (i, (&a, b)) in w.iter().zip(&want).enumerate() {
+                    assert!(a.is_finite() && a >= 0.0, "{whatw}[{i}] = {a}");
+                    if row.may_fail.is_none() {
+                        assert!(
+                            (f64::from(a) - b).abs() <= row.tol,
+                            "{whatw}[{i}] = {a} vs {b}"
+                        );
+                    }
+                }
+            }
+            Err(e) if !finite => assert_eq!(e, Error::NonFinite, "{whatw}"),
+            Err(e) => assert!(
+                row.must_fail == Some(e) || row.may_fail == Some(e),
+                "{whatw}: Err({e:?}), reference {:?}/{:?}",
+                row.must_fail,
+                row.may_fail
+            ),
+        }
+    }
+    let undecided = rows.iter().any(|r| r.may_fail.is_some());
+    (!undecided || !finite).then_some(got)
+}
+
+/// Hostile values, keys, queries.
+const HOSTILE: [f32; 12] = [
+    0.0,
+    -0.0,
+    1e-45,
+    -1e-40,
+    f32::MIN_POSITIVE,
+    1.0,
+    -0.5,
+    3e38,
+    -3e38,
+    f32::MAX,
+    -f32::MAX,
+    2.5e38,
+];
+
+fn index(u: &mut impl FnMut() -> f32, n: usize) -> usize {
+    ((((u() + 1.0) * 0.5) * n as f32) as usize).min(n - 1)
+}
+
+fn problem(
+    seed: u64,
+    d: usize,
+    dv: usize,
+    m: usize,
+    n: usize,
+    key_scale: f32,
+    hostile_values: bool,
+) -> Problem {
+    let mut u = uniform(seed);
+    Problem {
+        dv,
+        q: (0..m * d).map(|_| u() * key_scale).collect(),
+        keys: (0..n * d).map(|_| u() * key_scale).collect(),
+        values: (0..n * dv)
+            .map(|_| {
+                if hostile_values {
+                    HOSTILE[index(&mut u, HOSTILE.len())]
+                } else {
+                    u()
+                }
+            })
+            .collect(),
+    }
+}
+
+fn feature_sets(d: usize) -> Vec<Feat> {
+    vec![
+        feat(
+            d,
+            16,
+            Sampling::Iid,
+            Variant::Positive,
+            (d as f32).sqrt(),
+            1,
+        ),
+        feat(
+            d,
+            9,
+            Sampling::Orthogonal(RowNorm::Chi),
+            Variant::Hyperbolic,
+            1.0,
+            2,
+        ),
+        feat(
+            d,
+            65,
+            Sampling::Orthogonal(RowNorm::SqrtD),
+            Variant::Positive,
+            0.5,
+            3,
+        ),
+    ]
+}
+
+/// Lane and tile boundaries (`d`, `dv` in 1..=9, 15..=17; `N` in 1, 2, 63, 64, 65, 129),
+/// subnormal, unit and huge inputs (`1e19`, `3e38`: exponent overflow, the NaN exponent of class
+/// 2), hostile values: every path obeys the rule and agrees with the others.
+#[test]
+fn every_path_obeys_the_rule_at_the_boundaries() {
+    let dims = [1usize, 2, 3, 5, 8, 9, 15, 16, 17];
+    let ns = [1usize, 2, 63, 64, 65, 129];
+    let scales = [1.0f32, 1e-40, 0.3, 1e19, 3e38];
+    let mut seed = 0;
+    for (i, &d) in dims.iter().enumerate() {
+        let fs = feature_sets(d);
+        for (j, &n) in ns.iter().enumerate() {
+            seed += 1;
+            let dv = dims[(i + 2 * j) % dims.len()];
+            let scale = scales[(i + j) % scales.len()];
+            let p = problem(seed, d, dv, 3, n, scale, (i + j) % 2 == 0);
+            for ft in &fs {
+                let _ = check_all(&format!("x{scale:e}"), ft, &p);
+            }
+        }
+    }
+}
+
+/// Issue 11 class 2: a finite but huge query, whose exponents are `inf − inf = NaN` for some
+/// features, is `ScoreOverflow` on every path; on a2f252f `attention`, `causal_attention`,
+/// `CausalState::query` and `weights` returned `Ok` with a wrong value.
+#[test]
+fn huge_queries_are_score_overflow_on_every_path() {
+    for seed in 0..40u64 {
+        let ft = feat(2, 4, Sampling::Iid, Variant::Positive, 1.0, seed);
+        for q in [[3e38f32, -3e38], [3e38, 3e38], [-2e38, 3e38], [1e30, -1e30]] {
+            let p = Problem {
+                dv: 1,
+                q: [[0.1, -0.1], q].concat(),
+                keys: vec![0.1, 0.2, -0.3, 0.1],
+                values: vec![1.0, -2.0],
+            };
+            let _ = check_all(&format!("seed {seed} q {q:?}"), &ft, &p);
+        }
+    }
+}
+
+/// Every permutation of small key sets, random permutations of larger ones: the same verdict,
+/// and within the bound the same value.
+#[test]
+fn every_order_of_the_keys_gets_the_same_verdict() {
+    fn perms(n: usize) -> Vec<Vec<usize>> {
+        if n == 0 {
+            return vec![vec![]];
+        }
+        let mut out = Vec::new();
+        for p in perms(n - 1) {
+            for i in 0..n {
+                let mut q = p.clone();
+                q.insert(i, n - 1);
+                out.push(q);
+            }
+        }
+        out
+    }
+    let mut u = uniform(8);
+    for n in 1..=5usize {
+        for (c, scale) in [1.0f32, 1e19, 3e38].into_iter().enumerate() {
+            let ft = feat(3, 8, Sampling::Iid, Variant::Positive, 1.0, c as u64);
+            let p = problem(50 + n as u64, 3, 2, 2, n, scale, true);
+            let want = check_all("perm", &ft, &p);
+            for perm in perms(n) {
+                assert_eq!(
+                    check_all("perm", &ft, &p.permuted(3, &perm)),
+                    want,
+                    "{perm:?}"
+                );
+            }
+        }
+    }
+    for n in [64usize, 65, 200] {
+        let ft = feat(
+            4,
+            16,
+            Sampling::Orthogonal(RowNorm::Chi),
+            Variant::Hyperbolic,
+            2.0,
+            9,
+        );
+        let p = problem(n as u64, 4, 3, 3, n, 1.0, true);
+        let want = check_all("perm", &ft, &p);
+        for _ in 0..4 {
+            let mut perm: Vec<usize> = (0..n).collect();
+            for i in (1..n).rev() {
+                perm.swap(i, index(&mut u, i + 1));
+            }
+            assert_eq!(check_all("perm", &ft, &p.permuted(4, &perm)), want, "n={n}");
+        }
+    }
+}
+
+/// NaN, `+inf`, `-inf` in every position of the queries, keys and values: `NonFinite` on every
+/// path, rows past the used length untouched; a `CausalState` that refuses a token is unchanged.
+#[test]
+fn non_finite_inputs_in_every_position_are_rejected() {
+    let ft = feat(3, 8, Sampling::Iid, Variant::Positive, 1.0, 4);
+    let base = problem(3, 3, 2, 2, 4, 1.0, false);
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        for which in 0..3 {
+            let len = [base.q.len(), base.keys.len(), base.values.len()][which];
+            for pos in 0..len {
+                let mut p = base.clone();
+                [&mut p.q, &mut p.keys, &mut p.values][which][pos] = bad;
+                let _ = check_all("non-finite", &ft, &p);
+            }
+        }
+        let mut s = CausalState::new(&ft.f, 2).unwrap();
+        s.absorb(&[0.1, 0.2, 0.3], &[1.0, 2.0]).unwrap();
+        let mut before = [0.0f32; 2];
+        s.clone().query(&[0.0; 3], &mut before).unwrap();
+        for pos in 0..3 {
+            let mut x = [0.1f32; 3];
+            x[pos] = bad;
+            assert_eq!(s.absorb(&x, &[1.0, 1.0]), Err(Error::NonFinite));
+            assert_eq!(
+                s.step(&x, &[0.0; 3], &[1.0, 1.0], &mut [0.0; 2]),
+                Err(Error::NonFinite)
+            );
+            assert_eq!(
+                s.step(&[0.0; 3], &x, &[1.0, 1.0], &mut [0.0; 2]),
+                Err(Error::NonFinite)
+            );
+            assert_eq!(s.query(&x, &mut [0.0; 2]), Err(Error::NonFinite));
+        }
+        assert_eq!(s.absorb(&[0.0; 3], &[bad, 1.0]), Err(Error::NonFinite));
+        assert_eq!(s.len(), 1);
+        let mut after = [0.0f32; 2];
+        s.query(&[0.0; 3], &mut after).unwrap();
+        assert_eq!(before, after, "a refused token changed the state");
+    }
+}
+
+/// Issue 11 class 5: projections, features and causal states whose `m·d` or `m·dv` fits `usize`
+/// but not memory are `Err(TooManyFeatures)`, never a panic or an abort (on a2f252f: "capacity
+/// overflow" panics and allocation aborts, which kill this whole test binary).
+#[test]
+fn huge_allocation_requests_are_errors() {
+    let huge = [
+        (1usize << 31, 1usize << 31), // 2^62 floats: the byte count overflows usize
+        (1 << 23, 1 << 22),           // 2^45 floats = 128 TiB
+        (usize::MAX / 2, 2),          // m·d overflows usize
+    ];
+    for (d, m) in huge {
+        for sampling in [Sampling::Iid, Sampling::Orthogonal(RowNorm::Chi)] {
+            assert_eq!(
+                Projection::new(d, m, sampling, 0).map(|_| ()),
+                Err(Error::TooManyFeatures),
+                "Projection::new({d}, {m}, {sampling:?})"
+            );
+            assert_eq!(
+                Projection::with_draw(d, m, sampling, 0, 3).map(|_| ()),
+                Err(Error::TooManyFeatures)
+            );
+        }
+        assert_eq!(
+            FavorPlus::for_dim(d, m, 0).map(|_| ()),
+            Err(Error::TooManyFeatures)
+        );
+        assert_eq!(
+            FourierFeatures::for_dim(d, m, 1.0, 0).map(|_| ()),
+            Err(Error::TooManyFeatures)
+        );
+    }
+    let f = FavorPlus::for_dim(4, 16, 0).unwrap();
+    for dv in [1usize << 40, 1 << 58, usize::MAX / 8, usize::MAX] {
+        assert_eq!(
+            CausalState::new(&f, dv).map(|_| ()),
+            Err(Error::TooManyFeatures),
+            "CausalState::new(dv = {dv})"
+        );
+    }
+}
+
+/// Issue 11 class 5: orthogonal sampling with `m ≪ d` costs `O(m·d)`, not a `d×d` matrix:
+/// `d = 100 000, m = 4` works (on a2f252f it aborted), and its rows are orthogonal.
+#[test]
+fn orthogonal_rows_with_few_features_in_a_huge_dimension() {
+    let d = 100_000;
+    for norm in [RowNorm::Chi, RowNorm::SqrtD] {
+        let p = Projection::new(d, 4, Sampling::Orthogonal(norm), 1).unwrap();
+        let r = p.rows();
+        assert_eq!(r.len(), 4 * d);
+        let dot = |a: usize, b: usize| -> f64 {
+            (0..d)
+                .map(|j| f64::from(r[a * d + j]) * f64::from(r[b * d + j]))
+                .sum()
+        };
+        for a in 0..4 {
+            let na = dot(a, a).sqrt();
+            assert!(na.is_finite() && na > 0.0);
+            if norm == RowNorm::SqrtD {
+                assert!((na / (d as f64).sqrt() - 1.0).abs() < 1e-4, "norm {na}");
+            }
+            for b in 0..a {
+                let c = dot(a, b) / (na * dot(b, b).sqrt());
+                assert!(c.abs() < 1e-4, "rows {a}, {b}: cosine {c}");
+            }
+        }
+    }
+}
