@@ -1245,3 +1245,205 @@ fn exp_neg_and_exp_neg_in_place_agree_everywhere() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Random sweeps
+// ---------------------------------------------------------------------------------------------
+
+/// 400 seeded random problems: shapes `d, dv ∈ 1..=20`, `N ∈ 1..=150`, `M ∈ 1..=6`, a random
+/// data regime and kernel, and in one problem of four a NaN or infinity at a random position:
+/// every entry point obeys the rule, and a random permutation of the keys keeps the verdict.
+#[test]
+fn random_hostile_problems_obey_the_rule() {
+    let mut u = uniform(2024);
+    let regimes = [
+        Regime::Plain,
+        Regime::HostileValues,
+        Regime::SubnormalKeys,
+        Regime::FarScores,
+    ];
+    for case in 0..400u64 {
+        let d = 1 + index(&mut u, 20);
+        let dv = 1 + index(&mut u, 20);
+        let n = 1 + index(&mut u, 150);
+        let m = 1 + index(&mut u, 6);
+        let regime = regimes[index(&mut u, regimes.len())];
+        let mut p = problem(10_000 + case, regime, d, dv, m, n);
+        if case % 4 == 3 {
+            let bad = NON_FINITE[index(&mut u, 3)];
+            let which = index(&mut u, 3);
+            let slot = match which {
+                0 => &mut p.q,
+                1 => &mut p.keys,
+                _ => &mut p.values,
+            };
+            let i = index(&mut u, slot.len());
+            slot[i] = bad;
+        }
+        let k = kernels(d)[index(&mut u, 4)];
+        let tag = format!("case {case} {regime:?}");
+        let want = check_attention(&tag, k, &p);
+        let pp = p.permuted(&shuffled(&mut u, n));
+        assert_eq!(check_attention(&tag, k, &pp), want, "{tag}: permuted keys");
+        if p.all_finite() {
+            let _ = check_weights(&tag, k, &p.q[..d], &p.keys);
+        }
+    }
+}
+
+/// Model width, heads and head width of the random multi-head sweep.
+const MDM: usize = 3;
+const MH: usize = 2;
+const MDH: usize = 2;
+
+/// Random multi-head layers with moderate `W_Q`, `W_K` (scores of order 1) and huge `W_V`,
+/// `W_O` (up to `1e19` and `3e38`, so that a head's projected output or the sum over heads can
+/// exceed `f32::MAX` while the exact sum may or may not fit): `Ok` means finite, inside the
+/// heads' convex hulls (`Σ_h [min_t, max_t] (v^h_t W_O^h)_i`) and within `1e-5` of
+/// `Σ_h Σ_j max_t |v^h_tj|·|w_o^h_ji|` of the `f64` reference (the docs state no bound); `Err(Overflow)` only
+/// when the exact output does not fit `f32`; the token order (non-causal) keeps the verdict.
+#[test]
+fn random_multihead_layers_obey_the_rule() {
+    let mut u = uniform(4242);
+    // [Err, Ok] × [Yes, No, Undecided]: every kind of verdict must be exercised.
+    let mut tally = [[0usize; 3]; 2];
+    for case in 0..150 {
+        let big = [1.0f32, 1e19, 3e38][case % 3];
+        let mut mat = |scale: f32| -> Vec<f32> { (0..MDM * MDH).map(|_| u() * scale).collect() };
+        let (wq, wk) = (
+            (0..MH).map(|_| mat(1.0)).collect::<Vec<_>>(),
+            (0..MH).map(|_| mat(1.0)).collect::<Vec<_>>(),
+        );
+        // Value scales that put the projected outputs around f32::MAX.
+        let vscale = [1.0f32, 1e18, 0.3][case % 3];
+        let wv: Vec<Vec<f32>> = (0..MH).map(|_| mat(vscale)).collect();
+        let wo: Vec<Vec<f32>> = (0..MH).map(|_| mat(big)).collect();
+        let arr3 = |w: &[Vec<f32>]| -> [[[f32; MDH]; MDM]; MH] {
+            core::array::from_fn(|h| {
+                core::array::from_fn(|i| core::array::from_fn(|j| w[h][i * MDH + j]))
+            })
+        };
+        let arr_o = |w: &[Vec<f32>]| -> [[[f32; MDM]; MDH]; MH] {
+            core::array::from_fn(|h| {
+                core::array::from_fn(|j| core::array::from_fn(|i| w[h][j * MDM + i]))
+            })
+        };
+        let kern = [Kern::dot(1.0), Kern::gauss(1.5)][case % 2];
+        let mha = MultiHeadAttention::<Kern, MDM, MH, MDH>::new(
+            [kern; MH],
+            arr3(&wq),
+            arr3(&wk),
+            arr3(&wv),
+            arr_o(&wo),
+        )
+        .unwrap();
+        let len = 1 + index(&mut u, 7);
+        let x: Vec<[f32; MDM]> = (0..len)
+            .map(|_| core::array::from_fn(|_| u() * 3.0))
+            .collect();
+        let widen_all = |w: &[Vec<f32>]| -> Vec<Vec<f64>> { w.iter().map(|m| widen(m)).collect() };
+        let wo64 = widen_all(&wo);
+        for causal in [false, true] {
+            let xs = widen(x.as_flattened());
+            let want = reference::multihead(
+                &[kern.reference(); MH],
+                &widen_all(&wq),
+                &widen_all(&wk),
+                &widen_all(&wv),
+                &wo64,
+                &xs,
+                MDM,
+                MDH,
+                causal,
+            );
+            // Per-token hull and scale from the heads' projected values v^h_t W_O^h.
+            let vproj: Vec<Vec<[f64; MDM]>> = (0..MH)
+                .map(|h| {
+                    x.iter()
+                        .map(|t| {
+                            let v: Vec<f64> = (0..MDH)
+                                .map(|j| {
+                                    (0..MDM)
+                                        .map(|i| f64::from(t[i]) * f64::from(wv[h][i * MDH + j]))
+                                        .sum()
+                                })
+                                .collect();
+                            core::array::from_fn(|i| {
+                                (0..MDH).map(|j| v[j] * wo64[h][j * MDM + i]).sum()
+                            })
+                        })
+                        .collect()
+                })
+                .collect();
+            let mut out = vec![[f32::NAN; MDM]; len + SPARE_ROWS];
+            let got = mha.forward::<8>(&x, causal, &mut out);
+            tally[usize::from(got.is_ok())][fits_f32(&want) as usize] += 1;
+            let what = format!("mha case {case} causal {causal} len {len} big {big:e}");
+            assert!(
+                out[len..].iter().flatten().all(|v| v.is_nan()),
+                "{what}: past len"
+            );
+            match (got, fits_f32(&want)) {
+                (Ok(()), Fits::No) => {
+                    panic!("{what}: Ok({out:?}), exact {want:?} does not fit f32")
+                }
+                (Ok(()), _) => {
+                    for t in 0..len {
+                        let seen = if causal { t + 1 } else { len };
+                        for i in 0..MDM {
+                            let (mut lo, mut hi, mut scale) = (0.0f64, 0.0f64, 0.0f64);
+                            for vh in &vproj {
+                                let col = vh[..seen].iter().map(|r| r[i]);
+                                lo += col.clone().fold(f64::INFINITY, f64::min);
+                                hi += col.fold(f64::NEG_INFINITY, f64::max);
+                            }
+                            for h in 0..MH {
+                                for j in 0..MDH {
+                                    let vmax = x[..seen].iter().fold(0.0f64, |m, r| {
+                                        m.max(
+                                            (0..MDM)
+                                                .map(|c| {
+                                                    f64::from(r[c]) * f64::from(wv[h][c * MDH + j])
+                                                })
+                                                .sum::<f64>()
+                                                .abs(),
+                                        )
+                                    });
+                                    scale += vmax * f64::from(wo[h][j * MDM + i].abs());
+                                }
+                            }
+                            let y = f64::from(out[t][i]);
+                            let slack = 1e-5 * scale;
+                            assert!(out[t][i].is_finite(), "{what}: Ok with {:?}", out[t]);
+                            assert!(
+                                lo - slack <= y && y <= hi + slack,
+                                "{what}: [{t}][{i}] = {y:e} outside [{lo:e}, {hi:e}]"
+                            );
+                            assert!(
+                                (y - want[t * MDM + i]).abs() <= slack,
+                                "{what}: [{t}][{i}] = {y:e}, exact {:e}",
+                                want[t * MDM + i]
+                            );
+                        }
+                    }
+                }
+                (Err(Error::Overflow), Fits::No | Fits::Undecided) => {}
+                (Err(e), f) => panic!("{what}: Err({e:?}), exact {want:?} ({f:?})"),
+            }
+            if !causal && fits_f32(&want) != Fits::Undecided {
+                let rev: Vec<[f32; MDM]> = x.iter().rev().copied().collect();
+                let mut out2 = vec![[0.0f32; MDM]; len];
+                assert_eq!(
+                    mha.forward::<8>(&rev, false, &mut out2),
+                    got,
+                    "{what}: reversed tokens"
+                );
+            }
+        }
+    }
+    eprintln!("multihead verdicts [Err, Ok] x [fits, does not fit, band]: {tally:?}");
+    assert!(
+        tally[1][0] > 0 && tally[0][1] > 0,
+        "the sweep must see both Ok and Overflow"
+    );
+}
