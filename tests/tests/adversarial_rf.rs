@@ -445,3 +445,27 @@ fn orthogonal_rows_with_few_features_in_a_huge_dimension() {
         }
     }
 }
+
+/// The lead's overflow rule on the rf crate: FAVOR+ weights are positive, so the estimate is a
+/// convex combination and always fits `f32`; one key with value `±3e38` must give exactly that
+/// value on every path. On a2f252f (and on hostile-rf at 1526439) `attention`, `causal_attention`
+/// and `CausalState` returned `Err(OutputOverflow)`: the unnormalised `Σ_i w_i z_i v` over the
+/// features overflows before the division.
+#[test]
+fn one_huge_value_is_not_an_output_overflow() {
+    for (d, m) in [(1usize, 16usize), (3, 8), (4, 64)] {
+        let ft = feat(d, m, Sampling::Iid, Variant::Positive, 1.0, 7);
+        for v in [3e38f32, -3e38, f32::MAX * 0.99] {
+            let p = Problem {
+                dv: 1,
+                q: vec![0.1; d],
+                keys: vec![0.2; d],
+                values: vec![v],
+            };
+            assert_eq!(
+                check_all(&format!("d={d} m={m} v={v:e}"), &ft, &p),
+                Some(Ok(()))
+            );
+        }
+    }
+}
