@@ -169,7 +169,7 @@ pub fn multihead(
     out
 }
 
-/// Whether an exact result fits `f32`, as the lead's overflow rule decides it.
+/// Whether an exact result fits `f32`, as the overflow rule of issue 11 decides it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fits {
     /// Every component's magnitude is below `f32::MAX·(1 − 1e-5)`: the answer must be `Ok`.

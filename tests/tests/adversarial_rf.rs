@@ -446,7 +446,7 @@ fn orthogonal_rows_with_few_features_in_a_huge_dimension() {
     }
 }
 
-/// The lead's overflow rule on the rf crate: FAVOR+ weights are positive, so the estimate is a
+/// The overflow rule of issue 11 on the rf crate: FAVOR+ weights are positive, so the estimate is a
 /// convex combination and always fits `f32`; one key with value `±3e38` must give exactly that
 /// value on every path. On a2f252f (and on hostile-rf at 1526439) `attention`, `causal_attention`
 /// and `CausalState` returned `Err(OutputOverflow)`: the unnormalised `Σ_i w_i z_i v` over the
