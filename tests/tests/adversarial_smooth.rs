@@ -3,13 +3,17 @@
 //! the same features at the same centred points, with the rule of [`nadaraya_tests::verdict`]
 //! (`Ok` finite, inside the responses' range and within the bound of [`rf_common::want_row`];
 //! `ScoreOverflow` per exponent; the same verdict in every order); and the trigonometric
-//! estimator [`smooth_fourier`], asked for by name, never `Ok` with a non-finite value.
+//! estimator [`smooth_fourier`], asked for by name, never `Ok` with a non-finite value; and every
+//! positive variant, OPRF included, against the `f64` estimator of its own log-features.
 
 mod rf_common;
 
-use nadaraya_rf::{Error, FourierFeatures, GaussianFeatures, MassGuard, smooth, smooth_fourier};
+use nadaraya_rf::{
+    CausalState, Error, FavorPlus, FourierFeatures, GaussianFeatures, MassGuard, Oprf, Projection,
+    RowNorm, Sampling, Variant, attention, causal_attention, smooth, smooth_fourier, weights,
+};
 use nadaraya_tests::uniform;
-use nadaraya_tests::verdict::{RowWant, judge};
+use nadaraya_tests::verdict::{RowWant, judge, subnormal_slack};
 use rf_common::{Feat, SPARE, index, problem, spare_untouched, want_row};
 
 /// The per-column midrange of `x` and `rows − centre`, in `f32`, as `smooth` centres its inputs.
@@ -170,6 +174,135 @@ fn fourier_smoothing_never_returns_non_finite_values() {
                         );
                     }
                 }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Every positive variant through its own log-features
+// ---------------------------------------------------------------------------------------------
+
+/// Every positive variant (FAVOR+, hyperbolic, OPRF with `A` fitted to the data) on every path
+/// against the `f64` estimator built from the crate's own `f32` log-features
+/// ([`FavorPlus::log_features`]: `κ_j = Σ_i exp(log φ(q)_i + log φ(k_j)_i − max)`): `Ok`,
+/// finite, inside the values' range and within `scale·(1e-5 + 64ε·E)` of it, `E` the largest
+/// `|log φ(q)_i| + |log φ(k_j)_i|`; the same verdict on every path and in reversed key order.
+#[test]
+fn every_positive_variant_matches_the_estimator_of_its_own_features() {
+    let mut u = uniform(77);
+    for (c, &(d, n, vscale)) in [
+        (2usize, 1usize, 1.0f32),
+        (9, 64, 1e30),
+        (17, 65, 1e-40),
+        (3, 130, 1.0),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let dv = 2;
+        let q: Vec<f32> = (0..3 * d).map(|_| u() * 0.6).collect();
+        let keys: Vec<f32> = (0..n * d).map(|_| u() * 0.6).collect();
+        let values: Vec<f32> = (0..n * dv).map(|_| u() * vscale).collect();
+        let tau = (d as f32).sqrt();
+        let oprf = Oprf::fit(&q, &keys, d, tau).unwrap();
+        for variant in [
+            Variant::Positive,
+            Variant::Hyperbolic,
+            Variant::Optimal(oprf),
+        ] {
+            let p = Projection::new(d, 16, Sampling::Orthogonal(RowNorm::Chi), c as u64).unwrap();
+            let f = FavorPlus::new(p, tau, variant).unwrap();
+            let r = f.features();
+            let logf = |x: &[f32]| -> Vec<f64> {
+                let mut o = vec![0.0f32; r];
+                f.log_features(x, &mut o).unwrap();
+                o.iter().map(|&v| f64::from(v)).collect()
+            };
+            let lk: Vec<Vec<f64>> = keys.chunks_exact(d).map(logf).collect();
+            let scale = values.iter().fold(0.0f64, |m, v| m.max(f64::from(v.abs())));
+            let rows: Vec<RowWant<Error>> = q
+                .chunks_exact(d)
+                .map(|qr| {
+                    let lq = logf(qr);
+                    let e: Vec<Vec<f64>> = lk
+                        .iter()
+                        .map(|k| k.iter().zip(&lq).map(|(a, b)| a + b).collect())
+                        .collect();
+                    let mx = e
+                        .iter()
+                        .flatten()
+                        .copied()
+                        .fold(f64::NEG_INFINITY, f64::max);
+                    let kappa: Vec<f64> = e
+                        .iter()
+                        .map(|ej| ej.iter().map(|x| (x - mx).exp()).sum())
+                        .collect();
+                    let total: f64 = kappa.iter().sum();
+                    let mut w = RowWant::convex(&values, dv);
+                    w.exact = (0..dv)
+                        .map(|j| {
+                            kappa
+                                .iter()
+                                .zip(values.chunks_exact(dv))
+                                .map(|(k, v)| k * f64::from(v[j]))
+                                .sum::<f64>()
+                                / total
+                        })
+                        .collect();
+                    let big = lq.iter().fold(0.0f64, |m, x| m.max(x.abs()))
+                        + lk.iter().flatten().fold(0.0f64, |m, x| m.max(x.abs()));
+                    w.tol =
+                        scale * (1e-5 + 64.0 * f64::from(f32::EPSILON) * big) + subnormal_slack(n);
+                    w
+                })
+                .collect();
+            let what = format!("case {c} {variant:?} d={d} n={n}");
+            let mut out = vec![f32::NAN; (3 + SPARE) * dv];
+            let got = attention(&f, &q, &keys, &values, d, dv, &mut out);
+            spare_untouched(&what, &out, 3 * dv);
+            judge(
+                &format!("{what}: attention"),
+                got,
+                &out[..3 * dv],
+                &rows,
+                dv,
+            );
+            assert_eq!(got, Ok(()), "{what}: attention");
+            // Reversed keys: the same estimate within the bound.
+            let rk: Vec<f32> = keys.chunks_exact(d).rev().flatten().copied().collect();
+            let rv: Vec<f32> = values.chunks_exact(dv).rev().flatten().copied().collect();
+            let mut out_r = vec![0.0f32; 3 * dv];
+            let got_r = attention(&f, &q, &rk, &rv, d, dv, &mut out_r);
+            judge(&format!("{what}: reversed"), got_r, &out_r, &rows, dv);
+            // CausalState over every key answers each query as attention does.
+            let mut s = CausalState::new(&f, dv).unwrap();
+            for (k, v) in keys.chunks_exact(d).zip(values.chunks_exact(dv)) {
+                s.absorb(k, v).unwrap();
+            }
+            for (t, qr) in q.chunks_exact(d).enumerate() {
+                let mut o = vec![0.0f32; dv];
+                let r = s.query(qr, &mut o);
+                judge(
+                    &format!("{what}: CausalState::query {t}"),
+                    r,
+                    &o,
+                    std::slice::from_ref(&rows[t]),
+                    dv,
+                );
+                let mut w = vec![0.0f32; n];
+                weights(&f, qr, &keys, &mut w).unwrap();
+                let sum: f64 = w.iter().map(|&x| f64::from(x)).sum();
+                assert!(
+                    (sum - 1.0).abs() < 1e-5 && w.iter().all(|&x| x >= 0.0),
+                    "{what}: weights {t}"
+                );
+            }
+            if 3 <= n {
+                let mut out_c = vec![0.0f32; 3 * dv];
+                let got_c = causal_attention(&f, &q, &keys, &values, d, dv, &mut out_c);
+                assert_eq!(got_c, Ok(()), "{what}: causal_attention");
+                assert!(out_c.iter().all(|v| v.is_finite()));
             }
         }
     }
