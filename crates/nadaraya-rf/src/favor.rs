@@ -36,10 +36,16 @@ pub enum Variant {
 /// let o = Oprf::from_rho(1.0).unwrap();
 /// assert!((o.a() - (-1.0 - 17f32.sqrt()) / 16.0).abs() < 1e-6);
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Oprf {
     // The bits of A (an f32 ≤ 0, finite), so that `Variant` keeps `Eq` and `Hash`.
     a_bits: u32,
+}
+
+impl core::fmt::Debug for Oprf {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Oprf").field("a", &self.a()).finish()
+    }
 }
 
 impl Oprf {
@@ -172,7 +178,7 @@ impl FavorPlus {
                 .checked_mul(2)
                 .ok_or(Error::TooManyFeatures)?,
         };
-        let w = build(&projection, r, row_scale(variant, tau));
+        let w = build(&projection, r, row_scale(variant, f64::from(inv_sqrt)));
         let bias = oprf_bias(&projection, variant);
         Ok(Self {
             projection,
@@ -200,7 +206,7 @@ impl FavorPlus {
         self.w = build(
             &self.projection,
             self.w.nrows(),
-            row_scale(self.variant, self.tau),
+            row_scale(self.variant, 1.0 / f64::from(self.tau).sqrt()),
         );
         self.bias = oprf_bias(&self.projection, self.variant);
     }
@@ -336,9 +342,8 @@ impl FavorPlus {
     }
 }
 
-/// The factor of the rows `ω_i` in the matrix: `1/√τ`, times `B = √(1 − 4A)` for OPRF.
-fn row_scale(variant: Variant, tau: f32) -> f64 {
-    let s = 1.0 / f64::from(tau).sqrt();
+/// The factor of the rows `ω_i` in the matrix: `s = 1/√τ`, times `B = √(1 − 4A)` for OPRF.
+fn row_scale(variant: Variant, s: f64) -> f64 {
     match variant {
         Variant::Optimal(o) => s * (1.0 - 4.0 * f64::from(o.a())).sqrt(),
         Variant::Positive | Variant::Hyperbolic => s,

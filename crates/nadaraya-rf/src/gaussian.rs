@@ -168,7 +168,7 @@ impl GaussianFeatures {
         self.favor.log_features(x, out)?;
         let h = self.favor.half_sq_norm(x);
         let mut ok = true;
-        for o in &mut out[..self.features()] {
+        for o in out.iter_mut().take(self.features()) {
             *o -= h;
             ok &= o.is_finite();
         }

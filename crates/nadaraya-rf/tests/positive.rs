@@ -46,12 +46,34 @@ fn softmax_kernel(rows: &[f64], tau: f64, variant: Variant, q: &[f64], k: &[f64]
     terms.iter().sum::<f64>() / terms.len() as f64
 }
 
-/// The plain `f64` Gaussian-kernel estimate `exp(−(|q|² + |x|²)/2h²) · κ̂_softmax(q, x)` at
-/// `τ = h²`.
+/// The plain `f64` Gaussian-kernel estimate `exp(−(|q'|² + |x'|²)/2) · κ̂_softmax(q, x)` at
+/// `τ = h²`, divided by the query's own factor `exp(−|q'|²)` (a constant per query that cancels
+/// in the smoother, and would underflow `f64` for far queries):
+/// `(1/r) Σ_i D² exp(2A|ω_i|² + B ω_i·(q' + x') − |x'|²)` (both signs of `ω_i` for the
+/// hyperbolic map).
 fn gaussian_kernel(f: &GaussianFeatures, rows: &[f64], q: &[f64], x: &[f64]) -> f64 {
-    let h2 = f64::from(f.favor().temperature());
-    let sq = q.iter().chain(x).map(|v| v * v).sum::<f64>();
-    (-sq / (2.0 * h2)).exp() * softmax_kernel(rows, h2, f.variant(), q, x)
+    let h = f64::from(f.favor().temperature()).sqrt();
+    let d = q.len();
+    let (a, signs): (f64, &[f64]) = match f.variant() {
+        Variant::Optimal(o) => (f64::from(o.a()), &[1.0]),
+        Variant::Positive => (0.0, &[1.0]),
+        Variant::Hyperbolic => (0.0, &[1.0, -1.0]),
+    };
+    let (b, d2) = ((1.0 - 4.0 * a).sqrt(), (1.0 - 4.0 * a).powf(d as f64 / 2.0));
+    let x2 = x.iter().map(|v| v * v).sum::<f64>() / (h * h);
+    let mut terms = Vec::new();
+    for w in rows.chunks_exact(d) {
+        let n2: f64 = w.iter().map(|v| v * v).sum();
+        let dot: f64 = w
+            .iter()
+            .zip(q.iter().zip(x))
+            .map(|(w, (q, x))| w * (q + x))
+            .sum();
+        for s in signs {
+            terms.push(d2 * (2.0 * a * n2 + s * b * dot / h - x2).exp());
+        }
+    }
+    terms.iter().sum::<f64>() / terms.len() as f64
 }
 
 /// `rows` moved by the per-coordinate midrange of the samples `x` (in `f32`, as [`smooth`] does).
@@ -288,6 +310,64 @@ fn hostile_inputs_give_convex_results_or_score_overflow() {
     }
     let r = smooth(&f, &[f32::NAN, 0.0], &x, &y[..4], 2, 1, &mut [0.0]);
     assert_eq!(r, Err(nadaraya_rf::Error::NonFinite));
+}
+
+/// Issue 11, classes 4 and 6: over several tiles, with responses near ±f32::MAX and the
+/// dominant sample first, last or mid-tile, every order (reversal, rotations across the tile
+/// boundary) gives the same verdict (`Ok`) and the same values within rounding, inside the data.
+#[test]
+fn every_order_of_the_samples_gives_the_same_result() {
+    let (n, d, dy) = (200usize, 2usize, 2usize);
+    let f = gaussian(
+        d,
+        32,
+        0.7,
+        Sampling::Orthogonal(RowNorm::Chi),
+        Variant::Positive,
+        9,
+    );
+    let mut x: Vec<f32> = uniform(n * d, 51).iter().map(|v| 2.0 * v).collect();
+    let mut y: Vec<f32> = uniform(n * dy, 52)
+        .iter()
+        .enumerate()
+        .map(|(i, v)| if i % 2 == 0 { v * f32::MAX } else { v * 1e-30 })
+        .collect();
+    // The sample nearest the query at the origin, with the largest response, first.
+    x[0] = 0.0;
+    x[1] = 0.0;
+    y[0] = f32::MAX;
+    let q = [0.0f32, 0.0, 1.5, -1.5, 30.0, 30.0];
+    let mut base = vec![0.0; 3 * dy];
+    smooth(&f, &q, &x, &y, d, dy, &mut base).unwrap();
+    assert_inside(&base, &y, dy);
+    let reference = reference_smooth(&f, &q, &x, &y, dy);
+    for (a, b) in base.iter().zip(&reference) {
+        assert!(
+            (f64::from(*a) - b).abs() <= 1e-4 * b.abs().max(1e-30),
+            "{a} vs {b}"
+        );
+    }
+    for rot in [1usize, 63, 64, 65, 137, 199] {
+        for rev in [false, true] {
+            let mut idx: Vec<usize> = (0..n).map(|i| (i + rot) % n).collect();
+            if rev {
+                idx.reverse();
+            }
+            let xp: Vec<f32> = idx.iter().flat_map(|&i| x[i * d..][..d].to_vec()).collect();
+            let yp: Vec<f32> = idx
+                .iter()
+                .flat_map(|&i| y[i * dy..][..dy].to_vec())
+                .collect();
+            let mut o = vec![0.0; 3 * dy];
+            smooth(&f, &q, &xp, &yp, d, dy, &mut o).unwrap();
+            for (a, b) in o.iter().zip(&base) {
+                assert!(
+                    (a - b).abs() <= 1e-5 * b.abs().max(1e-30),
+                    "rot {rot} rev {rev}: {a} vs {b}"
+                );
+            }
+        }
+    }
 }
 
 #[test]
