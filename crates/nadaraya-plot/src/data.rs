@@ -106,8 +106,9 @@ impl Dataset {
     /// are skipped. The first remaining line is a header exactly when none of its fields is empty
     /// or number-like (an optional sign, then a digit or `.`, or a spelling of NaN or infinity):
     /// `x,y` and `time, "value"` are headers; `nan,3`, `1e39,2` and `1;2` are data lines, and
-    /// errors. Every other line must be two numbers separated by one comma, each finite and
-    /// within the `f32` range once rounded to the nearest `f32`.
+    /// errors. Every other line must be two numbers separated by one comma (each may be enclosed
+    /// in double quotes), each finite and within the `f32` range once rounded to the nearest
+    /// `f32`.
     ///
     /// # Errors
     /// [`Error::Data`] naming the line (and the column, for a bad number) of the first line that
@@ -219,18 +220,26 @@ impl Dataset {
 
 /// The rules [`Dataset::from_csv_str`] reads a CSV file by, as `--help` and the README state
 /// them.
-pub const CSV_RULES: &str = "A CSV file holds one `x,y` pair a line, separated by a comma. A \
-UTF-8 byte-order mark is removed; blank lines and lines starting with `#` are skipped. The first \
-other line is a header exactly when none of its fields is empty or number-like (an optional \
-sign, then a digit or `.`, or a spelling of NaN or infinity), so `x,y` is a header and `nan,3` \
-is a data line. Every data line must be two finite numbers within the f32 range (rounded to the \
-nearest f32); anything else (NaN, infinity, 1e39, a `;` or tab separator, a third field) is an \
-error naming the line and column.";
+pub const CSV_RULES: &str = "A CSV file holds one `x,y` pair a line, separated by a comma (a \
+field may be enclosed in double quotes). A UTF-8 byte-order mark is removed; blank lines and \
+lines starting with `#` are skipped. The first other line is a header exactly when none of its \
+fields is empty or number-like (an optional sign, then a digit or `.`, or a spelling of NaN or \
+infinity), so `x,y` is a header and `nan,3` is a data line. Every data line must be two finite \
+numbers within the f32 range (rounded to the nearest f32); anything else (NaN, infinity, 1e39, \
+a `;` or tab separator, a third field) is an error naming the line and column.";
+
+/// A field without surrounding blanks and one pair of enclosing double quotes.
+fn unquote(field: &str) -> &str {
+    let f = field.trim();
+    f.strip_prefix('"')
+        .and_then(|g| g.strip_suffix('"'))
+        .map_or(f, str::trim)
+}
 
 /// Whether a field looks like a number: an optional sign, then a digit or `.`, or a spelling of
-/// NaN or infinity.
+/// NaN or infinity (quoted or not).
 fn number_like(field: &str) -> bool {
-    let f = field.trim();
+    let f = unquote(field);
     let unsigned = f.strip_prefix(['+', '-']).unwrap_or(f);
     let lower = unsigned.to_ascii_lowercase();
     unsigned.starts_with(|c: char| c.is_ascii_digit() || c == '.')
@@ -241,12 +250,12 @@ fn number_like(field: &str) -> bool {
 /// A first line is a header when none of its fields is empty or number-like.
 fn is_header(line: &str) -> bool {
     line.split(',')
-        .all(|f| !f.trim().is_empty() && !number_like(f))
+        .all(|f| !unquote(f).is_empty() && !number_like(f))
 }
 
 /// One field as an `f32`: `Err` says which column and why (`, column 1 (x): …`).
 fn parse_field(field: &str, column: usize) -> Result<f32, String> {
-    let f = field.trim();
+    let f = unquote(field);
     let col = format!(
         ", column {column} ({})",
         if column == 1 { "x" } else { "y" }

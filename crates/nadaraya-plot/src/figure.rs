@@ -4,7 +4,7 @@
 //! kernel, queries, keys and values) so that a test can recompute it independently.
 
 use nadaraya::{Gaussian, SoftmaxDot};
-use nadaraya_rf::{FavorPlus, FourierFeatures, Projection, RowNorm, Sampling, Variant};
+use nadaraya_rf::{FavorPlus, FourierFeatures, MassGuard, Projection, RowNorm, Sampling, Variant};
 
 use crate::Error;
 
@@ -106,8 +106,9 @@ impl KernelSpec {
     }
 
     /// The linear-time random-feature estimate of [`smooth`](Self::smooth) with `m` features
-    /// drawn from `seed`: random Fourier features ([`nadaraya_rf::smooth`]) for the Gaussian
-    /// kernel, positive FAVOR+ features ([`nadaraya_rf::attention`]) for softmax-dot.
+    /// drawn from `seed`: random Fourier features ([`nadaraya_rf::smooth_fourier`], guard
+    /// [`MassGuard::Floor`]) for the Gaussian kernel, positive FAVOR+ features
+    /// ([`nadaraya_rf::attention`]) for softmax-dot.
     ///
     /// # Errors
     /// [`Error::RandomFeatures`] as those functions, for `m == 0`, or for an invalid `h` or `τ`.
@@ -124,8 +125,8 @@ impl KernelSpec {
         let mut out = vec![0.0; queries.len() / d.max(1)];
         match *self {
             Self::Gaussian { h } => {
-                let f = FourierFeatures::new(p, h)?;
-                nadaraya_rf::smooth(&f, queries, keys, values, d, 1, &mut out)?;
+                let f = FourierFeatures::new(p, h)?.with_guard(MassGuard::Floor);
+                nadaraya_rf::smooth_fourier(&f, queries, keys, values, d, 1, &mut out)?;
             }
             Self::SoftmaxDot { tau } => {
                 let f = FavorPlus::new(p, tau, Variant::Positive)?;
