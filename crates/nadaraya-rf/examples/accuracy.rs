@@ -75,7 +75,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let k = normal(l * d, sqk, &mut rng);
         let v = normal(l * d, sv, &mut rng);
         let mut exact = vec![0.0; l * d];
-        nadaraya::attention(&SoftmaxDot::for_dim(d)?, &q, &k, &v, d, d, &mut exact)?;
+        nadaraya::attention(
+            &SoftmaxDot::for_dim(d)?,
+            nadaraya::Rows::new(&q, d)?,
+            nadaraya::Rows::new(&k, d)?,
+            nadaraya::Rows::new(&v, d)?,
+            nadaraya::Mask::None,
+            nadaraya::RowsMut::new(&mut exact, d)?,
+        )?;
         println!("\n{name}, dv = d, τ = √d; relative error, mean ± sd over {SEEDS} seeds\n");
         print!("| features |");
         for m in ms {
@@ -116,7 +123,14 @@ fn gaussian_table(ms: &[usize]) -> Result<(), Box<dyn std::error::Error>> {
     let x = normal(l * d, sigma, &mut rng);
     let y = normal(l * d, sigma, &mut rng);
     let mut exact = vec![0.0; l * d];
-    nadaraya::attention(&Gaussian::new(h)?, &q, &x, &y, d, d, &mut exact)?;
+    nadaraya::attention(
+        &Gaussian::new(h)?,
+        nadaraya::Rows::new(&q, d)?,
+        nadaraya::Rows::new(&x, d)?,
+        nadaraya::Rows::new(&y, d)?,
+        nadaraya::Mask::None,
+        nadaraya::RowsMut::new(&mut exact, d)?,
+    )?;
     println!(
         "\n(iii) Gaussian smoothing, L=4096, d=16, q,x,y ~ N(0, 0.5²), dy = d, h = 2; \
          relative error, mean ± sd over {SEEDS} seeds\n"

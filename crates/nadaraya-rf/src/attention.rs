@@ -47,7 +47,11 @@ fn core_attention_shape(
     out: &[f32],
 ) -> Result<(usize, usize), nadaraya::Error> {
     use nadaraya::{Mask, Rows};
-    let (q, keys, values) = (Rows::new(q, d)?, Rows::new(keys, d)?, Rows::new(values, dv)?);
+    let (q, keys, values) = (
+        Rows::new(q, d)?,
+        Rows::new(keys, d)?,
+        Rows::new(values, dv)?,
+    );
     match q.len().checked_mul(dv).and_then(|l| out.get(..l)) {
         Some(o) => nadaraya::attention_shape(q, keys, values, Mask::None, Rows::new(o, dv)?),
         None if values.len() != keys.len() || keys.is_empty() => {
@@ -138,7 +142,10 @@ pub(crate) fn all_finite(xs: &[f32]) -> bool {
 /// let mut rf = vec![0.0; l * dv];
 /// attention(&f, &x, &x, &v, d, dv, &mut rf)?;
 /// let mut exact = vec![0.0; l * dv];
-/// nadaraya::attention(&SoftmaxDot::for_dim(d).unwrap(), &x, &x, &v, d, dv, &mut exact).unwrap();
+/// let (xr, vr) = (nadaraya::Rows::new(&x, d).unwrap(), nadaraya::Rows::new(&v, dv).unwrap());
+/// let out = nadaraya::RowsMut::new(&mut exact, dv).unwrap();
+/// let k = SoftmaxDot::for_dim(d).unwrap();
+/// nadaraya::attention(&k, xr, xr, vr, nadaraya::Mask::None, out).unwrap();
 /// let err = rf.iter().zip(&exact).map(|(a, b)| (a - b).powi(2)).sum::<f32>().sqrt()
 ///     / exact.iter().map(|b| b * b).sum::<f32>().sqrt();
 /// assert!(err < 0.05);

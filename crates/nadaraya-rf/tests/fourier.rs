@@ -27,7 +27,15 @@ fn gaussian_rff_smoothing_converges_to_exact() {
         .collect();
     let q = uniform(nq * d, 2);
     let mut ex = vec![0.0; nq];
-    nadaraya::attention(&Gaussian::new(h).unwrap(), &q, &x, &y, d, 1, &mut ex).unwrap();
+    nadaraya::attention(
+        &Gaussian::new(h).unwrap(),
+        nadaraya::Rows::new(&q, d).unwrap(),
+        nadaraya::Rows::new(&x, d).unwrap(),
+        nadaraya::Rows::new(&y, 1).unwrap(),
+        nadaraya::Mask::None,
+        nadaraya::RowsMut::new(&mut ex, 1).unwrap(),
+    )
+    .unwrap();
     let ex = widen(&ex);
     let mut out = vec![0.0; nq];
     let errs: Vec<f64> = [16usize, 64, 256, 1024, 4096]

@@ -175,12 +175,11 @@ fn positive_smoother_converges_to_exact_gaussian_smoothing() {
     let mut ex = vec![0.0; nq];
     nadaraya::attention(
         &nadaraya::Gaussian::new(h).unwrap(),
-        &q,
-        &x,
-        &y,
-        d,
-        1,
-        &mut ex,
+        nadaraya::Rows::new(&q, d).unwrap(),
+        nadaraya::Rows::new(&x, d).unwrap(),
+        nadaraya::Rows::new(&y, 1).unwrap(),
+        nadaraya::Mask::None,
+        nadaraya::RowsMut::new(&mut ex, 1).unwrap(),
     )
     .unwrap();
     let ex = widen(&ex);
