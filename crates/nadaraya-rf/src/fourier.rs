@@ -60,11 +60,12 @@ impl FourierFeatures {
     /// Features for bandwidth `h` from a drawn projection, with [`MassGuard::Reject`].
     ///
     /// # Errors
-    /// [`Error::InvalidBandwidth`] if `h` is not finite, not `> 0`, or `1/h` is not a normal
-    /// `f32`.
+    /// [`Error::InvalidBandwidth`] for an `h` that [`nadaraya::Gaussian::new`] rejects (not
+    /// finite, not `> 0`, or `1/(2h²)` not a normal `f32`: `h` outside
+    /// `[3.8332338e-20, 6.521909e18]`), the same kernel's rule. A smaller `h` (the old rule let
+    /// a subnormal one through) made `ω_i/h` overflow the feature matrix.
     pub fn new(projection: Projection, h: f32) -> Result<Self, Error> {
-        let inv = (1.0 / f64::from(h)) as f32;
-        if !(h.is_finite() && h > 0.0 && inv.is_normal()) {
+        if nadaraya::Gaussian::new(h).is_err() {
             return Err(Error::InvalidBandwidth);
         }
         let w = build(&projection, 1.0 / f64::from(h));
@@ -308,5 +309,38 @@ pub fn smooth_fourier(
         Ok(())
     } else {
         Err(Error::OutputOverflow)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Sampling;
+
+    /// Fuzz finding (issue 11): a subnormal `h` passed the old rule (`1/h` normal) and `ω_i/h`
+    /// overflowed, so `map` wrote infinities. Every `h` the core's Gaussian accepts maps to finite
+    /// features, and the bandwidths just outside its range are rejected.
+    #[test]
+    fn bandwidth_rule_is_the_core_gaussians_and_features_stay_finite() {
+        let (lo, hi) = (f32::from_bits(0x1f35_04f4), f32::from_bits(0x5eb5_04f3));
+        let p = || Projection::new(3, 64, Sampling::Iid, 7).unwrap();
+        for h in [
+            1e-38f32,
+            1e-30,
+            f32::from_bits(lo.to_bits() - 1),
+            f32::from_bits(hi.to_bits() + 1),
+        ] {
+            assert_eq!(
+                FourierFeatures::new(p(), h),
+                Err(Error::InvalidBandwidth),
+                "h = {h:e}"
+            );
+        }
+        let mut phi = [0.0f32; 128];
+        for h in [lo, 1e-10, 1.0, hi] {
+            let f = FourierFeatures::new(p(), h).unwrap();
+            f.map(&[1e-3, -2e-3, 5e-4], &mut phi).unwrap();
+            assert!(phi.iter().all(|v| v.is_finite()), "h = {h:e}");
+        }
     }
 }
