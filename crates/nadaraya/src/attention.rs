@@ -1,6 +1,6 @@
 //! Slice-level attention: `M` queries against `N` keys, row-major `&[f32]` slices.
 
-use crate::softmax::{Lse, TILE, diagnose};
+use crate::softmax::{Lse, TILE, diagnose, finish_or_exact};
 use core::num::NonZeroUsize;
 
 use crate::{Error, Kernel, simd};
@@ -264,12 +264,19 @@ fn smooth_blocks<K: Kernel + ?Sized>(
             lo = lo.saturating_add(TILE);
         }
         let mut rows = ob.chunks_exact_mut(dv);
-        for (l, f) in state.iter().zip(failed) {
+        for (i, (qr, (l, f))) in qb.chunks_exact(d).zip(state.iter().zip(failed)).enumerate() {
             let Some(o) = rows.next() else { break };
             if let Some(e) = f {
                 return Err(e);
             }
-            l.finish(o)?;
+            let all = (
+                keys.get(..seen(i).saturating_mul(d)),
+                values.get(..seen(i).saturating_mul(dv)),
+            );
+            let (Some(kt), Some(vt)) = all else {
+                return Err(Error::ShapeMismatch);
+            };
+            finish_or_exact(l, kernel, qr, &[(kt, vt)], dv, o)?;
         }
         first = first.saturating_add(QUERY_BLOCK);
     }
@@ -669,34 +676,63 @@ mod edge_tests {
         assert!((w[0] - 0.5).abs() < 1e-7 && (w[1] - 0.5).abs() < 1e-7);
     }
 
-    /// Finite values so large that their weighted sum overflows are an error, never inf.
+    /// Finite values so large that their weighted sum overflows `f32` still have a representable
+    /// average (a convex combination of the values): `Ok` with that average, in the SIMD path,
+    /// its scalar twin, the `Smoother` and `OnlineSoftmax` alike (issue 11, class 4: this was
+    /// `Err(Overflow)`).
     #[test]
-    fn overflowing_value_sums_are_errors() {
+    fn huge_values_average_exactly() {
         let k = Gaussian::new(1.0).unwrap();
         let mut out = [0.0];
-        let values = [3e38, 3e38];
-        assert_eq!(
-            attention(&k, &[0.0], &[0.0, 0.0], &values, 1, 1, &mut out),
-            Err(Error::Overflow)
-        );
-        assert_eq!(
-            crate::scalar::attention(&k, &[0.0], &[0.0, 0.0], &values, 1, 1, &mut out),
-            Err(Error::Overflow)
-        );
-        let mut s: crate::Smoother<Gaussian, 4, 1, 1> = crate::Smoother::new(k);
-        s.push([0.0], [3e38]).unwrap();
-        assert_eq!(s.predict(&[0.0]), Ok([3e38]));
-        s.push([0.0], [3e38]).unwrap();
-        assert_eq!(s.predict(&[0.0]), Err(Error::Overflow));
-        let mut o = crate::OnlineSoftmax::<1>::new();
-        assert_eq!(
-            o.update(&k, &[0.0], &[0.0, 0.0], &values),
-            Err(Error::Overflow)
-        );
-        assert!(o.is_empty());
+        for v in [3e38, -3e38, f32::MAX] {
+            let values = [v, v];
+            attention(&k, &[0.0], &[0.0, 0.0], &values, 1, 1, &mut out).unwrap();
+            assert_eq!(out[0], v);
+            crate::scalar::attention(&k, &[0.0], &[0.0, 0.0], &values, 1, 1, &mut out).unwrap();
+            assert_eq!(out[0], v);
+            let mut s: crate::Smoother<Gaussian, 4, 1, 1> = crate::Smoother::new(k);
+            s.push([0.0], [v]).unwrap();
+            s.push([0.0], [v]).unwrap();
+            assert_eq!(s.predict(&[0.0]), Ok([v]));
+            let mut o = crate::OnlineSoftmax::<1>::new();
+            o.update(&k, &[0.0], &[0.0, 0.0], &values).unwrap();
+            assert_eq!(o.finish(), Ok([v]));
+        }
         // One huge value far from the query is fine: its weight is tiny.
         attention(&k, &[0.0], &[0.0, 30.0], &[1.0, 3e38], 1, 1, &mut out).unwrap();
         assert_eq!(out[0], 1.0);
+    }
+
+    /// The verdict and the value do not depend on the order of the samples, against a plain
+    /// `f64` reference: a first tile whose sum overflows, rescaled by a later, larger maximum
+    /// (issue 11, class 4: `0 · inf` gave `Err(Overflow)` in some orders, `Ok` in others).
+    #[test]
+    fn order_of_huge_values_changes_nothing() {
+        use crate::testing::{assert_average, huge_samples, orders, permute, reference_average};
+        let k = SoftmaxDot::new(1.0).unwrap();
+        let (keys, values) = huge_samples();
+        let (n, dv) = (keys.len(), 2);
+        let want = reference_average(&keys, &values, dv);
+        for order in orders(n) {
+            let (kp, vp) = (permute(&keys, 1, &order), permute(&values, dv, &order));
+            let what = std::format!("order {:?}", &order[..4]);
+            let mut out = [0.0; 2];
+            let r = attention(&k, &[1.0], &kp, &vp, 1, dv, &mut out);
+            assert_average(r.map(|()| &out[..]), &want, &values, &what);
+            let r = crate::scalar::attention(&k, &[1.0], &kp, &vp, 1, dv, &mut out);
+            assert_average(r.map(|()| &out[..]), &want, &values, &what);
+            // Every query of a block of five (rows 1 and 4 are the same query), and causal rows:
+            // the last sees every key.
+            let q = [0.0, 1.0, 0.0, 0.0, 1.0];
+            let mut all = [0.0; 10];
+            attention(&k, &q, &kp, &vp, 1, dv, &mut all).unwrap();
+            assert_average(Ok(&all[2..4]), &want, &values, &what);
+            assert_average(Ok(&all[8..10]), &want, &values, &what);
+            let qc = std::vec![1.0; n];
+            let mut causal = std::vec![0.0; n * dv];
+            causal_attention(&k, &qc, &kp, &vp, 1, dv, &mut causal).unwrap();
+            assert_average(Ok(&causal[(n - 1) * dv..]), &want, &values, &what);
+        }
     }
 
     /// Weights whose exponent falls below ln(f32::MIN_POSITIVE) relative to the maximum are 0.

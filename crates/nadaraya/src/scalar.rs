@@ -5,6 +5,7 @@
 //! exponential, in two passes (maximum, then exponentials and sums).
 
 use crate::attention::{check_shapes, check_weights_shape};
+use crate::softmax::headroom;
 use crate::{Error, Kernel, simd};
 
 /// Scalar [`attention`](crate::attention): same shapes, same errors.
@@ -55,11 +56,27 @@ pub fn attention<K: Kernel + ?Sized>(
                 *a += e * y;
             }
         }
-        if !o.iter().all(|v| v.is_finite()) {
-            return Err(Error::Overflow);
+        if o.iter().all(|v| v.is_finite()) {
+            for a in o.iter_mut() {
+                *a /= sum;
+            }
+            continue;
+        }
+        // A partial sum overflowed: the same weights again, scaled by 2^-k with 2^k > 2N so that
+        // no partial sum can (the SIMD path's `exact_average`, one float at a time).
+        let (down, up) = headroom(keys.len() / d);
+        o.fill(0.0);
+        for (k, v) in keys.chunks_exact(d).zip(values.chunks_exact(dv)) {
+            let e = simd::exp_scalar(kernel.score(qr, k) - m) * down;
+            for (a, y) in o.iter_mut().zip(v) {
+                *a += e * y;
+            }
         }
         for a in o.iter_mut() {
-            *a /= sum;
+            *a = *a / sum * up;
+        }
+        if !o.iter().all(|v| v.is_finite()) {
+            return Err(Error::Overflow);
         }
     }
     Ok(())

@@ -142,10 +142,23 @@ pub(crate) fn exp_shift_sum(s: &mut [f32], m: f32) -> f32 {
     (acc[0] + acc[1]).reduce_add()
 }
 
-/// `exp(x)` for every element, in lanes (the public face of [`exp_lanes`]).
+/// `exp(x)` for every element, in lanes (the public face of [`exp_lanes`]), NaN kept as NaN as
+/// [`exp_scalar`] keeps it. The hot loops never pass NaN ([`max_finite`] has rejected it first),
+/// so only this entry point pays for the select.
 #[inline]
 pub(crate) fn exp_in_place(s: &mut [f32]) {
-    let _ = exp_shift_sum(s, 0.0);
+    let (body, tail) = s.as_chunks_mut::<LANES>();
+    for c in body {
+        let x = load(c);
+        *c = x.simd_eq(x).select(exp_lanes(x), x).to_array();
+    }
+    if !tail.is_empty() {
+        let mut pad = [0.0; LANES];
+        pad[..tail.len()].copy_from_slice(tail);
+        let x = load(&pad);
+        let e = x.simd_eq(x).select(exp_lanes(x), x).to_array();
+        tail.copy_from_slice(&e[..tail.len()]);
+    }
 }
 
 /// The largest score, or `Err(ScoreOverflow)` if any score is NaN or infinite.
@@ -547,6 +560,69 @@ mod tests {
         assert_eq!(v[5], 0.0);
         assert_eq!(v[6], 1.0);
         assert_eq!(v[7], 1.0);
+    }
+
+    /// The lanes and the scalar twin agree on every special input, NaN included (issue 11,
+    /// class 3: the lanes mapped NaN to 1.0). The reference is `f64::exp` of the clamped input.
+    #[test]
+    fn exp_in_place_agrees_with_exp_scalar_on_special_values() {
+        let tiny = f32::from_bits(1);
+        let specials = [
+            f32::NAN,
+            -f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            0.0,
+            -0.0,
+            tiny,
+            -tiny,
+            f32::MIN_POSITIVE / 2.0,
+            -f32::MIN_POSITIVE / 2.0,
+            f32::MIN_POSITIVE,
+            -f32::MIN_POSITIVE,
+            EXP_MIN,
+            -87.4,
+            f32::MAX,
+            f32::MIN,
+            1.0,
+            -1.0,
+        ];
+        // Every position in a full lane and in a tail.
+        for n in [1, 7, 8, 9, 17] {
+            for (i, &x) in specials.iter().enumerate() {
+                let mut v = vec![-0.5f32; n];
+                let pos = i % n;
+                v[pos] = x;
+                exp_in_place(&mut v);
+                let (got, twin) = (v[pos], exp_scalar(x));
+                let want = if x.is_nan() {
+                    f64::NAN
+                } else if x < EXP_MIN {
+                    0.0
+                } else {
+                    f64::from(x.min(0.0)).exp()
+                };
+                if want.is_nan() {
+                    assert!(got.is_nan() && twin.is_nan(), "exp({x}): {got}, {twin}");
+                    continue;
+                }
+                // The lanes may fuse multiply-adds the scalar twin rounds twice.
+                assert!(
+                    (f64::from(got) - f64::from(twin)).abs()
+                        <= 2.0 * f64::from(f32::EPSILON) * f64::from(twin),
+                    "lanes {got:e} vs scalar {twin:e} at {x:e}"
+                );
+                assert!(
+                    crate::testing::ulp_error(got, want) <= 2.0,
+                    "exp({x:e}) = {got:e}, want {want:e}"
+                );
+                for (j, &o) in v.iter().enumerate() {
+                    if j != pos {
+                        assert_eq!(o, exp_scalar(-0.5), "neighbour of {x} at {j}");
+                    }
+                }
+            }
+        }
     }
 
     /// Every 251st `f32` in `[EXP_MIN, 0]`: the exhaustive sweep is `examples/exp_ulp.rs`.

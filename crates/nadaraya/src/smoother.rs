@@ -3,7 +3,7 @@
 use heapless::Deque;
 
 use crate::attention::normalise_scores;
-use crate::softmax::{Lse, TILE};
+use crate::softmax::{Lse, TILE, finish_or_exact};
 use crate::{Error, Kernel, simd};
 
 // The memory promise, checked for every target the crate is built for: the store adds at most
@@ -227,10 +227,11 @@ impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, 
         }
         let mut acc = [0.0f32; DV];
         let mut l = Lse::EMPTY;
-        for (keys, values) in self.runs() {
+        let runs = self.runs();
+        for (keys, values) in runs {
             l.absorb(&self.kernel, xq, keys, values, DV, &mut acc)?;
         }
-        l.finish(&mut acc)?;
+        finish_or_exact(&l, &self.kernel, xq, &runs, DV, &mut acc)?;
         Ok(acc)
     }
 
@@ -370,6 +371,56 @@ mod tests {
             s.weights(&xq, &mut w_store).unwrap();
             slice_weights(&k, &xq, &keys, &mut w_slice).unwrap();
             assert_eq!(w_store, w_slice, "weights in insertion order, i={i}");
+        }
+    }
+
+    /// A ring that has wrapped gives the verdict and value of a fresh store holding the same live
+    /// window, against a plain `f64` reference, for every ring position (issue 11, class 4: the
+    /// wrapped ring returned `Err(Overflow)` where the fresh store returned `Ok`).
+    #[test]
+    fn wrapped_ring_of_huge_values_matches_a_fresh_store() {
+        use crate::testing::{assert_average, huge_samples, orders, permute, reference_average};
+        const N: usize = 70;
+        let k = SoftmaxDot::new(1.0).unwrap();
+        let (keys, values) = huge_samples();
+        let want = reference_average(&keys, &values, 2);
+        let sample = |i: usize| {
+            (
+                [keys[i % N]],
+                [values[2 * (i % N)], values[2 * (i % N) + 1]],
+            )
+        };
+        for start in 0..N {
+            // Samples start, start+1, … (mod N) pushed into a ring that already holds others:
+            // the live window is all N samples, wrapped at `start`.
+            let mut ring: Smoother<SoftmaxDot, N, 1, 2> = Smoother::new(k);
+            for i in 0..N + start {
+                let (x, y) = sample(i);
+                ring.push_evicting(x, y).unwrap();
+            }
+            let got = ring.predict(&[1.0]);
+            let what = std::format!("ring wrapped at {start}");
+            assert_average(
+                got.as_ref().map(|y| &y[..]).map_err(|e| *e),
+                &want,
+                &values,
+                &what,
+            );
+        }
+        for order in orders(N) {
+            let (kp, vp) = (permute(&keys, 1, &order), permute(&values, 2, &order));
+            let mut fresh: Smoother<SoftmaxDot, N, 1, 2> = Smoother::new(k);
+            for (x, y) in kp.iter().zip(vp.chunks_exact(2)) {
+                fresh.push([*x], [y[0], y[1]]).unwrap();
+            }
+            let got = fresh.predict(&[1.0]);
+            let what = std::format!("fresh store, order {:?}", &order[..4]);
+            assert_average(
+                got.as_ref().map(|y| &y[..]).map_err(|e| *e),
+                &want,
+                &values,
+                &what,
+            );
         }
     }
 

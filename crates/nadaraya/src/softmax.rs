@@ -97,35 +97,10 @@ impl Lse {
         Ok(())
     }
 
-    /// Merges `other` (with accumulator `b`) into `self` (with accumulator `a`).
-    #[inline]
-    pub(crate) fn merge(&mut self, a: &mut [f32], other: Self, b: &[f32]) {
-        if other.sum == 0.0 {
-            return;
-        }
-        if self.sum == 0.0 {
-            *self = other;
-            a.copy_from_slice(b);
-            return;
-        }
-        // Not `f32::max`: a libm call on Cortex-M4; both maxima are finite or -inf.
-        let m = if other.max > self.max {
-            other.max
-        } else {
-            self.max
-        };
-        let fa = simd::exp_scalar(self.max - m);
-        let fb = simd::exp_scalar(other.max - m);
-        self.sum = self.sum * fa + other.sum * fb;
-        for (x, y) in a.iter_mut().zip(b) {
-            *x = *x * fa + *y * fb;
-        }
-        self.max = m;
-    }
-
     /// `acc / sum`, or [`Error::Empty`] when nothing was absorbed, or [`Error::Overflow`] when
-    /// the accumulator is not finite (huge values, or a non-finite value the caller did not
-    /// check: it poisons the sum even at weight 0, as `0 · inf = NaN`).
+    /// the accumulator is not finite (a partial sum of huge values overflowed, or a non-finite
+    /// value the caller did not check: it poisons the sum even at weight 0, as `0 · inf = NaN`).
+    /// Callers with the samples at hand go through [`finish_or_exact`] instead.
     #[inline]
     pub(crate) fn finish(&self, acc: &mut [f32]) -> Result<(), Error> {
         if self.sum == 0.0 {
@@ -139,12 +114,127 @@ impl Lse {
     }
 }
 
+/// `acc / sum` of a state built by [`Lse::absorb`] over the rows of `runs`; if its accumulator
+/// overflowed, the average is recomputed by [`exact_average`] instead. The verdict then depends
+/// only on the samples, not on their order, tiling or ring position: the only `Overflow` left is
+/// a weighted average that itself rounds beyond `±f32::MAX`.
+#[inline]
+pub(crate) fn finish_or_exact<K: Kernel + ?Sized>(
+    l: &Lse,
+    kernel: &K,
+    q: &[f32],
+    runs: &[(&[f32], &[f32])],
+    dv: usize,
+    acc: &mut [f32],
+) -> Result<(), Error> {
+    match l.finish(acc) {
+        Err(Error::Overflow) => exact_average(kernel, q, runs, dv, acc),
+        r => r,
+    }
+}
+
+/// `(2^-k, 2^k)` with `2^k > 2n`: weights `≤ 1` scaled by `2^-k` keep any partial sum of `n`
+/// terms `w_i·v_i` below `f32::MAX / 2` for finite `v_i`, rounding included. Powers of two, so
+/// the scaling itself is exact (save for weights below `2^(k-126)`, which are negligible beside
+/// the maximum's weight of 1).
+#[inline]
+pub(crate) fn headroom(n: usize) -> (f32, f32) {
+    // k ≤ usize::BITS + 1 ≤ 65: both powers are normal f32.
+    let k = usize::BITS - n.leading_zeros() + 1;
+    (
+        f32::from_bits((127 - k) << 23),
+        f32::from_bits((127 + k) << 23),
+    )
+}
+
+/// The weighted average over the rows of `runs` (keys of row length `q.len()`, values of row
+/// length `dv`, in that order) into `out[..dv]`, computed so that no partial sum can overflow:
+/// the cold path behind an accumulator that did.
+///
+/// The scores are computed exactly as on the hot path (the same tiles, the same lanes); their
+/// maximum `m` is found over all rows first, so no weight is ever rescaled; every weight
+/// `exp(s_i - m) ≤ 1` is scaled by `2^-k` ([`headroom`]) before it meets a value, and the
+/// quotient is scaled back by `2^k`. For finite values the result is therefore independent of
+/// the rows' order to within rounding, and [`Error::Overflow`] means that the average itself
+/// rounds beyond `±f32::MAX` (possible only for values within rounding of `±f32::MAX`).
+///
+/// Errors as found ([`Error::ScoreOverflow`], [`Error::Overflow`], [`Error::Empty`] for no
+/// rows); the caller names a non-finite input with [`diagnose`].
+#[cold]
+#[inline(never)]
+pub(crate) fn exact_average<K: Kernel + ?Sized>(
+    kernel: &K,
+    q: &[f32],
+    runs: &[(&[f32], &[f32])],
+    dv: usize,
+    out: &mut [f32],
+) -> Result<(), Error> {
+    let d = q.len();
+    if d == 0 || dv == 0 {
+        return Err(Error::ZeroDimension);
+    }
+    let Some(out) = out.get_mut(..dv) else {
+        return Err(Error::OutputTooSmall);
+    };
+    let mut buf = [0.0f32; TILE];
+    let (kc, vc) = (TILE.saturating_mul(d), TILE.saturating_mul(dv));
+    // Pass 1: the maximum over every row, and the row count.
+    let (mut m, mut n) = (f32::NEG_INFINITY, 0usize);
+    for (keys, values) in runs {
+        let mut value_tiles = values.chunks(vc);
+        for kt in keys.chunks(kc) {
+            let Some(vt) = value_tiles.next() else { break };
+            let rows = (kt.len() / d).min(vt.len() / dv).min(TILE);
+            let s = &mut buf[..rows];
+            kernel.scores(q, kt, s);
+            let tm = simd::max_finite(s)?;
+            // Not `f32::max`: a libm call on Cortex-M4.
+            if tm > m {
+                m = tm;
+            }
+            n = n.saturating_add(rows);
+        }
+    }
+    if n == 0 {
+        return Err(Error::Empty);
+    }
+    // Pass 2: every weight against the one maximum, scaled down before it meets a value.
+    let (down, up) = headroom(n);
+    out.fill(0.0);
+    let mut sum = 0.0f32;
+    for (keys, values) in runs {
+        let mut value_tiles = values.chunks(vc);
+        for kt in keys.chunks(kc) {
+            let Some(vt) = value_tiles.next() else { break };
+            let rows = (kt.len() / d).min(vt.len() / dv).min(TILE);
+            let s = &mut buf[..rows];
+            kernel.scores(q, kt, s);
+            sum += simd::exp_shift_sum(s, m);
+            simd::scale_in_place(s, down);
+            simd::weighted_sum_into(s, vt, dv, out);
+        }
+    }
+    simd::div_in_place(out, sum);
+    simd::scale_in_place(out, up);
+    if simd::all_finite(out) {
+        Ok(())
+    } else {
+        Err(Error::Overflow)
+    }
+}
+
 /// A mergeable online-softmax state over samples with `DV`-dimensional values.
 ///
 /// Feed it blocks of samples with [`update`](Self::update) (or single scores with
 /// [`push_score`](Self::push_score)), combine states over disjoint samples with
 /// [`merge`](Self::merge) in any order, and read the weighted average with
 /// [`finish`](Self::finish). The result equals one pass over all samples to within rounding.
+///
+/// The state is `(m, S, μ)`: the largest score `m`, `S = Σ exp(s_i - m)` and the weighted
+/// average `μ = Σ exp(s_i - m) y_i / S` itself rather than its numerator. A merge is then a
+/// convex combination `μ = w_a μ_a + w_b μ_b` (`w_a + w_b = 1`), which cannot overflow for finite
+/// values, so the verdict never depends on the order of pushes, updates or merges (the sum `A`
+/// of huge values could overflow in one order and not in another).
 ///
 /// # Examples
 /// Chunked evaluation gives the single-pass answer:
@@ -167,7 +257,7 @@ impl Lse {
 pub struct OnlineSoftmax<const DV: usize> {
     max: f32,
     sum: f32,
-    acc: [f32; DV],
+    mean: [f32; DV],
 }
 
 impl<const DV: usize> Default for OnlineSoftmax<DV> {
@@ -183,20 +273,18 @@ impl<const DV: usize> OnlineSoftmax<DV> {
         Self {
             max: Lse::EMPTY.max,
             sum: Lse::EMPTY.sum,
-            acc: [0.0; DV],
+            mean: [0.0; DV],
         }
     }
 
-    fn lse(&self) -> Lse {
-        Lse {
-            max: self.max,
-            sum: self.sum,
+    /// `self` merged with `other`, or [`Error::Overflow`] if the merged average is not finite.
+    fn merged(&self, other: &Self) -> Result<Self, Error> {
+        let out = self.merge(other);
+        if simd::all_finite(&out.mean) {
+            Ok(out)
+        } else {
+            Err(Error::Overflow)
         }
-    }
-
-    fn set_lse(&mut self, l: Lse) {
-        self.max = l.max;
-        self.sum = l.sum;
     }
 
     /// Absorbs samples: `keys` holds rows of length `q.len()`, `values` rows of length `DV`.
@@ -208,7 +296,11 @@ impl<const DV: usize> OnlineSoftmax<DV> {
     /// - [`Error::ShapeMismatch`] if `keys.len()` is not a multiple of `q.len()` or `values` does
     ///   not hold exactly one row per key;
     /// - [`Error::NonFinite`] if any input is NaN or infinite;
-    /// - [`Error::ScoreOverflow`] if a score is not finite.
+    /// - [`Error::ScoreOverflow`] if a score is not finite in `f32`;
+    /// - [`Error::Overflow`] if the weighted average over the state's samples and the new ones,
+    ///   computed from the `f32` scores, has a component beyond `±f32::MAX` (it is a convex
+    ///   combination of the values, so only values within rounding of `±f32::MAX` can get
+    ///   there).
     #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn update<K: Kernel + ?Sized>(
         &mut self,
@@ -224,56 +316,88 @@ impl<const DV: usize> OnlineSoftmax<DV> {
         if !keys.len().is_multiple_of(d) || values.len() != keys.len() / d * DV {
             return Err(Error::ShapeMismatch);
         }
-        if keys.is_empty() && !simd::all_finite(q) {
+        if keys.is_empty() {
             // No score reads the query, but a NaN in it is still an input error.
-            return Err(Error::NonFinite);
+            return if simd::all_finite(q) {
+                Ok(())
+            } else {
+                Err(Error::NonFinite)
+            };
         }
-        let mut next = *self;
-        let mut l = next.lse();
-        // Non-finite inputs surface as a non-finite score or accumulator; only then are the
-        // inputs read again to name the cause.
-        l.absorb(kernel, q, keys, values, DV, &mut next.acc)
-            .and_then(|()| {
-                if simd::all_finite(&next.acc) {
-                    Ok(())
-                } else {
-                    Err(Error::Overflow)
-                }
-            })
+        // The block on its own, then merged: non-finite inputs surface as a non-finite score or
+        // accumulator, and only then are the inputs read again to name the cause.
+        let mut block = Self::new();
+        let mut l = Lse::EMPTY;
+        l.absorb(kernel, q, keys, values, DV, &mut block.mean)
+            .and_then(|()| finish_or_exact(&l, kernel, q, &[(keys, values)], DV, &mut block.mean))
             .map_err(|e| diagnose(e, &[q, keys, values]))?;
-        next.set_lse(l);
-        *self = next;
+        block.set_lse(l);
+        *self = self.merged(&block)?;
         Ok(())
+    }
+
+    fn set_lse(&mut self, l: Lse) {
+        self.max = l.max;
+        self.sum = l.sum;
     }
 
     /// Absorbs one sample given by its score and value.
     ///
     /// # Errors
-    /// [`Error::ScoreOverflow`] if `score` is not finite, [`Error::NonFinite`] if `value` is not;
-    /// the state is then unchanged.
+    /// [`Error::ScoreOverflow`] if `score` is not finite, [`Error::NonFinite`] if `value` is not,
+    /// [`Error::Overflow`] as for [`update`](Self::update); the state is then unchanged.
     #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn push_score(&mut self, score: f32, value: &[f32; DV]) -> Result<(), Error> {
         if !simd::all_finite(value) {
             return Err(Error::NonFinite);
         }
-        let mut next = *self;
-        let mut l = next.lse();
-        l.absorb_scores(&mut [score], value, DV, &mut next.acc)?;
-        next.set_lse(l);
-        *self = next;
+        if !score.is_finite() {
+            return Err(Error::ScoreOverflow);
+        }
+        let one = Self {
+            max: score,
+            sum: 1.0,
+            mean: *value,
+        };
+        *self = self.merged(&one)?;
         Ok(())
     }
 
     /// The state over the union of the samples of `self` and `other` (which must be disjoint).
     ///
-    /// Commutative; associative to within rounding.
+    /// Commutative (bit for bit); associative to within rounding, verdict included: the merged
+    /// average is the convex combination `w_a μ_a + w_b μ_b` of the two averages, which cannot
+    /// overflow, so whether [`finish`](Self::finish) returns [`Error::Overflow`] does not depend
+    /// on the order of merges beyond the rounding of an average within a few ulp of
+    /// `±f32::MAX`.
     #[must_use]
     #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn merge(&self, other: &Self) -> Self {
-        let mut out = *self;
-        let mut l = out.lse();
-        l.merge(&mut out.acc, other.lse(), &other.acc);
-        out.set_lse(l);
+        if other.is_empty() {
+            return *self;
+        }
+        if self.is_empty() {
+            return *other;
+        }
+        // Not `f32::max`: a libm call on Cortex-M4; both maxima are finite.
+        let m = if other.max > self.max {
+            other.max
+        } else {
+            self.max
+        };
+        let sa = self.sum * simd::exp_scalar(self.max - m);
+        let sb = other.sum * simd::exp_scalar(other.max - m);
+        // The state with the larger maximum has weight exp(0)·S ≥ 1: no division by 0.
+        let sum = sa + sb;
+        let (wa, wb) = (sa / sum, sb / sum);
+        let mut out = Self {
+            max: m,
+            sum,
+            mean: self.mean,
+        };
+        for (x, y) in out.mean.iter_mut().zip(&other.mean) {
+            *x = *x * wa + *y * wb;
+        }
         out
     }
 
@@ -302,13 +426,19 @@ impl<const DV: usize> OnlineSoftmax<DV> {
     /// The weighted average `Σ α_i y_i`.
     ///
     /// # Errors
-    /// [`Error::Empty`] if no sample has been absorbed, [`Error::Overflow`] if merging states
-    /// over huge values overflowed `f32`.
+    /// [`Error::Empty`] if no sample has been absorbed; [`Error::Overflow`] if the average has a
+    /// component beyond `±f32::MAX` (only after [`merge`](Self::merge)s of averages within
+    /// rounding of `±f32::MAX`: [`update`](Self::update) and [`push_score`](Self::push_score)
+    /// refuse such a state).
     #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn finish(&self) -> Result<[f32; DV], Error> {
-        let mut out = self.acc;
-        self.lse().finish(&mut out)?;
-        Ok(out)
+        if self.is_empty() {
+            return Err(Error::Empty);
+        }
+        if !simd::all_finite(&self.mean) {
+            return Err(Error::Overflow);
+        }
+        Ok(self.mean)
     }
 }
 
@@ -374,5 +504,87 @@ mod tests {
         assert_eq!(e.merge(&a), a);
         assert_eq!(a.merge(&b), b.merge(&a));
         assert!(e.merge(&e).is_empty());
+    }
+
+    /// `OnlineSoftmax` over the same samples, against a plain `f64` reference: every order of
+    /// `push_score`, `update`s of every chunking, and merges in every association give the same
+    /// verdict and value (issue 11, class 4: an accumulator that overflowed in one order made
+    /// `finish` return `Err(Overflow)`, or `0 · inf` a NaN, where another order was `Ok`).
+    #[test]
+    fn order_chunking_and_merge_order_change_nothing() {
+        use crate::testing::{assert_average, huge_samples, orders, permute, reference_average};
+        let k = SoftmaxDot::new(1.0).unwrap();
+        let (keys, values) = huge_samples();
+        let n = keys.len();
+        let want = reference_average(&keys, &values, 2);
+        let check = |s: &OnlineSoftmax<2>, what: &str| {
+            let got = s.finish();
+            assert_average(
+                got.as_ref().map(|y| &y[..]).map_err(|e| *e),
+                &want,
+                &values,
+                what,
+            );
+        };
+        for order in orders(n) {
+            let (kp, vp) = (permute(&keys, 1, &order), permute(&values, 2, &order));
+            let tag = std::format!("order {:?}", &order[..4]);
+            let mut pushed = OnlineSoftmax::<2>::new();
+            for (s, v) in kp.iter().zip(vp.chunks_exact(2)) {
+                pushed.push_score(*s, &[v[0], v[1]]).unwrap();
+            }
+            check(&pushed, &std::format!("push_score, {tag}"));
+            for chunk in [1, 3, 7, 64, 65, n] {
+                let parts: std::vec::Vec<OnlineSoftmax<2>> = kp
+                    .chunks(chunk)
+                    .zip(vp.chunks(2 * chunk))
+                    .map(|(kc, vc)| {
+                        let mut s = OnlineSoftmax::<2>::new();
+                        s.update(&k, &[1.0], kc, vc).unwrap();
+                        s
+                    })
+                    .collect();
+                let mut streamed = OnlineSoftmax::<2>::new();
+                for (kc, vc) in kp.chunks(chunk).zip(vp.chunks(2 * chunk)) {
+                    streamed.update(&k, &[1.0], kc, vc).unwrap();
+                }
+                check(&streamed, &std::format!("update by {chunk}, {tag}"));
+                let left = parts.iter().fold(OnlineSoftmax::new(), |a, b| a.merge(b));
+                check(&left, &std::format!("left fold of {chunk}, {tag}"));
+                let right = parts
+                    .iter()
+                    .rev()
+                    .fold(OnlineSoftmax::new(), |a, b| b.merge(&a));
+                check(&right, &std::format!("right fold of {chunk}, {tag}"));
+                let mut level = parts;
+                while level.len() > 1 {
+                    level = level
+                        .chunks(2)
+                        .map(|p| if let [a, b] = p { a.merge(b) } else { p[0] })
+                        .collect();
+                }
+                check(&level[0], &std::format!("tree of {chunk}, {tag}"));
+            }
+        }
+        // The smallest case of the issue: (a·b)·c against a·(b·c).
+        let one = |s: f32, v: f32| {
+            let mut o = OnlineSoftmax::<1>::new();
+            o.push_score(s, &[v]).unwrap();
+            o
+        };
+        let (a, b, c) = (
+            one(0.0, 3e38).merge(&one(0.0, 3e38)),
+            one(10.0, -3e38),
+            one(0.0, 3e38),
+        );
+        let w = [3.0 * (-10.0f64).exp(), 1.0];
+        let exact = (3e38 * w[0] - 3e38) / (w[0] + w[1]);
+        for (s, what) in [
+            (a.merge(&b).merge(&c), "(a·b)·c"),
+            (a.merge(&b.merge(&c)), "a·(b·c)"),
+        ] {
+            let got = f64::from(s.finish().unwrap_or_else(|e| panic!("{what}: {e:?}"))[0]);
+            crate::testing::assert_close(got, exact, 2e-6 * 3e38, what);
+        }
     }
 }

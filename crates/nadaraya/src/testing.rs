@@ -56,3 +56,94 @@ pub(crate) fn edge_values() -> Vec<f32> {
         f32::NAN,
     ]
 }
+
+/// Samples (`d = 1`, `dv = 2`) whose plain weighted sum overflows `f32` in some orders while
+/// their weighted average is representable (issue 11: `Overflow` depended on the order). With
+/// `SoftmaxDot::new(1.0)` and the query `[1.0]` the score of a key is the key itself, exactly:
+/// 64 keys at score 0 with value `3e38` (a first tile whose sum overflows), five at score 5 with
+/// `-1e38`, and one dominant key at score 10 with `-3e38`. The second value column is small, so
+/// that a result is checked per column, at its own scale.
+pub(crate) fn huge_samples() -> (Vec<f32>, Vec<f32>) {
+    let mut keys = Vec::new();
+    let mut values = Vec::new();
+    for i in 0..70 {
+        let (k, v) = match i {
+            0..64 => (0.0, 3e38),
+            64..69 => (5.0, -1e38),
+            _ => (10.0, -3e38),
+        };
+        keys.push(k);
+        values.extend([v, 1.0 + 0.01 * i as f32]);
+    }
+    (keys, values)
+}
+
+/// The weighted average `Σ exp(s_i - m) v_i / Σ exp(s_i - m)` of the rows of `values` (row length
+/// `dv`) for the given `f32` scores, in plain `f64`.
+pub(crate) fn reference_average(scores: &[f32], values: &[f32], dv: usize) -> Vec<f64> {
+    let m = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let w: Vec<f64> = scores
+        .iter()
+        .map(|s| (f64::from(*s) - f64::from(m)).exp())
+        .collect();
+    let total: f64 = w.iter().sum();
+    (0..dv)
+        .map(|j| {
+            w.iter()
+                .zip(values.chunks_exact(dv))
+                .map(|(w, v)| w * f64::from(v[j]))
+                .sum::<f64>()
+                / total
+        })
+        .collect()
+}
+
+/// Asserts `got` (one row of `dv`) is `Ok`, finite and within `2e-6 + N·ε/2` of each column's
+/// scale (`max |v|` over that column of the `N` rows of `values`) of `want`: the README's
+/// promise plus the worst case of summing `N` terms in `f32`, which one large term among many
+/// small ones reaches.
+#[track_caller]
+pub(crate) fn assert_average(
+    got: Result<&[f32], crate::Error>,
+    want: &[f64],
+    values: &[f32],
+    what: &str,
+) {
+    let got = got.unwrap_or_else(|e| panic!("{what}: {e:?}, want {want:?}"));
+    let dv = want.len();
+    for (j, (g, w)) in got.iter().zip(want).enumerate() {
+        let scale = values
+            .chunks_exact(dv)
+            .map(|v| f64::from(v[j].abs()))
+            .fold(0.0, f64::max);
+        let n = (values.len() / dv) as f64;
+        let tol = (2e-6 + 0.5 * n * f64::from(f32::EPSILON)) * scale;
+        assert!(g.is_finite(), "{what}: column {j} is {g}");
+        assert_close(f64::from(*g), *w, tol, what);
+    }
+}
+
+/// Orders of `n` samples (`n ≥ 2`) as permutations of `0..n`: as given, reversed, rotated
+/// across the tile boundary, and with the last sample moved to the front, a tile boundary and
+/// the end.
+pub(crate) fn orders(n: usize) -> Vec<Vec<usize>> {
+    let id: Vec<usize> = (0..n).collect();
+    let mut out = std::vec![id.clone(), id.iter().rev().copied().collect()];
+    for r in [1, 6, 63, 64, 65, n - 1] {
+        out.push((0..n).map(|i| (i + r) % n).collect());
+    }
+    for pos in [0, 63, 64] {
+        let mut o: Vec<usize> = (0..n - 1).collect();
+        o.insert(pos.min(n - 1), n - 1);
+        out.push(o);
+    }
+    out
+}
+
+/// The rows `order[i]` of a row-major `x` with rows of length `w`.
+pub(crate) fn permute(x: &[f32], w: usize, order: &[usize]) -> Vec<f32> {
+    order
+        .iter()
+        .flat_map(|&i| x[i * w..(i + 1) * w].iter().copied())
+        .collect()
+}
