@@ -219,15 +219,22 @@ impl KeySums {
 /// `b_i ← exp(b_i + c_i − max_j (b_j + c_j))`, with `c` the per-feature key stabilisers. The
 /// largest weight is exactly 1.
 ///
+/// Every `b_i + c_i` is checked, not only their maximum: `f32::max` skips NaN, so a NaN exponent
+/// (`inf − inf` in `ω_i·q'` for a finite but huge query) would otherwise pass and be averaged.
+/// This is the one check of a query's exponents for every path ([`attention`],
+/// [`causal_attention`], [`CausalState`], [`weights`]), so they all give the same verdict.
+///
 /// # Errors
-/// [`Error::ScoreOverflow`] if an exponent is not finite.
+/// [`Error::ScoreOverflow`] if any `b_i + c_i` is not finite (NaN or infinite).
 fn query_weights(b: &mut [f32], c: &[f32]) -> Result<(), Error> {
     let mut mx = f32::NEG_INFINITY;
+    let mut ok = true;
     for (x, &c) in b.iter_mut().zip(c) {
         *x += c;
+        ok &= x.is_finite();
         mx = mx.max(*x);
     }
-    if !mx.is_finite() {
+    if !ok {
         return Err(Error::ScoreOverflow);
     }
     for x in b.iter_mut() {
@@ -546,18 +553,7 @@ pub fn weights(
     }
     let mut b = vec![0.0f32; r];
     features.query_exponents(q, &mut b);
-    let mut mx = f32::NEG_INFINITY;
-    for (x, &ci) in b.iter_mut().zip(&c) {
-        *x += ci;
-        mx = mx.max(*x);
-    }
-    if !mx.is_finite() {
-        return Err(Error::ScoreOverflow);
-    }
-    for x in &mut b {
-        *x -= mx;
-    }
-    exp_neg_in_place(&mut b);
+    query_weights(&mut b, &c)?;
     for row in a.chunks_exact_mut(r) {
         for (x, &ci) in row.iter_mut().zip(&c) {
             *x -= ci;

@@ -44,6 +44,8 @@ fn blocks(
     Ok((qb, kb, vb, ob))
 }
 
+/// One problem of a batch. On error its whole output block is set to zeros, so what a failed
+/// problem leaves does not depend on how far it got (nor on the path that ran it).
 #[allow(clippy::too_many_arguments)]
 fn one(
     f: &FavorPlus,
@@ -55,10 +57,14 @@ fn one(
     dv: usize,
     o: &mut [f32],
 ) -> Result<(), Error> {
-    match mask {
+    let r = match mask {
         Mask::None => attention(f, q, k, v, d, dv, o),
         Mask::Causal => causal_attention(f, q, k, v, d, dv, o),
+    };
+    if r.is_err() {
+        o.fill(0.0);
     }
+    r
 }
 
 /// `H = features.len()` independent attention problems (a batch, or the heads of a layer), one
@@ -68,10 +74,17 @@ fn one(
 /// `values` and `out` (each block shaped as in [`attention`]). Problems are independent, so
 /// [`batch_attention`] can run them in parallel with bit-identical results.
 ///
+/// # What the output holds after an error
+/// Every problem runs, even after one has failed. A problem that succeeded holds its result; a
+/// problem that failed has its whole block of `out` set to `0.0`; `out` past the `H` blocks is
+/// never written. An error found before any problem runs (the batch's own shape checks below)
+/// writes nothing. [`batch_attention`] leaves exactly the same contents.
+///
 /// # Errors
-/// [`Error::Empty`] if `features` is empty; [`Error::ShapeMismatch`] if a slice does not split
-/// into `H` blocks of whole rows; [`Error::OutputTooSmall`]; otherwise the first error of the
-/// problems in order, as [`attention`] / [`causal_attention`] report it.
+/// [`Error::Empty`] if `features` is empty; [`Error::ZeroDimension`] if `d == 0` or `dv == 0`;
+/// [`Error::ShapeMismatch`] if a slice does not split into `H` blocks of whole rows;
+/// [`Error::OutputTooSmall`]; otherwise the error of the first failing problem in order, as
+/// [`attention`] / [`causal_attention`] report it.
 ///
 /// # Examples
 /// ```
@@ -96,8 +109,9 @@ pub fn batch_attention_serial(
     out: &mut [f32],
 ) -> Result<(), Error> {
     let (qb, kb, vb, ob) = blocks(features.len(), q, keys, values, d, dv, out)?;
+    let mut first = Ok(());
     for (h, f) in features.iter().enumerate() {
-        one(
+        let r = one(
             f,
             mask,
             &q[h * qb..(h + 1) * qb],
@@ -106,16 +120,20 @@ pub fn batch_attention_serial(
             d,
             dv,
             &mut out[h * ob..(h + 1) * ob],
-        )?;
+        );
+        if first.is_ok() {
+            first = r;
+        }
     }
-    Ok(())
+    first
 }
 
 /// As [`batch_attention_serial`], with the problems spread over the rayon thread pool when the
 /// `rayon` feature is on (serially otherwise).
 ///
 /// Each problem runs the same serial code on its own block, so the output is bit-identical to
-/// [`batch_attention_serial`], and so is the error: the first failing problem in order.
+/// [`batch_attention_serial`], after an error too (failed problems' blocks are zeros, the others
+/// hold their results), and so is the error: that of the first failing problem in order.
 ///
 /// # Errors
 /// As [`batch_attention_serial`].
@@ -138,11 +156,12 @@ pub fn batch_attention(
             // No queries: nothing to write, only the checks of every problem.
             return batch_attention_serial(features, q, keys, values, d, dv, mask, out);
         }
-        let results: Vec<Result<(), Error>> = features
+        // Every problem runs (no short-circuit); the error kept is the one of the lowest index.
+        let first = features
             .par_iter()
             .zip(out[..features.len() * ob].par_chunks_mut(ob))
             .enumerate()
-            .map(|(h, (f, o))| {
+            .filter_map(|(h, (f, o))| {
                 one(
                     f,
                     mask,
@@ -153,9 +172,11 @@ pub fn batch_attention(
                     dv,
                     o,
                 )
+                .err()
+                .map(|e| (h, e))
             })
-            .collect();
-        results.into_iter().collect()
+            .min_by_key(|&(h, _)| h);
+        first.map_or(Ok(()), |(_, e)| Err(e))
     }
     #[cfg(not(feature = "rayon"))]
     {
