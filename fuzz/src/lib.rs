@@ -11,6 +11,8 @@
 //! `expm1(4·err)`, and the average `Σ α_i v_i` by at most twice that times `max|v|`. Summing `n`
 //! weighted rows adds `(n + 16)·2ε·max|v|`.
 
+pub mod rf;
+
 use arbitrary::{Arbitrary, Result, Unstructured};
 use nadaraya::{Error, Gaussian, SoftmaxDot};
 pub use nadaraya_tests::reference::{self, RefKernel, widen};
