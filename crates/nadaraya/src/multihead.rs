@@ -1,5 +1,6 @@
 //! Multi-head self-attention with learned projections: each head is one learned kernel.
 
+use crate::softmax::{Lse, finish_or_exact};
 use crate::{Error, Kernel, attention, causal_attention, simd};
 
 /// `H` heads of self-attention over a sequence of `DM`-dimensional tokens, each head with its
@@ -82,11 +83,16 @@ impl<K: Kernel, const DM: usize, const H: usize, const DH: usize> MultiHeadAtten
     /// - [`Error::Empty`] if `x` is empty;
     /// - [`Error::CapacityExceeded`] if `x.len() > L`;
     /// - [`Error::OutputTooSmall`] if `out.len() < x.len()`;
-    /// - [`Error::NonFinite`] if a token, or a projection of it, is not finite;
-    /// - [`Error::ScoreOverflow`] if a score is not finite in `f32`;
-    /// - [`Error::Overflow`] if a weighted sum overflows `f32`.
+    /// - [`Error::NonFinite`] if a token is not finite;
+    /// - [`Error::Overflow`] if a result is not representable in `f32`: a projection
+    ///   `x_t W_Q^h`, `x_t W_K^h` or `x_t W_V^h`, or an output `Σ_h o^h_t W_O^h`, whose exact
+    ///   value (computed in `f64` from the same `f32` operands) has a component that rounds
+    ///   beyond `±f32::MAX`; an `f32` partial sum that overflows while the exact value is
+    ///   representable is recomputed, not reported;
+    /// - [`Error::ScoreOverflow`] if a score of the projected queries and keys is not finite in
+    ///   `f32`.
     ///
-    /// `out` is written only on success.
+    /// `out` is written only on success: `Ok` means every output is finite.
     #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn forward<const L: usize>(
         &self,
@@ -122,9 +128,9 @@ impl<K: Kernel, const DM: usize, const H: usize, const DH: usize> MultiHeadAtten
         for ((((kernel, w_q), w_k), w_v), w_o) in heads {
             let rows = q.iter_mut().zip(k.iter_mut()).zip(v.iter_mut());
             for (xt, ((qt, kt), vt)) in x.iter().zip(rows) {
-                *qt = project(xt, w_q);
-                *kt = project(xt, w_k);
-                *vt = project(xt, w_v);
+                *qt = project(xt, w_q)?;
+                *kt = project(xt, w_k)?;
+                *vt = project(xt, w_v)?;
             }
             let (qs, ks, vs) = (
                 q[..n].as_flattened(),
@@ -141,17 +147,270 @@ impl<K: Kernel, const DM: usize, const H: usize, const DH: usize> MultiHeadAtten
                 simd::weighted_sum_into(ot, w_o.as_flattened(), DM, yt);
             }
         }
+        // A partial sum over heads that overflowed is not finite, whatever came after it; only
+        // then is the token's output recomputed in f64 and its representability decided.
+        for (t, yt) in y.iter_mut().enumerate().take(n) {
+            if !simd::all_finite(yt) {
+                *yt = self.output_exact(x, causal, t, &mut k, &mut v)?;
+            }
+        }
         for (a, b) in out.iter_mut().zip(&y) {
             *a = *b;
         }
         Ok(())
     }
+
+    /// Token `t`'s output `Σ_h o^h_t W_O^h`, summed in `f64` from the same head outputs `o^h_t`
+    /// as [`forward`](Self::forward) computes (each head's row `t` recomputed alone, which the
+    /// slice functions give bit for bit), or [`Error::Overflow`] if a component rounds beyond
+    /// `±f32::MAX`. `k` and `v` are scratch. The cold path behind an `f32` sum that overflowed.
+    #[cold]
+    fn output_exact<const L: usize>(
+        &self,
+        x: &[[f32; DM]],
+        causal: bool,
+        t: usize,
+        k: &mut [[f32; DH]; L],
+        v: &mut [[f32; DH]; L],
+    ) -> Result<[f32; DM], Error> {
+        let seen = if causal { t.saturating_add(1) } else { x.len() };
+        let (Some(xt), Some(xs)) = (x.get(t), x.get(..seen)) else {
+            return Err(Error::ShapeMismatch);
+        };
+        let (Some(ks), Some(vs)) = (k.get_mut(..seen), v.get_mut(..seen)) else {
+            return Err(Error::CapacityExceeded);
+        };
+        let mut acc = [0.0f64; DM];
+        let heads = self
+            .kernels
+            .iter()
+            .zip(&self.w_q)
+            .zip(&self.w_k)
+            .zip(&self.w_v)
+            .zip(&self.w_o);
+        for ((((kernel, w_q), w_k), w_v), w_o) in heads {
+            for (xi, (ki, vi)) in xs.iter().zip(ks.iter_mut().zip(vs.iter_mut())) {
+                *ki = project(xi, w_k)?;
+                *vi = project(xi, w_v)?;
+            }
+            let qt = project(xt, w_q)?;
+            // Row t of `attention` alone: the same tiles through the same state, bit for bit.
+            let (kf, vf) = (ks.as_flattened(), vs.as_flattened());
+            let mut o = [0.0f32; DH];
+            let mut l = Lse::EMPTY;
+            l.absorb(kernel, &qt, kf, vf, DH, &mut o)?;
+            finish_or_exact(&l, kernel, &qt, &[(kf, vf)], DH, &mut o)?;
+            for (oj, row) in o.iter().zip(w_o) {
+                for (a, w) in acc.iter_mut().zip(row) {
+                    *a += f64::from(*oj) * f64::from(*w);
+                }
+            }
+        }
+        narrow(&acc)
+    }
 }
 
-/// `x W` for a row vector `x` and a `R×C` matrix `W`.
+/// `x W` for a row vector `x` and a `R×C` matrix `W`; if an `f32` partial sum overflowed, the
+/// product recomputed in `f64`, or [`Error::Overflow`] if a component of it rounds beyond
+/// `±f32::MAX`.
 #[inline]
-fn project<const R: usize, const C: usize>(x: &[f32; R], w: &[[f32; C]; R]) -> [f32; C] {
+fn project<const R: usize, const C: usize>(
+    x: &[f32; R],
+    w: &[[f32; C]; R],
+) -> Result<[f32; C], Error> {
     let mut out = [0.0f32; C];
     simd::weighted_sum_into(x, w.as_flattened(), C, &mut out);
-    out
+    if simd::all_finite(&out) {
+        Ok(out)
+    } else {
+        project_exact(x, w)
+    }
+}
+
+/// The cold path of [`project`]: every product of two `f32` is exact in `f64`, and a sum of `R`
+/// of them cannot overflow it.
+#[cold]
+#[inline(never)]
+fn project_exact<const R: usize, const C: usize>(
+    x: &[f32; R],
+    w: &[[f32; C]; R],
+) -> Result<[f32; C], Error> {
+    let mut acc = [0.0f64; C];
+    for (xi, row) in x.iter().zip(w) {
+        for (a, wij) in acc.iter_mut().zip(row) {
+            *a += f64::from(*xi) * f64::from(*wij);
+        }
+    }
+    narrow(&acc)
+}
+
+/// `f64` components rounded to `f32`, or [`Error::Overflow`] if one rounds to `±inf`.
+fn narrow<const C: usize>(acc: &[f64; C]) -> Result<[f32; C], Error> {
+    let out = acc.map(|a| a as f32);
+    if simd::all_finite(&out) {
+        Ok(out)
+    } else {
+        Err(Error::Overflow)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SoftmaxDot;
+    use crate::testing::assert_close;
+    use std::vec::Vec;
+
+    /// The layer in plain `f64`: projections in `f64` rounded to `f32` (the operands the kernel
+    /// scores), weights and head outputs in `f64`. Returns each output and the scale
+    /// `Σ_h Σ_j |o_j W_O[j][i]|` its rounding error is measured against, or the error: `Overflow`
+    /// where an exact projection or output is not representable in `f32`, `ScoreOverflow` where
+    /// an `f32` score is not finite (in `forward`'s order: head by head, outputs last).
+    #[allow(clippy::type_complexity)]
+    fn reference<K: Kernel, const DM: usize, const H: usize, const DH: usize>(
+        m: &MultiHeadAttention<K, DM, H, DH>,
+        x: &[[f32; DM]],
+        causal: bool,
+    ) -> Result<Vec<([f64; DM], [f64; DM])>, Error> {
+        let proj = |xt: &[f32; DM], w: &[[f32; DH]; DM]| -> Result<[f32; DH], Error> {
+            let p: [f64; DH] = core::array::from_fn(|j| {
+                (0..DM).map(|i| f64::from(xt[i]) * f64::from(w[i][j])).sum()
+            });
+            let p = p.map(|v| v as f32);
+            if p.iter().all(|v| v.is_finite()) {
+                Ok(p)
+            } else {
+                Err(Error::Overflow)
+            }
+        };
+        let mut out = std::vec![([0.0; DM], [0.0; DM]); x.len()];
+        for h in 0..H {
+            let q: Result<Vec<_>, _> = x.iter().map(|t| proj(t, &m.w_q[h])).collect();
+            let k: Result<Vec<_>, _> = x.iter().map(|t| proj(t, &m.w_k[h])).collect();
+            let v: Result<Vec<_>, _> = x.iter().map(|t| proj(t, &m.w_v[h])).collect();
+            let (q, k, v) = (q?, k?, v?);
+            for (t, (y, scale)) in out.iter_mut().enumerate() {
+                let seen = if causal { t + 1 } else { x.len() };
+                let s: Vec<f32> = (0..seen)
+                    .map(|i| m.kernels[h].score(&q[t], &k[i]))
+                    .collect();
+                if !s.iter().all(|s| s.is_finite()) {
+                    return Err(Error::ScoreOverflow);
+                }
+                let s: Vec<f64> = s.into_iter().map(f64::from).collect();
+                let mx = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let w: Vec<f64> = s.iter().map(|s| (s - mx).exp()).collect();
+                let total: f64 = w.iter().sum();
+                for j in 0..DH {
+                    let o: f64 = (0..seen).map(|i| w[i] * f64::from(v[i][j])).sum::<f64>() / total;
+                    for c in 0..DM {
+                        y[c] += o * f64::from(m.w_o[h][j][c]);
+                        scale[c] += (o * f64::from(m.w_o[h][j][c])).abs();
+                    }
+                }
+            }
+        }
+        if out
+            .iter()
+            .all(|(y, _)| y.iter().all(|v| (*v as f32).is_finite()))
+        {
+            Ok(out)
+        } else {
+            Err(Error::Overflow)
+        }
+    }
+
+    /// `forward` against [`reference`]: `Ok` with every output finite and within rounding of it,
+    /// or the reference's error: `Overflow` exactly where a result is not representable.
+    #[track_caller]
+    fn check<const DM: usize, const H: usize, const DH: usize>(
+        m: &MultiHeadAttention<SoftmaxDot, DM, H, DH>,
+        x: &[[f32; DM]],
+    ) {
+        for causal in [false, true] {
+            let mut out = std::vec![[7.0f32; DM]; x.len()];
+            let got = m.forward::<4>(x, causal, &mut out);
+            match reference(m, x, causal) {
+                Err(e) => assert_eq!(got, Err(e), "causal={causal}"),
+                Ok(want) => {
+                    assert_eq!(got, Ok(()), "causal={causal}");
+                    for (o, (w, scale)) in out.iter().zip(&want) {
+                        for c in 0..DM {
+                            assert!(o[c].is_finite(), "causal={causal}: {o:?}");
+                            let tol = 1e-6 * scale[c] + 1e-30;
+                            assert_close(f64::from(o[c]), w[c], tol, "forward");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Issue 11, class 1: two heads whose contributions to the output are `6e38` and `-6e38`
+    /// (each an `f32` sum that overflows) gave `Ok` with NaN; the exact output is representable.
+    /// Contributions that really add up beyond `f32::MAX` are `Err(Overflow)`.
+    #[test]
+    fn output_projection_overflow_is_exact() {
+        let k = SoftmaxDot::for_dim(2).unwrap();
+        let id = [[1.0, 0.0], [0.0, 1.0]];
+        let x = [[1.0, 1.0], [0.5, 1.0]];
+        let (a, b) = (3e38f32, 1.0f32);
+        let cancel = [[[a, b], [a, b]], [[-a, b], [-a, b]]];
+        let mha = MultiHeadAttention::<_, 2, 2, 2>::new([k; 2], [id; 2], [id; 2], [id; 2], cancel)
+            .unwrap();
+        check(&mha, &x);
+        let mut out = [[0.0; 2]; 2];
+        mha.forward::<4>(&x, false, &mut out).unwrap();
+        assert!(out.iter().all(|o| o[0].abs() < 1e33), "{out:?}");
+        let add = [[[a, b], [a, b]], [[a, b], [a, b]]];
+        let mha =
+            MultiHeadAttention::<_, 2, 2, 2>::new([k; 2], [id; 2], [id; 2], [id; 2], add).unwrap();
+        check(&mha, &x);
+        assert_eq!(mha.forward::<4>(&x, true, &mut out), Err(Error::Overflow));
+        // One head's own sum beyond f32::MAX while the other head brings it back in range.
+        let back = [[[a, b], [a, b]], [[-a, b], [0.0, b]]];
+        let mha =
+            MultiHeadAttention::<_, 2, 2, 2>::new([k; 2], [id; 2], [id; 2], [id; 2], back).unwrap();
+        check(&mha, &x);
+    }
+
+    /// Projections `x W` whose `f32` partial sums overflow: `Ok` from the exact value where it is
+    /// representable (`3e38 + 3e38 - 3e38`), `Err(Overflow)` where it is not (`3e38 + 3e38`), never
+    /// `NonFinite` for finite tokens and weights.
+    #[test]
+    fn input_projection_overflow_is_exact() {
+        let k = SoftmaxDot::for_dim(1).unwrap();
+        let x = [[3e38f32, 3e38, 3e38], [3e38, 3e38, 3e38]];
+        let small = [[1e-39f32], [0.0], [0.0]];
+        let back = [[1.0f32], [1.0], [-1.0]];
+        let w_o = [[[1.0f32, 0.0, 2.0]]];
+        for (w_q, w_k, w_v) in [
+            (small, small, back),
+            (back, small, small),
+            (small, back, small),
+        ] {
+            let mha = MultiHeadAttention::<_, 3, 1, 1>::new([k], [w_q], [w_k], [w_v], w_o).unwrap();
+            check(&mha, &x);
+        }
+        // v = 3e38 exactly: the output is 3e38 and 6e38, the latter not representable.
+        let mha =
+            MultiHeadAttention::<_, 3, 1, 1>::new([k], [small], [small], [back], w_o).unwrap();
+        let mut out = [[0.0; 3]; 2];
+        assert_eq!(mha.forward::<4>(&x, false, &mut out), Err(Error::Overflow));
+        let w_o = [[[1.0f32, 0.0, -1.0]]];
+        let mha =
+            MultiHeadAttention::<_, 3, 1, 1>::new([k], [small], [small], [back], w_o).unwrap();
+        mha.forward::<4>(&x, false, &mut out).unwrap();
+        assert_eq!(out, [[3e38, 0.0, -3e38]; 2]);
+        let over = [[1.0f32], [1.0], [0.0]];
+        for (w_q, w_k, w_v) in [
+            (small, small, over),
+            (over, small, small),
+            (small, over, small),
+        ] {
+            let mha = MultiHeadAttention::<_, 3, 1, 1>::new([k], [w_q], [w_k], [w_v], w_o).unwrap();
+            assert_eq!(mha.forward::<4>(&x, true, &mut out), Err(Error::Overflow));
+            check(&mha, &x);
+        }
+    }
 }
