@@ -64,7 +64,9 @@ impl PosFeatures {
     /// `(exponent, error bound, Σ|terms|)` of every feature of a key (`key`) or query.
     fn exponents(&self, x: &[f32], key: bool) -> Vec<(f64, f64, f64)> {
         let d = self.d as f64;
-        let norm: f64 = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() * self.gamma;
+        // `|x|²` is summed before it is scaled: its own overflow counts too.
+        let raw: f64 = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+        let norm = raw * self.gamma;
         self.u
             .chunks_exact(self.d)
             .zip(&self.kappa)
@@ -76,8 +78,9 @@ impl PosFeatures {
                 }
                 if key {
                     let a = s - norm + kap;
-                    let mag = abs + norm + kap.abs();
-                    let err = (d + 4.0) * EPS * (abs + norm) + 2.0 * EPS * kap.abs() + EPS * a.abs();
+                    let mag = (abs + norm + kap.abs()).max(raw);
+                    let err =
+                        (d + 4.0) * EPS * (abs + norm) + 2.0 * EPS * kap.abs() + EPS * a.abs();
                     (a, err, mag)
                 } else {
                     (s, (d + 4.0) * EPS * abs, abs)
@@ -229,7 +232,11 @@ impl RfRow {
     pub fn check_weights(&self, got: &[f32], what: &str) {
         let n = self.weights.len();
         let mut sum = 0.0f64;
-        for (i, (&g, (&w, &t))) in got.iter().zip(self.weights.iter().zip(&self.weight_tol)).enumerate() {
+        for (i, (&g, (&w, &t))) in got
+            .iter()
+            .zip(self.weights.iter().zip(&self.weight_tol))
+            .enumerate()
+        {
             assert!(g.is_finite() && g >= 0.0, "{what}: weight {g} at {i}");
             sum += f64::from(g);
             assert!(
