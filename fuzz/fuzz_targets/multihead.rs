@@ -305,6 +305,10 @@ fn project<const R: usize, const C: usize>(
         let (mut s, mut abs, mut pert) = (0.0f64, 0.0f64, 0.0f64);
         for i in 0..R {
             let wij = f64::from(w[i][j]);
+            if wij == 0.0 {
+                // Exactly zero whatever the error of x_i (which may be unbounded).
+                continue;
+            }
             s += x[i] * wij;
             abs += (x[i].abs() + dx[i]) * wij.abs();
             pert += dx[i] * wij.abs();
@@ -361,7 +365,10 @@ fn reference<const DM: usize, const H: usize, const DH: usize>(
                 y[t][i].0 += p[i];
                 y[t][i].1 += e[i];
                 let abs: f64 = (0..DH)
-                    .map(|j| (row.out[j].abs() + row.tol[j]) * f64::from(layer.w_o[h][j][i]).abs())
+                    .map(|j| match f64::from(layer.w_o[h][j][i]).abs() {
+                        0.0 => 0.0,
+                        w => (row.out[j].abs() + row.tol[j]) * w,
+                    })
                     .sum();
                 y_abs[t][i] += abs;
             }
