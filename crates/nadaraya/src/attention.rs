@@ -112,7 +112,10 @@ pub fn attention_shape(
 /// - [`Error::OutputTooSmall`] if `out.len() < M·dv`;
 /// - [`Error::NonFinite`] if any input is NaN or infinite;
 /// - [`Error::ScoreOverflow`] if a score is not finite in `f32`;
-/// - [`Error::Overflow`] if a weighted sum of values overflows `f32`.
+/// - [`Error::Overflow`] if an output row, the weighted average computed from the `f32` scores,
+///   has a component beyond `±f32::MAX`: a convex combination of finite values, so only for
+///   values within rounding of `±f32::MAX`. Never because a partial sum overflowed: that row is
+///   recomputed with every weight scaled by a power of two (order-independent, a cold path).
 ///
 /// # Examples
 /// ```
@@ -419,6 +422,31 @@ mod tests {
                         assert_close(f64::from(*x), f64::from(*y), 1e-6, "weights");
                     }
                 }
+            }
+        }
+    }
+
+    /// What holds for a far query (issue 11, class 9: "a far query returns the nearest sample's
+    /// response" fails for `q = 1e8`, `h = 1`): the result is the softmax average under the
+    /// computed `f32` scores. At `q = 1e8` the differences `q - x_i` round to the same `f32`
+    /// (its spacing there is 8), all four scores tie, and the result is the plain mean, inside
+    /// the responses' range: the f64 reference on the same scores, not the nearest response.
+    #[test]
+    fn far_query_gets_the_softmax_of_its_rounded_scores() {
+        use crate::testing::reference_average;
+        let g = Gaussian::new(1.0).unwrap();
+        let keys = [0.0, 1.0, 2.0, 3.0];
+        let values = [10.0, 20.0, 30.0, 40.0];
+        let mut out = [0.0];
+        for q in [1e8f32, -1e8, 3e9] {
+            let scores: Vec<f32> = keys.iter().map(|k| g.score(&[q], &[*k])).collect();
+            let want = reference_average(&scores, &values, 1)[0];
+            attention(&g, &[q], &keys, &values, 1, 1, &mut out).unwrap();
+            assert_close(f64::from(out[0]), want, 2e-6 * 40.0, "far query");
+            assert!((10.0..=40.0).contains(&out[0]));
+            if q == 1e8 {
+                assert!(scores.iter().all(|s| *s == scores[0]), "{scores:?}");
+                assert_eq!(out[0], 25.0, "tied scores: the mean, not the nearest (40)");
             }
         }
     }

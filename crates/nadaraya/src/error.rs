@@ -10,10 +10,12 @@ use core::fmt;
 #[non_exhaustive]
 pub enum Error {
     /// A Gaussian bandwidth `h` that is not finite, not `> 0`, or so small or large that
-    /// `1 / (2h²)` is not a normal `f32`.
+    /// `1 / (2h²)` is not a normal `f32`: the valid `h` are exactly the `f32` from
+    /// `3.833_233_8e-20` to `6.521_909e18` (`2^62.5` rounded down), inclusive.
     InvalidBandwidth,
     /// A softmax temperature `τ` that is not finite, not `> 0`, or whose reciprocal is not a
-    /// normal `f32`.
+    /// normal `f32`: the valid `τ` are exactly the `f32` from `2.938_737e-39` to
+    /// `8.507_059e37` (`2^126`), inclusive.
     InvalidTemperature,
     /// An input value (query, key, value, sample) is NaN or infinite.
     NonFinite,
@@ -24,8 +26,16 @@ pub enum Error {
     Full,
     /// A kernel score is not finite in `f32` (for example `q·k` overflowed).
     ScoreOverflow,
-    /// A weighted sum of values overflowed `f32`: finite values so large (within a factor of the
-    /// sample count of `f32::MAX`) that `Σ exp(s_i - m) y_i` is not finite.
+    /// A result is not representable in `f32`: its exact value, computed in `f64` from the same
+    /// `f32` scores and operands, has a component whose magnitude rounds beyond `f32::MAX`.
+    ///
+    /// A weighted average of finite values (`attention`, `Smoother::predict`, `OnlineSoftmax`) is
+    /// a convex combination of them, so there this happens only for values within rounding of
+    /// `±f32::MAX`; an `f32` partial sum that overflows on the way (huge values, in any order,
+    /// tiling, ring position or merge order) is recomputed, never reported. In
+    /// [`MultiHeadAttention::forward`](crate::MultiHeadAttention::forward) it is a projection or
+    /// an output beyond `±f32::MAX`. The verdict depends only on the samples, never on their
+    /// order (up to results within a few ulp of `f32::MAX`, which rounding may put either side).
     Overflow,
     /// A dimension `d` or `dv` is zero.
     ZeroDimension,
@@ -51,7 +61,7 @@ impl fmt::Display for Error {
             Self::Empty => "nothing to average over",
             Self::Full => "fixed-capacity store is full",
             Self::ScoreOverflow => "a kernel score is not finite in f32",
-            Self::Overflow => "a weighted sum of values overflowed f32",
+            Self::Overflow => "a result is not representable in f32",
             Self::ZeroDimension => "a dimension is zero",
             Self::ShapeMismatch => "slice lengths do not match the shapes",
             Self::OutputTooSmall => "output buffer is too small",

@@ -57,7 +57,8 @@ impl Gaussian {
     ///
     /// # Errors
     /// [`Error::InvalidBandwidth`] if `h` is not finite, not `> 0`, or `1/(2h²)` is not a normal
-    /// `f32` (roughly `h` outside `[5e-20, 1.3e19]`).
+    /// `f32`: `h` is accepted exactly from `3.833_233_8e-20` (`0x1f35_04f4`) to `6.521_909e18`
+    /// (`0x5eb5_04f3`, the largest `f32` below `2^62.5`), inclusive.
     #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn new(h: f32) -> Result<Self, Error> {
         let scale = 0.5 / (f64::from(h) * f64::from(h));
@@ -117,7 +118,8 @@ impl SoftmaxDot {
     ///
     /// # Errors
     /// [`Error::InvalidTemperature`] if `τ` is not finite, not `> 0`, or `1/τ` is not a normal
-    /// `f32`.
+    /// `f32`: `τ` is accepted exactly from `2.938_737e-39` (`0x0020_0001`, a subnormal) to
+    /// `8.507_059e37` (`2^126`), inclusive.
     #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn new(tau: f32) -> Result<Self, Error> {
         let inv = (1.0 / f64::from(tau)) as f32;
@@ -160,5 +162,54 @@ impl Kernel for SoftmaxDot {
     #[inline]
     fn scores(&self, q: &[f32], keys: &[f32], out: &mut [f32]) {
         simd::row_scores::<false>(q, keys, self.inv_tau, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documented limits of `h` and `τ`, at the boundary bit for bit (issue 11, class 9: the
+    /// docs said `h` up to about 1.3e19, the real limit is 2^62.5). The reference is the
+    /// definition in `f64`: `1/(2h²)` (or `1/τ`) rounded to `f32` must be normal.
+    #[test]
+    fn bandwidth_and_temperature_limits_are_exact() {
+        let normal = |x: f64| (x as f32).is_normal();
+        let (h_lo, h_hi) = (f32::from_bits(0x1f35_04f4), f32::from_bits(0x5eb5_04f3));
+        assert_eq!(h_lo, 3.833_233_8e-20);
+        assert_eq!(h_hi, 6.521_909e18);
+        assert!(f64::from(h_hi) < 2f64.powf(62.5));
+        assert!(f64::from(f32::from_bits(0x5eb5_04f4)) > 2f64.powf(62.5));
+        for (h, ok) in [
+            (h_lo, true),
+            (h_hi, true),
+            (f32::from_bits(h_lo.to_bits() - 1), false),
+            (f32::from_bits(h_hi.to_bits() + 1), false),
+        ] {
+            assert_eq!(Gaussian::new(h).is_ok(), ok, "h = {h:e}");
+            assert_eq!(normal(0.5 / (f64::from(h) * f64::from(h))), ok, "h = {h:e}");
+        }
+        // At both ends the kernel still scores: a finite, non-positive score.
+        for h in [h_lo, h_hi] {
+            let g = Gaussian::new(h).unwrap();
+            let s = g.score(&[h], &[0.0]);
+            assert!(s.is_finite() && (s + 0.5).abs() < 1e-6, "h = {h:e}: {s}");
+        }
+        let (t_lo, t_hi) = (f32::from_bits(0x0020_0001), f32::from_bits(0x7e80_0000));
+        assert_eq!(t_lo, 2.938_737e-39);
+        assert_eq!(f64::from(t_hi), 2f64.powi(126));
+        for (t, ok) in [
+            (t_lo, true),
+            (t_hi, true),
+            (f32::from_bits(t_lo.to_bits() - 1), false),
+            (f32::from_bits(t_hi.to_bits() + 1), false),
+        ] {
+            assert_eq!(SoftmaxDot::new(t).is_ok(), ok, "tau = {t:e}");
+            assert_eq!(normal(1.0 / f64::from(t)), ok, "tau = {t:e}");
+        }
+        for bad in [0.0, -0.0, -1.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            assert_eq!(Gaussian::new(bad), Err(Error::InvalidBandwidth));
+            assert_eq!(SoftmaxDot::new(bad), Err(Error::InvalidTemperature));
+        }
     }
 }

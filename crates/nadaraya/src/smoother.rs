@@ -214,9 +214,14 @@ impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, 
     /// Accurate to about 1e-6 of the responses' scale plus the cost of rounding the scores to
     /// `f32` (see the crate docs for measured figures).
     ///
+    /// The verdict and, to within rounding, the value depend only on the stored samples, not on
+    /// where the ring buffer wraps.
+    ///
     /// # Errors
     /// [`Error::Empty`] if no sample is stored, [`Error::NonFinite`] if `xq` is not finite,
-    /// [`Error::ScoreOverflow`] if a score is not finite in `f32`.
+    /// [`Error::ScoreOverflow`] if a score is not finite in `f32`, [`Error::Overflow`] if the
+    /// weighted average has a component beyond `±f32::MAX` (only for responses within rounding
+    /// of `±f32::MAX`; see [`Error::Overflow`]).
     #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn predict(&self, xq: &[f32; D]) -> Result<[f32; DV], Error> {
         if self.is_empty() {

@@ -4,11 +4,18 @@
 //! `S = Σ exp(s_i - m)` and `A = Σ exp(s_i - m) y_i`; the smoothed value is `A / S`. A new block of
 //! scores whose maximum exceeds `m` rescales `S` and `A` by `exp(m - m')` (Milakov & Gimelshein's
 //! online softmax, the tiles of FlashAttention). Two states over disjoint samples merge into the
-//! state over their union, so long inputs can be split into chunks, run in parallel or streamed.
+//! state over their union, so long inputs can be split into chunks, run in parallel or streamed;
+//! the public [`OnlineSoftmax`] carries `A / S` itself, so that merging cannot overflow.
 //!
 //! Because every exponent is `≤ 0` and the largest is exactly `exp(0) = 1`, `S ≥ 1`: no finite
 //! score can make the sum overflow or vanish. A Gaussian query 1000 bandwidths away from every
-//! sample still returns the nearest sample's response, where a plain `exp`/sum gives `0/0`.
+//! sample still gets weights (where a plain `exp`/sum gives `0/0`): the softmax of its computed
+//! scores, which pick the nearest sample's response when they separate it by more than 87.34
+//! (see the crate README, "How the weights are computed").
+//!
+//! `A` can overflow for huge finite values where `A / S` cannot. The hot loops do not look for
+//! that; a non-finite accumulator sends the row to [`exact_average`], a cold path whose result
+//! does not depend on the samples' order.
 
 use crate::{Error, Kernel, simd};
 
