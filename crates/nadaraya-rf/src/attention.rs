@@ -3,6 +3,7 @@
 use nadaraya::math::{exp_neg, exp_neg_in_place};
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut};
 
+use crate::error::{len2, try_filled};
 use crate::{Error, FavorPlus};
 
 /// Keys (and queries) are mapped to features this many rows at a time, so the extra memory is
@@ -46,9 +47,16 @@ pub(crate) fn all_finite(xs: &[f32]) -> bool {
 /// Same shapes as [`nadaraya::attention`]: `q` is `M×d`, `keys` `N×d`, `values` `N×dv`, `out` at
 /// least `M×dv`, all row-major, and `d` must be the features' dimension. The keys are summed once
 /// into `S = Σ_i φ(k_i) v_iᵀ` (`r×dv`) and `z = Σ_i φ(k_i)` (`r`), then every query reads them:
-/// `O(M·r·(d + dv) + N·r·(d + dv))` time and `O(r·dv)` extra memory (`r·(dv + 67)` floats), `r`
-/// the number of features. Both passes are matrix products in tiles of 64 rows
-/// ([`nalgebra`]'s `gemm`, backed by `matrixmultiply`).
+/// `O(M·r·(d + dv) + N·r·(d + dv))` time and `O(r·dv)` extra memory, `r` the number of features.
+/// Both passes are matrix products in tiles of 64 rows ([`nalgebra`]'s `gemm`, backed by
+/// `matrixmultiply`).
+///
+/// # Memory
+/// `4·r·(dv + 67) + 8·dv` bytes, allocated fallibly: the key sums `S` and `z`, the stabilisers,
+/// one tile of 64 feature columns, one scratch row and the per-component value scale; plus
+/// `256·dv` bytes (one tile of scaled values) when the values need scaling (see below).
+/// `matrixmultiply` adds its own packing buffer, whose size it caps by its block sizes whatever
+/// the arguments.
 ///
 /// # Stabilisers and the denominator guard
 /// A key's feature `i` is `exp(a_i)` with `a_i = ω_i·k' − |k'|²/2`; a query's is `exp(b_i)` with
@@ -61,6 +69,15 @@ pub(crate) fn all_finite(xs: &[f32]) -> bool {
 /// (its largest key contributes `exp(0)`), so **the denominator is always `≥ 1`**: finite inputs
 /// never divide by zero or overflow it. No epsilon is added anywhere.
 ///
+/// # Values near `f32::MAX`
+/// Every weight is `≥ 0`, so each output is a weighted average of the values and lies within
+/// their range: it is always finite. The sums behind it are kept scaled by a power of two per
+/// value component when `r·N·max|v_j|` exceeds `2^100` (exact; no scaling, and the same bits as
+/// without it, below that), unscaled once after the division, and clamped to
+/// `±max_i |v_ij|` against rounding: values whose sums overflow `f32` (say `±3.4e38`) are
+/// averaged like any others, in every key order. [`Error::OutputOverflow`] is never returned for
+/// finite inputs; the check stays so that no path can return `Ok` holding inf or NaN.
+///
 /// # Errors
 /// - [`Error::ZeroDimension`] if `d == 0` or `dv == 0`;
 /// - [`Error::DimensionMismatch`] if `d` is not the features' dimension;
@@ -69,8 +86,10 @@ pub(crate) fn all_finite(xs: &[f32]) -> bool {
 /// - [`Error::Empty`] if there are no keys;
 /// - [`Error::OutputTooSmall`] if `out.len() < M·dv`;
 /// - [`Error::NonFinite`] if any input is NaN or infinite;
-/// - [`Error::ScoreOverflow`] if a feature exponent is not finite in `f32`;
-/// - [`Error::OutputOverflow`] if a result is not finite (values near `f32::MAX`).
+/// - [`Error::TooManyFeatures`] if the memory above cannot be allocated;
+/// - [`Error::ScoreOverflow`] if a feature exponent (a key's `ω_i·k' − |k'|²/2`, a query's
+///   `ω_i·q'`, or that plus the key stabiliser) is NaN or infinite in `f32`, decided per
+///   exponent, so in every key order and on every path.
 ///
 /// Nothing is written when the inputs are rejected up front; after a computing error `out` may
 /// hold partial results.
@@ -101,12 +120,13 @@ pub fn attention(
     dv: usize,
     out: &mut [f32],
 ) -> Result<(), Error> {
-    let (m, _) = check_shapes(features.dim(), q, keys, values, d, dv, out)?;
+    let (m, n) = check_shapes(features.dim(), q, keys, values, d, dv, out)?;
     let r = features.features();
     let w = features.matrix();
-    let mut sums = KeySums::new(r, dv);
-    let mut buf = vec![0.0f32; r * TILE];
-    let mut tmp = vec![0.0f32; r];
+    let mut sums = KeySums::new(r, dv)?;
+    sums.set_shifts(values, n)?;
+    let mut buf = try_filled(len2(r, TILE)?, 0.0f32)?;
+    let mut tmp = try_filled(r, 0.0f32)?;
     for (kt, vt) in keys.chunks(TILE * d).zip(values.chunks(TILE * dv)) {
         let t = kt.len() / d;
         let a = &mut buf[..r * t];
@@ -134,10 +154,49 @@ pub fn attention(
     Ok(())
 }
 
+/// Each value component `j` is summed scaled by `2^−e_j` so that the sums cannot overflow before
+/// the last step: with `|v_j| ≤ vmax_j`, `N` keys and `r` features every partial sum of `S` and
+/// of the output product is at most `r·N·vmax_j·2^−e_j`, and `e_j` is the least shift making that
+/// `≤ 2^100` (`e_j = 0`, no scaling at all, for every input below that bound). The result is
+/// multiplied by `2^e_j` once, in `f64`, after the division: it overflows exactly when the
+/// weighted average itself is not finite in `f32`. Scaling by a power of two is exact (barring
+/// underflow of values below `2^(e_j − 149)`, some `2^249 / (r·N)` times smaller than the
+/// component's largest), so the value does not depend on the shift, nor on the order in which a
+/// running shift grew.
+const SUM_BOUND_LOG2: i32 = 100;
+
+/// The least shift `e ≥ 0` with `bound·2^−e ≤ 2^100`, for `bound = vmax·count·r` (at most 126, so
+/// that `2^−e` is a normal `f32`; larger would need more than `2^98` keys times features).
+fn value_shift(vmax: f32, count: usize, r: usize) -> i32 {
+    let bound = f64::from(vmax) * count as f64 * r as f64;
+    if bound <= f64::from(SUM_BOUND_LOG2).exp2() {
+        0
+    } else {
+        (bound.log2().ceil() as i32 - SUM_BOUND_LOG2).clamp(0, 126)
+    }
+}
+
+/// `2^−e` as an `f32` (`0 ≤ e ≤ 126`).
+fn down(e: i32) -> f32 {
+    (-f64::from(e)).exp2() as f32
+}
+
+/// `out_j = v_j·2^−shift_j` (exact but for underflow; `v_j` itself where the shift is 0).
+fn scale_down(out: &mut [f32], v: &[f32], shift: &[i32]) {
+    for ((o, &x), &e) in out.iter_mut().zip(v).zip(shift) {
+        *o = if e > 0 { x * down(e) } else { x };
+    }
+}
+
 /// The running key sums `S` (stored as `dv×r` column-major, i.e. `r` rows of `dv`), `z`, and the
-/// per-feature stabilisers `c`.
+/// per-feature stabilisers `c`; component `j` of `S` holds `2^−shift_j` times the sums.
 #[derive(Clone, Debug)]
 struct KeySums {
+    shift: Vec<i32>,
+    // The largest |v_j| of every value component.
+    vmax: Vec<f32>,
+    // A tile of scaled values (`TILE×dv`), allocated only when a shift is not 0.
+    scaled: Vec<f32>,
     dv: usize,
     c: Vec<f32>,
     z: Vec<f32>,
@@ -145,13 +204,34 @@ struct KeySums {
 }
 
 impl KeySums {
-    fn new(r: usize, dv: usize) -> Self {
-        Self {
+    fn new(r: usize, dv: usize) -> Result<Self, Error> {
+        Ok(Self {
+            shift: try_filled(dv, 0)?,
+            vmax: try_filled(dv, 0.0)?,
+            scaled: Vec::new(),
             dv,
-            c: vec![f32::NEG_INFINITY; r],
-            z: vec![0.0; r],
-            s: DMatrix::zeros(dv, r),
+            c: try_filled(r, f32::NEG_INFINITY)?,
+            z: try_filled(r, 0.0)?,
+            s: DMatrix::from_vec(dv, r, try_filled(len2(r, dv)?, 0.0)?),
+        })
+    }
+
+    /// Sets the shift of every value component from the values (`n` rows) it will absorb.
+    fn set_shifts(&mut self, values: &[f32], n: usize) -> Result<(), Error> {
+        let r = self.c.len();
+        for row in values.chunks_exact(self.dv) {
+            for (m, x) in self.vmax.iter_mut().zip(row) {
+                // Finite values: `max` skips no NaN here.
+                *m = m.max(x.abs());
+            }
         }
+        for (e, &m) in self.shift.iter_mut().zip(&self.vmax) {
+            *e = value_shift(m, n, r);
+        }
+        if self.shift.iter().any(|&e| e > 0) {
+            self.scaled = try_filled(len2(TILE, self.dv)?, 0.0)?;
+        }
+        Ok(())
     }
 
     /// Absorbs a tile of key exponents `a` (`r×t` column-major, finite; overwritten with the
@@ -186,6 +266,15 @@ impl KeySums {
                 *z += p;
             }
         }
+        let vt = if self.scaled.is_empty() {
+            vt
+        } else {
+            let vs = &mut self.scaled[..vt.len()];
+            for (o, i) in vs.chunks_exact_mut(self.dv).zip(vt.chunks_exact(self.dv)) {
+                scale_down(o, i, &self.shift);
+            }
+            &*vs
+        };
         // Sᵀ (dv×r) += Vᵀ (dv×t) · Φᵀ (t×r).
         let phi_t = DMatrixView::from_slice_with_strides(a, t, r, r, 1);
         self.s
@@ -209,7 +298,7 @@ impl KeySums {
         );
         for (col, o) in b.chunks_exact(r).zip(ot.chunks_exact_mut(self.dv)) {
             let den: f32 = col.iter().zip(&self.z).map(|(w, z)| w * z).sum();
-            divide(o, den)?;
+            divide(o, den, &self.shift, &self.vmax)?;
         }
         Ok(())
     }
@@ -244,16 +333,25 @@ fn query_weights(b: &mut [f32], c: &[f32]) -> Result<(), Error> {
     Ok(())
 }
 
-/// `o /= den` for a query's output row. `den ≥ 1` by construction: the feature at the row
+/// `o_j ← clamp(o_j / den · 2^shift_j, ±vmax_j)` for a query's output row (the sums were scaled
+/// by `2^−shift_j`; see [`SUM_BOUND_LOG2`]). `den ≥ 1` by construction: the feature at the row
 /// maximum has weight `exp(0) = 1` and a key sum `≥ 1`.
 ///
 /// # Errors
-/// [`Error::OutputOverflow`] if a result is not finite (values near `f32::MAX`).
-fn divide(o: &mut [f32], den: f32) -> Result<(), Error> {
+/// [`Error::OutputOverflow`] if a result is not finite. Not reachable from finite inputs (the
+/// sums are bounded by the shifts, the quotient by the clamp); kept so that no path can return
+/// `Ok` with a non-finite value.
+fn divide(o: &mut [f32], den: f32, shift: &[i32], vmax: &[f32]) -> Result<(), Error> {
     let inv = 1.0 / den;
     let mut ok = true;
-    for x in o.iter_mut() {
+    for ((x, &e), &m) in o.iter_mut().zip(shift).zip(vmax) {
         *x *= inv;
+        if e > 0 {
+            *x = (f64::from(*x) * f64::from(e).exp2()) as f32;
+        }
+        // A weighted average with weights ≥ 0 lies within the values' range: rounding past it
+        // (or past f32::MAX) is pulled back. `clamp` keeps a NaN, so the check below sees it.
+        *x = x.clamp(-m, m);
         ok &= x.is_finite();
     }
     if ok {
@@ -267,11 +365,13 @@ fn divide(o: &mut [f32], den: f32) -> Result<(), Error> {
 ///
 /// The prefix sums `S_t = Σ_{i≤t} φ(k_i) v_iᵀ`, `z_t = Σ_{i≤t} φ(k_i)` are carried token by token
 /// by a [`CausalState`], so this is exactly the recurrent step applied to every token:
-/// `O(M·r·(d + dv))` time, `O(r·dv)` memory. The stabiliser `c_i` is the running maximum over the
-/// keys seen so far, so the denominator is `≥ 1` for every row as in [`attention`].
+/// `O(M·r·(d + dv))` time, `O(r·dv)` memory (the state's `4·r·(dv + 3) + 12·dv` bytes, allocated
+/// fallibly). The stabiliser `c_i` is the running maximum over the keys seen so far, so the
+/// denominator is `≥ 1` for every row as in [`attention`].
 ///
 /// # Errors
-/// As [`attention`], plus [`Error::ShapeMismatch`] when there are more queries than keys.
+/// As [`attention`] ([`Error::TooManyFeatures`] if the state cannot be allocated), plus
+/// [`Error::ShapeMismatch`] when there are more queries than keys.
 ///
 /// # Examples
 /// ```
@@ -340,27 +440,39 @@ pub struct CausalState<'f> {
     s: Vec<f32>,
     scratch: Vec<f32>,
     seen: usize,
+    // Component j of `s` holds 2^−shift_j times the sums; `vmax_j` is the largest |v_j| absorbed;
+    // `vs` is a scratch row of scaled values.
+    shift: Vec<i32>,
+    vmax: Vec<f32>,
+    vs: Vec<f32>,
 }
 
 impl<'f> CausalState<'f> {
     /// An empty state for values of dimension `dv`.
     ///
+    /// # Memory
+    /// `4·r·(dv + 3) + 12·dv` bytes (`S`, `z`, the stabilisers, a scratch row, and the
+    /// per-component value scale, maximum and scratch), allocated fallibly.
+    ///
     /// # Errors
-    /// [`Error::ZeroDimension`] if `dv == 0`; [`Error::TooManyFeatures`] if `r·dv` overflows.
+    /// [`Error::ZeroDimension`] if `dv == 0`; [`Error::TooManyFeatures`] if `r·dv` overflows or
+    /// the state cannot be allocated.
     pub fn new(features: &'f FavorPlus, dv: usize) -> Result<Self, Error> {
         if dv == 0 {
             return Err(Error::ZeroDimension);
         }
         let r = features.features();
-        let len = r.checked_mul(dv).ok_or(Error::TooManyFeatures)?;
         Ok(Self {
             features,
             dv,
-            c: vec![f32::NEG_INFINITY; r],
-            z: vec![0.0; r],
-            s: vec![0.0; len],
-            scratch: vec![0.0; r],
+            c: try_filled(r, f32::NEG_INFINITY)?,
+            z: try_filled(r, 0.0)?,
+            s: try_filled(len2(r, dv)?, 0.0)?,
+            scratch: try_filled(r, 0.0)?,
             seen: 0,
+            shift: try_filled(dv, 0)?,
+            vmax: try_filled(dv, 0.0)?,
+            vs: try_filled(dv, 0.0)?,
         })
     }
 
@@ -370,6 +482,8 @@ impl<'f> CausalState<'f> {
         self.z.fill(0.0);
         self.s.fill(0.0);
         self.seen = 0;
+        self.shift.fill(0);
+        self.vmax.fill(0.0);
     }
 
     /// The number of tokens absorbed.
@@ -391,8 +505,7 @@ impl<'f> CausalState<'f> {
     /// As [`absorb`](Self::absorb) and [`query`](Self::query). Input errors (shapes, NaN or
     /// infinity, a key or query exponent that overflows) are found before anything changes and
     /// leave the state unchanged; only an overflow that needs the absorbed state (the query's
-    /// exponents plus the key stabilisers, or an [`OutputOverflow`](Error::OutputOverflow)) is
-    /// found after the key was absorbed.
+    /// exponents plus the key stabilisers) is found after the key was absorbed.
     pub fn step(&mut self, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32]) -> Result<(), Error> {
         self.check_row(q)?;
         if out.len() < self.dv {
@@ -428,8 +541,8 @@ impl<'f> CausalState<'f> {
     ///
     /// # Errors
     /// [`Error::Empty`] before the first token; [`Error::DimensionMismatch`],
-    /// [`Error::NonFinite`], [`Error::OutputTooSmall`], [`Error::ScoreOverflow`],
-    /// [`Error::OutputOverflow`].
+    /// [`Error::NonFinite`], [`Error::OutputTooSmall`], [`Error::ScoreOverflow`] (never
+    /// [`Error::OutputOverflow`]: see [`attention`]).
     pub fn query(&mut self, q: &[f32], out: &mut [f32]) -> Result<(), Error> {
         self.check_row(q)?;
         let out = out.get_mut(..self.dv).ok_or(Error::OutputTooSmall)?;
@@ -471,9 +584,24 @@ impl<'f> CausalState<'f> {
             *x -= *c;
         }
         exp_neg_in_place(a);
+        // Grow the shift of the value sums if this value needs it (see `SUM_BOUND_LOG2`):
+        // rescaling by a power of two is exact, so the order in which it grows does not matter.
+        let r = a.len();
+        for (j, ((m, e), &x)) in self.vmax.iter_mut().zip(&mut self.shift).zip(v).enumerate() {
+            *m = m.max(x.abs());
+            let shift = value_shift(*m, self.seen + 1, r);
+            if shift > *e {
+                let f = down(shift - *e);
+                for s in self.s.iter_mut().skip(j).step_by(dv) {
+                    *s *= f;
+                }
+                *e = shift;
+            }
+        }
+        scale_down(&mut self.vs, v, &self.shift);
         for ((p, z), srow) in a.iter().zip(&mut self.z).zip(self.s.chunks_exact_mut(dv)) {
             *z += p;
-            for (s, &vj) in srow.iter_mut().zip(v) {
+            for (s, &vj) in srow.iter_mut().zip(&self.vs) {
                 *s += p * vj;
             }
         }
@@ -497,7 +625,7 @@ impl<'f> CausalState<'f> {
                 *o += w * s;
             }
         }
-        divide(out, den)
+        divide(out, den, &self.shift, &self.vmax)
     }
 }
 
@@ -505,14 +633,15 @@ impl<'f> CausalState<'f> {
 /// `out[..N]` in key order.
 ///
 /// Each `α_i` is a sum of products of exponentials, so it is `≥ 0`, and the weights sum to 1 (up
-/// to rounding). This materialises the `N×r` key features (`O(N·r)` memory); it is a diagnostic,
-/// attention itself never does.
+/// to rounding). This materialises the `N×r` key features (`4·r·(N + 2)` bytes, allocated
+/// fallibly); it is a diagnostic, attention itself never does.
 ///
 /// # Errors
 /// - [`Error::DimensionMismatch`] if `q.len()` is not the features' dimension;
 /// - [`Error::ShapeMismatch`] if `keys.len()` is not a multiple of it;
 /// - [`Error::Empty`] if there are no keys; [`Error::OutputTooSmall`] if `out.len() < N`;
-/// - [`Error::NonFinite`], [`Error::ScoreOverflow`] as [`attention`].
+/// - [`Error::NonFinite`], [`Error::ScoreOverflow`] as [`attention`];
+/// - [`Error::TooManyFeatures`] if `N·r` overflows or the key features cannot be allocated.
 ///
 /// # Examples
 /// ```
@@ -543,15 +672,15 @@ pub fn weights(
         return Err(Error::NonFinite);
     }
     let r = features.features();
-    let mut a = vec![0.0f32; n * r];
-    let mut c = vec![f32::NEG_INFINITY; r];
+    let mut a = try_filled(len2(n, r)?, 0.0f32)?;
+    let mut c = try_filled(r, f32::NEG_INFINITY)?;
     for (row, k) in a.chunks_exact_mut(r).zip(keys.chunks_exact(d)) {
         features.key_exponents(k, row)?;
         for (ci, &x) in c.iter_mut().zip(row.iter()) {
             *ci = ci.max(x);
         }
     }
-    let mut b = vec![0.0f32; r];
+    let mut b = try_filled(r, 0.0f32)?;
     features.query_exponents(q, &mut b);
     query_weights(&mut b, &c)?;
     for row in a.chunks_exact_mut(r) {

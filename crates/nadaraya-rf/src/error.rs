@@ -13,7 +13,11 @@ pub enum Error {
     ZeroDimension,
     /// The number of random features `m` is zero.
     ZeroFeatures,
-    /// `m × d` (or the feature count of a variant) does not fit in memory arithmetic.
+    /// A size set by the arguments does not fit in memory: `m·d` (the projection), `r·d` (the
+    /// feature matrix, `r = m` or `2m`), `r·dv` (attention's key sums, a causal state), `N·r`
+    /// ([`weights`](crate::weights)) or a scratch buffer of the orthogonal draw overflows `usize`,
+    /// or its allocation fails. Allocations set by arguments are fallible, so no argument can
+    /// abort the process (the memory each call needs is in its docs and the crate README).
     TooManyFeatures,
     /// The row length `d` of the inputs differs from the dimension the features were drawn for.
     DimensionMismatch {
@@ -41,7 +45,9 @@ pub enum Error {
     /// A feature exponent `ω·x' − |x'|²/2` (or a Fourier phase) is not finite in `f32`: the inputs
     /// are too large for the features.
     ScoreOverflow,
-    /// The weighted sum of values is not finite in `f32` (values near `f32::MAX`).
+    /// A result is not finite in `f32`. FAVOR+ attention never returns it for finite inputs (its
+    /// outputs are weighted averages with weights `≥ 0`, computed from scaled sums; see
+    /// [`attention`](crate::attention)); the signed random-Fourier estimator can.
     OutputOverflow,
 }
 
@@ -59,12 +65,31 @@ impl Error {
     }
 }
 
+/// `len` copies of `value` in a freshly, fallibly allocated vector: [`Error::TooManyFeatures`] if
+/// `len` elements do not fit in memory (the byte count overflows, or the allocator refuses).
+///
+/// The one way this crate allocates a buffer whose size an argument sets.
+pub(crate) fn try_filled<T: Clone>(len: usize, value: T) -> Result<Vec<T>, Error> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|_| Error::TooManyFeatures)?;
+    v.resize(len, value);
+    Ok(v)
+}
+
+/// `a·b` as a buffer length: [`Error::TooManyFeatures`] if it overflows `usize`.
+pub(crate) fn len2(a: usize, b: usize) -> Result<usize, Error> {
+    a.checked_mul(b).ok_or(Error::TooManyFeatures)
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::ZeroDimension => f.write_str("a dimension is zero"),
             Self::ZeroFeatures => f.write_str("the number of random features is zero"),
-            Self::TooManyFeatures => f.write_str("too many random features for this dimension"),
+            Self::TooManyFeatures => {
+                f.write_str("a buffer the arguments ask for does not fit in memory")
+            }
             Self::DimensionMismatch { expected, found } => write!(
                 f,
                 "features were drawn for dimension {expected}, inputs have dimension {found}"

@@ -2,6 +2,7 @@
 
 use nalgebra::DMatrix;
 
+use crate::error::{len2, try_filled};
 use crate::{Error, Projection, Sampling};
 
 /// Which positive feature map.
@@ -48,10 +49,15 @@ pub struct FavorPlus {
 impl FavorPlus {
     /// Features for temperature `τ` from a drawn projection.
     ///
+    /// # Memory
+    /// The projection (`4·m·d` bytes) and the scaled feature matrix, `4·r·d` bytes with `r = m`
+    /// ([`Variant::Positive`]) or `2m` ([`Variant::Hyperbolic`]), allocated fallibly.
+    ///
     /// # Errors
     /// - [`Error::InvalidTemperature`] if `τ` is not finite, not `> 0`, or `1/√τ` or `1/τ` is
     ///   not a normal `f32`;
-    /// - [`Error::TooManyFeatures`] if the hyperbolic variant's `2m` overflows.
+    /// - [`Error::TooManyFeatures`] if the hyperbolic variant's `2m`, or `r·d`, overflows, or the
+    ///   feature matrix cannot be allocated.
     pub fn new(projection: Projection, tau: f32, variant: Variant) -> Result<Self, Error> {
         let tau64 = f64::from(tau);
         let inv_sqrt = (1.0 / tau64.sqrt()) as f32;
@@ -66,7 +72,7 @@ impl FavorPlus {
                 .checked_mul(2)
                 .ok_or(Error::TooManyFeatures)?,
         };
-        let w = build(&projection, r, f64::from(inv_sqrt));
+        let w = build(&projection, r, f64::from(inv_sqrt))?;
         Ok(Self {
             projection,
             variant,
@@ -79,21 +85,32 @@ impl FavorPlus {
     /// The Transformer default: `τ = √d`, `m` positive features, orthogonal rows with chi norms,
     /// draw 0 of `seed`.
     ///
+    /// # Memory
+    /// `8·m·d` bytes kept (the projection and the feature matrix), plus the scratch of the
+    /// orthogonal draw ([`Projection::new`]).
+    ///
     /// # Errors
-    /// As [`Projection::new`].
+    /// As [`Projection::new`], and [`Error::TooManyFeatures`] if the feature matrix cannot be
+    /// allocated.
     pub fn for_dim(d: usize, m: usize, seed: u64) -> Result<Self, Error> {
         let p = Projection::new(d, m, Sampling::Orthogonal(crate::RowNorm::Chi), seed)?;
         Self::new(p, (d as f64).sqrt() as f32, Variant::Positive)
     }
 
-    /// Replaces the projection by its next draw ([`Projection::redraw`]).
-    pub fn redraw(&mut self) {
-        self.projection.redraw();
-        self.w = build(
+    /// Replaces the projection by its next draw ([`Projection::redraw`]); the feature matrix is
+    /// rewritten in place (no allocation besides the projection's scratch).
+    ///
+    /// # Errors
+    /// [`Error::TooManyFeatures`] if the scratch of the orthogonal draw cannot be allocated; the
+    /// features are then unchanged.
+    pub fn redraw(&mut self) -> Result<(), Error> {
+        self.projection.redraw()?;
+        fill(
             &self.projection,
-            self.w.nrows(),
+            &mut self.w,
             1.0 / f64::from(self.tau).sqrt(),
         );
+        Ok(())
     }
 
     /// The projection the features use.
@@ -199,10 +216,22 @@ impl FavorPlus {
 }
 
 /// The `r×d` column-major matrix `[ω_i·s]` (and `[−ω_i·s]` below it when `r = 2m`).
-fn build(p: &Projection, r: usize, s: f64) -> DMatrix<f32> {
+/// [`Error::TooManyFeatures`] if `r·d` floats cannot be allocated.
+fn build(p: &Projection, r: usize, s: f64) -> Result<DMatrix<f32>, Error> {
+    let d = p.dim();
+    let mut w = DMatrix::from_vec(r, d, try_filled(len2(r, d)?, 0.0)?);
+    fill(p, &mut w, s);
+    Ok(w)
+}
+
+/// Writes the matrix of [`build`] into `w`, already `r×d`.
+fn fill(p: &Projection, w: &mut DMatrix<f32>, s: f64) {
     let (m, d, rows) = (p.count(), p.dim(), p.rows());
-    DMatrix::from_fn(r, d, |i, j| {
-        let (row, sign) = if i < m { (i, 1.0) } else { (i - m, -1.0) };
-        (sign * f64::from(rows[row * d + j]) * s) as f32
-    })
+    let r = w.nrows();
+    for (j, col) in w.as_mut_slice().chunks_exact_mut(r).enumerate() {
+        for (i, x) in col.iter_mut().enumerate() {
+            let (row, sign) = if i < m { (i, 1.0) } else { (i - m, -1.0) };
+            *x = (sign * f64::from(rows[row * d + j]) * s) as f32;
+        }
+    }
 }

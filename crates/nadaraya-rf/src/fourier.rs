@@ -64,9 +64,14 @@ impl FourierFeatures {
     }
 
     /// Replaces the projection by its next draw ([`Projection::redraw`]).
-    pub fn redraw(&mut self) {
-        self.projection.redraw();
+    ///
+    /// # Errors
+    /// [`Error::TooManyFeatures`] if the scratch of the orthogonal draw cannot be allocated; the
+    /// features are then unchanged.
+    pub fn redraw(&mut self) -> Result<(), Error> {
+        self.projection.redraw()?;
         self.w = build(&self.projection, 1.0 / f64::from(self.h));
+        Ok(())
     }
 
     /// The projection the features use.
