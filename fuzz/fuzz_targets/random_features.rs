@@ -335,7 +335,8 @@ fn batches(f: &FavorPlus, c: &Call<'_>, first: &Result<(), Error>, first_out: &[
     let (d, dv) = (c.d, c.dv);
     let mq = c.q.len() / d;
     let mut g = f.clone();
-    g.redraw();
+    // `redraw` returns `()` or a `Result` (an allocation failure), by branch; either way g is usable.
+    let _ = g.redraw();
     let mut second = vec![0.0f32; mq * dv];
     let r2 = nadaraya_rf::attention(&g, c.q, c.keys, c.values, d, dv, &mut second);
     let heads = [f.clone(), g];

@@ -10,6 +10,10 @@
 //!
 //! - FAVOR+ for `exp(q·k/τ)`: `u_r = ω_r/√τ` (and `−ω_r/√τ` for the hyperbolic half), `γ = 1/2τ`,
 //!   `κ_r = 0`;
+//! - OPRF (Likhosherstov et al. 2022) with parameter `A`: `u_r = √(1 − 4A)·ω_r/√τ`,
+//!   `κ_r = 2A|ω_r|²`, `γ = 1/2τ`;
+//! - the positive Gaussian smoother of bandwidth `h`: either of those at `τ = h²` with `γ = 1/τ`
+//!   (the sample's own factor `exp(−|x'|²/2)`), on the points moved by the samples' midrange.
 //!
 //! An implementation computes every exponent in `f32` with an absolute error of at most
 //! `(d + 4)·ε·(Σ_j |u_rj x_j| + γ|x|²) + 2ε|κ_r|` plus the rounding of the stabilising shifts
@@ -52,6 +56,34 @@ impl PosFeatures {
             u,
             gamma: 0.5 / f64::from(tau),
             kappa: vec![0.0; r],
+        }
+    }
+
+    /// Optimal positive random features (OPRF, `Variant::Optimal`) with parameter `A ≤ 0` for
+    /// temperature `τ`: `u_r = B·ω_r/√τ` with `B = √(1 − 4A)`, `κ_r = 2A|ω_r|²` (the two factors'
+    /// `A|ω_r|²` on the key side; `D²` is a constant and cancels), `γ = 1/2τ`.
+    #[must_use]
+    pub fn oprf(rows: &[f32], d: usize, tau: f32, a: f32) -> Self {
+        let a = f64::from(a);
+        let s = (1.0 - 4.0 * a).sqrt() / f64::from(tau).sqrt();
+        Self {
+            d,
+            u: rows.iter().map(|&w| f64::from(w) * s).collect(),
+            gamma: 0.5 / f64::from(tau),
+            kappa: rows
+                .chunks_exact(d)
+                .map(|w| 2.0 * a * w.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>())
+                .collect(),
+        }
+    }
+
+    /// The Gaussian kernel `exp(−|x − y|²/2h²)` through softmax features `sm` at `τ = h²`: the
+    /// sample's own factor `exp(−|x'|²/2)` doubles `γ` (the query's cancels).
+    #[must_use]
+    pub fn gaussian(sm: Self) -> Self {
+        Self {
+            gamma: 2.0 * sm.gamma,
+            ..sm
         }
     }
 
