@@ -169,7 +169,8 @@ const SUM_BOUND_LOG2: i32 = 100;
 /// that `2^−e` is a normal `f32`; larger would need more than `2^98` keys times features).
 fn value_shift(vmax: f32, count: usize, r: usize) -> i32 {
     let bound = f64::from(vmax) * count as f64 * r as f64;
-    if bound <= f64::from(SUM_BOUND_LOG2).exp2() {
+    // 2^100, exactly.
+    if bound <= 1_267_650_600_228_229_401_496_703_205_376.0 {
         0
     } else {
         (bound.log2().ceil() as i32 - SUM_BOUND_LOG2).clamp(0, 126)
@@ -350,8 +351,13 @@ fn divide(o: &mut [f32], den: f32, shift: &[i32], vmax: &[f32]) -> Result<(), Er
             *x = (f64::from(*x) * f64::from(e).exp2()) as f32;
         }
         // A weighted average with weights ≥ 0 lies within the values' range: rounding past it
-        // (or past f32::MAX) is pulled back. `clamp` keeps a NaN, so the check below sees it.
-        *x = x.clamp(-m, m);
+        // (or past f32::MAX) is pulled back. A NaN fails both comparisons and stays NaN, so the
+        // check below sees it (and, unlike `f32::clamp`, this has no panic path).
+        if *x > m {
+            *x = m;
+        } else if *x < -m {
+            *x = -m;
+        }
         ok &= x.is_finite();
     }
     if ok {
@@ -508,16 +514,14 @@ impl<'f> CausalState<'f> {
     /// exponents plus the key stabilisers) is found after the key was absorbed.
     pub fn step(&mut self, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32]) -> Result<(), Error> {
         self.check_row(q)?;
-        if out.len() < self.dv {
-            return Err(Error::OutputTooSmall);
-        }
+        let out = out.get_mut(..self.dv).ok_or(Error::OutputTooSmall)?;
         // The query's own exponents do not depend on the state: reject them before absorbing.
         self.features.query_exponents(q, &mut self.scratch);
         if !all_finite(&self.scratch) {
             return Err(Error::ScoreOverflow);
         }
         self.absorb(k, v)?;
-        self.query_unchecked(q, &mut out[..self.dv])
+        self.query_unchecked(q, out)
     }
 
     /// Absorbs one key and value without querying.
@@ -568,14 +572,20 @@ impl<'f> CausalState<'f> {
     pub(crate) fn absorb_unchecked(&mut self, k: &[f32], v: &[f32]) -> Result<(), Error> {
         let a = &mut self.scratch;
         self.features.key_exponents(k, a)?;
-        let dv = self.dv;
-        for (i, x) in a.iter_mut().enumerate() {
-            let c = &mut self.c[i];
+        // `dv ≥ 1` by construction (`new`); saying so lets the compiler drop the zero-width
+        // panics of `chunks_exact_mut` and `step_by` (the no-panic check, README "Panics").
+        let dv = self.dv.max(1);
+        for (((x, c), z), srow) in a
+            .iter_mut()
+            .zip(&mut self.c)
+            .zip(&mut self.z)
+            .zip(self.s.chunks_exact_mut(dv))
+        {
             if *x > *c {
-                if self.z[i] != 0.0 {
+                if *z != 0.0 {
                     let f = exp_neg(*c - *x);
-                    self.z[i] *= f;
-                    for s in &mut self.s[i * dv..(i + 1) * dv] {
+                    *z *= f;
+                    for s in srow {
                         *s *= f;
                     }
                 }
@@ -619,7 +629,9 @@ impl<'f> CausalState<'f> {
         query_weights(b, &self.c)?;
         out.fill(0.0);
         let mut den = 0.0f32;
-        for ((&w, &z), srow) in b.iter().zip(&self.z).zip(self.s.chunks_exact(self.dv)) {
+        // `dv ≥ 1` by construction; see `absorb_unchecked`.
+        let dv = self.dv.max(1);
+        for ((&w, &z), srow) in b.iter().zip(&self.z).zip(self.s.chunks_exact(dv)) {
             den += w * z;
             for (o, &s) in out.iter_mut().zip(srow) {
                 *o += w * s;

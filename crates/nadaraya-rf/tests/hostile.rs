@@ -58,6 +58,15 @@ fn a_nan_feature_exponent_is_a_score_overflow_on_every_path() {
                     "seed {seed}, q {q:?}, path {i}"
                 );
             }
+            // `step` finds the query's own overflow before absorbing the key.
+            let mut s = CausalState::new(&f, 1).unwrap();
+            s.absorb(&[0.1, 0.2], &[1.0]).unwrap();
+            let mut y = [0.0];
+            assert_eq!(
+                s.step(&q, &[0.3, 0.1], &[2.0], &mut y),
+                Err(Error::ScoreOverflow)
+            );
+            assert_eq!(s.len(), 1);
         }
     }
     assert!(found >= 10, "only {found} cases");

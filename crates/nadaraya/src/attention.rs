@@ -680,7 +680,10 @@ mod tests {
 #[cfg(test)]
 mod edge_tests {
     use super::*;
-    use crate::{Gaussian, SoftmaxDot};
+    use crate::testing::assert_close;
+    use crate::{Gaussian, Kernel, SoftmaxDot};
+    use std::vec;
+    use std::vec::Vec;
 
     /// Subnormal inputs are numbers like any other: accepted, and averaged exactly as such.
     #[test]
@@ -760,6 +763,67 @@ mod edge_tests {
             let mut causal = std::vec![0.0; n * dv];
             causal_attention(&k, &qc, &kp, &vp, 1, dv, &mut causal).unwrap();
             assert_average(Ok(&causal[(n - 1) * dv..]), &want, &values, &what);
+        }
+    }
+
+    /// Random values up to `±f32::MAX` at key counts around the tile size, against a plain `f64`
+    /// reference: the SIMD path, its scalar twin, causal rows and chunked `OnlineSoftmax` states
+    /// merged in reverse are all `Ok` and within rounding, in the given and the reversed order.
+    #[test]
+    fn random_huge_values_are_averaged_in_every_path() {
+        use crate::testing::{lcg, reference_average};
+        let mut rng = lcg(17);
+        let g = Gaussian::new(1.0).unwrap();
+        for n in [1usize, 2, 63, 64, 65, 130] {
+            for (d, dv) in [(1usize, 1usize), (3, 2), (9, 9)] {
+                let q: Vec<f32> = (0..d).map(|_| 2.0 * rng() - 1.0).collect();
+                let keys: Vec<f32> = (0..n * d).map(|_| 2.0 * rng() - 1.0).collect();
+                let values: Vec<f32> = (0..n * dv)
+                    .map(|_| (2.0 * rng() - 1.0) * f32::MAX)
+                    .collect();
+                let scores: Vec<f32> = keys.chunks_exact(d).map(|k| g.score(&q, k)).collect();
+                let want = reference_average(&scores, &values, dv);
+                let s_max = scores.iter().fold(0.0f32, |a, s| a.max(s.abs()));
+                let eps = f64::from(f32::EPSILON);
+                let rel = 2e-6 + 0.5 * n as f64 * eps + (d as f64 + 4.0) * eps * f64::from(s_max);
+                let check = |got: &[f32], what: &str| {
+                    for (j, (g, w)) in got.iter().zip(&want).enumerate() {
+                        let scale = values
+                            .chunks_exact(dv)
+                            .map(|v| f64::from(v[j].abs()))
+                            .fold(0.0, f64::max);
+                        assert!(g.is_finite(), "{what} n={n} d={d}: {g}");
+                        assert_close(f64::from(*g), *w, rel * scale, what);
+                    }
+                };
+                for reversed in [false, true] {
+                    let order: Vec<usize> = if reversed {
+                        (0..n).rev().collect()
+                    } else {
+                        (0..n).collect()
+                    };
+                    let kp = crate::testing::permute(&keys, d, &order);
+                    let vp = crate::testing::permute(&values, dv, &order);
+                    let mut out = vec![0.0; dv];
+                    attention(&g, &q, &kp, &vp, d, dv, &mut out).unwrap();
+                    check(&out, "attention");
+                    crate::scalar::attention(&g, &q, &kp, &vp, d, dv, &mut out).unwrap();
+                    check(&out, "scalar::attention");
+                    let qs: Vec<f32> = q.iter().copied().cycle().take(n * d).collect();
+                    let mut causal = vec![0.0; n * dv];
+                    causal_attention(&g, &qs, &kp, &vp, d, dv, &mut causal).unwrap();
+                    check(&causal[(n - 1) * dv..], "causal_attention");
+                    if dv == 2 {
+                        let mut merged = crate::OnlineSoftmax::<2>::new();
+                        for (kc, vc) in kp.chunks(7 * d).zip(vp.chunks(7 * dv)).rev() {
+                            let mut part = crate::OnlineSoftmax::<2>::new();
+                            part.update(&g, &q, kc, vc).unwrap();
+                            merged = part.merge(&merged);
+                        }
+                        check(&merged.finish().unwrap(), "OnlineSoftmax");
+                    }
+                }
+            }
         }
     }
 

@@ -147,6 +147,12 @@ pub(crate) fn exp_shift_sum(s: &mut [f32], m: f32) -> f32 {
 /// so only this entry point pays for the select.
 #[inline]
 pub(crate) fn exp_in_place(s: &mut [f32]) {
+    if !SIMD {
+        for v in s {
+            *v = exp_scalar(*v);
+        }
+        return;
+    }
     let (body, tail) = s.as_chunks_mut::<LANES>();
     for c in body {
         let x = load(c);

@@ -49,7 +49,8 @@ impl<const D: usize, const DV: usize> core::error::Error for Rejected<D, DV> {}
 /// `size_of` is the samples' `4·N·(D + DV)` bytes plus the kernel and two ring-buffer headers:
 /// `Smoother<Gaussian, 64, 1, 1>` is 568 bytes on 64-bit targets (512 of them samples), and a
 /// compile-time assertion holds it to at most 576 on every target. `predict` and `weights` use a 64-score stack tile and no
-/// other memory.
+/// other memory (`predict`: a second one on the cold path of responses whose weighted sum
+/// overflowed `f32`).
 ///
 /// # Examples
 /// ```

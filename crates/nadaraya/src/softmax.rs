@@ -194,18 +194,15 @@ pub(crate) fn exact_average<K: Kernel + ?Sized>(
             let rows = (kt.len() / d).min(vt.len() / dv).min(TILE);
             let s = &mut buf[..rows];
             kernel.scores(q, kt, s);
-            let tm = simd::max_finite(s)?;
-            // Not `f32::max`: a libm call on Cortex-M4.
-            if tm > m {
-                m = tm;
-            }
+            m = max_of_tile(s, m)?;
             n = n.saturating_add(rows);
         }
     }
     if n == 0 {
         return Err(Error::Empty);
     }
-    // Pass 2: every weight against the one maximum, scaled down before it meets a value.
+    // Pass 2: every weight against the one maximum, scaled down before it meets a value. Scalar
+    // exponentials: this path is rare, and on a microcontroller its flash counts.
     let (down, up) = headroom(n);
     out.fill(0.0);
     let mut sum = 0.0f32;
@@ -216,13 +213,49 @@ pub(crate) fn exact_average<K: Kernel + ?Sized>(
             let rows = (kt.len() / d).min(vt.len() / dv).min(TILE);
             let s = &mut buf[..rows];
             kernel.scores(q, kt, s);
-            sum += simd::exp_shift_sum(s, m);
-            simd::scale_in_place(s, down);
-            simd::weighted_sum_into(s, vt, dv, out);
+            sum += accumulate_tile(s, m, down, vt, dv, out);
         }
     }
-    simd::div_in_place(out, sum);
-    simd::scale_in_place(out, up);
+    scale_back(out, sum, up)
+}
+
+// The kernel-independent steps of `exact_average`, out of line: one copy in flash whatever the
+// number of kernels and shapes.
+
+/// The larger of `m` and the largest score of `s`, or `Err(ScoreOverflow)`.
+#[inline(never)]
+fn max_of_tile(s: &[f32], m: f32) -> Result<f32, Error> {
+    let tm = simd::max_finite(s)?;
+    // Not `f32::max`: a libm call on Cortex-M4.
+    Ok(if tm > m { tm } else { m })
+}
+
+/// `out += Σ_i 2^-k·exp(s_i - m)·values_i` with `down = 2^-k`; returns `Σ_i exp(s_i - m)`.
+#[inline(never)]
+fn accumulate_tile(
+    s: &mut [f32],
+    m: f32,
+    down: f32,
+    values: &[f32],
+    dv: usize,
+    out: &mut [f32],
+) -> f32 {
+    let mut sum = 0.0f32;
+    for si in s.iter_mut() {
+        let w = simd::exp_scalar(*si - m);
+        sum += w;
+        *si = w * down;
+    }
+    simd::weighted_sum_into(s, values, dv, out);
+    sum
+}
+
+/// `out = out / sum · up`, or `Err(Overflow)` if a component is not finite.
+#[inline(never)]
+fn scale_back(out: &mut [f32], sum: f32, up: f32) -> Result<(), Error> {
+    for a in out.iter_mut() {
+        *a = *a / sum * up;
+    }
     if simd::all_finite(out) {
         Ok(())
     } else {
