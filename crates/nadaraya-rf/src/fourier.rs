@@ -3,7 +3,7 @@
 
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut};
 
-use crate::attention::{TILE, check_shapes};
+use crate::attention::{TILE, check_shapes, scale_down, value_shift};
 use crate::gaussian::zeros;
 use crate::{Error, Projection, Sampling};
 
@@ -60,11 +60,12 @@ impl FourierFeatures {
     /// Features for bandwidth `h` from a drawn projection, with [`MassGuard::Reject`].
     ///
     /// # Errors
-    /// [`Error::InvalidBandwidth`] if `h` is not finite, not `> 0`, or `1/h` is not a normal
-    /// `f32`.
+    /// [`Error::InvalidBandwidth`] for an `h` that [`nadaraya::Gaussian::new`] rejects (not
+    /// finite, not `> 0`, or `1/(2h²)` not a normal `f32`: `h` outside
+    /// `[3.8332338e-20, 6.521909e18]`), the same kernel's rule. A smaller `h` (the old rule let
+    /// a subnormal one through) made `ω_i/h` overflow the feature matrix.
     pub fn new(projection: Projection, h: f32) -> Result<Self, Error> {
-        let inv = (1.0 / f64::from(h)) as f32;
-        if !(h.is_finite() && h > 0.0 && inv.is_normal()) {
+        if nadaraya::Gaussian::new(h).is_err() {
             return Err(Error::InvalidBandwidth);
         }
         let w = build(&projection, 1.0 / f64::from(h));
@@ -219,7 +220,9 @@ fn fourier_tile(phase: &[f32], m: usize, phi: &mut [f32]) -> Result<(), Error> {
 /// - As [`attention`](crate::attention) (with `dy` for `dv`): [`Error::ZeroDimension`],
 ///   [`Error::DimensionMismatch`], [`Error::ShapeMismatch`], [`Error::Empty`] for no samples,
 ///   [`Error::OutputTooSmall`], [`Error::NonFinite`], [`Error::ScoreOverflow`] for a phase
-///   `ω·x/h` that is not finite, [`Error::OutputOverflow`] for a ratio that is not finite;
+///   `ω·x/h` that is not finite, [`Error::OutputOverflow`] for a ratio that is not finite in `f32` (the sums are kept scaled by a
+///   power of two per response component, so only an estimate beyond `±f32::MAX` gets there, in
+///   any order of the samples);
 /// - [`Error::Empty`] also for a query whose estimated kernel mass is at or below the floor,
 ///   unless the features carry [`MassGuard::Floor`];
 /// - [`Error::TooManyFeatures`] if the `2m·dy` sums cannot be allocated.
@@ -254,7 +257,36 @@ pub fn smooth_fourier(
     let mut phi = zeros(r.checked_mul(TILE).ok_or(too_many)?)?;
     let mut s = DMatrix::from_vec(dy, r, zeros(dy.checked_mul(r).ok_or(too_many)?)?);
     let mut z = zeros(r)?;
+    // Each response component is summed scaled by 2^-e_j (as the FAVOR+ key sums are): |φ_i| ≤ 1,
+    // so every partial sum is at most r·N·max|y_j|·2^-e_j ≤ 2^100, and the output overflows only
+    // when the estimate itself is not finite in f32, in any order of the samples.
+    let mut ymax = zeros(dy)?;
+    for row in y.chunks_exact(dy) {
+        for (m, v) in ymax.iter_mut().zip(row) {
+            // Finite responses (checked above): `max` skips no NaN here.
+            *m = m.max(v.abs());
+        }
+    }
+    let mut shift = Vec::new();
+    shift
+        .try_reserve_exact(dy)
+        .map_err(|_| Error::TooManyFeatures)?;
+    shift.extend(ymax.iter().map(|&m| value_shift(m, n, r)));
+    let mut scaled = if shift.iter().any(|&e| e > 0) {
+        zeros(dy.checked_mul(TILE).ok_or(too_many)?)?
+    } else {
+        Vec::new()
+    };
     for (xt, yt) in x.chunks(TILE * d).zip(y.chunks(TILE * dy)) {
+        let yt = if scaled.is_empty() {
+            yt
+        } else {
+            let st = &mut scaled[..yt.len()];
+            for (o, v) in st.chunks_exact_mut(dy).zip(yt.chunks_exact(dy)) {
+                scale_down(o, v, &shift);
+            }
+            &scaled[..yt.len()]
+        };
         let t = xt.len() / d;
         let (ph, f) = (&mut phase[..m * t], &mut phi[..r * t]);
         DMatrixViewMut::from_slice(ph, m, t).gemm(
@@ -298,8 +330,13 @@ pub fn smooth_fourier(
                 den
             };
             let inv = 1.0 / den;
-            for v in o.iter_mut() {
-                *v *= inv;
+            for (v, &e) in o.iter_mut().zip(&shift) {
+                *v = if e > 0 {
+                    // Unscaled once, in f64: exact, and inf only if the estimate is.
+                    (f64::from(*v * inv) * f64::from(e).exp2()) as f32
+                } else {
+                    *v * inv
+                };
                 ok &= v.is_finite();
             }
         }
@@ -308,5 +345,59 @@ pub fn smooth_fourier(
         Ok(())
     } else {
         Err(Error::OutputOverflow)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Sampling;
+
+    /// Fuzz finding (issue 11): a subnormal `h` passed the old rule (`1/h` normal) and `ω_i/h`
+    /// overflowed, so `map` wrote infinities. Every `h` the core's Gaussian accepts maps to finite
+    /// features, and the bandwidths just outside its range are rejected.
+    #[test]
+    fn bandwidth_rule_is_the_core_gaussians_and_features_stay_finite() {
+        let (lo, hi) = (f32::from_bits(0x1f35_04f4), f32::from_bits(0x5eb5_04f3));
+        let p = || Projection::new(3, 64, Sampling::Iid, 7).unwrap();
+        for h in [
+            1e-38f32,
+            1e-30,
+            f32::from_bits(lo.to_bits() - 1),
+            f32::from_bits(hi.to_bits() + 1),
+        ] {
+            assert_eq!(
+                FourierFeatures::new(p(), h),
+                Err(Error::InvalidBandwidth),
+                "h = {h:e}"
+            );
+        }
+        let mut phi = [0.0f32; 128];
+        for h in [lo, 1e-10, 1.0, hi] {
+            let f = FourierFeatures::new(p(), h).unwrap();
+            f.map(&[1e-3, -2e-3, 5e-4], &mut phi).unwrap();
+            assert!(phi.iter().all(|v| v.is_finite()), "h = {h:e}");
+        }
+    }
+
+    /// Fuzz finding (issue 11): responses near `f32::MAX` overflowed the response sums, and
+    /// `smooth_fourier` returned `OutputOverflow` for an estimate that is representable (equal
+    /// responses: the estimate is that response).
+    #[test]
+    fn responses_near_f32_max_are_estimated_in_every_order() {
+        let f =
+            FourierFeatures::new(Projection::new(1, 64, Sampling::Iid, 3).unwrap(), 1.0).unwrap();
+        let x = [0.0f32, 0.01, -0.02, 0.03];
+        for y0 in [3e38f32, -3e38, f32::MAX] {
+            for rot in 0..x.len() {
+                let mut xs = x;
+                xs.rotate_left(rot);
+                let y = [y0; 4];
+                let mut out = [0.0f32];
+                smooth_fourier(&f, &[0.005], &xs, &y, 1, 1, &mut out).unwrap();
+                let rel = (f64::from(out[0]) - f64::from(y0)).abs() / f64::from(y0).abs();
+                assert!(rel < 1e-5, "y = {y0:e}, rotation {rot}: {:e}", out[0]);
+            }
+        }
     }
 }

@@ -119,8 +119,11 @@ impl GaussianFeatures {
     }
 
     /// Replaces the projection by its next draw ([`Projection::redraw`]).
-    pub fn redraw(&mut self) {
-        self.favor.redraw();
+    ///
+    /// # Errors
+    /// As [`FavorPlus::redraw`]: the features are then unchanged.
+    pub fn redraw(&mut self) -> Result<(), Error> {
+        self.favor.redraw()
     }
 
     /// The softmax-kernel features at `τ = h²` these are built on.
