@@ -12,7 +12,8 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use nadaraya::{Error, Kernel, scalar};
+use nadaraya::{Error, Kernel};
+use nadaraya_fuzz::core_flat::{self as flat, SHAPE, scalar};
 use nadaraya_fuzz::{
     AnyKernel, F, Flags, KernelSpec, RefKernel, build_kernel, check_agree, ref_row,
 };
@@ -92,7 +93,7 @@ fn run<K: Kernel>(k: &K, rk: RefKernel, input: &Input) {
         || !v_len.is_multiple_of(dv)
         || k_len / d != v_len / dv
     {
-        Some(Error::ShapeMismatch)
+        Some(SHAPE)
     } else if k_len == 0 {
         Some(Error::Empty)
     } else if o_len < q_len / d * dv {
@@ -104,7 +105,7 @@ fn run<K: Kernel>(k: &K, rk: RefKernel, input: &Input) {
 
     let mut simd_out = vec![SENTINEL; o_len];
     let mut scalar_out = vec![SENTINEL; o_len];
-    let a = nadaraya::attention(k, q, keys, values, d, dv, &mut simd_out);
+    let a = flat::attention(k, q, keys, values, d, dv, &mut simd_out);
     let b = scalar::attention(k, q, keys, values, d, dv, &mut scalar_out);
     let untouched = |o: &[f32]| o.iter().all(|v| *v == SENTINEL);
 
@@ -117,7 +118,7 @@ fn run<K: Kernel>(k: &K, rk: RefKernel, input: &Input) {
         );
         let mut c = vec![SENTINEL; o_len];
         assert_eq!(
-            nadaraya::causal_attention(k, q, keys, values, d, dv, &mut c),
+            flat::causal_attention(k, q, keys, values, d, dv, &mut c),
             Err(e)
         );
         assert!(untouched(&c), "causal call rejected for its shapes wrote");
@@ -126,13 +127,9 @@ fn run<K: Kernel>(k: &K, rk: RefKernel, input: &Input) {
         assert_eq!(a, Err(Error::NonFinite), "attention");
         assert_eq!(b, Err(Error::NonFinite), "scalar::attention");
         let mut c = vec![SENTINEL; o_len];
-        let want = if mq > n {
-            Error::ShapeMismatch
-        } else {
-            Error::NonFinite
-        };
+        let want = if mq > n { SHAPE } else { Error::NonFinite };
         assert_eq!(
-            nadaraya::causal_attention(k, q, keys, values, d, dv, &mut c),
+            flat::causal_attention(k, q, keys, values, d, dv, &mut c),
             Err(want),
             "causal_attention"
         );
@@ -189,7 +186,7 @@ fn run<K: Kernel>(k: &K, rk: RefKernel, input: &Input) {
             let p = if twin {
                 scalar::attention(k, q, &pk, &pv, d, dv, &mut po)
             } else {
-                nadaraya::attention(k, q, &pk, &pv, d, dv, &mut po)
+                flat::attention(k, q, &pk, &pv, d, dv, &mut po)
             };
             if flags.check(&p, what) {
                 for (t, r) in rows.iter().enumerate() {
@@ -217,13 +214,9 @@ fn causal<K: Kernel>(
     o_len: usize,
 ) {
     let mut out = vec![SENTINEL; o_len];
-    let got = nadaraya::causal_attention(k, q, keys, values, d, dv, &mut out);
+    let got = flat::causal_attention(k, q, keys, values, d, dv, &mut out);
     if mq > n {
-        assert_eq!(
-            got,
-            Err(Error::ShapeMismatch),
-            "causal with a query past its key"
-        );
+        assert_eq!(got, Err(SHAPE), "causal with a query past its key");
         assert!(
             out.iter().all(|v| *v == SENTINEL),
             "rejected causal call wrote"
@@ -243,7 +236,7 @@ fn causal<K: Kernel>(
             let row = &out[t * dv..(t + 1) * dv];
             r.check_out(row, "causal_attention");
             let mut one = vec![0.0; dv];
-            let single = nadaraya::attention(k, qr, kp, vp, d, dv, &mut one);
+            let single = flat::attention(k, qr, kp, vp, d, dv, &mut one);
             assert_eq!(single, Ok(()), "attention over the prefix");
             let same = row
                 .iter()
@@ -276,7 +269,7 @@ fn weights<K: Kernel>(k: &K, rk: RefKernel, q: &[f32], keys: &[f32], d: usize, i
     let expected = if wd == 0 {
         Some(Error::ZeroDimension)
     } else if !keys.len().is_multiple_of(wd) {
-        Some(Error::ShapeMismatch)
+        Some(SHAPE)
     } else if nk == 0 {
         Some(Error::Empty)
     } else if o_len < nk {
@@ -288,7 +281,7 @@ fn weights<K: Kernel>(k: &K, rk: RefKernel, q: &[f32], keys: &[f32], d: usize, i
     };
     let mut a = vec![SENTINEL; o_len];
     let mut b = vec![SENTINEL; o_len];
-    let ra = nadaraya::weights(k, wq, keys, &mut a);
+    let ra = flat::weights(k, wq, keys, &mut a);
     let rb = scalar::weights(k, wq, keys, &mut b);
     if let Some(e) = expected {
         assert_eq!(ra, Err(e), "weights");

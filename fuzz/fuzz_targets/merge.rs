@@ -12,6 +12,7 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use nadaraya::{Error, Kernel, OnlineSoftmax};
+use nadaraya_fuzz::core_flat::{self as flat, SHAPE};
 use nadaraya_fuzz::{AnyKernel, EPS, F, KernelSpec, RefKernel, build_kernel, ref_row};
 
 const DV: usize = 3;
@@ -81,13 +82,16 @@ fn run<K: Kernel>(k: &K, rk: RefKernel, input: &Input) {
     let (keys, values) = all.split_at(n * d);
     if !all.iter().chain(&q).all(|v| v.is_finite()) {
         let mut s = OnlineSoftmax::<DV>::new();
-        assert_eq!(s.update(k, &q, keys, values), Err(Error::NonFinite));
+        assert_eq!(
+            flat::update(&mut s, k, &q, keys, values),
+            Err(Error::NonFinite)
+        );
         assert!(s.is_empty());
         return;
     }
 
     let mut whole = OnlineSoftmax::<DV>::new();
-    let single = whole.update(k, &q, keys, values);
+    let single = flat::update(&mut whole, k, &q, keys, values);
     if n == 0 {
         assert_eq!(single, Ok(()));
         assert!(whole.is_empty());
@@ -146,7 +150,7 @@ fn run<K: Kernel>(k: &K, rk: RefKernel, input: &Input) {
                 }
             }
         } else if len > 0 {
-            let res = s.update(k, &q, kc, vc);
+            let res = flat::update(&mut s, k, &q, kc, vc);
             ref_row(rk, &q, kc, vc, DV)
                 .flags
                 .check(&res, "update of a chunk");
@@ -179,28 +183,28 @@ fn run<K: Kernel>(k: &K, rk: RefKernel, input: &Input) {
                 let v = if f.0.is_finite() { f32::NAN } else { f.0 };
                 states[i].push_score(0.0, &[1.0, v, 2.0])
             }
-            Bad::ShortValues => states[i].update(k, &q, &keys[..d], &values[..DV - 1]),
+            Bad::ShortValues => flat::update(&mut states[i], k, &q, &keys[..d], &values[..DV - 1]),
             Bad::NonFiniteScore(f) => {
                 let s = if f.0.is_finite() { f32::INFINITY } else { f.0 };
                 states[i].push_score(s, &[1.0; DV])
             }
-            Bad::EmptyQuery => states[i].update(k, &[], &keys[..d], &values[..DV]),
+            Bad::EmptyQuery => flat::update(&mut states[i], k, &[], &keys[..d], &values[..DV]),
             Bad::NonFiniteKey(f, j) => {
                 let mut kr = keys[..d].to_vec();
                 kr[usize::from(*j) % d] = if f.0.is_finite() { f32::NAN } else { f.0 };
-                states[i].update(k, &q, &kr, &values[..DV])
+                flat::update(&mut states[i], k, &q, &kr, &values[..DV])
             }
             Bad::NonFiniteValueUpdate(f, j) => {
                 let mut vr = values[..DV].to_vec();
                 vr[usize::from(*j) % DV] = if f.0.is_finite() { f32::INFINITY } else { f.0 };
-                states[i].update(k, &q, &keys[..d], &vr)
+                flat::update(&mut states[i], k, &q, &keys[..d], &vr)
             }
         };
         let want = match bad {
             Bad::NonFiniteValue(_) | Bad::NonFiniteKey(..) | Bad::NonFiniteValueUpdate(..) => {
                 Error::NonFinite
             }
-            Bad::ShortValues => Error::ShapeMismatch,
+            Bad::ShortValues => SHAPE,
             Bad::NonFiniteScore(_) => Error::ScoreOverflow,
             Bad::EmptyQuery => Error::ZeroDimension,
         };

@@ -15,7 +15,9 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use nadaraya::{Error, Gaussian, Kernel, MultiHeadAttention, SoftmaxDot};
+use nadaraya::{
+    Error, Gaussian, Kernel, Mask, MhaScratch, MhaWeights, MultiHeadAttention, SoftmaxDot,
+};
 use nadaraya_fuzz::{
     AnyKernel, EPS, F, Flags, Inexact, KernelSpec, NEAR_MAX, Param, RefKernel, TINY, build_kernel,
     ref_row_approx,
@@ -114,14 +116,16 @@ fn run<const DM: usize, const H: usize, const DH: usize, const L: usize>(input: 
             AnyKernel::Gaussian(g) => g,
             AnyKernel::SoftmaxDot(_) => unreachable!(),
         });
-        let m = MultiHeadAttention::new(ks, w_q, w_k, w_v, w_o);
+        let w = Box::new(MhaWeights { w_q, w_k, w_v, w_o });
+        let m = MultiHeadAttention::new(ks, &w);
         drive::<_, DM, H, DH, L>(m, finite, &layer, input);
     } else {
         let ks: [SoftmaxDot; H] = core::array::from_fn(|h| match kernels[h] {
             AnyKernel::SoftmaxDot(s) => s,
             AnyKernel::Gaussian(_) => unreachable!(),
         });
-        let m = MultiHeadAttention::new(ks, w_q, w_k, w_v, w_o);
+        let w = Box::new(MhaWeights { w_q, w_k, w_v, w_o });
+        let m = MultiHeadAttention::new(ks, &w);
         drive::<_, DM, H, DH, L>(m, finite, &layer, input);
     }
 }
@@ -137,7 +141,7 @@ struct Layer<const DM: usize, const H: usize, const DH: usize> {
 const SENTINEL: f32 = 777.25;
 
 fn drive<K: Kernel, const DM: usize, const H: usize, const DH: usize, const L: usize>(
-    m: Result<MultiHeadAttention<K, DM, H, DH>, Error>,
+    m: Result<MultiHeadAttention<'_, K, DM, H, DH>, Error>,
     finite: bool,
     layer: &Layer<DM, H, DH>,
     input: &Input,
@@ -167,7 +171,13 @@ fn drive<K: Kernel, const DM: usize, const H: usize, const DH: usize, const L: u
         .collect();
     let o_len = n.saturating_add_signed(isize::from(input.out_skew % 3));
     let mut out = vec![[SENTINEL; DM]; o_len];
-    let got = m.forward::<L>(&x, input.causal, &mut out);
+    let mask = if input.causal {
+        Mask::Causal
+    } else {
+        Mask::None
+    };
+    let mut scratch = Box::new(MhaScratch::<L, DM, DH>::new());
+    let got = m.forward(&x, mask, &mut scratch, &mut out);
     let untouched = |o: &[[f32; DM]]| o.iter().flatten().all(|v| *v == SENTINEL);
     let want = if n == 0 {
         Some(Error::Empty)
@@ -196,7 +206,7 @@ fn drive<K: Kernel, const DM: usize, const H: usize, const DH: usize, const L: u
         // Self-attention without a mask is equivariant: reversed tokens, reversed outputs.
         let xr: Vec<[f32; DM]> = x.iter().rev().copied().collect();
         let mut o2 = vec![[SENTINEL; DM]; n];
-        let again = m.forward::<L>(&xr, false, &mut o2);
+        let again = m.forward(&xr, Mask::None, &mut scratch, &mut o2);
         r.same(&got, &again);
         if r.check(&again, "forward, tokens reversed") {
             o2.reverse();

@@ -11,6 +11,7 @@
 //! `expm1(4·err)`, and the average `Σ α_i v_i` by at most twice that times `max|v|`. Summing `n`
 //! weighted rows adds `(n + 16)·2ε·max|v|`.
 
+pub mod core_flat;
 pub mod rf;
 
 use arbitrary::{Arbitrary, Result, Unstructured};
