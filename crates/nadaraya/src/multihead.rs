@@ -1,7 +1,7 @@
 //! Multi-head self-attention with learned projections: each head is one learned kernel.
 
 use crate::softmax::{Lse, finish_or_exact};
-use crate::{Error, Kernel, attention, causal_attention, simd};
+use crate::{Error, Kernel, Mask, Rows, RowsMut, attention, simd};
 
 /// `H` heads of self-attention over a sequence of `DM`-dimensional tokens, each head with its
 /// own projections `W_Q, W_K, W_V: DM → DH`, its own kernel, and its slice `W_O^h: DH → DM` of
@@ -18,7 +18,7 @@ use crate::{Error, Kernel, attention, causal_attention, simd};
 ///
 /// # Examples
 /// ```
-/// use nadaraya::{MultiHeadAttention, SoftmaxDot};
+/// use nadaraya::{Mask, MultiHeadAttention, SoftmaxDot};
 /// // Two heads of width 1 over 2-D tokens: head 0 reads coordinate 0, head 1 coordinate 1.
 /// let k = SoftmaxDot::for_dim(1)?;
 /// let pick = |c: usize| core::array::from_fn(|i| [if i == c { 1.0 } else { 0.0 }]);
@@ -27,7 +27,7 @@ use crate::{Error, Kernel, attention, causal_attention, simd};
 ///                                                 [pick(0), pick(1)], w_o)?;
 /// let x = [[1.0, 2.0], [3.0, 4.0]];
 /// let mut out = [[0.0; 2]; 2];
-/// mha.forward::<4>(&x, true, &mut out)?;
+/// mha.forward::<4>(&x, Mask::Causal, &mut out)?;
 /// assert_eq!(out[0], [1.0, 2.0]); // causal: the first token sees only itself
 /// # Ok::<(), nadaraya::Error>(())
 /// ```
@@ -97,7 +97,7 @@ impl<K: Kernel, const DM: usize, const H: usize, const DH: usize> MultiHeadAtten
     pub fn forward<const L: usize>(
         &self,
         x: &[[f32; DM]],
-        causal: bool,
+        mask: Mask,
         out: &mut [[f32; DM]],
     ) -> Result<(), Error> {
         let n = x.len();
@@ -138,11 +138,8 @@ impl<K: Kernel, const DM: usize, const H: usize, const DH: usize> MultiHeadAtten
                 v[..n].as_flattened(),
             );
             let os = o[..n].as_flattened_mut();
-            if causal {
-                causal_attention(kernel, qs, ks, vs, DH, DH, os)?;
-            } else {
-                attention(kernel, qs, ks, vs, DH, DH, os)?;
-            }
+            let (qs, ks, vs) = (Rows::new(qs, DH)?, Rows::new(ks, DH)?, Rows::new(vs, DH)?);
+            attention(kernel, qs, ks, vs, mask, RowsMut::new(os, DH)?)?;
             for (yt, ot) in y.iter_mut().zip(&o[..n]) {
                 simd::weighted_sum_into(ot, w_o.as_flattened(), DM, yt);
             }
@@ -151,7 +148,7 @@ impl<K: Kernel, const DM: usize, const H: usize, const DH: usize> MultiHeadAtten
         // then is the token's output recomputed in f64 and its representability decided.
         for (t, yt) in y.iter_mut().enumerate().take(n) {
             if !simd::all_finite(yt) {
-                *yt = self.output_exact(x, causal, t, &mut k, &mut v)?;
+                *yt = self.output_exact(x, mask, t, &mut k, &mut v)?;
             }
         }
         for (a, b) in out.iter_mut().zip(&y) {
@@ -168,14 +165,17 @@ impl<K: Kernel, const DM: usize, const H: usize, const DH: usize> MultiHeadAtten
     fn output_exact<const L: usize>(
         &self,
         x: &[[f32; DM]],
-        causal: bool,
+        mask: Mask,
         t: usize,
         k: &mut [[f32; DH]; L],
         v: &mut [[f32; DH]; L],
     ) -> Result<[f32; DM], Error> {
-        let seen = if causal { t.saturating_add(1) } else { x.len() };
+        let seen = match mask {
+            Mask::Causal => t.saturating_add(1),
+            Mask::None => x.len(),
+        };
         let (Some(xt), Some(xs)) = (x.get(t), x.get(..seen)) else {
-            return Err(Error::ShapeMismatch);
+            return Err(Error::CapacityExceeded);
         };
         let (Some(ks), Some(vs)) = (k.get_mut(..seen), v.get_mut(..seen)) else {
             return Err(Error::CapacityExceeded);
