@@ -3,11 +3,27 @@
 
 #![allow(dead_code)]
 
-use nadaraya_rf::{FavorPlus, Variant};
+use nadaraya_rf::{FavorPlus, Rows, RowsMut, Variant};
 use nadaraya_tests::rf;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use rand_distr::{Distribution, Normal};
+
+/// `x` as rows of `width` (the tests' inputs always split evenly).
+pub fn view(x: &[f32], width: usize) -> Rows<'_> {
+    Rows::new(x, width).unwrap()
+}
+
+/// `x` as rows of `width`.
+pub fn view_mut(x: &mut [f32], width: usize) -> RowsMut<'_> {
+    RowsMut::new(x, width).unwrap()
+}
+
+/// `x` as one row (the output of one query's weights).
+pub fn row_mut(x: &mut [f32]) -> RowsMut<'_> {
+    let w = x.len();
+    RowsMut::new(x, w).unwrap()
+}
 
 /// `n` draws of `N(mean, sigma²)` from a seeded generator.
 pub fn normal(n: usize, mean: f32, sigma: f32, seed: u64) -> Vec<f32> {
