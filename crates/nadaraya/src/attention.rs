@@ -153,14 +153,17 @@ pub fn attention<K: Kernel + ?Sized>(
 ) -> Result<(), Error> {
     let shape = check_shapes(q, keys, values, mask, out.as_rows())?;
     let (d, dv) = (shape.d.get(), shape.dv.get());
-    let (q, keys, values, out) = (q.as_slice(), keys.as_slice(), values.as_slice(), out.into_slice());
+    let (q, keys, values, out) = (
+        q.as_slice(),
+        keys.as_slice(),
+        values.as_slice(),
+        out.into_slice(),
+    );
     let causal = mask == Mask::Causal;
     if causal {
         // Keys no query sees are still inputs: a NaN there is an error, as without a mask.
-        let (unseen_keys, unseen_values) =
-            (keys.get(shape.m * d..), values.get(shape.m * dv..));
-        if !(unseen_keys.is_none_or(simd::all_finite)
-            && unseen_values.is_none_or(simd::all_finite))
+        let (unseen_keys, unseen_values) = (keys.get(shape.m * d..), values.get(shape.m * dv..));
+        if !(unseen_keys.is_none_or(simd::all_finite) && unseen_values.is_none_or(simd::all_finite))
         {
             return Err(Error::NonFinite);
         }
@@ -248,7 +251,12 @@ pub fn attention_batch<K: Kernel + ?Sized>(
 ) -> Result<(), Error> {
     let (m, n, nv) = batch_rows(batch, q, keys, values, out.as_rows())?;
     // Every problem's shape is the first one's: check it once, before anything is written.
-    let first = (q.slice(0, m), keys.slice(0, n), values.slice(0, nv), out.as_rows().slice(0, m));
+    let first = (
+        q.slice(0, m),
+        keys.slice(0, n),
+        values.slice(0, nv),
+        out.as_rows().slice(0, m),
+    );
     let (Some(q0), Some(k0), Some(v0), Some(o0)) = first else {
         return Err(shape(Dim::Batch, batch, q.len()));
     };
@@ -478,8 +486,9 @@ pub(crate) fn normalise_scores(s: &mut [f32]) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::flat::{attention, causal_attention, scalar, weights};
     use crate::testing::{assert_close, lcg};
-    use crate::{Gaussian, SoftmaxDot, scalar};
+    use crate::{Gaussian, SoftmaxDot};
     use std::vec;
     use std::vec::Vec;
 
@@ -620,7 +629,11 @@ mod tests {
         let mut out = vec![0.0; 3 * dv];
         assert_eq!(
             causal_attention(&k, &x[..3 * d], &x[..2 * d], &v[..2 * dv], d, dv, &mut out),
-            Err(Error::ShapeMismatch)
+            Err(Error::Shape {
+                what: Dim::CausalQueries,
+                expected: 2,
+                found: 3
+            })
         );
     }
 
@@ -679,57 +692,192 @@ mod tests {
         assert_eq!(out[..2], [1.5, 1.5]);
     }
 
+    /// `attention_batch` (issue 16: no batch or head dimension in the exact core): every problem
+    /// of a batch equals, bit for bit, `attention` on that problem alone, and is within the
+    /// README's bound of the plain `f64` reference on the `f32` scores; with and without a mask.
+    #[test]
+    fn batch_rows_equal_each_problem_alone_and_the_reference() {
+        use crate::testing::reference_average;
+        let mut rng = lcg(33);
+        let s = SoftmaxDot::new(0.7).unwrap();
+        for (b, m, n, d, dv) in [
+            (1, 1, 1, 1, 1),
+            (3, 5, 7, 2, 3),
+            (4, 4, 70, 9, 1),
+            (2, 1, 65, 3, 17),
+        ] {
+            let q: Vec<f32> = (0..b * m * d).map(|_| 2.0 * rng() - 1.0).collect();
+            let keys: Vec<f32> = (0..b * n * d).map(|_| 2.0 * rng() - 1.0).collect();
+            let values: Vec<f32> = (0..b * n * dv).map(|_| 4.0 * rng() - 2.0).collect();
+            let (qr, kr, vr) = (
+                Rows::new(&q, d).unwrap(),
+                Rows::new(&keys, d).unwrap(),
+                Rows::new(&values, dv).unwrap(),
+            );
+            for mask in [Mask::None, Mask::Causal] {
+                let mut out = vec![0.0; b * m * dv];
+                let o = RowsMut::new(&mut out, dv).unwrap();
+                super::attention_batch(&s, b, qr, kr, vr, mask, o).unwrap();
+                for p in 0..b {
+                    let (qp, kp, vp) = (
+                        qr.slice(p * m, (p + 1) * m).unwrap(),
+                        kr.slice(p * n, (p + 1) * n).unwrap(),
+                        vr.slice(p * n, (p + 1) * n).unwrap(),
+                    );
+                    let mut alone = vec![0.0; m * dv];
+                    let o = RowsMut::new(&mut alone, dv).unwrap();
+                    super::attention(&s, qp, kp, vp, mask, o).unwrap();
+                    assert_eq!(
+                        &out[p * m * dv..(p + 1) * m * dv],
+                        &alone[..],
+                        "b={b} p={p}"
+                    );
+                    for t in 0..m {
+                        let seen = if mask == Mask::Causal { t + 1 } else { n };
+                        let qt = qp.row(t).unwrap();
+                        let scores: Vec<f32> =
+                            (0..seen).map(|i| s.score(qt, kp.row(i).unwrap())).collect();
+                        let want = reference_average(&scores, &vp.as_slice()[..seen * dv], dv);
+                        for (g, w) in alone[t * dv..(t + 1) * dv].iter().zip(&want) {
+                            assert_close(f64::from(*g), *w, 2e-6 * 2.0, "batch vs f64");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn bad_shapes_are_errors() {
         let k = Gaussian::new(1.0).unwrap();
         let mut out = [7.0; 4];
-        type Case<'a> = (&'a [f32], &'a [f32], &'a [f32], usize, usize, Error);
-        let cases: [Case; 7] = [
-            (&[0.0], &[0.0], &[0.0], 0, 1, Error::ZeroDimension),
-            (&[0.0], &[0.0], &[0.0], 1, 0, Error::ZeroDimension),
+        let r = |x: &'static [f32], w| Rows::new(x, w).unwrap();
+        let sh = |what, expected, found| Error::Shape {
+            what,
+            expected,
+            found,
+        };
+        let (q1, q2) = (r(&[0.0], 1), r(&[0.0, 1.0], 2));
+        let (k1, k2) = (r(&[0.0], 1), r(&[0.0, 1.0], 1));
+        // (q, keys, values, out rows, out width, the error without a mask, with `Causal`)
+        type Case = (
+            Rows<'static>,
+            Rows<'static>,
+            Rows<'static>,
+            usize,
+            usize,
+            Error,
+            Error,
+        );
+        let cases: [Case; 6] = [
             (
-                &[0.0, 1.0, 2.0],
-                &[0.0, 1.0],
-                &[0.0],
-                2,
+                q2,
+                k1,
+                k1,
                 1,
-                Error::ShapeMismatch,
+                1,
+                sh(Dim::QueryWidth, 1, 2),
+                sh(Dim::QueryWidth, 1, 2),
             ),
             (
-                &[0.0, 1.0],
-                &[0.0, 1.0, 2.0],
-                &[0.0],
+                q1,
+                k1,
+                k2,
+                1,
+                1,
+                sh(Dim::ValueRows, 1, 2),
+                sh(Dim::ValueRows, 1, 2),
+            ),
+            (q1, r(&[], 1), r(&[], 1), 1, 1, Error::Empty, Error::Empty),
+            (
+                q1,
+                k1,
+                k1,
+                1,
+                2,
+                sh(Dim::OutputWidth, 1, 2),
+                sh(Dim::OutputWidth, 1, 2),
+            ),
+            (
+                q1,
+                k1,
+                k1,
                 2,
                 1,
-                Error::ShapeMismatch,
+                sh(Dim::OutputRows, 1, 2),
+                sh(Dim::OutputRows, 1, 2),
             ),
-            (&[0.0], &[0.0, 1.0], &[0.0], 1, 1, Error::ShapeMismatch),
-            (&[0.0], &[], &[], 1, 1, Error::Empty),
-            (&[0.0; 5], &[0.0], &[0.0], 1, 1, Error::OutputTooSmall),
+            (k2, k1, k1, 2, 1, Error::Empty, sh(Dim::CausalQueries, 1, 2)),
         ];
-        for (q, keys, values, d, dv, err) in cases {
-            assert_eq!(attention(&k, q, keys, values, d, dv, &mut out), Err(err));
+        for (q, keys, values, rows, width, err, causal_err) in cases {
+            for (mask, want) in [(Mask::None, err), (Mask::Causal, causal_err)] {
+                if want == Error::Empty && mask == Mask::None && !keys.is_empty() {
+                    continue; // the last case is valid without a mask
+                }
+                let o = RowsMut::new(&mut out[..rows * width], width).unwrap();
+                assert_eq!(super::attention(&k, q, keys, values, mask, o), Err(want));
+                let o = RowsMut::new(&mut out[..rows * width], width).unwrap();
+                assert_eq!(
+                    crate::scalar::attention(&k, q, keys, values, mask, o),
+                    Err(want)
+                );
+                let o = RowsMut::new(&mut out[..rows * width], width).unwrap();
+                assert_eq!(attention_batch(&k, 1, q, keys, values, mask, o), Err(want));
+                let o = RowsMut::new(&mut out[..rows * width], width).unwrap();
+                let shape = attention_shape(q, keys, values, mask, o.as_rows());
+                assert_eq!(shape, Err(want));
+            }
+        }
+        fn o(out: &mut [f32; 4], rows: usize, w: usize) -> RowsMut<'_> {
+            RowsMut::new(&mut out[..rows * w], w).unwrap()
+        }
+        for (q, keys, rows, width, want) in [
+            (q2, k1, 1, 1, sh(Dim::QueryWidth, 1, 2)),
+            (q1, r(&[], 1), 1, 1, Error::Empty),
+            (q1, k2, 1, 1, sh(Dim::OutputWidth, 2, 1)),
+            (q1, k2, 2, 2, sh(Dim::OutputRows, 1, 2)),
+        ] {
             assert_eq!(
-                causal_attention(&k, q, keys, values, d, dv, &mut out),
-                Err(err)
+                super::weights(&k, q, keys, o(&mut out, rows, width)),
+                Err(want)
             );
             assert_eq!(
-                scalar::attention(&k, q, keys, values, d, dv, &mut out),
-                Err(err)
+                crate::scalar::weights(&k, q, keys, o(&mut out, rows, width)),
+                Err(want)
+            );
+            assert_eq!(
+                weights_shape(q, keys, o(&mut out, rows, width).as_rows()),
+                Err(want)
             );
         }
+        // A batch that does not split: 3 key rows into 2 problems; q, keys, values, out in order.
+        let k3 = r(&[0.0, 1.0, 2.0], 1);
+        let batch = |q, keys, values, out: &mut [f32; 4], rows| {
+            attention_batch(&k, 2, q, keys, values, Mask::None, o(out, rows, 1))
+        };
+        assert_eq!(batch(k3, k2, k2, &mut out, 3), Err(sh(Dim::Batch, 2, 3)));
+        assert_eq!(batch(k2, k3, k2, &mut out, 2), Err(sh(Dim::Batch, 2, 3)));
+        assert_eq!(batch(k2, k2, k3, &mut out, 2), Err(sh(Dim::Batch, 2, 3)));
+        assert_eq!(batch(k2, k2, k2, &mut out, 3), Err(sh(Dim::Batch, 2, 3)));
         assert_eq!(
-            weights(&k, &[], &[0.0], &mut out),
+            attention_batch(
+                &k,
+                2,
+                k2,
+                r(&[0.0; 4], 1),
+                k2,
+                Mask::None,
+                o(&mut out, 2, 1)
+            ),
+            Err(sh(Dim::ValueRows, 4, 2))
+        );
+        assert_eq!(
+            batch(k2, k2, k2, &mut out, 4),
+            Err(sh(Dim::OutputRows, 2, 4))
+        );
+        assert_eq!(
+            attention_batch(&k, 0, k2, k2, k2, Mask::None, o(&mut out, 2, 1)),
             Err(Error::ZeroDimension)
-        );
-        assert_eq!(
-            weights(&k, &[0.0, 0.0], &[0.0], &mut out),
-            Err(Error::ShapeMismatch)
-        );
-        assert_eq!(weights(&k, &[0.0], &[], &mut out), Err(Error::Empty));
-        assert_eq!(
-            weights(&k, &[0.0], &[0.0; 5], &mut out),
-            Err(Error::OutputTooSmall)
         );
         assert_eq!(
             out, [7.0; 4],
@@ -772,8 +920,8 @@ mod tests {
 
 #[cfg(test)]
 mod edge_tests {
-    use super::*;
     use crate::testing::assert_close;
+    use crate::testing::flat::{attention, causal_attention, scalar, weights};
     use crate::{Gaussian, Kernel, SoftmaxDot};
     use std::vec;
     use std::vec::Vec;
@@ -812,14 +960,14 @@ mod edge_tests {
             let values = [v, v];
             attention(&k, &[0.0], &[0.0, 0.0], &values, 1, 1, &mut out).unwrap();
             assert_eq!(out[0], v);
-            crate::scalar::attention(&k, &[0.0], &[0.0, 0.0], &values, 1, 1, &mut out).unwrap();
+            scalar::attention(&k, &[0.0], &[0.0, 0.0], &values, 1, 1, &mut out).unwrap();
             assert_eq!(out[0], v);
             let mut s: crate::Smoother<Gaussian, 4, 1, 1> = crate::Smoother::new(k);
             s.push([0.0], [v]).unwrap();
             s.push([0.0], [v]).unwrap();
             assert_eq!(s.predict(&[0.0]), Ok([v]));
             let mut o = crate::OnlineSoftmax::<1>::new();
-            o.update(&k, &[0.0], &[0.0, 0.0], &values).unwrap();
+            crate::testing::flat::update(&mut o, &k, &[0.0], &[0.0, 0.0], &values).unwrap();
             assert_eq!(o.finish(), Ok([v]));
         }
         // One huge value far from the query is fine: its weight is tiny.
@@ -843,7 +991,7 @@ mod edge_tests {
             let mut out = [0.0; 2];
             let r = attention(&k, &[1.0], &kp, &vp, 1, dv, &mut out);
             assert_average(r.map(|()| &out[..]), &want, &values, &what);
-            let r = crate::scalar::attention(&k, &[1.0], &kp, &vp, 1, dv, &mut out);
+            let r = scalar::attention(&k, &[1.0], &kp, &vp, 1, dv, &mut out);
             assert_average(r.map(|()| &out[..]), &want, &values, &what);
             // Every query of a block of five (rows 1 and 4 are the same query), and causal rows:
             // the last sees every key.
@@ -900,7 +1048,7 @@ mod edge_tests {
                     let mut out = vec![0.0; dv];
                     attention(&g, &q, &kp, &vp, d, dv, &mut out).unwrap();
                     check(&out, "attention");
-                    crate::scalar::attention(&g, &q, &kp, &vp, d, dv, &mut out).unwrap();
+                    scalar::attention(&g, &q, &kp, &vp, d, dv, &mut out).unwrap();
                     check(&out, "scalar::attention");
                     let qs: Vec<f32> = q.iter().copied().cycle().take(n * d).collect();
                     let mut causal = vec![0.0; n * dv];
@@ -910,7 +1058,7 @@ mod edge_tests {
                         let mut merged = crate::OnlineSoftmax::<2>::new();
                         for (kc, vc) in kp.chunks(7 * d).zip(vp.chunks(7 * dv)).rev() {
                             let mut part = crate::OnlineSoftmax::<2>::new();
-                            part.update(&g, &q, kc, vc).unwrap();
+                            crate::testing::flat::update(&mut part, &g, &q, kc, vc).unwrap();
                             merged = part.merge(&merged);
                         }
                         check(&merged.finish().unwrap(), "OnlineSoftmax");

@@ -65,7 +65,10 @@ impl fmt::Display for Error {
             found,
         } = self
         {
-            return write!(f, "shape mismatch in {what}: expected {expected}, found {found}");
+            return write!(
+                f,
+                "shape mismatch in {what}: expected {expected}, found {found}"
+            );
         }
         f.write_str(match self {
             Self::InvalidBandwidth => {

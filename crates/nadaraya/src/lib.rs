@@ -20,8 +20,8 @@ mod testing;
 
 pub use attention::{attention, attention_batch, attention_shape, weights, weights_shape};
 pub use error::{Dim, Error};
-pub use rows::{Mask, Rows, RowsMut};
 pub use kernel::{Gaussian, Kernel, SoftmaxDot};
-pub use multihead::MultiHeadAttention;
+pub use multihead::{MhaScratch, MhaWeights, MultiHeadAttention};
+pub use rows::{Mask, Rows, RowsMut};
 pub use smoother::{Rejected, Sample, Smoother};
 pub use softmax::OnlineSoftmax;

@@ -122,7 +122,8 @@ impl<'a> Rows<'a> {
     #[must_use]
     pub fn row(&self, i: usize) -> Option<&'a [f32]> {
         let w = self.width.get();
-        self.data.get(i.checked_mul(w)?..i.checked_mul(w)?.checked_add(w)?)
+        self.data
+            .get(i.checked_mul(w)?..i.checked_mul(w)?.checked_add(w)?)
     }
 
     /// Rows `start..end` as a view, or `None` if the range is out of bounds or reversed.
@@ -374,10 +375,13 @@ mod tests {
         let mut m = RowsMut::new(&mut buf, 2).unwrap();
         m.iter_mut().for_each(|r| r[1] = 1.0);
         assert_eq!(m.as_rows().as_slice(), &[0.0, 1.0, 0.0, 1.0]);
-        assert_eq!(RowsMut::new(&mut buf, 3).unwrap_err(), Error::Shape {
-            what: Dim::Flat,
-            expected: 3,
-            found: 4
-        });
+        assert_eq!(
+            RowsMut::new(&mut buf, 3).unwrap_err(),
+            Error::Shape {
+                what: Dim::Flat,
+                expected: 3,
+                found: 4
+            }
+        );
     }
 }

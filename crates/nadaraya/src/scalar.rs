@@ -33,9 +33,18 @@ pub fn attention<K: Kernel + ?Sized>(
 ) -> Result<(), Error> {
     let shape = check_shapes(q, keys, values, mask, out.as_rows())?;
     let (d, dv) = (shape.d.get(), shape.dv.get());
-    let (q, all_keys, all_values, out) =
-        (q.as_slice(), keys.as_slice(), values.as_slice(), out.into_slice());
-    if !q.iter().chain(all_keys).chain(all_values).all(|v| v.is_finite()) {
+    let (q, all_keys, all_values, out) = (
+        q.as_slice(),
+        keys.as_slice(),
+        values.as_slice(),
+        out.into_slice(),
+    );
+    if !q
+        .iter()
+        .chain(all_keys)
+        .chain(all_values)
+        .all(|v| v.is_finite())
+    {
         return Err(Error::NonFinite);
     }
     let mut rows = out.chunks_exact_mut(dv);

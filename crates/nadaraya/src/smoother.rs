@@ -461,8 +461,141 @@ impl<K: defmt::Format, const N: usize, const D: usize, const DV: usize> defmt::F
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Gaussian, SoftmaxDot, attention, weights as slice_weights};
+    use crate::testing::flat::{attention, weights as slice_weights};
+    use crate::{Gaussian, SoftmaxDot};
     use std::vec::Vec;
+
+    /// `predict_many` (issue 16: no prediction into many outputs) equals `predict` per query,
+    /// within rounding, on a contiguous store (the blocked path) and on a wrapped ring (per
+    /// query); and both are within the README's bound of the plain `f64` reference.
+    #[test]
+    fn predict_many_matches_predict_and_the_reference() {
+        use crate::testing::{assert_close, lcg, reference_average};
+        let mut rng = lcg(5);
+        let g = Gaussian::new(0.3).unwrap();
+        let mut s: Smoother<Gaussian, 100, 2, 3> = Smoother::new(g);
+        let mut sample = || Sample {
+            x: [2.0 * rng() - 1.0, 2.0 * rng() - 1.0],
+            y: [rng(), -rng(), 10.0 * rng()],
+        };
+        s.try_extend((0..100).map(|_| sample())).unwrap();
+        let queries: Vec<[f32; 2]> = (0..9).map(|i| [i as f32 * 0.2 - 0.8, 0.1]).collect();
+        for wrapped in [false, true] {
+            if wrapped {
+                for _ in 0..37 {
+                    s.push_evicting(sample().x, sample().y).unwrap();
+                }
+                assert!(!s.runs()[1].0.is_empty(), "the ring wraps");
+            }
+            let mut out = [[0.0; 3]; 9];
+            s.predict_many(Rows::from_arrays(&queries), RowsMut::from_arrays(&mut out))
+                .unwrap();
+            let (xs, ys): (Vec<_>, Vec<_>) = s.iter().map(|p| (p.x, p.y)).unzip();
+            for (q, o) in queries.iter().zip(&out) {
+                let one = s.predict(q).unwrap();
+                let scores: Vec<f32> = xs.iter().map(|x| g.score(q, x)).collect();
+                let want = reference_average(&scores, ys.as_flattened(), 3);
+                for c in 0..3 {
+                    assert_close(f64::from(o[c]), f64::from(one[c]), 1e-5, "many vs one");
+                    assert_close(f64::from(o[c]), want[c], 2e-6 * 10.0, "many vs f64");
+                }
+            }
+        }
+        let sh = |what, expected, found| {
+            Err(Error::Shape {
+                what,
+                expected,
+                found,
+            })
+        };
+        let mut out = [[0.0; 3]; 2];
+        let q3 = [[0.0; 3]; 2];
+        let o = RowsMut::from_arrays(&mut out);
+        assert_eq!(
+            s.predict_many(Rows::from_arrays(&q3), o),
+            sh(Dim::Width, 2, 3)
+        );
+        let o = RowsMut::from_arrays(&mut out);
+        assert_eq!(
+            s.predict_many(Rows::from_arrays(&queries), o),
+            sh(Dim::OutputRows, 9, 2)
+        );
+        let mut bad = queries.clone();
+        bad[8][1] = f32::NAN;
+        let mut out = [[7.0; 3]; 9];
+        let o = RowsMut::from_arrays(&mut out);
+        assert_eq!(
+            s.predict_many(Rows::from_arrays(&bad), o),
+            Err(Error::NonFinite)
+        );
+        assert_eq!(
+            out, [[7.0; 3]; 9],
+            "a NaN query is found before anything is written"
+        );
+        s.clear();
+        let o = RowsMut::from_arrays(&mut out);
+        assert_eq!(
+            s.predict_many(Rows::from_arrays(&queries), o),
+            Err(Error::Empty)
+        );
+    }
+
+    /// Bulk loading (issue 16: no `Extend`, no constructor from slices): `from_rows` takes all
+    /// or nothing; `try_extend` stops at the first refused sample and hands it back, the rest
+    /// stays in the iterator; `?` converts a `Rejected` into its `Error`.
+    #[test]
+    fn bulk_loading_hands_back_what_does_not_fit() {
+        let g = Gaussian::new(1.0).unwrap();
+        let x = [[0.0], [1.0], [2.0]];
+        let y = [[0.0], [10.0], [20.0]];
+        let (xr, yr) = (Rows::from_arrays(&x), Rows::from_arrays(&y));
+        let s: Smoother<_, 3, 1, 1> = Smoother::from_rows(g, xr, yr).unwrap();
+        let got: Vec<_> = s.iter().map(|p| (p.x[0], p.y[0])).collect();
+        assert_eq!(got, [(0.0, 0.0), (1.0, 10.0), (2.0, 20.0)]);
+        assert!(matches!(
+            Smoother::<_, 2, 1, 1>::from_rows(g, xr, yr),
+            Err(Error::CapacityExceeded)
+        ));
+        assert!(matches!(
+            Smoother::<_, 3, 1, 1>::from_rows(g, xr, yr.slice(0, 2).unwrap()),
+            Err(Error::Shape {
+                what: Dim::ValueRows,
+                expected: 3,
+                found: 2
+            })
+        ));
+        assert!(matches!(
+            Smoother::<_, 3, 2, 1>::from_rows(g, xr, yr),
+            Err(Error::Shape {
+                what: Dim::Width,
+                expected: 2,
+                found: 1
+            })
+        ));
+        let nan = [[0.0], [f32::NAN]];
+        assert!(matches!(
+            Smoother::<_, 3, 1, 1>::from_rows(g, Rows::from_arrays(&nan), yr.slice(0, 2).unwrap()),
+            Err(Error::NonFinite)
+        ));
+        let mut s: Smoother<_, 4, 1, 1> = Smoother::new(g);
+        let mut it = [0.0, 1.0, f32::NAN, 3.0, 4.0, 5.0]
+            .into_iter()
+            .map(|v| Sample { x: [v], y: [v] });
+        let r = s.try_extend(it.by_ref()).unwrap_err();
+        assert_eq!(r.error, Error::NonFinite);
+        assert!(r.sample.x[0].is_nan());
+        assert_eq!(s.len(), 2);
+        let r = s.try_extend(it.by_ref()).unwrap_err();
+        assert_eq!(
+            (r.error, r.sample.x, s.len(), it.len()),
+            (Error::Full, [5.0], 4, 0)
+        );
+        fn push_all(s: &mut Smoother<Gaussian, 4, 1, 1>) -> Result<(), Error> {
+            s.push([9.0], [9.0])?;
+            Ok(())
+        }
+        assert_eq!(push_all(&mut s), Err(Error::Full));
+    }
 
     #[test]
     fn size_stays_within_64_bytes_of_the_samples() {

@@ -516,17 +516,27 @@ mod tests {
         );
         assert_eq!(s.push_score(1.0, &[f32::NAN, 2.0]), Err(Error::NonFinite));
         let k = Gaussian::new(1.0).unwrap();
-        assert_eq!(s.update(&k, &[], &[], &[]), Err(Error::ZeroDimension));
+        let shape = |what, expected, found| {
+            Err(Error::Shape {
+                what,
+                expected,
+                found,
+            })
+        };
+        let r = |x: &'static [f32], w| Rows::new(x, w).unwrap();
+        let (one, two) = (r(&[1.0], 1), r(&[1.0, 1.0], 2));
+        assert_eq!(s.update(&k, &[], one, two), shape(Dim::QueryWidth, 1, 0));
         assert_eq!(
-            s.update(&k, &[0.0, 0.0], &[1.0], &[1.0, 1.0]),
-            Err(Error::ShapeMismatch)
+            s.update(&k, &[0.0, 0.0], one, two),
+            shape(Dim::QueryWidth, 1, 2)
+        );
+        assert_eq!(s.update(&k, &[0.0], one, one), shape(Dim::Width, 2, 1));
+        assert_eq!(
+            s.update(&k, &[0.0], r(&[1.0, 2.0], 1), two),
+            shape(Dim::ValueRows, 2, 1)
         );
         assert_eq!(
-            s.update(&k, &[0.0], &[1.0], &[1.0]),
-            Err(Error::ShapeMismatch)
-        );
-        assert_eq!(
-            s.update(&k, &[0.0], &[f32::NAN], &[1.0, 1.0]),
+            crate::testing::flat::update(&mut s, &k, &[0.0], &[f32::NAN], &[1.0, 1.0]),
             Err(Error::NonFinite)
         );
         // A block whose second tile overflows leaves the state as it was.
@@ -534,7 +544,7 @@ mod tests {
         let mut keys = [1.0f32; 100];
         keys[80] = 3e38;
         assert_eq!(
-            s.update(&big, &[2.0], &keys, &[0.5; 200]),
+            crate::testing::flat::update(&mut s, &big, &[2.0], &keys, &[0.5; 200]),
             Err(Error::ScoreOverflow)
         );
         assert_eq!(s, before);
@@ -547,9 +557,9 @@ mod tests {
         let k = SoftmaxDot::new(0.3).unwrap();
         let mut a = OnlineSoftmax::<1>::new();
         let mut b = OnlineSoftmax::<1>::new();
-        a.update(&k, &[1.0], &[0.1, 0.9, -2.0], &[1.0, 2.0, 3.0])
+        crate::testing::flat::update(&mut a, &k, &[1.0], &[0.1, 0.9, -2.0], &[1.0, 2.0, 3.0])
             .unwrap();
-        b.update(&k, &[1.0], &[5.0, -1.0], &[4.0, 5.0]).unwrap();
+        crate::testing::flat::update(&mut b, &k, &[1.0], &[5.0, -1.0], &[4.0, 5.0]).unwrap();
         let e = OnlineSoftmax::<1>::new();
         assert_eq!(a.merge(&e), a);
         assert_eq!(e.merge(&a), a);
@@ -591,13 +601,13 @@ mod tests {
                     .zip(vp.chunks(2 * chunk))
                     .map(|(kc, vc)| {
                         let mut s = OnlineSoftmax::<2>::new();
-                        s.update(&k, &[1.0], kc, vc).unwrap();
+                        crate::testing::flat::update(&mut s, &k, &[1.0], kc, vc).unwrap();
                         s
                     })
                     .collect();
                 let mut streamed = OnlineSoftmax::<2>::new();
                 for (kc, vc) in kp.chunks(chunk).zip(vp.chunks(2 * chunk)) {
-                    streamed.update(&k, &[1.0], kc, vc).unwrap();
+                    crate::testing::flat::update(&mut streamed, &k, &[1.0], kc, vc).unwrap();
                 }
                 check(&streamed, &std::format!("update by {chunk}, {tag}"));
                 let left = parts.iter().fold(OnlineSoftmax::new(), |a, b| a.merge(b));
