@@ -1,11 +1,13 @@
 //! The independent reference every test compares against: Nadaraya–Watson smoothing written
 //! plainly in `f64`, with no SIMD, no tiling and no online rescaling, and the tolerance helpers
-//! the tests share; and ([`rf`]) the random-feature estimators written the same way.
+//! the tests share; ([`rf`]) the random-feature estimators written the same way; and
+//! ([`verdict`]) the rule the adversarial suites hold every result to.
 //!
 //! It depends on nothing, so the firmware's build script can use it to produce golden vectors.
 
 pub mod reference;
 pub mod rf;
+pub mod verdict;
 
 /// A deterministic generator of `f32` uniform in `[-1, 1)` (xorshift64), for test data that is
 /// the same on every run and every machine.
