@@ -4,7 +4,9 @@
 //! kernel, queries, keys and values) so that a test can recompute it independently.
 
 use nadaraya::{Gaussian, SoftmaxDot};
-use nadaraya_rf::{FavorPlus, FourierFeatures, MassGuard, Projection, RowNorm, Sampling, Variant};
+use nadaraya_rf::{
+    FavorPlus, FourierFeatures, MassGuard, Projection, RowNorm, Rows, RowsMut, Sampling, Variant,
+};
 
 use crate::Error;
 
@@ -106,9 +108,9 @@ impl KernelSpec {
     }
 
     /// The linear-time random-feature estimate of [`smooth`](Self::smooth) with `m` features
-    /// drawn from `seed`: random Fourier features ([`nadaraya_rf::smooth_fourier`], guard
+    /// drawn from `seed`: random Fourier features ([`FourierFeatures::smooth`], guard
     /// [`MassGuard::Floor`]) for the Gaussian kernel, positive FAVOR+ features
-    /// ([`nadaraya_rf::attention`]) for softmax-dot.
+    /// ([`FavorPlus::attention`]) for softmax-dot.
     ///
     /// # Errors
     /// [`Error::RandomFeatures`] as those functions, for `m == 0`, or for an invalid `h` or `τ`.
@@ -126,11 +128,21 @@ impl KernelSpec {
         match *self {
             Self::Gaussian { h } => {
                 let f = FourierFeatures::new(p, h)?.with_guard(MassGuard::Floor);
-                nadaraya_rf::smooth_fourier(&f, queries, keys, values, d, 1, &mut out)?;
+                let (q, k, v) = (
+                    Rows::new(queries, d)?,
+                    Rows::new(keys, d)?,
+                    Rows::new(values, 1)?,
+                );
+                f.smooth(q, k, v, RowsMut::new(&mut out, 1)?)?;
             }
             Self::SoftmaxDot { tau } => {
                 let f = FavorPlus::new(p, tau, Variant::Positive)?;
-                nadaraya_rf::attention(&f, queries, keys, values, d, 1, &mut out)?;
+                let (q, k, v) = (
+                    Rows::new(queries, d)?,
+                    Rows::new(keys, d)?,
+                    Rows::new(values, 1)?,
+                );
+                f.attention(q, k, v, nadaraya_rf::Mask::None, RowsMut::new(&mut out, 1)?)?;
             }
         }
         Ok(out)
