@@ -56,7 +56,6 @@ impl<'a> Rows<'a> {
     /// - [`Error::Shape`] `{ what: Dim::Flat, expected: width, found: data.len() }` if
     ///   `data.len()` is not a multiple of `width`.
     #[inline]
-    #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub const fn new(data: &'a [f32], width: usize) -> Result<Self, Error> {
         match check(data.len(), width) {
             Ok(width) => Ok(Self { data, width }),
@@ -99,8 +98,8 @@ impl<'a> Rows<'a> {
     /// The number of rows.
     #[inline]
     #[must_use]
-    pub const fn len(&self) -> usize {
-        self.data.len() / self.width.get()
+    pub fn len(&self) -> usize {
+        self.data.len() / self.width
     }
 
     /// True if there are no rows.
@@ -141,7 +140,7 @@ impl<'a> Rows<'a> {
     /// The rows, in order.
     #[inline]
     pub fn iter(&self) -> ChunksExact<'a, f32> {
-        self.data.chunks_exact(self.width.get())
+        self.data.chunks_exact(self.width.get().max(1))
     }
 }
 
@@ -184,7 +183,6 @@ impl<'a> RowsMut<'a> {
     /// # Errors
     /// As [`Rows::new`].
     #[inline]
-    #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub const fn new(data: &'a mut [f32], width: usize) -> Result<Self, Error> {
         match check(data.len(), width) {
             Ok(width) => Ok(Self { data, width }),
@@ -218,8 +216,8 @@ impl<'a> RowsMut<'a> {
     /// The number of rows.
     #[inline]
     #[must_use]
-    pub const fn len(&self) -> usize {
-        self.data.len() / self.width.get()
+    pub fn len(&self) -> usize {
+        self.data.len() / self.width
     }
 
     /// True if there are no rows.
@@ -298,13 +296,13 @@ impl<'a> RowsMut<'a> {
     /// The rows, in order.
     #[inline]
     pub fn iter(&self) -> ChunksExact<'_, f32> {
-        self.data.chunks_exact(self.width.get())
+        self.data.chunks_exact(self.width.get().max(1))
     }
 
     /// The rows, in order, mutable.
     #[inline]
     pub fn iter_mut(&mut self) -> ChunksExactMut<'_, f32> {
-        self.data.chunks_exact_mut(self.width.get())
+        self.data.chunks_exact_mut(self.width.get().max(1))
     }
 
     /// The flat data with its lifetime, consuming the view.
