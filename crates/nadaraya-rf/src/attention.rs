@@ -118,6 +118,9 @@ impl FavorPlus {
     /// assert!(err < 0.05);
     /// # Ok::<(), nadaraya_rf::Error>(())
     /// ```
+    // Inline: with a constant `Mask::Causal` the caller's copy keeps only the causal path, which
+    // the no-panic check proves (README "Panics").
+    #[inline]
     pub fn attention(
         &self,
         q: Rows<'_>,

@@ -1,10 +1,12 @@
 //! FAVOR+ attention against the core's exact attention and against a plain `f64` estimator.
 
 mod common;
+mod reference;
 
-use common::{normal, reference_rf, reference_weights, rel_err, row_mut, view, view_mut, widen};
+use common::{normal, rel_err, row_mut, view, view_mut};
 use nadaraya::SoftmaxDot;
 use nadaraya_rf::{CausalState, FavorPlus, Mask, Projection, RowNorm, Sampling, Variant};
+use reference::{reference_rf, reference_weights, widen};
 
 /// The core's exact softmax attention, as `f64` for [`rel_err`].
 fn exact(q: &[f32], k: &[f32], v: &[f32], d: usize, dv: usize) -> Vec<f64> {

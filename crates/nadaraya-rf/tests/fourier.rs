@@ -1,8 +1,9 @@
 //! Random Fourier features: Gaussian smoothing converges to the core's exact smoothing.
 
 mod common;
+mod reference;
 
-use common::{rel_err, view, view_mut, widen};
+use common::{rel_err, view, view_mut};
 use nadaraya::Gaussian;
 use nadaraya_rf::{
     FOURIER_MASS_FLOOR, FeatureMap, FourierFeatures, Mask, MassGuard, Projection, RowNorm, Sampling,
@@ -10,6 +11,7 @@ use nadaraya_rf::{
 use nadaraya_tests::rf;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
+use reference::widen;
 
 fn uniform(n: usize, seed: u64) -> Vec<f32> {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);

@@ -2,9 +2,11 @@
 //! can panic or abort, and a failed batch leaves the same output on both paths.
 
 mod common;
+mod reference;
 
 use common::{normal, row_mut, view, view_mut};
 use nadaraya_rf::{CausalState, Error, FavorPlus, Mask, Projection, RowNorm, Sampling, Variant};
+use reference::widen;
 
 /// Every query-side entry point on one query `q` against small keys: `attention`,
 /// `causal_attention` (the query is the last of two rows), `CausalState::query`,
@@ -334,13 +336,13 @@ fn orthogonal_rows_for_m_below_d_are_unbiased() {
         .map(|(a, b)| f64::from(*a) * f64::from(*b))
         .sum::<f64>()
         .exp();
-    let (qw, kw) = (common::widen(&q), common::widen(&k));
+    let (qw, kw) = (widen(&q), widen(&k));
     let stats = |sampling: Sampling| {
         let n = 6000u64;
         let est: Vec<f64> = (0..n)
             .map(|s| {
                 let p = Projection::new(d, m, sampling, s).unwrap();
-                nadaraya_tests::rf::favor_kernel(&common::widen(p.rows()), tau, false, &qw, &kw)
+                nadaraya_tests::rf::favor_kernel(&widen(p.rows()), tau, false, &qw, &kw)
             })
             .collect();
         let mean = est.iter().sum::<f64>() / n as f64;
@@ -374,7 +376,7 @@ fn orthogonal_rows_for_m_below_d_are_unbiased() {
 /// from the same `f64` estimator.
 fn abs_scale(f: &FavorPlus, q: &[f32], k: &[f32], v: &[f32], dv: usize, causal: bool) -> Vec<f64> {
     let va: Vec<f32> = v.iter().map(|x| x.abs()).collect();
-    common::reference_rf(f, q, k, &va, dv, causal)
+    reference::reference_rf(f, q, k, &va, dv, causal)
 }
 
 /// Asserts `out` is finite and within `1e-4·Σκ|v|/Σκ` of the `f64` estimator on the same
@@ -388,7 +390,7 @@ fn assert_close(
     dv: usize,
     causal: bool,
 ) {
-    let want = common::reference_rf(f, q, k, v, dv, causal);
+    let want = reference::reference_rf(f, q, k, v, dv, causal);
     let scale = abs_scale(f, q, k, v, dv, causal);
     for (i, ((o, w), s)) in out.iter().zip(&want).zip(&scale).enumerate() {
         assert!(o.is_finite(), "out[{i}] = {o}");

@@ -3,14 +3,16 @@
 //! features, and unbiasedness against the exact kernels.
 
 mod common;
+mod reference;
 
-use common::{rel_err, row_mut, view, view_mut, widen};
+use common::{rel_err, row_mut, view, view_mut};
 use nadaraya_rf::{
     CausalState, FavorPlus, GaussianFeatures, Mask, Oprf, Projection, RowNorm, Sampling, Variant,
 };
 use nadaraya_tests::rf;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
+use reference::widen;
 
 fn uniform(n: usize, seed: u64) -> Vec<f32> {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
