@@ -118,9 +118,9 @@ impl FavorPlus {
     /// assert!(err < 0.05);
     /// # Ok::<(), nadaraya_rf::Error>(())
     /// ```
-    // Inline: with a constant `Mask::Causal` the caller's copy keeps only the causal path, which
-    // the no-panic check proves (README "Panics").
-    #[inline]
+    // Always inline this dispatch: with a constant `Mask::Causal` the caller keeps only the
+    // causal path, which the no-panic check proves (README "Panics").
+    #[inline(always)]
     pub fn attention(
         &self,
         q: Rows<'_>,
@@ -129,19 +129,40 @@ impl FavorPlus {
         mask: Mask,
         out: RowsMut<'_>,
     ) -> Result<(), Error> {
-        let (m, n) = check_shapes(self.dim(), q, keys, values, mask, out.as_rows())?;
-        let (d, dv) = (keys.width(), values.width());
-        let (q, keys, values, out) = (
-            q.as_slice(),
-            keys.as_slice(),
-            values.as_slice(),
-            out.into_slice(),
-        );
         match mask {
-            Mask::None => non_causal(self, q, keys, values, d, dv, n, &mut out[..m * dv]),
-            Mask::Causal => causal(self, q, keys, values, d, dv, out),
+            Mask::None => attend(self, q, keys, values, out),
+            Mask::Causal => attend_causal(self, q, keys, values, out),
         }
     }
+}
+
+/// [`FavorPlus::attention`] with [`Mask::None`].
+fn attend(
+    f: &FavorPlus,
+    q: Rows<'_>,
+    keys: Rows<'_>,
+    values: Rows<'_>,
+    out: RowsMut<'_>,
+) -> Result<(), Error> {
+    let (_, n) = check_shapes(f.dim(), q, keys, values, Mask::None, out.as_rows())?;
+    // Non-zero by construction of the views; saying so drops `chunks_exact`'s zero-width panic.
+    let (d, dv) = (keys.width_nonzero().get(), values.width_nonzero().get());
+    let (q, k, v) = (q.as_slice(), keys.as_slice(), values.as_slice());
+    non_causal(f, q, k, v, d, dv, n, out.into_slice())
+}
+
+/// [`FavorPlus::attention`] with [`Mask::Causal`].
+fn attend_causal(
+    f: &FavorPlus,
+    q: Rows<'_>,
+    keys: Rows<'_>,
+    values: Rows<'_>,
+    out: RowsMut<'_>,
+) -> Result<(), Error> {
+    check_shapes(f.dim(), q, keys, values, Mask::Causal, out.as_rows())?;
+    let (d, dv) = (keys.width_nonzero().get(), values.width_nonzero().get());
+    let (q, k, v) = (q.as_slice(), keys.as_slice(), values.as_slice());
+    causal(f, q, k, v, d, dv, out.into_slice())
 }
 
 /// [`FavorPlus::attention`] without a mask, on checked, finite slices; `out` is exactly `M×dv`.
