@@ -16,9 +16,10 @@
 //!
 //! Deterministic: every input comes from [`nadaraya_tests::uniform`] with a fixed seed.
 
+mod core_flat;
+use core_flat::{attention, causal_attention, scalar, weights};
 use nadaraya::{
-    Error, Gaussian, Kernel, MultiHeadAttention, OnlineSoftmax, Smoother, SoftmaxDot, attention,
-    causal_attention, math, scalar, weights,
+    Error, Gaussian, Kernel, MultiHeadAttention, OnlineSoftmax, Smoother, SoftmaxDot, math,
 };
 use nadaraya_tests::reference::{self, Fits, RefKernel, fits_f32, widen};
 use nadaraya_tests::uniform;
@@ -971,7 +972,7 @@ fn absorb_chunks(
         let got = if update {
             let keys: Vec<f32> = chunk.iter().map(|&i| set[i].0).collect();
             let values: Vec<f32> = chunk.iter().flat_map(|&i| set[i].1).collect();
-            s.update(&k, &[1.0], &keys, &values)
+            core_flat::update(&mut s, &k, &[1.0], &keys, &values)
         } else {
             s.push_score(set[chunk[0]].0, &set[chunk[0]].1)
         };
@@ -1042,10 +1043,13 @@ fn online_softmax_rejects_non_finite_and_keeps_its_state() {
         for pos in 0..3 {
             let mut qkv = [0.1f32, 0.2, 0.3, 0.4];
             qkv[pos] = bad;
-            let r = s.update(&k, &qkv[..1], &qkv[1..2], &qkv[2..]);
+            let r = core_flat::update(&mut s, &k, &qkv[..1], &qkv[1..2], &qkv[2..]);
             assert_eq!(r, Err(Error::NonFinite), "update {bad} at {pos}");
         }
-        assert_eq!(s.update(&k, &[bad], &[], &[]), Err(Error::NonFinite));
+        assert_eq!(
+            core_flat::update(&mut s, &k, &[bad], &[], &[]),
+            Err(Error::NonFinite)
+        );
         assert_eq!(s, before);
     }
 }
@@ -1059,17 +1063,17 @@ type WO2 = [[[f32; 2]; 1]; 2];
 
 /// Two heads of width 1 over 2-D tokens: head `h` reads coordinate `h` (`W_Q = W_K = 0`, so all
 /// scores are 0), its value is `x_h`, and `w_o[h]` writes it back with the given weights.
-fn two_heads(w_o: WO2) -> MultiHeadAttention<Kern, 2, 2, 1> {
+fn two_heads(w_o: WO2) -> MultiHeadAttention<'static, Kern, 2, 2, 1> {
     let pick = |c: usize| core::array::from_fn(|i| [if i == c { 1.0 } else { 0.0 }]);
     let zero = [[[0.0]; 2]; 2];
-    MultiHeadAttention::new([Kern::dot(1.0); 2], zero, zero, [pick(0), pick(1)], w_o).unwrap()
+    core_flat::mha([Kern::dot(1.0); 2], zero, zero, [pick(0), pick(1)], w_o).unwrap()
 }
 
 /// Checks `forward` against the `f64` reference with the rule; the bound is `1e-5` of
 /// `Σ_h Σ_j max|v^h_j|·|w_o^h_{j,i}|` (the MHA docs state none; see the report).
 fn check_mha(
     what: &str,
-    mha: &MultiHeadAttention<Kern, 2, 2, 1>,
+    mha: &MultiHeadAttention<'static, Kern, 2, 2, 1>,
     w_o: WO2,
     x: &[[f32; 2]],
     causal: bool,
@@ -1081,7 +1085,7 @@ fn check_mha(
     let rk = Kern::dot(1.0).reference();
     let want = reference::multihead(&[rk, rk], &wq, &wq, &wv, &wo, &xs, 2, 1, causal);
     let mut out = vec![[f32::NAN; 2]; x.len() + SPARE_ROWS];
-    let got = mha.forward::<8>(x, causal, &mut out);
+    let got = core_flat::forward::<8, _, _, _, _>(&mha, x, causal, &mut out);
     assert!(
         out[x.len()..].iter().flatten().all(|v| v.is_nan()),
         "{what}: past len"
@@ -1153,7 +1157,10 @@ fn multihead_rejects_non_finite_tokens() {
             let mut x = [[0.5f32; 2]; 3];
             x[pos / 2][pos % 2] = bad;
             let mut out = [[7.0f32; 2]; 5];
-            assert_eq!(mha.forward::<8>(&x, false, &mut out), Err(Error::NonFinite));
+            assert_eq!(
+                core_flat::forward::<8, _, _, _, _>(&mha, &x, false, &mut out),
+                Err(Error::NonFinite)
+            );
             assert_eq!(out, [[7.0; 2]; 5]);
         }
     }
@@ -1329,7 +1336,7 @@ fn random_multihead_layers_obey_the_rule() {
             })
         };
         let kern = [Kern::dot(1.0), Kern::gauss(1.5)][case % 2];
-        let mha = MultiHeadAttention::<Kern, MDM, MH, MDH>::new(
+        let mha = core_flat::mha::<Kern, MDM, MH, MDH>(
             [kern; MH],
             arr3(&wq),
             arr3(&wk),
@@ -1376,7 +1383,7 @@ fn random_multihead_layers_obey_the_rule() {
                 })
                 .collect();
             let mut out = vec![[f32::NAN; MDM]; len + SPARE_ROWS];
-            let got = mha.forward::<8>(&x, causal, &mut out);
+            let got = core_flat::forward::<8, _, _, _, _>(&mha, &x, causal, &mut out);
             tally[usize::from(got.is_ok())][fits_f32(&want) as usize] += 1;
             let what = format!("mha case {case} causal {causal} len {len} big {big:e}");
             assert!(
@@ -1434,7 +1441,7 @@ fn random_multihead_layers_obey_the_rule() {
                 let rev: Vec<[f32; MDM]> = x.iter().rev().copied().collect();
                 let mut out2 = vec![[0.0f32; MDM]; len];
                 assert_eq!(
-                    mha.forward::<8>(&rev, false, &mut out2),
+                    core_flat::forward::<8, _, _, _, _>(&mha, &rev, false, &mut out2),
                     got,
                     "{what}: reversed tokens"
                 );

@@ -3,10 +3,8 @@
 //! Every plotted number comes from the `nadaraya` crate; a [`Series`] keeps its [`Source`] (the
 //! kernel, queries, keys and values) so that a test can recompute it independently.
 
-use nadaraya::{Gaussian, SoftmaxDot};
-use nadaraya_rf::{
-    FavorPlus, FourierFeatures, MassGuard, Projection, RowNorm, Rows, RowsMut, Sampling, Variant,
-};
+use nadaraya::{Gaussian, Mask, Rows, RowsMut, SoftmaxDot};
+use nadaraya_rf::{FavorPlus, FourierFeatures, MassGuard, Projection, RowNorm, Sampling, Variant};
 
 use crate::Error;
 
@@ -64,13 +62,18 @@ impl KernelSpec {
         d: usize,
     ) -> Result<Vec<f32>, Error> {
         let mut out = vec![0.0; queries.len() / d.max(1)];
+        let (q, k, v) = (
+            Rows::new(queries, d)?,
+            Rows::new(keys, d)?,
+            Rows::new(values, 1)?,
+        );
+        let o = RowsMut::new(&mut out, 1)?;
         match *self {
             Self::Gaussian { h } => {
-                nadaraya::attention(&Gaussian::new(h)?, queries, keys, values, d, 1, &mut out)?;
+                nadaraya::attention(&Gaussian::new(h)?, q, k, v, Mask::None, o)?
             }
             Self::SoftmaxDot { tau } => {
-                let k = SoftmaxDot::new(tau)?;
-                nadaraya::attention(&k, queries, keys, values, d, 1, &mut out)?;
+                nadaraya::attention(&SoftmaxDot::new(tau)?, q, k, v, Mask::None, o)?;
             }
         }
         Ok(out)
@@ -83,11 +86,14 @@ impl KernelSpec {
     /// [`Error::Core`] as [`nadaraya::weights`], or for an invalid `h` or `τ`.
     pub fn weights(&self, query: &[f32], keys: &[f32]) -> Result<Vec<f32>, Error> {
         let mut out = vec![0.0; keys.len() / query.len().max(1)];
+        let (q, k) = (
+            Rows::new(query, query.len())?,
+            Rows::new(keys, query.len())?,
+        );
+        let o = RowsMut::new(&mut out, k.len().max(1))?;
         match *self {
-            Self::Gaussian { h } => nadaraya::weights(&Gaussian::new(h)?, query, keys, &mut out)?,
-            Self::SoftmaxDot { tau } => {
-                nadaraya::weights(&SoftmaxDot::new(tau)?, query, keys, &mut out)?;
-            }
+            Self::Gaussian { h } => nadaraya::weights(&Gaussian::new(h)?, q, k, o)?,
+            Self::SoftmaxDot { tau } => nadaraya::weights(&SoftmaxDot::new(tau)?, q, k, o)?,
         }
         Ok(out)
     }
@@ -142,7 +148,7 @@ impl KernelSpec {
                     Rows::new(keys, d)?,
                     Rows::new(values, 1)?,
                 );
-                f.attention(q, k, v, nadaraya_rf::Mask::None, RowsMut::new(&mut out, 1)?)?;
+                f.attention(q, k, v, Mask::None, RowsMut::new(&mut out, 1)?)?;
             }
         }
         Ok(out)
