@@ -318,3 +318,36 @@ fn smooth_trig(
     }
     if ok { Ok(()) } else { Err(Error::Overflow) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{FeatureMap, Sampling};
+
+    /// Fuzz finding (issue 11): a subnormal `h` passed the old rule (`1/h` normal) and `ω_i/h`
+    /// overflowed, so `map` wrote infinities. Every `h` the core's Gaussian accepts maps to finite
+    /// features, and the bandwidths just outside its range are rejected.
+    #[test]
+    fn bandwidth_rule_is_the_core_gaussians_and_features_stay_finite() {
+        let (lo, hi) = (f32::from_bits(0x1f35_04f4), f32::from_bits(0x5eb5_04f3));
+        let p = || Projection::new(3, 64, Sampling::Iid, 7).unwrap();
+        for h in [
+            1e-38f32,
+            1e-30,
+            f32::from_bits(lo.to_bits() - 1),
+            f32::from_bits(hi.to_bits() + 1),
+        ] {
+            assert_eq!(
+                FourierFeatures::new(p(), h),
+                Err(Error::InvalidBandwidth),
+                "h = {h:e}"
+            );
+        }
+        let mut phi = [0.0f32; 128];
+        for h in [lo, 1e-10, 1.0, hi] {
+            let f = FourierFeatures::new(p(), h).unwrap();
+            f.map(&[1e-3, -2e-3, 5e-4], &mut phi).unwrap();
+            assert!(phi.iter().all(|v| v.is_finite()), "h = {h:e}");
+        }
+    }
+}
