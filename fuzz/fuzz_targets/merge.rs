@@ -2,9 +2,11 @@
 //! orders and trees, against the single pass and the `f64` reference.
 //!
 //! Invariants: every way of splitting and merging gives the single pass's result within rounding
-//! (and within the reference bound, inside the values' range); `merge` is commutative bit for bit
-//! and the empty state is its identity; a failed `update` or `push_score` leaves the state
-//! unchanged; `log_sum_exp` and `max_score` match the reference.
+//! (and within the reference bound, inside the values' range), and so does one `push_score` per
+//! sample in reverse order, with the same verdict (`Overflow` only where the exact result reaches
+//! `f32::MAX`: the rule in `nadaraya_fuzz::Flags`); `merge` is commutative bit for bit and the
+//! empty state is its identity; a failed `update` or `push_score` leaves the state unchanged;
+//! `log_sum_exp` and `max_score` match the reference.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -94,18 +96,18 @@ fn run<K: Kernel>(k: &K, rk: RefKernel, input: &Input) {
         return;
     }
     let r = ref_row(rk, &q, keys, values, DV);
-    if r.risky {
+    if r.flags.risky {
         // ScoreOverflow is legitimate somewhere; the merge comparison would be moot.
         return;
     }
-    // Values whose sum may overflow `f32`: `update` may refuse with `Overflow` (changing
-    // nothing), and the merged result, if any, must still be a finite convex combination.
-    let vso = r.value_sum_overflows;
-    match single {
-        Ok(()) => {}
-        Err(Error::Overflow) if vso => assert!(whole.is_empty(), "failed update changed the state"),
-        Err(e) => panic!("single pass on modest scores and values: {e:?}"),
+    // `update` may refuse with `Overflow` (changing nothing) only where the exact result of its
+    // samples reaches f32::MAX.
+    r.flags.check(&single, "single update");
+    if single.is_err() {
+        assert!(whole.is_empty(), "failed update changed the state");
     }
+    // Every sample of a chunk state is in the merged total unless a chunk update failed.
+    let mut complete = single.is_ok();
 
     // Chunk states.
     let mut states: Vec<OnlineSoftmax<DV>> = Vec::new();
@@ -125,22 +127,48 @@ fn run<K: Kernel>(k: &K, rk: RefKernel, input: &Input) {
             &values[at * DV..(at + len) * DV],
         );
         if input.by_score.get(c).copied().unwrap_or(false) {
-            for (kr, vr) in kc.chunks_exact(d).zip(vc.chunks_exact(DV)) {
+            for (i, (kr, vr)) in kc.chunks_exact(d).zip(vc.chunks_exact(DV)).enumerate() {
                 let v: [f32; DV] = vr.try_into().unwrap();
-                assert_eq!(s.push_score(k.score(&q, kr), &v), Ok(()), "push_score");
-            }
-        } else {
-            match s.update(k, &q, kc, vc) {
-                Ok(()) => assert_eq!(s.is_empty(), len == 0),
-                Err(Error::Overflow) if vso => {
-                    assert!(s.is_empty(), "failed update changed the state")
+                let before = s;
+                let res = s.push_score(k.score(&q, kr), &v);
+                if res.is_err() {
+                    // Legitimate only if the chunk's samples so far, this one included, reach
+                    // f32::MAX.
+                    let upto = i + 1;
+                    let rc = ref_row(rk, &q, &kc[..upto * d], &vc[..upto * DV], DV);
+                    rc.flags.check(&res, "push_score");
+                    assert_eq!(
+                        format!("{s:?}"),
+                        format!("{before:?}"),
+                        "failed push_score changed the state"
+                    );
+                    complete = false;
                 }
-                Err(e) => panic!("update of a chunk: {e:?}"),
+            }
+        } else if len > 0 {
+            let res = s.update(k, &q, kc, vc);
+            ref_row(rk, &q, kc, vc, DV)
+                .flags
+                .check(&res, "update of a chunk");
+            match res {
+                Ok(()) => assert!(!s.is_empty()),
+                Err(_) => {
+                    assert!(s.is_empty(), "failed update changed the state");
+                    complete = false;
+                }
             }
         }
         states.push(s);
         at += len;
         c += 1;
+    }
+
+    // All samples pushed one by one in reverse order: the same verdict and value.
+    let mut reversed = OnlineSoftmax::<DV>::new();
+    let mut rev_ok = true;
+    for (kr, vr) in keys.chunks_exact(d).zip(values.chunks_exact(DV)).rev() {
+        let v: [f32; DV] = vr.try_into().unwrap();
+        rev_ok &= reversed.push_score(k.score(&q, kr), &v).is_ok();
     }
 
     if let Some((i, bad)) = &input.bad {
@@ -227,20 +255,35 @@ fn run<K: Kernel>(k: &K, rk: RefKernel, input: &Input) {
         merges += 1;
     }
 
-    if vso {
-        for (what, s) in [("merged", &total), ("single pass", &whole)] {
-            match s.finish() {
-                Ok(y) => r.check_range(&y, what),
-                Err(Error::Overflow | Error::Empty) => {}
-                Err(e) => panic!("{what}: finish gave {e:?}"),
+    let merged = total.finish();
+    let one = whole.finish();
+    let rev = reversed.finish();
+    // A state that lost a sample to a failed update covers a subset: checked for range only.
+    for (what, res, all) in [
+        ("merged", &merged, complete),
+        ("single pass", &one, single.is_ok()),
+        ("reversed pushes", &rev, rev_ok),
+    ] {
+        match res {
+            Ok(y) if all => r.check_out(y, what),
+            Ok(y) => r.check_range(y, what),
+            Err(Error::Empty) if !all => {}
+            Err(_) => {
+                r.flags.check(res, what);
             }
         }
-        return;
     }
-    let got = total.finish().expect("merged state over samples");
-    let one = whole.finish().expect("single pass over samples");
-    r.check_out(&got, "merged");
-    r.check_out(&one, "single pass");
+    if complete && single.is_ok() {
+        r.flags
+            .check_same(&one, &merged, false, "single pass vs merged chunks");
+    }
+    if rev_ok && single.is_ok() {
+        r.flags
+            .check_same(&one, &rev, false, "single pass vs reversed pushes");
+    }
+    let (Ok(got), Ok(one), true) = (merged, one, complete && single.is_ok()) else {
+        return;
+    };
     // Each merge and each tile rescales by an exponential with a few ulp of error.
     for j in 0..DV {
         let vmax = values

@@ -5,14 +5,17 @@
 //! model; `push` on a full store and `push_evicting` evict exactly as the model says (the oldest);
 //! the store's contents, oldest first, always equal the model; `predict` of a finite query is
 //! finite, a convex combination of the stored responses and within the reference bound, or a
-//! documented error (`ScoreOverflow`, `Overflow` only where an intermediate may really overflow); `weights` are `≥ 0`, sum to `1 ± 1e-5`, match the reference, and leave the
-//! rest of the buffer untouched.
+//! documented error (`ScoreOverflow` only where a score may overflow, `Overflow` only where the
+//! exact result reaches `f32::MAX`: the rule in `nadaraya_fuzz::Flags`), with the same verdict
+//! and value as a fresh store holding the same live window in order and reversed (so the ring
+//! position cannot matter); `weights` are `≥ 0`, sum to `1 ± 1e-5`, match the reference, and
+//! leave the rest of the buffer untouched.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use nadaraya::{Error, Gaussian, Kernel, Sample, Smoother, SoftmaxDot};
-use nadaraya_fuzz::{AnyKernel, F, KernelSpec, Param, RefKernel, build_kernel, ref_row};
+use nadaraya_fuzz::{AnyKernel, F, Flags, KernelSpec, Param, RefKernel, build_kernel, ref_row};
 
 #[derive(Debug, Arbitrary)]
 enum Op<const D: usize, const DV: usize> {
@@ -177,7 +180,7 @@ fn store<K: Kernel, const N: usize, const D: usize, const DV: usize>(
     check_store(s, model);
 }
 
-fn drive<K: Kernel + RefOf, const N: usize, const D: usize, const DV: usize>(
+fn drive<K: Kernel + RefOf + Copy, const N: usize, const D: usize, const DV: usize>(
     s: &mut Smoother<K, N, D, DV>,
     ops: &[Op<D, DV>],
     make: impl Fn(Param) -> Option<K>,
@@ -236,7 +239,7 @@ fn flat<const D: usize, const DV: usize>(model: &Model<D, DV>) -> (Vec<f32>, Vec
     )
 }
 
-fn predict<K: Kernel + RefOf, const N: usize, const D: usize, const DV: usize>(
+fn predict<K: Kernel + RefOf + Copy, const N: usize, const D: usize, const DV: usize>(
     s: &Smoother<K, N, D, DV>,
     model: &Model<D, DV>,
     xq: &[f32; D],
@@ -252,11 +255,30 @@ fn predict<K: Kernel + RefOf, const N: usize, const D: usize, const DV: usize>(
     }
     let (keys, values) = flat(model);
     let r = ref_row(s.kernel().reference(), xq, &keys, &values, DV);
-    match got {
-        Ok(y) => r.check_out(&y, "predict"),
-        Err(Error::ScoreOverflow) => assert!(r.risky, "ScoreOverflow for modest scores: {r:?}"),
-        Err(Error::Overflow) => assert!(r.value_sum_overflows, "Overflow for modest values: {r:?}"),
-        Err(e) => panic!("predict: unexpected {e:?}"),
+    if let Ok(y) = &got {
+        r.check_out(y, "predict");
+    }
+    r.flags.check(&got, "predict");
+    // The same live window in a fresh store (ring position 0) and in reverse order: the same
+    // verdict, and within the bound the same value, wherever the ring has wrapped to.
+    for (rev, what) in [
+        (false, "predict, fresh store"),
+        (true, "predict, reversed store"),
+    ] {
+        let mut fresh: Smoother<K, N, D, DV> = Smoother::new(*s.kernel());
+        let mut samples: Vec<_> = model.clone();
+        if rev {
+            samples.reverse();
+        }
+        for (x, y) in samples {
+            assert!(fresh.push(x, y).is_ok(), "{what}: push");
+        }
+        let again = fresh.predict(xq);
+        if let Ok(y) = &again {
+            r.check_out(y, what);
+        }
+        r.flags.check(&again, what);
+        r.flags.check_same(&got, &again, false, what);
     }
 }
 
@@ -289,15 +311,16 @@ fn weights<K: Kernel + RefOf, const N: usize, const D: usize, const DV: usize>(
     }
     let (keys, values) = flat(model);
     let r = ref_row(s.kernel().reference(), xq, &keys, &values, DV);
-    match got {
-        Ok(()) => {
-            r.check_weights(&out[..n], "weights");
-            assert!(
-                out[n..].iter().all(|v| *v == SENTINEL),
-                "weights wrote past len()"
-            );
-        }
-        Err(Error::ScoreOverflow) => assert!(r.risky, "ScoreOverflow for modest scores: {r:?}"),
-        Err(e) => panic!("weights: unexpected {e:?}"),
+    // Weights never overflow: only the score verdicts apply.
+    let flags = Flags {
+        near_max: false,
+        ..r.flags
+    };
+    if flags.check(&got, "weights") {
+        r.check_weights(&out[..n], "weights");
+        assert!(
+            out[n..].iter().all(|v| *v == SENTINEL),
+            "weights wrote past len()"
+        );
     }
 }

@@ -218,7 +218,7 @@ const SUM_BOUND_LOG2: i32 = 100;
 
 /// The least shift `e ≥ 0` with `bound·2^−e ≤ 2^100`, for `bound = vmax·count·r` (at most 126, so
 /// that `2^−e` is a normal `f32`; larger would need more than `2^98` keys times features).
-fn value_shift(vmax: f32, count: usize, r: usize) -> i32 {
+pub(crate) fn value_shift(vmax: f32, count: usize, r: usize) -> i32 {
     let bound = f64::from(vmax) * count as f64 * r as f64;
     // 2^100, exactly.
     if bound <= 1_267_650_600_228_229_401_496_703_205_376.0 {
@@ -234,7 +234,7 @@ fn down(e: i32) -> f32 {
 }
 
 /// `out_j = v_j·2^−shift_j` (exact but for underflow; `v_j` itself where the shift is 0).
-fn scale_down(out: &mut [f32], v: &[f32], shift: &[i32]) {
+pub(crate) fn scale_down(out: &mut [f32], v: &[f32], shift: &[i32]) {
     for ((o, &x), &e) in out.iter_mut().zip(v).zip(shift) {
         *o = if e > 0 { x * down(e) } else { x };
     }

@@ -5,7 +5,7 @@ use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut};
 
 use nadaraya::{Gaussian, Mask, Rows, RowsMut};
 
-use crate::attention::{TILE, check_shapes};
+use crate::attention::{TILE, check_shapes, scale_down, value_shift};
 use crate::error::check_width;
 use crate::gaussian::zeros;
 use crate::{Error, Projection, Sampling};
@@ -213,7 +213,9 @@ impl FourierFeatures {
     /// - As [`FavorPlus::attention`](crate::FavorPlus::attention) without a mask (with `y` for the
     ///   values): [`Error::Shape`], [`Error::Empty`] for no samples, [`Error::NonFinite`];
     ///   [`Error::ScoreOverflow`] for a phase
-    ///   `ω·x/h` that is not finite, [`Error::Overflow`] for a ratio that is not finite;
+    ///   `ω·x/h` that is not finite, [`Error::Overflow`] for a ratio that is not finite in `f32`
+    ///   (the sums are kept scaled by a power of two per response component, so only an estimate
+    ///   beyond `±f32::MAX` gets there, in any order of the samples);
     /// - [`Error::Empty`] also for a query whose estimated kernel mass is at or below the floor,
     ///   unless the features carry [`MassGuard::Floor`];
     /// - [`Error::TooManyFeatures`] if the `2m·dy` sums cannot be allocated.
@@ -266,7 +268,36 @@ fn smooth_trig(
     let mut phi = zeros(r.checked_mul(TILE).ok_or(too_many)?)?;
     let mut s = DMatrix::from_vec(dy, r, zeros(dy.checked_mul(r).ok_or(too_many)?)?);
     let mut z = zeros(r)?;
+    // Each response component is summed scaled by 2^-e_j (as the FAVOR+ key sums are): |φ_i| ≤ 1,
+    // so every partial sum is at most r·N·max|y_j|·2^-e_j ≤ 2^100, and the output overflows only
+    // when the estimate itself is not finite in f32, in any order of the samples.
+    let mut ymax = zeros(dy)?;
+    for row in y.chunks_exact(dy) {
+        for (m, v) in ymax.iter_mut().zip(row) {
+            // Finite responses (checked above): `max` skips no NaN here.
+            *m = m.max(v.abs());
+        }
+    }
+    let mut shift = Vec::new();
+    shift
+        .try_reserve_exact(dy)
+        .map_err(|_| Error::TooManyFeatures)?;
+    shift.extend(ymax.iter().map(|&m| value_shift(m, n, r)));
+    let mut scaled = if shift.iter().any(|&e| e > 0) {
+        zeros(dy.checked_mul(TILE).ok_or(too_many)?)?
+    } else {
+        Vec::new()
+    };
     for (xt, yt) in x.chunks(TILE * d).zip(y.chunks(TILE * dy)) {
+        let yt = if scaled.is_empty() {
+            yt
+        } else {
+            let st = &mut scaled[..yt.len()];
+            for (o, v) in st.chunks_exact_mut(dy).zip(yt.chunks_exact(dy)) {
+                scale_down(o, v, &shift);
+            }
+            &scaled[..yt.len()]
+        };
         let t = xt.len() / d;
         let (ph, f) = (&mut phase[..m * t], &mut phi[..r * t]);
         DMatrixViewMut::from_slice(ph, m, t).gemm(
@@ -310,8 +341,13 @@ fn smooth_trig(
                 den
             };
             let inv = 1.0 / den;
-            for v in o.iter_mut() {
-                *v *= inv;
+            for (v, &e) in o.iter_mut().zip(&shift) {
+                *v = if e > 0 {
+                    // Unscaled once, in f64: exact, and inf only if the estimate is.
+                    (f64::from(*v * inv) * f64::from(e).exp2()) as f32
+                } else {
+                    *v * inv
+                };
                 ok &= v.is_finite();
             }
         }
@@ -348,6 +384,29 @@ mod tests {
             let f = FourierFeatures::new(p(), h).unwrap();
             f.map(&[1e-3, -2e-3, 5e-4], &mut phi).unwrap();
             assert!(phi.iter().all(|v| v.is_finite()), "h = {h:e}");
+        }
+    }
+
+    /// Fuzz finding (issue 11): responses near `f32::MAX` overflowed the response sums, and
+    /// `smooth` returned `Overflow` for an estimate that is representable (equal
+    /// responses: the estimate is that response).
+    #[test]
+    fn responses_near_f32_max_are_estimated_in_every_order() {
+        let f =
+            FourierFeatures::new(Projection::new(1, 64, Sampling::Iid, 3).unwrap(), 1.0).unwrap();
+        let x = [0.0f32, 0.01, -0.02, 0.03];
+        for y0 in [3e38f32, -3e38, f32::MAX] {
+            for rot in 0..x.len() {
+                let mut xs = x;
+                xs.rotate_left(rot);
+                let y = [y0; 4];
+                let mut out = [0.0f32];
+                let v = |x| Rows::new(x, 1).unwrap();
+                let o = RowsMut::new(&mut out, 1).unwrap();
+                f.smooth(v(&[0.005]), v(&xs), v(&y), o).unwrap();
+                let rel = (f64::from(out[0]) - f64::from(y0)).abs() / f64::from(y0).abs();
+                assert!(rel < 1e-5, "y = {y0:e}, rotation {rot}: {:e}", out[0]);
+            }
         }
     }
 }
