@@ -139,7 +139,7 @@ fn check_verdict(r: &Result<(), Error>, flags: nadaraya_fuzz::Flags, what: &str)
         }
         Err(Error::Overflow) => {
             assert!(
-                flags.near_max || nadaraya_fuzz::tolerate("rf-output-overflow"),
+                flags.near_max,
                 "{what}: Overflow although the exact result is representable in f32 \
                  ({flags:?})"
             );
@@ -258,28 +258,23 @@ fn run(input: &Input) {
                 }
             };
             assert_eq!(pf.count(), f.features(), "feature count");
-            // Known finding: `attention` builds its key exponents without OPRF's per-feature
-            // bias (the other paths have it), so its values are another estimator's.
-            let skip = matches!(variant, Variant::Optimal(_))
-                && nadaraya_fuzz::tolerate("rf-oprf-attention-bias");
-            favor(&f, &pf, &call, skip);
+            favor(&f, &pf, &call);
         }
         Features::Fourier(Param(h), floor) => {
             let rows = p.rows().to_vec();
+            // The core Gaussian's bandwidth rule, exactly (the same kernel).
+            let valid = nadaraya::Gaussian::new(h).is_ok();
             let f = match FourierFeatures::new(p, h) {
                 Ok(f) => {
                     assert!(
-                        nadaraya::Gaussian::new(h).is_ok(),
-                        "accepted h = {h}, the core does not"
+                        valid,
+                        "FourierFeatures::new({h}) accepted what Gaussian::new rejects"
                     );
                     f
                 }
                 Err(e) => {
                     assert_eq!(e, Error::InvalidBandwidth, "FourierFeatures::new({h})");
-                    assert!(
-                        nadaraya::Gaussian::new(h).is_err(),
-                        "rejected an h = {h} the core accepts"
-                    );
+                    assert!(!valid, "rejected h = {h} that Gaussian::new accepts");
                     return;
                 }
             };
@@ -356,12 +351,12 @@ impl Call<'_> {
     }
 }
 
-fn favor(f: &FavorPlus, pf: &PosFeatures, c: &Call<'_>, skip_attention: bool) {
+fn favor(f: &FavorPlus, pf: &PosFeatures, c: &Call<'_>) {
     let (d, dv) = (c.d, c.dv);
     // Non-causal.
     let mut out = vec![SENTINEL; c.o_len];
     let r = attend(f, c.q, c.keys, c.values, d, dv, Mask::None, &mut out);
-    if c.pre(&r, &out, c.shapes_ok, "attention") && !skip_attention {
+    if c.pre(&r, &out, c.shapes_ok, "attention") {
         let mq = c.q.len() / d;
         let rows: Vec<_> =
             c.q.chunks_exact(d)
@@ -624,19 +619,6 @@ fn fourier(f: &FourierFeatures, rows: &[f32], h: f32, guard: MassGuard, c: &Call
     let m = rows.len() / d;
     let n = c.keys.len() / d;
     let inv_h = 1.0 / f64::from(h);
-    // Known finding: `FourierFeatures::new` accepts a subnormal `h` whose `1/h` is normal, but
-    // then `ω_i/h` overflows in the feature matrix and every call is `ScoreOverflow`.
-    let wide = rows
-        .iter()
-        .any(|&w| !((f64::from(w) * inv_h) as f32).is_finite());
-    if wide && nadaraya_fuzz::tolerate("rf-fourier-tiny-h") {
-        return;
-    }
-    // Known finding: the trigonometric estimator's sums `Σ_r w_r S_r` overflow for responses
-    // near 1e36 and more, where the exact quotient is representable.
-    if r == Err(Error::Overflow) && nadaraya_fuzz::tolerate("rf-fourier-output-overflow") {
-        return;
-    }
     // Phases ω_r·x/h with their error bounds; risky / certain overflow.
     let (mut risky, mut certain) = (false, false);
     let mut phases = |x: &[f32]| -> Vec<(f64, f64)> {

@@ -17,23 +17,6 @@ use arbitrary::{Arbitrary, Result, Unstructured};
 use nadaraya::{Error, Gaussian, SoftmaxDot};
 pub use nadaraya_tests::reference::{self, RefKernel, widen};
 
-/// Whether the comma-separated list in the environment variable `NADARAYA_FUZZ_TOLERATE` names
-/// `what`: a known, reported finding the run should step over so that it can look for others
-/// (the names are listed in fuzz/README.md). Unset, every oracle holds the full rule.
-#[must_use]
-pub fn tolerate(what: &str) -> bool {
-    static LIST: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    LIST.get_or_init(|| {
-        std::env::var("NADARAYA_FUZZ_TOLERATE")
-            .unwrap_or_default()
-            .split(',')
-            .map(|s| s.trim().to_owned())
-            .collect()
-    })
-    .iter()
-    .any(|s| s == what)
-}
-
 /// `f32::EPSILON` in `f64`.
 pub const EPS: f64 = f32::EPSILON as f64;
 /// The smallest positive subnormal `f32`, in `f64`.
