@@ -197,6 +197,36 @@ impl Kernel for SoftmaxDot {
     }
 }
 
+/// Serialised as its parameter alone; deserialising validates it as [`Gaussian::new`] does.
+impl TryFrom<f32> for Gaussian {
+    type Error = Error;
+    fn try_from(p: f32) -> Result<Self, Error> {
+        Self::new(p)
+    }
+}
+
+/// The kernel's parameter (what it is serialised as).
+impl From<Gaussian> for f32 {
+    fn from(k: Gaussian) -> f32 {
+        k.bandwidth()
+    }
+}
+
+/// Serialised as its parameter alone; deserialising validates it as [`SoftmaxDot::new`] does.
+impl TryFrom<f32> for SoftmaxDot {
+    type Error = Error;
+    fn try_from(p: f32) -> Result<Self, Error> {
+        Self::new(p)
+    }
+}
+
+/// The kernel's parameter (what it is serialised as).
+impl From<SoftmaxDot> for f32 {
+    fn from(k: SoftmaxDot) -> f32 {
+        k.temperature()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,35 +273,5 @@ mod tests {
             assert_eq!(Gaussian::new(bad), Err(Error::InvalidBandwidth));
             assert_eq!(SoftmaxDot::new(bad), Err(Error::InvalidTemperature));
         }
-    }
-}
-
-/// Serialised as its parameter alone; deserialising validates it as [`Gaussian::new`] does.
-impl TryFrom<f32> for Gaussian {
-    type Error = Error;
-    fn try_from(p: f32) -> Result<Self, Error> {
-        Self::new(p)
-    }
-}
-
-/// The kernel's parameter (what it is serialised as).
-impl From<Gaussian> for f32 {
-    fn from(k: Gaussian) -> f32 {
-        k.bandwidth()
-    }
-}
-
-/// Serialised as its parameter alone; deserialising validates it as [`SoftmaxDot::new`] does.
-impl TryFrom<f32> for SoftmaxDot {
-    type Error = Error;
-    fn try_from(p: f32) -> Result<Self, Error> {
-        Self::new(p)
-    }
-}
-
-/// The kernel's parameter (what it is serialised as).
-impl From<SoftmaxDot> for f32 {
-    fn from(k: SoftmaxDot) -> f32 {
-        k.temperature()
     }
 }

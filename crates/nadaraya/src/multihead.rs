@@ -437,7 +437,7 @@ mod tests {
     ) {
         for causal in [false, true] {
             let mut out = std::vec![[7.0f32; DM]; x.len()];
-            let got = run::<4, _, _, _, _>(&m, x, causal, &mut out);
+            let got = run::<4, _, _, _, _>(m, x, causal, &mut out);
             match reference(m, x, causal) {
                 Err(e) => assert_eq!(got, Err(e), "causal={causal}"),
                 Ok(want) => {

@@ -38,7 +38,7 @@ const fn check(len: usize, width: usize) -> Result<NonZeroUsize, Error> {
     let Some(w) = NonZeroUsize::new(width) else {
         return Err(Error::ZeroDimension);
     };
-    if len % w.get() != 0 {
+    if !len.is_multiple_of(w.get()) {
         return Err(Error::Shape {
             what: Dim::Flat,
             expected: width,

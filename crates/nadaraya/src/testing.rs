@@ -156,6 +156,7 @@ pub(crate) mod flat {
 
     type Attn<K> = fn(&K, Rows<'_>, Rows<'_>, Rows<'_>, Mask, RowsMut<'_>) -> Result<(), Error>;
 
+    #[allow(clippy::too_many_arguments)]
     fn call<K: Kernel + ?Sized>(
         f: Attn<K>,
         kernel: &K,

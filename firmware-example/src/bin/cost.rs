@@ -19,6 +19,8 @@ use core::sync::atomic::{Ordering, compiler_fence};
 
 use cortex_m::peripheral::{SYST, syst::SystClkSource};
 use heapless::String;
+#[path = "../core_flat.rs"]
+mod core_flat;
 use nadaraya::{Error, Gaussian, Kernel, OnlineSoftmax, Smoother, SoftmaxDot};
 
 /// Bytes painted below the stack pointer for the high-water mark.
@@ -265,8 +267,8 @@ fn run() -> Result<(), Error> {
     let k = Gaussian::new(0.5)?;
     let mut a = OnlineSoftmax::<1>::new();
     let mut b = OnlineSoftmax::<1>::new();
-    a.update(&k, &[0.1], &[0.0, 0.5, 1.0], &[1.0, 2.0, 3.0])?;
-    b.update(&k, &[0.1], &[0.2, 0.7], &[4.0, 5.0])?;
+    core_flat::update(&mut a, &k, &[0.1], &[0.0, 0.5, 1.0], &[1.0, 2.0, 3.0])?;
+    core_flat::update(&mut b, &k, &[0.1], &[0.2, 0.7], &[4.0, 5.0])?;
     let mut buf: [f32; 256] = core::array::from_fn(|i| -(i as f32) * 0.3);
     let lanes = insns(cal, || exp_in_place(black_box(&mut buf)));
     let mut buf: [f32; 256] = core::array::from_fn(|i| -(i as f32) * 0.3);
@@ -301,7 +303,7 @@ fn scalar_twin<K: Kernel, const N: usize, const D: usize>(
     q: &[f32; D],
 ) -> Result<f32, Error> {
     let mut out = [0.0f32];
-    nadaraya::scalar::attention(k, q, xs.as_flattened(), ys, D, 1, &mut out)?;
+    core_flat::scalar::attention(k, q, xs.as_flattened(), ys, D, 1, &mut out)?;
     Ok(out[0])
 }
 

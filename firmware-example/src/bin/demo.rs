@@ -16,7 +16,9 @@ mod common;
 use core::fmt::Write as _;
 
 use heapless::String;
-use nadaraya::{Error, Gaussian, Kernel, MultiHeadAttention, Smoother, SoftmaxDot};
+use nadaraya::{
+    Error, Gaussian, Kernel, Mask, MhaScratch, MhaWeights, MultiHeadAttention, Smoother, SoftmaxDot,
+};
 
 type Line = String<160>;
 
@@ -200,15 +202,20 @@ fn multi_head() -> Result<(), Error> {
         core::array::from_fn(|j| core::array::from_fn(|i| if i == 2 * h + j { 0.5 } else { 0.0 }))
     };
     let k = SoftmaxDot::for_dim(2)?;
-    let mha = MultiHeadAttention::<_, 4, 2, 2>::new(
-        [k; 2],
-        [pick(0), pick(1)],
-        [pick(0), pick(1)],
-        [pick(0), pick(1)],
-        [back(0), back(1)],
-    )?;
+    let w = MhaWeights::<4, 2, 2> {
+        w_q: [pick(0), pick(1)],
+        w_k: [pick(0), pick(1)],
+        w_v: [pick(0), pick(1)],
+        w_o: [back(0), back(1)],
+    };
+    let mha = MultiHeadAttention::new([k; 2], &w)?;
     let mut out = [[0.0f32; 4]; 6];
-    mha.forward::<8>(&x, true, &mut out)?;
+    mha.forward(
+        &x,
+        Mask::Causal,
+        &mut MhaScratch::<8, 4, 2>::new(),
+        &mut out,
+    )?;
     say!("   t | input                          | output");
     for (t, (xi, o)) in x.iter().zip(&out).enumerate() {
         say!(

@@ -14,9 +14,12 @@ mod common;
 mod golden;
 
 use golden::{ATTENTION, AttCase, EXP, MHA, MHA_CAUSAL, MhaCase, WINDOW};
+#[path = "../core_flat.rs"]
+mod core_flat;
+use core_flat::{attention, causal_attention, scalar, weights};
 use nadaraya::{
-    Error, Gaussian, Kernel, MultiHeadAttention, OnlineSoftmax, Smoother, SoftmaxDot, attention,
-    causal_attention, scalar, weights,
+    Dim, Error, Gaussian, Kernel, Mask, MhaScratch, MhaWeights, MultiHeadAttention, OnlineSoftmax,
+    Smoother, SoftmaxDot,
 };
 
 /// A test's verdict; the details are logged where the check fails.
@@ -162,11 +165,17 @@ fn online_case<const DV: usize>(c: &AttCase) -> Outcome {
             let mut right = OnlineSoftmax::<DV>::new();
             ok(
                 "update",
-                left.update(k, q, &c.keys[..cut * c.d], &c.values[..cut * DV]),
+                core_flat::update(&mut left, k, q, &c.keys[..cut * c.d], &c.values[..cut * DV]),
             )?;
             ok(
                 "update",
-                right.update(k, q, &c.keys[cut * c.d..], &c.values[cut * DV..]),
+                core_flat::update(
+                    &mut right,
+                    k,
+                    q,
+                    &c.keys[cut * c.d..],
+                    &c.values[cut * DV..],
+                ),
             )?;
             let got = ok("finish", right.merge(&left).finish())?;
             close("merged", &got, &c.expected[t * DV..][..DV], |_| c.tol[t])?;
@@ -235,9 +244,10 @@ fn window_case() -> Outcome {
     Ok(())
 }
 
-type Mha = MultiHeadAttention<SoftmaxDot, 4, 2, 2>;
+type Mha<'w> = MultiHeadAttention<'w, SoftmaxDot, 4, 2, 2>;
+type W = MhaWeights<4, 2, 2>;
 
-fn mha_of(c: &MhaCase) -> Result<Mha, ()> {
+fn weights_of(c: &MhaCase) -> W {
     let w_in = |f: &[f32]| -> [[[f32; 2]; 4]; 2] {
         core::array::from_fn(|h| {
             core::array::from_fn(|i| core::array::from_fn(|j| f[(h * 4 + i) * 2 + j]))
@@ -246,18 +256,36 @@ fn mha_of(c: &MhaCase) -> Result<Mha, ()> {
     let w_o: [[[f32; 4]; 2]; 2] = core::array::from_fn(|h| {
         core::array::from_fn(|j| core::array::from_fn(|i| c.w_o[(h * 2 + j) * 4 + i]))
     });
+    W {
+        w_q: w_in(c.w_q),
+        w_k: w_in(c.w_k),
+        w_v: w_in(c.w_v),
+        w_o,
+    }
+}
+
+fn mha_of<'w>(c: &MhaCase, w: &'w W) -> Result<Mha<'w>, ()> {
     let k = ok("SoftmaxDot::new", SoftmaxDot::new(c.tau))?;
-    ok(
-        "MultiHeadAttention::new",
-        Mha::new([k; 2], w_in(c.w_q), w_in(c.w_k), w_in(c.w_v), w_o),
-    )
+    ok("MultiHeadAttention::new", Mha::new([k; 2], w))
+}
+
+/// `forward` with scratch for `L` tokens on the stack (small here: `L ≤ 8`, `DM = 4`).
+fn forward<const L: usize>(
+    mha: &Mha<'_>,
+    x: &[[f32; 4]],
+    causal: bool,
+    out: &mut [[f32; 4]],
+) -> Result<(), Error> {
+    let mask = if causal { Mask::Causal } else { Mask::None };
+    mha.forward(x, mask, &mut MhaScratch::<L, 4, 2>::new(), out)
 }
 
 fn mha_case(c: &MhaCase, causal: bool) -> Outcome {
-    let mha = mha_of(c)?;
+    let w = weights_of(c);
+    let mha = mha_of(c, &w)?;
     let x: [[f32; 4]; 6] = core::array::from_fn(|t| core::array::from_fn(|i| c.x[t * 4 + i]));
     let mut out = [[0.0f32; 4]; 6];
-    ok("forward", mha.forward::<8>(&x, causal, &mut out))?;
+    ok("forward", forward::<8>(&mha, &x, causal, &mut out))?;
     close("mha", out.as_flattened(), c.expected, |i| c.tol[i / 4])
 }
 
@@ -341,12 +369,20 @@ fn attention_errors() -> Outcome {
     expect_err(
         "keys not rows",
         attention(&k, &q, &keys[..3], &v, 2, 1, &mut out),
-        Error::ShapeMismatch,
+        Error::Shape {
+            what: Dim::Flat,
+            expected: 2,
+            found: 3,
+        },
     )?;
     expect_err(
         "rows differ",
         attention(&k, &q, &keys, &v[..1], 2, 1, &mut out),
-        Error::ShapeMismatch,
+        Error::Shape {
+            what: Dim::ValueRows,
+            expected: 2,
+            found: 1,
+        },
     )?;
     expect_err(
         "no keys",
@@ -371,7 +407,11 @@ fn attention_errors() -> Outcome {
     expect_err(
         "causal M > N",
         causal_attention(&k, &[1.0, 2.0], &[1.0], &[1.0], 1, 1, &mut out),
-        Error::ShapeMismatch,
+        Error::Shape {
+            what: Dim::CausalQueries,
+            expected: 1,
+            found: 2,
+        },
     )?;
     expect_err(
         "scalar overflow",
@@ -386,7 +426,11 @@ fn attention_errors() -> Outcome {
     expect_err(
         "weights shape",
         weights(&k, &q, &keys[..3], &mut out),
-        Error::ShapeMismatch,
+        Error::Shape {
+            what: Dim::Flat,
+            expected: 2,
+            found: 3,
+        },
     )?;
     expect_err(
         "weights empty",
@@ -411,17 +455,21 @@ fn online_errors() -> Outcome {
     expect_err("finish empty", s.finish(), Error::Empty)?;
     expect_err(
         "update shape",
-        s.update(&k, &[0.0], &[1.0, 2.0], &[1.0]),
-        Error::ShapeMismatch,
+        core_flat::update(&mut s, &k, &[0.0], &[1.0, 2.0], &[1.0]),
+        Error::Shape {
+            what: Dim::ValueRows,
+            expected: 2,
+            found: 1,
+        },
     )?;
     expect_err(
         "update q empty",
-        s.update(&k, &[], &[1.0], &[1.0]),
+        core_flat::update(&mut s, &k, &[], &[1.0], &[1.0]),
         Error::ZeroDimension,
     )?;
     expect_err(
         "update NaN",
-        s.update(&k, &[0.0], &[1.0], &[f32::NAN]),
+        core_flat::update(&mut s, &k, &[0.0], &[1.0], &[f32::NAN]),
         Error::NonFinite,
     )?;
     expect_err(
@@ -438,27 +486,28 @@ fn online_errors() -> Outcome {
 }
 
 fn mha_errors() -> Outcome {
-    let mha = mha_of(&MHA)?;
+    let w = weights_of(&MHA);
+    let mha = mha_of(&MHA, &w)?;
     let x = [[0.5f32; 4]; 3];
     let mut out = [[0.0f32; 4]; 3];
     expect_err(
         "empty",
-        mha.forward::<2>(&[], false, &mut out),
+        forward::<2>(&mha, &[], false, &mut out),
         Error::Empty,
     )?;
     expect_err(
         "capacity",
-        mha.forward::<2>(&x, false, &mut out),
+        forward::<2>(&mha, &x, false, &mut out),
         Error::CapacityExceeded,
     )?;
     expect_err(
         "out",
-        mha.forward::<4>(&x, false, &mut out[..2]),
+        forward::<4>(&mha, &x, false, &mut out[..2]),
         Error::OutputTooSmall,
     )?;
     expect_err(
         "NaN token",
-        mha.forward::<4>(&[[f32::NAN; 4]], false, &mut out),
+        forward::<4>(&mha, &[[f32::NAN; 4]], false, &mut out),
         Error::NonFinite,
     )?;
     let k = ok("SoftmaxDot::new", SoftmaxDot::new(1.0))?;
@@ -466,7 +515,15 @@ fn mha_errors() -> Outcome {
     w[1][3][1] = f32::NAN;
     expect_err(
         "NaN weight",
-        Mha::new([k; 2], w, w, w, [[[0.0; 4]; 2]; 2]),
+        Mha::new(
+            [k; 2],
+            &W {
+                w_q: w,
+                w_k: w,
+                w_v: w,
+                w_o: [[[0.0; 4]; 2]; 2],
+            },
+        ),
         Error::NonFinite,
     )
 }
