@@ -79,7 +79,11 @@ fn exact_vs_random_features(c: &mut Criterion) {
         }
         g.bench_with_input(BenchmarkId::new("rf_m256", l), &l, |b, _| {
             b.iter(|| {
-                nadaraya_rf::attention(&rf, black_box(&q), &k, &v, D, D, &mut out)
+                let q = nadaraya_rf::Rows::new(black_box(&q), D).expect("whole rows");
+                let (k, v) = (nadaraya_rf::Rows::new(&k, D), nadaraya_rf::Rows::new(&v, D));
+                let (k, v) = (k.expect("whole rows"), v.expect("whole rows"));
+                let out = nadaraya_rf::RowsMut::new(&mut out, D).expect("whole rows");
+                rf.attention(q, k, v, nadaraya_rf::Mask::None, out)
                     .expect("valid inputs");
                 black_box(&out);
             });

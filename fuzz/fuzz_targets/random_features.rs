@@ -11,7 +11,7 @@
 //! worst-case bound of the `f64` estimator on the same features (`nadaraya_fuzz::rf`), so wrong
 //! weights that still sum to 1 fail; `weights` match the estimator's implied weights;
 //! `ScoreOverflow` only where an exponent may overflow (and always where it must),
-//! `OutputOverflow` only where the exact result reaches `f32::MAX`; keys reversed give the same
+//! `Overflow` only where the exact result reaches `f32::MAX`; keys reversed give the same
 //! verdict; `causal_attention`, `step` and `absorb` + `query` agree bit for bit; a rejected token
 //! leaves a `CausalState` unchanged; a batch equals its problems one by one (a failed problem's
 //! block zeros, the first error in order), and the parallel path equals the serial one bit for bit;
@@ -26,8 +26,49 @@ use nadaraya_fuzz::rf::{PosFeatures, rf_row};
 use nadaraya_fuzz::{EPS, F, NEAR_MAX, OVERFLOW_RISK, Param};
 use nadaraya_rf::{
     CausalState, Error, FOURIER_MASS_FLOOR, FavorPlus, FourierFeatures, GaussianFeatures, Mask,
-    MassGuard, Oprf, Projection, RowNorm, Sampling, Variant,
+    MassGuard, Oprf, Projection, RowNorm, Rows, RowsMut, Sampling, Variant,
 };
+
+/// This target's slice convention (flat slices, widths `d`/`dv`, an output buffer at least
+/// `M·dv` long) over the view API: the views of `q`, `keys`, `values` and of the first `M·dv`
+/// floats of `out` (all of `out` if shorter, so that the shape error is the API's).
+fn views<'a>(
+    q: &'a [f32],
+    keys: &'a [f32],
+    values: &'a [f32],
+    d: usize,
+    dv: usize,
+    out: &'a mut [f32],
+) -> Result<(Rows<'a>, Rows<'a>, Rows<'a>, RowsMut<'a>), Error> {
+    let (q, k, v) = (
+        Rows::new(q, d)?,
+        Rows::new(keys, d)?,
+        Rows::new(values, dv)?,
+    );
+    let len = q.len().saturating_mul(dv);
+    let o = if out.len() >= len {
+        &mut out[..len]
+    } else {
+        out
+    };
+    Ok((q, k, v, RowsMut::new(o, dv)?))
+}
+
+/// `FavorPlus::attention` in this target's slice convention.
+#[allow(clippy::too_many_arguments)]
+fn attend(
+    f: &FavorPlus,
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    d: usize,
+    dv: usize,
+    mask: Mask,
+    out: &mut [f32],
+) -> Result<(), Error> {
+    let (q, k, v, o) = views(q, keys, values, d, dv, out)?;
+    f.attention(q, k, v, mask, o)
+}
 
 #[derive(Debug, Arbitrary)]
 enum Features {
@@ -96,10 +137,10 @@ fn check_verdict(r: &Result<(), Error>, flags: nadaraya_fuzz::Flags, what: &str)
             );
             false
         }
-        Err(Error::OutputOverflow) => {
+        Err(Error::Overflow) => {
             assert!(
                 flags.near_max,
-                "{what}: OutputOverflow although the exact result is representable in f32 \
+                "{what}: Overflow although the exact result is representable in f32 \
                  ({flags:?})"
             );
             false
@@ -200,12 +241,18 @@ fn run(input: &Input) {
                 return;
             };
             let f = match FavorPlus::new(p, tau, variant) {
-                Ok(f) => f,
+                Ok(f) => {
+                    assert!(
+                        nadaraya::SoftmaxDot::new(tau).is_ok(),
+                        "accepted τ = {tau}, the core does not"
+                    );
+                    f
+                }
                 Err(e) => {
                     assert_eq!(e, Error::InvalidTemperature, "FavorPlus::new({tau})");
                     assert!(
-                        !(1e-30..=1e30).contains(&tau),
-                        "rejected ordinary τ = {tau}"
+                        nadaraya::SoftmaxDot::new(tau).is_err(),
+                        "rejected a τ = {tau} the core accepts"
                     );
                     return;
                 }
@@ -245,10 +292,19 @@ fn run(input: &Input) {
                 return;
             };
             let f = match GaussianFeatures::new(p, h, variant) {
-                Ok(f) => f,
+                Ok(f) => {
+                    assert!(
+                        nadaraya::Gaussian::new(h).is_ok(),
+                        "accepted h = {h}, the core does not"
+                    );
+                    f
+                }
                 Err(e) => {
                     assert_eq!(e, Error::InvalidBandwidth, "GaussianFeatures::new({h})");
-                    assert!(!(1e-18..=1e18).contains(&h), "rejected ordinary h = {h}");
+                    assert!(
+                        nadaraya::Gaussian::new(h).is_err(),
+                        "rejected an h = {h} the core accepts"
+                    );
                     return;
                 }
             };
@@ -278,7 +334,7 @@ impl Call<'_> {
             assert!(r.is_err(), "{what}: accepted bad shapes");
             if !matches!(
                 r,
-                Err(Error::NonFinite | Error::ScoreOverflow | Error::OutputOverflow)
+                Err(Error::NonFinite | Error::ScoreOverflow | Error::Overflow)
             ) {
                 assert!(
                     out.iter().all(|v| *v == SENTINEL),
@@ -299,7 +355,7 @@ fn favor(f: &FavorPlus, pf: &PosFeatures, c: &Call<'_>) {
     let (d, dv) = (c.d, c.dv);
     // Non-causal.
     let mut out = vec![SENTINEL; c.o_len];
-    let r = nadaraya_rf::attention(f, c.q, c.keys, c.values, d, dv, &mut out);
+    let r = attend(f, c.q, c.keys, c.values, d, dv, Mask::None, &mut out);
     if c.pre(&r, &out, c.shapes_ok, "attention") {
         let mq = c.q.len() / d;
         let rows: Vec<_> =
@@ -332,7 +388,7 @@ fn favor(f: &FavorPlus, pf: &PosFeatures, c: &Call<'_>) {
             .flat_map(|i| c.values[i * dv..(i + 1) * dv].to_vec())
             .collect();
         let mut o2 = vec![SENTINEL; c.o_len];
-        let r2 = nadaraya_rf::attention(f, c.q, &rk, &rv, d, dv, &mut o2);
+        let r2 = attend(f, c.q, &rk, &rv, d, dv, Mask::None, &mut o2);
         if check_verdict(&r2, flags, "attention, keys reversed") {
             for (t, row) in rows.iter().enumerate() {
                 row.check_out(&o2[t * dv..(t + 1) * dv], "attention, keys reversed");
@@ -343,7 +399,7 @@ fn favor(f: &FavorPlus, pf: &PosFeatures, c: &Call<'_>) {
     }
     // Causal, then the same tokens through CausalState.
     let mut out = vec![SENTINEL; c.o_len];
-    let r = nadaraya_rf::causal_attention(f, c.q, c.keys, c.values, d, dv, &mut out);
+    let r = attend(f, c.q, c.keys, c.values, d, dv, Mask::Causal, &mut out);
     let causal_ok = c.shapes_ok && c.q.len() / d.max(1) <= c.keys.len() / d.max(1);
     if c.pre(&r, &out, causal_ok, "causal_attention") {
         let mq = c.q.len() / d;
@@ -385,15 +441,40 @@ fn batches(f: &FavorPlus, c: &Call<'_>, first: &Result<(), Error>, first_out: &[
     // `redraw` returns `()` or a `Result` (an allocation failure), by branch; either way g is usable.
     let _ = g.redraw();
     let mut second = vec![0.0f32; mq * dv];
-    let r2 = nadaraya_rf::attention(&g, c.q, c.keys, c.values, d, dv, &mut second);
+    let r2 = attend(&g, c.q, c.keys, c.values, d, dv, Mask::None, &mut second);
     let heads = [f.clone(), g];
     let cat = |x: &[f32]| [x, x].concat();
     let (q2, k2, v2) = (cat(c.q), cat(c.keys), cat(c.values));
     let mut serial = vec![SENTINEL; 2 * mq * dv + 1];
-    let rs =
-        nadaraya_rf::batch_attention_serial(&heads, &q2, &k2, &v2, d, dv, Mask::None, &mut serial);
     let mut par = vec![SENTINEL; 2 * mq * dv + 1];
-    let rp = nadaraya_rf::batch_attention(&heads, &q2, &k2, &v2, d, dv, Mask::None, &mut par);
+    let (rs, rp) = {
+        let (qs, ks, vs, os) = views(&q2, &k2, &v2, d, dv, &mut serial).expect("checked shapes");
+        let rs = FavorPlus::attention_heads_serial(&heads, qs, ks, vs, Mask::None, os);
+        let (qs, ks, vs, op) = views(&q2, &k2, &v2, d, dv, &mut par).expect("checked shapes");
+        (
+            rs,
+            FavorPlus::attention_heads(&heads, qs, ks, vs, Mask::None, op),
+        )
+    };
+    // The same two problems with one shared projection (`f` twice): its blocks are `first`'s.
+    let mut shared = vec![SENTINEL; 2 * mq * dv + 1];
+    let (qs, ks, vs, osh) = views(&q2, &k2, &v2, d, dv, &mut shared).expect("checked shapes");
+    let rsh = f.attention_batch(2, qs, ks, vs, Mask::None, osh);
+    assert_eq!(
+        rsh, *first,
+        "attention_batch: the error of its (equal) problems"
+    );
+    if first.is_ok() {
+        let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        for h in 0..2 {
+            let block = &shared[h * mq * dv..(h + 1) * mq * dv];
+            assert_eq!(
+                bits(block),
+                bits(&first_out[..mq * dv]),
+                "shared batch block {h}"
+            );
+        }
+    }
     let want = if first.is_err() { *first } else { r2 };
     assert_eq!(
         rs, want,
@@ -499,7 +580,13 @@ fn weights(f: &FavorPlus, pf: &PosFeatures, c: &Call<'_>) {
     let qr = &c.q[..d];
     let n = c.keys.len() / d;
     let mut w = vec![SENTINEL; n + 1];
-    let r = nadaraya_rf::weights(f, qr, c.keys, &mut w);
+    let r = match (Rows::new(qr, d), Rows::new(c.keys, d)) {
+        (Ok(qv), Ok(kv)) => match RowsMut::new(&mut w[..n.max(1)], n.max(1)) {
+            Ok(o) => f.weights(qv, kv, o),
+            Err(e) => Err(e.into()),
+        },
+        (Err(e), _) | (_, Err(e)) => Err(e.into()),
+    };
     let ok_shape = d == f.dim() && c.keys.len().is_multiple_of(d) && n > 0;
     let finite = qr.iter().chain(c.keys).all(|v| v.is_finite());
     if !(ok_shape && finite) {
@@ -524,7 +611,8 @@ fn weights(f: &FavorPlus, pf: &PosFeatures, c: &Call<'_>) {
 fn fourier(f: &FourierFeatures, rows: &[f32], h: f32, guard: MassGuard, c: &Call<'_>) {
     let (d, dy) = (c.d, c.dv);
     let mut out = vec![SENTINEL; c.o_len];
-    let r = nadaraya_rf::smooth_fourier(f, c.q, c.keys, c.values, d, dy, &mut out);
+    let r =
+        views(c.q, c.keys, c.values, d, dy, &mut out).and_then(|(q, k, v, o)| f.smooth(q, k, v, o));
     if !c.pre(&r, &out, c.shapes_ok, "smooth_fourier") {
         return;
     }
@@ -638,7 +726,8 @@ fn fourier(f: &FourierFeatures, rows: &[f32], h: f32, guard: MassGuard, c: &Call
 fn gaussian(f: &GaussianFeatures, pf: &PosFeatures, c: &Call<'_>) {
     let (d, dy) = (c.d, c.dv);
     let mut out = vec![SENTINEL; c.o_len];
-    let r = nadaraya_rf::smooth(f, c.q, c.keys, c.values, d, dy, &mut out);
+    let r =
+        views(c.q, c.keys, c.values, d, dy, &mut out).and_then(|(q, k, v, o)| f.smooth(q, k, v, o));
     if !c.pre(&r, &out, c.shapes_ok, "smooth") {
         return;
     }
@@ -702,7 +791,7 @@ fn gaussian(f: &GaussianFeatures, pf: &PosFeatures, c: &Call<'_>) {
         .flat_map(|i| c.values[i * dy..(i + 1) * dy].to_vec())
         .collect();
     let mut o2 = vec![SENTINEL; c.o_len];
-    let r2 = nadaraya_rf::smooth(f, c.q, &rk, &rv, d, dy, &mut o2);
+    let r2 = views(c.q, &rk, &rv, d, dy, &mut o2).and_then(|(q, k, v, o)| f.smooth(q, k, v, o));
     if check_verdict(&r2, flags, "smooth, keys reversed") {
         for (t, row) in rows.iter().enumerate() {
             row.check_out(&o2[t * dy..(t + 1) * dy], "smooth, keys reversed");

@@ -9,10 +9,10 @@
 //!   exponents to `f32` may cost; the crate documents no bound of its own, see the report);
 //! - `Err(ScoreOverflow)` exactly when a feature exponent is not finite in `f32`, decided per
 //!   exponent (undecided only near `f32::MAX` or with cancelling huge terms);
-//!   `Err(OutputOverflow)` only when the exact estimate does not fit `f32`; `Err(NonFinite)`
+//!   `Err(Overflow)` only when the exact estimate does not fit `f32`; `Err(NonFinite)`
 //!   exactly for NaN or infinite inputs;
-//! - every order of the keys, and every path (`attention`, `causal_attention`, `CausalState`,
-//!   `weights`, `batch_attention`, `batch_attention_serial`), gets the same verdict;
+//! - every order of the keys, and every path (`FavorPlus::attention` with both masks, `CausalState`,
+//!   `weights`, `attention_batch`, `attention_batch_serial`), gets the same verdict;
 //! - no argument panics or aborts (huge allocation requests: `adversarial_alloc.rs`, its own
 //!   binary, so that an abort there hides no result here).
 //!
@@ -20,14 +20,13 @@
 
 mod rf_common;
 
-use nadaraya_rf::{
-    CausalState, Error, Mask, RowNorm, Sampling, Variant, attention, batch_attention,
-    batch_attention_serial, causal_attention, weights,
-};
+use nadaraya_rf::{CausalState, Error, Mask, RowNorm, Sampling, Variant};
 use nadaraya_tests::reference::widen;
 use nadaraya_tests::verdict::{RowWant, judge};
 use nadaraya_tests::{rf, uniform};
-use rf_common::{Feat, Problem, SPARE, feat, index, problem, spare_untouched, want_row};
+use rf_common::{
+    Feat, Problem, SPARE, feat, index, problem, row_mut, spare_untouched, view, view_mut, want_row,
+};
 
 /// Every path on problem `p`: `attention` and `batch_attention{,_serial}` (non-causal),
 /// `causal_attention`, and the recurrent `CausalState::step` (causal, row by row) and
@@ -56,7 +55,13 @@ fn check_all(tag: &str, ft: &Feat, p: &Problem) -> Option<Result<(), Error>> {
     };
     let what = format!("{tag}: attention d={d} dv={dv} m={m} n={n}");
     let mut out = vec![f32::NAN; (m + SPARE) * dv];
-    let got = attention(f, &p.q, &p.keys, &p.values, d, dv, &mut out);
+    let got = f.attention(
+        view(&p.q, d),
+        view(&p.keys, d),
+        view(&p.values, dv),
+        Mask::None,
+        view_mut(&mut out[..m * dv], dv),
+    );
     spare_untouched(&what, &out, m * dv);
     judged(&what, got, &out[..m * dv], &rows);
     // A batch of three problems, the hostile one in the middle: both paths leave the same bits.
@@ -70,15 +75,28 @@ fn check_all(tag: &str, ft: &Feat, p: &Problem) -> Option<Result<(), Error>> {
         [f(&benign).as_slice(), f(p), f(&benign)].concat()
     };
     let (bq, bk, bv) = (cat(|x| &x.q), cat(|x| &x.keys), cat(|x| &x.values));
-    let heads = [f.clone(), f.clone(), f.clone()];
     for mask in [Mask::None, Mask::Causal] {
         if mask == Mask::Causal && m > n {
             continue;
         }
         let mut a = vec![f32::NAN; (3 * m + SPARE) * dv];
         let mut b = a.clone();
-        let ra = batch_attention(&heads, &bq, &bk, &bv, d, dv, mask, &mut a);
-        let rb = batch_attention_serial(&heads, &bq, &bk, &bv, d, dv, mask, &mut b);
+        let ra = f.attention_batch(
+            3,
+            view(&bq, d),
+            view(&bk, d),
+            view(&bv, dv),
+            mask,
+            view_mut(&mut a[..3 * m * dv], dv),
+        );
+        let rb = f.attention_batch_serial(
+            3,
+            view(&bq, d),
+            view(&bk, d),
+            view(&bv, dv),
+            mask,
+            view_mut(&mut b[..3 * m * dv], dv),
+        );
         assert_eq!(ra, rb, "{what}: batch verdicts differ ({mask:?})");
         let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         assert_eq!(
@@ -101,7 +119,13 @@ fn check_all(tag: &str, ft: &Feat, p: &Problem) -> Option<Result<(), Error>> {
     if m <= n {
         let what_c = format!("{tag}: causal_attention d={d} dv={dv} m={m} n={n}");
         let mut out_c = vec![f32::NAN; (m + SPARE) * dv];
-        let got_c = causal_attention(f, &p.q, &p.keys, &p.values, d, dv, &mut out_c);
+        let got_c = f.attention(
+            view(&p.q, d),
+            view(&p.keys, d),
+            view(&p.values, dv),
+            Mask::Causal,
+            view_mut(&mut out_c[..m * dv], dv),
+        );
         spare_untouched(&what_c, &out_c, m * dv);
         judged(&what_c, got_c, &out_c[..m * dv], &causal_rows);
         // The recurrent form, row by row, must agree with causal_attention row by row.
@@ -175,7 +199,11 @@ fn check_all(tag: &str, ft: &Feat, p: &Problem) -> Option<Result<(), Error>> {
     // weights: positive, summing to 1, matching the f64 implied weights.
     for (t, q) in p.q.chunks_exact(d).enumerate() {
         let mut w = vec![f32::NAN; n + SPARE];
-        let r = weights(f, q, &p.keys, &mut w);
+        let r = f.weights(
+            view(q, q.len()),
+            view(&p.keys, q.len()),
+            row_mut(&mut w[..n]),
+        );
         spare_untouched(&what, &w, n);
         let ones = vec![1.0f32; n];
         let row = want_row(ft, q, &p.keys, &ones, 1);
@@ -381,7 +409,7 @@ fn non_finite_inputs_in_every_position_are_rejected() {
 /// The overflow rule of issue 11 on the rf crate: FAVOR+ weights are positive, so the estimate is a
 /// convex combination and always fits `f32`; one key with value `±3e38` must give exactly that
 /// value on every path. On a2f252f (and on hostile-rf at 1526439) `attention`, `causal_attention`
-/// and `CausalState` returned `Err(OutputOverflow)`: the unnormalised `Σ_i w_i z_i v` over the
+/// and `CausalState` returned `Err(Overflow)`: the unnormalised `Σ_i w_i z_i v` over the
 /// features overflows before the division.
 #[test]
 fn one_huge_value_is_not_an_output_overflow() {

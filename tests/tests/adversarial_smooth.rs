@@ -1,22 +1,22 @@
 //! The adversarial suite of `nadaraya-rf`'s smoothing (issue 11, class 6): Gaussian
-//! Nadaraya–Watson through positive random features ([`smooth`]) against the `f64` estimator on
+//! Nadaraya–Watson through positive random features ([`GaussianFeatures::smooth`]) against the `f64` estimator on
 //! the same features at the same centred points, with the rule of [`nadaraya_tests::verdict`]
 //! (`Ok` finite, inside the responses' range and within the bound of [`rf_common::want_row`];
 //! `ScoreOverflow` per exponent; the same verdict in every order); and the trigonometric
-//! estimator [`smooth_fourier`], asked for by name, never `Ok` with a non-finite value; and every
+//! estimator [`FourierFeatures::smooth`], asked for by name, never `Ok` with a non-finite value; and every
 //! positive variant, OPRF included, against the `f64` estimator of its own log-features.
 
 mod rf_common;
 
 use nadaraya_rf::{
-    CausalState, Error, FavorPlus, FourierFeatures, GaussianFeatures, MassGuard, Oprf, Projection,
-    RowNorm, Sampling, Variant, attention, causal_attention, smooth, smooth_fourier, weights,
+    CausalState, Error, FavorPlus, FourierFeatures, GaussianFeatures, Mask, MassGuard, Oprf,
+    Projection, RowNorm, Sampling, Variant,
 };
 use nadaraya_tests::uniform;
 use nadaraya_tests::verdict::{RowWant, judge, subnormal_slack};
-use rf_common::{Feat, SPARE, index, problem, spare_untouched, want_row};
+use rf_common::{Feat, SPARE, index, problem, row_mut, spare_untouched, view, view_mut, want_row};
 
-/// The per-column midrange of `x` and `rows − centre`, in `f32`, as `smooth` centres its inputs.
+/// The per-column midrange of `x` and `rows − centre`, in `f32`, as `GaussianFeatures::smooth` centres its inputs.
 fn centred(x: &[f32], d: usize, rows: &[f32]) -> Vec<f32> {
     let mut c = vec![0.0f32; d];
     for (j, cj) in c.iter_mut().enumerate() {
@@ -47,7 +47,12 @@ fn check_smooth(
     let d = ft.d();
     let (m, n) = (q.len() / d, x.len() / d);
     let mut out = vec![f32::NAN; (m + SPARE) * dy];
-    let got = smooth(g, q, x, y, d, dy, &mut out);
+    let got = g.smooth(
+        view(q, d),
+        view(x, d),
+        view(y, dy),
+        view_mut(&mut out[..m * dy], dy),
+    );
     spare_untouched(what, &out, m * dy);
     let finite = q.iter().chain(x).chain(y).all(|v| v.is_finite());
     if !finite {
@@ -84,7 +89,12 @@ fn gaussian_smoothing_is_a_convex_combination() {
         let g = GaussianFeatures::for_dim(1, m, h, seed).unwrap();
         for xq in [0.0f32, 0.5, 3.0, -1e3, 1e8, 3e38] {
             let mut out = [f32::NAN];
-            let r = smooth(&g, &[xq], &[0.25], &[1.0], 1, 1, &mut out);
+            let r = g.smooth(
+                view(&[xq], 1),
+                view(&[0.25], 1),
+                view(&[1.0], 1),
+                view_mut(&mut out, 1),
+            );
             if r.is_ok() {
                 assert_eq!(out[0], 1.0, "m={m} h={h} xq={xq}: one sample y = 1");
             }
@@ -158,7 +168,12 @@ fn fourier_smoothing_never_returns_non_finite_values() {
                 .with_guard(guard);
             for xq in [0.0f32, 0.5, 3.0, -1e3, 1e8, 3e38] {
                 let mut out = [f32::NAN; 1 + SPARE];
-                let r = smooth_fourier(&f, &[xq], &[0.25], &[1.0], 1, 1, &mut out);
+                let r = f.smooth(
+                    view(&[xq], 1),
+                    view(&[0.25], 1),
+                    view(&[1.0], 1),
+                    view_mut(&mut out[..1], 1),
+                );
                 spare_untouched("smooth_fourier", &out, 1);
                 if r.is_ok() {
                     assert!(
@@ -205,7 +220,7 @@ fn every_positive_variant_matches_the_estimator_of_its_own_features() {
         let keys: Vec<f32> = (0..n * d).map(|_| u() * 0.6).collect();
         let values: Vec<f32> = (0..n * dv).map(|_| u() * vscale).collect();
         let tau = (d as f32).sqrt();
-        let oprf = Oprf::fit(&q, &keys, d, tau).unwrap();
+        let oprf = Oprf::fit(view(&q, d), view(&keys, d), tau).unwrap();
         for variant in [
             Variant::Positive,
             Variant::Hyperbolic,
@@ -259,7 +274,13 @@ fn every_positive_variant_matches_the_estimator_of_its_own_features() {
                 .collect();
             let what = format!("case {c} {variant:?} d={d} n={n}");
             let mut out = vec![f32::NAN; (3 + SPARE) * dv];
-            let got = attention(&f, &q, &keys, &values, d, dv, &mut out);
+            let got = f.attention(
+                view(&q, d),
+                view(&keys, d),
+                view(&values, dv),
+                Mask::None,
+                view_mut(&mut out[..3 * dv], dv),
+            );
             spare_untouched(&what, &out, 3 * dv);
             judge(
                 &format!("{what}: attention"),
@@ -273,7 +294,13 @@ fn every_positive_variant_matches_the_estimator_of_its_own_features() {
             let rk: Vec<f32> = keys.chunks_exact(d).rev().flatten().copied().collect();
             let rv: Vec<f32> = values.chunks_exact(dv).rev().flatten().copied().collect();
             let mut out_r = vec![0.0f32; 3 * dv];
-            let got_r = attention(&f, &q, &rk, &rv, d, dv, &mut out_r);
+            let got_r = f.attention(
+                view(&q, d),
+                view(&rk, d),
+                view(&rv, dv),
+                Mask::None,
+                view_mut(&mut out_r, dv),
+            );
             judge(&format!("{what}: reversed"), got_r, &out_r, &rows, dv);
             // CausalState over every key answers each query as attention does.
             let mut s = CausalState::new(&f, dv).unwrap();
@@ -291,7 +318,8 @@ fn every_positive_variant_matches_the_estimator_of_its_own_features() {
                     dv,
                 );
                 let mut w = vec![0.0f32; n];
-                weights(&f, qr, &keys, &mut w).unwrap();
+                f.weights(view(qr, qr.len()), view(&keys, qr.len()), row_mut(&mut w))
+                    .unwrap();
                 let sum: f64 = w.iter().map(|&x| f64::from(x)).sum();
                 assert!(
                     (sum - 1.0).abs() < 1e-5 && w.iter().all(|&x| x >= 0.0),
@@ -300,7 +328,13 @@ fn every_positive_variant_matches_the_estimator_of_its_own_features() {
             }
             if 3 <= n {
                 let mut out_c = vec![0.0f32; 3 * dv];
-                let got_c = causal_attention(&f, &q, &keys, &values, d, dv, &mut out_c);
+                let got_c = f.attention(
+                    view(&q, d),
+                    view(&keys, d),
+                    view(&values, dv),
+                    Mask::Causal,
+                    view_mut(&mut out_c, dv),
+                );
                 assert_eq!(got_c, Ok(()), "{what}: causal_attention");
                 assert!(out_c.iter().all(|v| v.is_finite()));
             }

@@ -834,7 +834,7 @@ fn main() -> Res<()> {
               (nadaraya-rf) when its results are in the target dirs.\n";
     } else {
         s += "`benches/benches/random_features.rs`: exact attention (`nadaraya::attention`, one thread) \
-              against FAVOR+ random-feature attention (`nadaraya_rf::attention`, m = 256), d = dv = 64, \
+              against FAVOR+ random-feature attention (`nadaraya_rf::FavorPlus::attention`, m = 256), d = dv = 64, \
               L queries and L keys; the exact path runs up to L = 8192 unless \
               `NADARAYA_BENCH_EXACT_MAX` raises it. Any other benchmark group found in the results is \
               tabulated and plotted here the same way.\n";

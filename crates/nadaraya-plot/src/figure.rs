@@ -114,9 +114,9 @@ impl KernelSpec {
     }
 
     /// The linear-time random-feature estimate of [`smooth`](Self::smooth) with `m` features
-    /// drawn from `seed`: random Fourier features ([`nadaraya_rf::smooth_fourier`], guard
+    /// drawn from `seed`: random Fourier features ([`FourierFeatures::smooth`], guard
     /// [`MassGuard::Floor`]) for the Gaussian kernel, positive FAVOR+ features
-    /// ([`nadaraya_rf::attention`]) for softmax-dot.
+    /// ([`FavorPlus::attention`]) for softmax-dot.
     ///
     /// # Errors
     /// [`Error::RandomFeatures`] as those functions, for `m == 0`, or for an invalid `h` or `τ`.
@@ -134,11 +134,21 @@ impl KernelSpec {
         match *self {
             Self::Gaussian { h } => {
                 let f = FourierFeatures::new(p, h)?.with_guard(MassGuard::Floor);
-                nadaraya_rf::smooth_fourier(&f, queries, keys, values, d, 1, &mut out)?;
+                let (q, k, v) = (
+                    Rows::new(queries, d)?,
+                    Rows::new(keys, d)?,
+                    Rows::new(values, 1)?,
+                );
+                f.smooth(q, k, v, RowsMut::new(&mut out, 1)?)?;
             }
             Self::SoftmaxDot { tau } => {
                 let f = FavorPlus::new(p, tau, Variant::Positive)?;
-                nadaraya_rf::attention(&f, queries, keys, values, d, 1, &mut out)?;
+                let (q, k, v) = (
+                    Rows::new(queries, d)?,
+                    Rows::new(keys, d)?,
+                    Rows::new(values, 1)?,
+                );
+                f.attention(q, k, v, Mask::None, RowsMut::new(&mut out, 1)?)?;
             }
         }
         Ok(out)

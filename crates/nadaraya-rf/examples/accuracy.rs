@@ -5,10 +5,10 @@
 //!
 //! `cargo run --release -p nadaraya-rf --example accuracy`
 
-use nadaraya::{Gaussian, SoftmaxDot};
+use nadaraya_rf::nadaraya::{Gaussian, SoftmaxDot};
 use nadaraya_rf::{
-    FavorPlus, FourierFeatures, GaussianFeatures, MassGuard, Oprf, Projection, RowNorm, Sampling,
-    Variant, attention, smooth, smooth_fourier,
+    FavorPlus, FourierFeatures, GaussianFeatures, Mask, MassGuard, Oprf, Projection, RowNorm, Rows,
+    RowsMut, Sampling, Variant,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -77,11 +77,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut exact = vec![0.0; l * d];
         nadaraya::attention(
             &SoftmaxDot::for_dim(d)?,
-            nadaraya::Rows::new(&q, d)?,
-            nadaraya::Rows::new(&k, d)?,
-            nadaraya::Rows::new(&v, d)?,
-            nadaraya::Mask::None,
-            nadaraya::RowsMut::new(&mut exact, d)?,
+            Rows::new(&q, d)?,
+            Rows::new(&k, d)?,
+            Rows::new(&v, d)?,
+            Mask::None,
+            RowsMut::new(&mut exact, d)?,
         )?;
         println!("\n{name}, dv = d, τ = √d; relative error, mean ± sd over {SEEDS} seeds\n");
         print!("| features |");
@@ -90,7 +90,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         println!("\n|---|{}", "---|".repeat(ms.len()));
         let tau = (d as f32).sqrt();
-        let oprf = Variant::Optimal(Oprf::fit(&q, &k, d, tau)?);
+        let oprf = Variant::Optimal(Oprf::fit(Rows::new(&q, d)?, Rows::new(&k, d)?, tau)?);
         for (i, (kname, sampling, variant)) in kinds.into_iter().enumerate() {
             let variant = if i == 3 { oprf } else { variant };
             print!("| {kname} |");
@@ -100,7 +100,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         let p = Projection::new(d, m, sampling, seed)?;
                         let f = FavorPlus::new(p, (d as f32).sqrt(), variant)?;
                         let mut out = vec![0.0; l * d];
-                        attention(&f, &q, &k, &v, d, d, &mut out)?;
+                        f.attention(
+                            Rows::new(&q, d)?,
+                            Rows::new(&k, d)?,
+                            Rows::new(&v, d)?,
+                            Mask::None,
+                            RowsMut::new(&mut out, d)?,
+                        )?;
                         Ok(rel_err(&out, &exact))
                     })
                     .collect::<Result<_, nadaraya_rf::Error>>()?;
@@ -113,9 +119,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     gaussian_table(&ms)
 }
 
-/// Gaussian Nadaraya–Watson smoothing: the signed random Fourier features (`smooth_fourier`,
+/// Gaussian Nadaraya–Watson smoothing: the signed random Fourier features (`FourierFeatures::smooth`,
 /// with `MassGuard::Floor` so that a near-zero denominator is measured rather than rejected)
-/// against the positive ones of `smooth` (FAVOR+ and OPRF features at `τ = h²`).
+/// against the positive ones of `GaussianFeatures::smooth` (FAVOR+ and OPRF features at `τ = h²`).
 fn gaussian_table(ms: &[usize]) -> Result<(), Box<dyn std::error::Error>> {
     let (l, d, sigma, h) = (4096usize, 16usize, 0.5f32, 2.0f32);
     let mut rng = ChaCha20Rng::seed_from_u64(2022);
@@ -125,11 +131,11 @@ fn gaussian_table(ms: &[usize]) -> Result<(), Box<dyn std::error::Error>> {
     let mut exact = vec![0.0; l * d];
     nadaraya::attention(
         &Gaussian::new(h)?,
-        nadaraya::Rows::new(&q, d)?,
-        nadaraya::Rows::new(&x, d)?,
-        nadaraya::Rows::new(&y, d)?,
-        nadaraya::Mask::None,
-        nadaraya::RowsMut::new(&mut exact, d)?,
+        Rows::new(&q, d)?,
+        Rows::new(&x, d)?,
+        Rows::new(&y, d)?,
+        Mask::None,
+        RowsMut::new(&mut exact, d)?,
     )?;
     println!(
         "\n(iii) Gaussian smoothing, L=4096, d=16, q,x,y ~ N(0, 0.5²), dy = d, h = 2; \
@@ -142,9 +148,9 @@ fn gaussian_table(ms: &[usize]) -> Result<(), Box<dyn std::error::Error>> {
     println!("\n|---|{}", "---|".repeat(ms.len()));
     let orth = Sampling::Orthogonal(RowNorm::Chi);
     let kinds = [
-        "orthogonal (chi), random Fourier (`smooth_fourier`)",
-        "orthogonal (chi), positive (`smooth`)",
-        "orthogonal (chi), OPRF (`smooth`)",
+        "orthogonal (chi), random Fourier (`FourierFeatures::smooth`)",
+        "orthogonal (chi), positive (`GaussianFeatures::smooth`)",
+        "orthogonal (chi), OPRF (`GaussianFeatures::smooth`)",
     ];
     for (i, kname) in kinds.iter().enumerate() {
         print!("| {kname} |");
@@ -156,15 +162,35 @@ fn gaussian_table(ms: &[usize]) -> Result<(), Box<dyn std::error::Error>> {
                     match i {
                         0 => {
                             let f = FourierFeatures::new(p, h)?.with_guard(MassGuard::Floor);
-                            smooth_fourier(&f, &q, &x, &y, d, d, &mut out)?;
+                            f.smooth(
+                                Rows::new(&q, d)?,
+                                Rows::new(&x, d)?,
+                                Rows::new(&y, d)?,
+                                RowsMut::new(&mut out, d)?,
+                            )?;
                         }
                         1 => {
                             let f = GaussianFeatures::new(p, h, Variant::Positive)?;
-                            smooth(&f, &q, &x, &y, d, d, &mut out)?;
+                            f.smooth(
+                                Rows::new(&q, d)?,
+                                Rows::new(&x, d)?,
+                                Rows::new(&y, d)?,
+                                RowsMut::new(&mut out, d)?,
+                            )?;
                         }
                         _ => {
-                            let f = GaussianFeatures::optimal(p, h, &q, &x, d)?;
-                            smooth(&f, &q, &x, &y, d, d, &mut out)?;
+                            let f = GaussianFeatures::optimal(
+                                p,
+                                h,
+                                Rows::new(&q, d)?,
+                                Rows::new(&x, d)?,
+                            )?;
+                            f.smooth(
+                                Rows::new(&q, d)?,
+                                Rows::new(&x, d)?,
+                                Rows::new(&y, d)?,
+                                RowsMut::new(&mut out, d)?,
+                            )?;
                         }
                     }
                     Ok(rel_err(&out, &exact))

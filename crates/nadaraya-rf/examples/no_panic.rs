@@ -5,7 +5,8 @@
 //! codegen unit and `RUSTFLAGS="--cfg nadaraya_assert_no_panic"` fails to link, naming the
 //! wrapper, if one of them is not.
 //!
-//! Proved: the `CausalState` methods, `causal_attention` and `FavorPlus::log_features` (7 of 18).
+//! Proved: the `CausalState` methods, `FavorPlus::attention` with `Mask::Causal` and
+//! `FavorPlus::log_features` (7 of 19).
 //! The other wrappers carry a comment instead of the attribute; putting it back shows their link
 //! errors (the crate README's "Panics" section says which and why).
 //!
@@ -13,9 +14,8 @@
 //! needs `no-panic` as a dev-dependency of `nadaraya-rf` under that cfg, as the core has it.
 
 use nadaraya_rf::{
-    CausalState, Error, FavorPlus, FourierFeatures, GaussianFeatures, Mask, Projection, RowNorm,
-    Sampling, Variant, attention, batch_attention, batch_attention_serial, causal_attention,
-    smooth, smooth_fourier, weights,
+    CausalState, Error, FavorPlus, FeatureMap, FourierFeatures, GaussianFeatures, Mask, Projection,
+    RowNorm, Rows, RowsMut, Sampling, Variant,
 };
 use std::hint::black_box;
 
@@ -45,91 +45,86 @@ fn favor_log_features(f: &FavorPlus, x: &[f32], out: &mut [f32]) -> Result<(), E
 }
 
 // Not provable (README "Panics"): no attribute, so that the check links.
-#[allow(clippy::too_many_arguments)]
 fn rf_attention(
     f: &FavorPlus,
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    d: usize,
-    dv: usize,
-    out: &mut [f32],
+    q: Rows<'_>,
+    k: Rows<'_>,
+    v: Rows<'_>,
+    out: RowsMut<'_>,
 ) -> Result<(), Error> {
-    attention(f, q, k, v, d, dv, out)
+    f.attention(q, k, v, Mask::None, out)
 }
 
 #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
-#[allow(clippy::too_many_arguments)]
 fn rf_causal_attention(
     f: &FavorPlus,
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    d: usize,
-    dv: usize,
-    out: &mut [f32],
+    q: Rows<'_>,
+    k: Rows<'_>,
+    v: Rows<'_>,
+    out: RowsMut<'_>,
 ) -> Result<(), Error> {
-    causal_attention(f, q, k, v, d, dv, out)
+    f.attention(q, k, v, Mask::Causal, out)
 }
 
 // Not provable (README "Panics"): no attribute, so that the check links.
-fn rf_weights(f: &FavorPlus, q: &[f32], k: &[f32], out: &mut [f32]) -> Result<(), Error> {
-    weights(f, q, k, out)
+fn rf_weights(f: &FavorPlus, q: Rows<'_>, k: Rows<'_>, out: RowsMut<'_>) -> Result<(), Error> {
+    f.weights(q, k, out)
 }
 
 #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
-fn state_new(f: &FavorPlus, dv: usize) -> Result<CausalState<'_>, Error> {
+fn state_new(f: &FavorPlus, dv: usize) -> Result<CausalState<&FavorPlus>, Error> {
     CausalState::new(f, dv)
 }
 
 #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
-fn state_step(s: &mut CausalState<'_>, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32]) -> bool {
+fn state_step(
+    s: &mut CausalState<&FavorPlus>,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+) -> bool {
     s.step(q, k, v, out).is_ok()
 }
 
 #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
-fn state_absorb(s: &mut CausalState<'_>, k: &[f32], v: &[f32]) -> Result<(), Error> {
+fn state_absorb(s: &mut CausalState<&FavorPlus>, k: &[f32], v: &[f32]) -> Result<(), Error> {
     s.absorb(k, v)
 }
 
 #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
-fn state_query(s: &mut CausalState<'_>, q: &[f32], out: &mut [f32]) -> Result<(), Error> {
+fn state_query(s: &mut CausalState<&FavorPlus>, q: &[f32], out: &mut [f32]) -> Result<(), Error> {
     s.query(q, out)
 }
 
 #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
-fn state_reset(s: &mut CausalState<'_>) {
+fn state_reset(s: &mut CausalState<&FavorPlus>) {
     s.reset();
 }
 
 // Not provable (README "Panics"): no attribute, so that the check links.
-#[allow(clippy::too_many_arguments)]
 fn rf_batch_serial(
-    f: &[FavorPlus],
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    d: usize,
-    dv: usize,
+    f: &FavorPlus,
+    batch: usize,
+    q: Rows<'_>,
+    k: Rows<'_>,
+    v: Rows<'_>,
     mask: Mask,
-    out: &mut [f32],
+    out: RowsMut<'_>,
 ) -> Result<(), Error> {
-    batch_attention_serial(f, q, k, v, d, dv, mask, out)
+    f.attention_batch_serial(batch, q, k, v, mask, out)
 }
 
 // Not provable (README "Panics"): no attribute, so that the check links.
-#[allow(clippy::too_many_arguments)]
-fn rf_batch(
+fn rf_heads(
     f: &[FavorPlus],
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    d: usize,
-    dv: usize,
+    q: Rows<'_>,
+    k: Rows<'_>,
+    v: Rows<'_>,
     mask: Mask,
-    out: &mut [f32],
+    out: RowsMut<'_>,
 ) -> Result<(), Error> {
-    batch_attention(f, q, k, v, d, dv, mask, out)
+    FavorPlus::attention_heads(f, q, k, v, mask, out)
 }
 
 // Not provable (README "Panics"): no attribute, so that the check links.
@@ -143,31 +138,25 @@ fn fourier_map(f: &FourierFeatures, x: &[f32], out: &mut [f32]) -> Result<(), Er
 }
 
 // Not provable (README "Panics"): no attribute, so that the check links.
-#[allow(clippy::too_many_arguments)]
 fn rf_smooth(
     f: &GaussianFeatures,
-    q: &[f32],
-    x: &[f32],
-    y: &[f32],
-    d: usize,
-    dy: usize,
-    out: &mut [f32],
+    q: Rows<'_>,
+    x: Rows<'_>,
+    y: Rows<'_>,
+    out: RowsMut<'_>,
 ) -> Result<(), Error> {
-    smooth(f, q, x, y, d, dy, out)
+    f.smooth(q, x, y, out)
 }
 
 // Not provable (README "Panics"): no attribute, so that the check links.
-#[allow(clippy::too_many_arguments)]
 fn rf_smooth_fourier(
     f: &FourierFeatures,
-    q: &[f32],
-    x: &[f32],
-    y: &[f32],
-    d: usize,
-    dy: usize,
-    out: &mut [f32],
+    q: Rows<'_>,
+    x: Rows<'_>,
+    y: Rows<'_>,
+    out: RowsMut<'_>,
 ) -> Result<(), Error> {
-    smooth_fourier(f, q, x, y, d, dy, out)
+    f.smooth(q, x, y, out)
 }
 
 fn main() {
@@ -181,25 +170,32 @@ fn main() {
     let q: Vec<f32> = black_box(vec![0.1; 8 * d]);
     let k: Vec<f32> = black_box(vec![0.2; 8 * d]);
     let v: Vec<f32> = black_box(vec![0.3; 8 * dv]);
-    let mut out = vec![0.0f32; 8 * m];
-    ok &= favor_log_features(&f, &q[..d], &mut out).is_ok();
-    ok &= rf_attention(&f, &q, &k, &v, d, dv, &mut out).is_ok();
-    ok &= rf_causal_attention(&f, &q, &k, &v, d, dv, &mut out).is_ok();
-    ok &= rf_weights(&f, &q[..d], &k, &mut out).is_ok();
+    let view = |x, w| Rows::new(x, w).unwrap_or_else(|_| std::process::exit(1));
+    let (qs, ks, vs) = (view(&q, d), view(&k, d), view(&v, dv));
+    let mut out = vec![0.0f32; 8 * dv];
+    let mut outs = RowsMut::new(&mut out, dv).unwrap_or_else(|_| std::process::exit(1));
+    let mut feats = vec![0.0f32; 2 * m];
+    ok &= favor_log_features(&f, &q[..d], &mut feats).is_ok();
+    ok &= rf_attention(&f, qs, ks, vs, outs.reborrow()).is_ok();
+    ok &= rf_causal_attention(&f, qs, ks, vs, outs.reborrow()).is_ok();
+    let mut w = vec![0.0f32; 8];
+    let w1 = RowsMut::new(&mut w, 8).unwrap_or_else(|_| std::process::exit(1));
+    ok &= rf_weights(&f, view(&q[..d], d), ks, w1).is_ok();
     let mut s = state_new(&f, dv).unwrap_or_else(|_| std::process::exit(1));
-    ok &= state_step(&mut s, &q[..d], &k[..d], &v[..dv], &mut out);
+    let mut y = vec![0.0f32; dv];
+    ok &= state_step(&mut s, &q[..d], &k[..d], &v[..dv], &mut y);
     ok &= state_absorb(&mut s, &k[..d], &v[..dv]).is_ok();
-    ok &= state_query(&mut s, &q[..d], &mut out).is_ok();
+    ok &= state_query(&mut s, &q[..d], &mut y).is_ok();
     state_reset(&mut s);
+    ok &= rf_batch_serial(&f, 2, qs, ks, vs, Mask::Causal, outs.reborrow()).is_ok();
     let heads = [f.clone(), f.clone()];
-    ok &= rf_batch_serial(&heads, &q, &k, &v, d, dv, Mask::Causal, &mut out).is_ok();
-    ok &= rf_batch(&heads, &q, &k, &v, d, dv, Mask::None, &mut out).is_ok();
+    ok &= rf_heads(&heads, qs, ks, vs, Mask::None, outs.reborrow()).is_ok();
     let g = fourier_new(p, black_box(1.0)).unwrap_or_else(|_| std::process::exit(1));
-    ok &= fourier_map(&g, &q[..d], &mut out).is_ok();
-    ok &= rf_smooth_fourier(&g, &q, &k, &v, d, dv, &mut out).is_ok();
+    ok &= fourier_map(&g, &q[..d], &mut feats).is_ok();
+    ok &= rf_smooth_fourier(&g, qs, ks, vs, outs.reborrow()).is_ok();
     let gf = GaussianFeatures::for_dim(d, m, black_box(1.0), 2)
         .unwrap_or_else(|_| std::process::exit(1));
-    ok &= rf_smooth(&gf, &q, &k, &v, d, dv, &mut out).is_ok();
+    ok &= rf_smooth(&gf, qs, ks, vs, outs.reborrow()).is_ok();
     println!(
         "nadaraya-rf entry points exercised: {}",
         if ok { "all Ok" } else { "some Err" }

@@ -1,9 +1,13 @@
 //! Linear-time attention with FAVOR+ features: non-causal, causal, and the recurrent step.
 
+use std::borrow::Borrow;
+
 use nadaraya::math::{exp_neg, exp_neg_in_place};
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut};
 
-use crate::error::{len2, try_filled};
+use nadaraya::{Mask, Rows, RowsMut};
+
+use crate::error::{check_width, len2, try_filled};
 use crate::{Error, FavorPlus};
 
 /// Keys (and queries) are mapped to features this many rows at a time, so the extra memory is
@@ -12,65 +16,22 @@ pub(crate) const TILE: usize = 64;
 
 /// Checked shapes `(queries, keys)` of an attention call against features of dimension `fd`.
 ///
-/// The shape rules are the core's ([`nadaraya::attention_shape`]); the dimension is checked
-/// first, and finiteness last.
+/// The keys' width must be `fd` ([`Dim::Width`]); every other rule is the core's
+/// ([`nadaraya::attention_shape`], in its order); finiteness is checked last.
 pub(crate) fn check_shapes(
     fd: usize,
-    q: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    d: usize,
-    dv: usize,
-    out: &[f32],
+    q: Rows<'_>,
+    keys: Rows<'_>,
+    values: Rows<'_>,
+    mask: Mask,
+    out: Rows<'_>,
 ) -> Result<(usize, usize), Error> {
-    if d != fd && d != 0 {
-        return Err(Error::DimensionMismatch {
-            expected: fd,
-            found: d,
-        });
-    }
-    let rows = core_attention_shape(q, keys, values, d, dv, out).map_err(Error::from_shape)?;
-    if !(all_finite(q) && all_finite(keys) && all_finite(values)) {
+    check_width(fd, keys.width())?;
+    let rows = nadaraya::attention_shape(q, keys, values, mask, out)?;
+    if !(all_finite(q.as_slice()) && all_finite(keys.as_slice()) && all_finite(values.as_slice())) {
         return Err(Error::NonFinite);
     }
     Ok(rows)
-}
-
-/// The slice-level shape rules of the core before its `Rows` API (a shim until this crate
-/// takes `Rows` views too): `out` at least `M·dv` long.
-fn core_attention_shape(
-    q: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    d: usize,
-    dv: usize,
-    out: &[f32],
-) -> Result<(usize, usize), nadaraya::Error> {
-    use nadaraya::{Mask, Rows};
-    let (q, keys, values) = (
-        Rows::new(q, d)?,
-        Rows::new(keys, d)?,
-        Rows::new(values, dv)?,
-    );
-    match q.len().checked_mul(dv).and_then(|l| out.get(..l)) {
-        Some(o) => nadaraya::attention_shape(q, keys, values, Mask::None, Rows::new(o, dv)?),
-        None if values.len() != keys.len() || keys.is_empty() => {
-            nadaraya::attention_shape(q, keys, values, Mask::None, q)
-        }
-        None => Err(nadaraya::Error::OutputTooSmall),
-    }
-}
-
-/// The slice-level shape rules of the core's `weights` before its `Rows` API (a shim).
-fn core_weights_shape(q: &[f32], keys: &[f32], out: &[f32]) -> Result<usize, nadaraya::Error> {
-    let keys = nadaraya::Rows::new(keys, nadaraya::Rows::new(q, q.len())?.width())?;
-    if keys.is_empty() {
-        return Err(nadaraya::Error::Empty);
-    }
-    if out.len() < keys.len() {
-        return Err(nadaraya::Error::OutputTooSmall);
-    }
-    Ok(keys.len())
 }
 
 #[inline]
@@ -78,89 +39,144 @@ pub(crate) fn all_finite(xs: &[f32]) -> bool {
     xs.iter().fold(true, |ok, v| ok & v.is_finite())
 }
 
-/// Random-feature attention: `out_t = Σ_i φ(q_t)·φ(k_i) v_i / Σ_i φ(q_t)·φ(k_i)`, an unbiased-
-/// feature estimate of softmax attention `Σ_i softmax_i(q_t·k_i/τ) v_i`.
-///
-/// Same shapes as [`nadaraya::attention`]: `q` is `M×d`, `keys` `N×d`, `values` `N×dv`, `out` at
-/// least `M×dv`, all row-major, and `d` must be the features' dimension. The keys are summed once
-/// into `S = Σ_i φ(k_i) v_iᵀ` (`r×dv`) and `z = Σ_i φ(k_i)` (`r`), then every query reads them:
-/// `O(M·r·(d + dv) + N·r·(d + dv))` time and `O(r·dv)` extra memory, `r` the number of features.
-/// Both passes are matrix products in tiles of 64 rows ([`nalgebra`]'s `gemm`, backed by
-/// `matrixmultiply`).
-///
-/// # Memory
-/// `4·r·(dv + 67) + 8·dv` bytes, allocated fallibly: the key sums `S` and `z`, the stabilisers,
-/// one tile of 64 feature columns, one scratch row and the per-component value scale; plus
-/// `256·dv` bytes (one tile of scaled values) when the values need scaling (see below).
-/// `matrixmultiply` adds its own packing buffer, whose size it caps by its block sizes whatever
-/// the arguments.
-///
-/// # Stabilisers and the denominator guard
-/// A key's feature `i` is `exp(a_i)` with `a_i = ω_i·k' − |k'|²/2`; a query's is `exp(b_i)` with
-/// `b_i = ω_i·q'` (its own `−|q'|²/2` and the `1/√r` are per-row constants and cancel). With
-/// `c_i = max_keys a_i` (taken once over all keys, one per feature, kept as a running maximum
-/// that rescales `S_i, z_i` when it grows) and `C = max_i (b_i + c_i)` per query row,
-/// `exp(b_i + a_i) = exp(C) · exp(b_i + c_i − C) · exp(a_i − c_i)`, and `exp(C)` cancels between
-/// numerator and denominator: the result is exactly the unstabilised estimator. Every exponent is
-/// `≤ 0`, and the feature `i*` attaining `C` has query weight exactly 1 and key sum `z_i* ≥ 1`
-/// (its largest key contributes `exp(0)`), so **the denominator is always `≥ 1`**: finite inputs
-/// never divide by zero or overflow it. No epsilon is added anywhere.
-///
-/// # Values near `f32::MAX`
-/// Every weight is `≥ 0`, so each output is a weighted average of the values and lies within
-/// their range: it is always finite. The sums behind it are kept scaled by a power of two per
-/// value component when `r·N·max|v_j|` exceeds `2^100` (exact; no scaling, and the same bits as
-/// without it, below that), unscaled once after the division, and clamped to
-/// `±max_i |v_ij|` against rounding: values whose sums overflow `f32` (say `±3.4e38`) are
-/// averaged like any others, in every key order. [`Error::OutputOverflow`] is never returned for
-/// finite inputs; the check stays so that no path can return `Ok` holding inf or NaN.
-///
-/// # Errors
-/// - [`Error::ZeroDimension`] if `d == 0` or `dv == 0`;
-/// - [`Error::DimensionMismatch`] if `d` is not the features' dimension;
-/// - [`Error::ShapeMismatch`] if a length is not a multiple of its row length, or `keys` and
-///   `values` have different row counts;
-/// - [`Error::Empty`] if there are no keys;
-/// - [`Error::OutputTooSmall`] if `out.len() < M·dv`;
-/// - [`Error::NonFinite`] if any input is NaN or infinite;
-/// - [`Error::TooManyFeatures`] if the memory above cannot be allocated;
-/// - [`Error::ScoreOverflow`] if a feature exponent (a key's `ω_i·k' − |k'|²/2`, a query's
-///   `ω_i·q'`, or that plus the key stabiliser) is NaN or infinite in `f32`, decided per
-///   exponent, so in every key order and on every path.
-///
-/// Nothing is written when the inputs are rejected up front; after a computing error `out` may
-/// hold partial results.
-///
-/// # Examples
-/// ```
-/// use nadaraya::SoftmaxDot;
-/// use nadaraya_rf::{attention, FavorPlus};
-/// let (d, dv, l) = (4, 2, 32);
-/// let x: Vec<f32> = (0..l * d).map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.05).collect();
-/// let v: Vec<f32> = (0..l * dv).map(|i| (i % 7) as f32).collect();
-/// let f = FavorPlus::for_dim(d, 256, 42)?;
-/// let mut rf = vec![0.0; l * dv];
-/// attention(&f, &x, &x, &v, d, dv, &mut rf)?;
-/// let mut exact = vec![0.0; l * dv];
-/// let (xr, vr) = (nadaraya::Rows::new(&x, d).unwrap(), nadaraya::Rows::new(&v, dv).unwrap());
-/// let out = nadaraya::RowsMut::new(&mut exact, dv).unwrap();
-/// let k = SoftmaxDot::for_dim(d).unwrap();
-/// nadaraya::attention(&k, xr, xr, vr, nadaraya::Mask::None, out).unwrap();
-/// let err = rf.iter().zip(&exact).map(|(a, b)| (a - b).powi(2)).sum::<f32>().sqrt()
-///     / exact.iter().map(|b| b * b).sum::<f32>().sqrt();
-/// assert!(err < 0.05);
-/// # Ok::<(), nadaraya_rf::Error>(())
-/// ```
-pub fn attention(
+impl FavorPlus {
+    /// Random-feature attention: `out_t = Σ_i φ(q_t)·φ(k_i) v_i / Σ_i φ(q_t)·φ(k_i)`, an unbiased-
+    /// feature estimate of softmax attention `Σ_i softmax_i(q_t·k_i/τ) v_i`.
+    ///
+    /// Same shapes, mask and shape errors as [`nadaraya::attention`]: `q` is `M×d`, `keys` `N×d`,
+    /// `values` `N×dv`, `out` `M×dv`, and `d` must be the features' dimension. With
+    /// [`Mask::Causal`] query row `t` sees only keys `0..=t`: the prefix sums are carried token by
+    /// token by a [`CausalState`], so each row is exactly what [`CausalState::step`] gives (the
+    /// state's `4·r·(dv + 3) + 12·dv` bytes, allocated fallibly, instead of the memory below).
+    ///
+    /// Without a mask the keys are summed once
+    /// into `S = Σ_i φ(k_i) v_iᵀ` (`r×dv`) and `z = Σ_i φ(k_i)` (`r`), then every query reads them:
+    /// `O(M·r·(d + dv) + N·r·(d + dv))` time and `O(r·dv)` extra memory, `r` the number of features.
+    /// Both passes are matrix products in tiles of 64 rows ([`nalgebra`]'s `gemm`, backed by
+    /// `matrixmultiply`).
+    ///
+    /// # Memory
+    /// `4·r·(dv + 67) + 8·dv` bytes, allocated fallibly: the key sums `S` and `z`, the stabilisers,
+    /// one tile of 64 feature columns, one scratch row and the per-component value scale; plus
+    /// `256·dv` bytes (one tile of scaled values) when the values need scaling (see below).
+    /// `matrixmultiply` adds its own packing buffer, whose size it caps by its block sizes whatever
+    /// the arguments.
+    ///
+    /// # Stabilisers and the denominator guard
+    /// A key's feature `i` is `exp(a_i)` with `a_i = ω_i·k' − |k'|²/2`; a query's is `exp(b_i)` with
+    /// `b_i = ω_i·q'` (its own `−|q'|²/2` and the `1/√r` are per-row constants and cancel). With
+    /// `c_i = max_keys a_i` (taken once over all keys, one per feature, kept as a running maximum
+    /// that rescales `S_i, z_i` when it grows) and `C = max_i (b_i + c_i)` per query row,
+    /// `exp(b_i + a_i) = exp(C) · exp(b_i + c_i − C) · exp(a_i − c_i)`, and `exp(C)` cancels between
+    /// numerator and denominator: the result is exactly the unstabilised estimator. Every exponent is
+    /// `≤ 0`, and the feature `i*` attaining `C` has query weight exactly 1 and key sum `z_i* ≥ 1`
+    /// (its largest key contributes `exp(0)`), so **the denominator is always `≥ 1`**: finite inputs
+    /// never divide by zero or overflow it. No epsilon is added anywhere.
+    ///
+    /// # Values near `f32::MAX`
+    /// Every weight is `≥ 0`, so each output is a weighted average of the values and lies within
+    /// their range: it is always finite. The sums behind it are kept scaled by a power of two per
+    /// value component when `r·N·max|v_j|` exceeds `2^100` (exact; no scaling, and the same bits as
+    /// without it, below that), unscaled once after the division, and clamped to
+    /// `±max_i |v_ij|` against rounding: values whose sums overflow `f32` (say `±3.4e38`) are
+    /// averaged like any others, in every key order. [`Error::Overflow`] is never returned for
+    /// finite inputs; the check stays so that no path can return `Ok` holding inf or NaN.
+    ///
+    /// # Errors
+    /// - [`Error::Shape`] with [`Dim::Width`](nadaraya::Dim::Width) if the keys' width is not the
+    ///   features' dimension `d`;
+    /// - then the core's shape errors, in its order ([`nadaraya::attention_shape`]):
+    ///   [`Error::Shape`] with [`QueryWidth`](nadaraya::Dim::QueryWidth),
+    ///   [`ValueRows`](nadaraya::Dim::ValueRows), [`Error::Empty`] if there are no keys,
+    ///   [`Error::Shape`] with [`OutputWidth`](nadaraya::Dim::OutputWidth),
+    ///   [`OutputRows`](nadaraya::Dim::OutputRows), and
+    ///   [`CausalQueries`](nadaraya::Dim::CausalQueries) for a causal query without its key;
+    /// - [`Error::NonFinite`] if any input is NaN or infinite;
+    /// - [`Error::TooManyFeatures`] if the memory above cannot be allocated;
+    /// - [`Error::ScoreOverflow`] if a feature exponent (a key's `ω_i·k' − |k'|²/2`, a query's
+    ///   `ω_i·q'`, or that plus the key stabiliser) is NaN or infinite in `f32`, decided per
+    ///   exponent, so in every key order and on every path.
+    ///
+    /// Nothing is written when the inputs are rejected up front; after a computing error `out` may
+    /// hold partial results.
+    ///
+    /// # Examples
+    /// ```
+    /// use nadaraya_rf::nadaraya::{attention, Mask, Rows, RowsMut, SoftmaxDot};
+    /// use nadaraya_rf::FavorPlus;
+    /// let (d, dv, l) = (4, 2, 32);
+    /// let x: Vec<f32> = (0..l * d).map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.05).collect();
+    /// let v: Vec<f32> = (0..l * dv).map(|i| (i % 7) as f32).collect();
+    /// let (x, vs) = (Rows::new(&x, d)?, Rows::new(&v, dv)?);
+    /// let f = FavorPlus::for_dim(d, 256, 42)?;
+    /// let mut rf = vec![0.0; l * dv];
+    /// f.attention(x, x, vs, Mask::None, RowsMut::new(&mut rf, dv)?)?;
+    /// let mut exact = vec![0.0; l * dv];
+    /// attention(&SoftmaxDot::for_dim(d)?, x, x, vs, Mask::None, RowsMut::new(&mut exact, dv)?)?;
+    /// let err = rf.iter().zip(&exact).map(|(a, b)| (a - b).powi(2)).sum::<f32>().sqrt()
+    ///     / exact.iter().map(|b| b * b).sum::<f32>().sqrt();
+    /// assert!(err < 0.05);
+    /// # Ok::<(), nadaraya_rf::Error>(())
+    /// ```
+    // Always inline this dispatch: with a constant `Mask::Causal` the caller keeps only the
+    // causal path, which the no-panic check proves (README "Panics").
+    #[inline(always)]
+    pub fn attention(
+        &self,
+        q: Rows<'_>,
+        keys: Rows<'_>,
+        values: Rows<'_>,
+        mask: Mask,
+        out: RowsMut<'_>,
+    ) -> Result<(), Error> {
+        match mask {
+            Mask::None => attend(self, q, keys, values, out),
+            Mask::Causal => attend_causal(self, q, keys, values, out),
+        }
+    }
+}
+
+/// [`FavorPlus::attention`] with [`Mask::None`].
+fn attend(
+    f: &FavorPlus,
+    q: Rows<'_>,
+    keys: Rows<'_>,
+    values: Rows<'_>,
+    out: RowsMut<'_>,
+) -> Result<(), Error> {
+    let (_, n) = check_shapes(f.dim(), q, keys, values, Mask::None, out.as_rows())?;
+    // Non-zero by construction of the views; saying so drops `chunks_exact`'s zero-width panic.
+    let (d, dv) = (keys.width_nonzero().get(), values.width_nonzero().get());
+    let (q, k, v) = (q.as_slice(), keys.as_slice(), values.as_slice());
+    non_causal(f, q, k, v, d, dv, n, out.into_slice())
+}
+
+/// [`FavorPlus::attention`] with [`Mask::Causal`].
+fn attend_causal(
+    f: &FavorPlus,
+    q: Rows<'_>,
+    keys: Rows<'_>,
+    values: Rows<'_>,
+    out: RowsMut<'_>,
+) -> Result<(), Error> {
+    check_shapes(f.dim(), q, keys, values, Mask::Causal, out.as_rows())?;
+    let (d, dv) = (keys.width_nonzero().get(), values.width_nonzero().get());
+    let (q, k, v) = (q.as_slice(), keys.as_slice(), values.as_slice());
+    causal(f, q, k, v, d, dv, out.into_slice())
+}
+
+/// [`FavorPlus::attention`] without a mask, on checked, finite slices; `out` is exactly `M×dv`.
+#[allow(clippy::too_many_arguments)]
+fn non_causal(
     features: &FavorPlus,
     q: &[f32],
     keys: &[f32],
     values: &[f32],
     d: usize,
     dv: usize,
+    n: usize,
     out: &mut [f32],
 ) -> Result<(), Error> {
-    let (m, n) = check_shapes(features.dim(), q, keys, values, d, dv, out)?;
     let r = features.features();
     let w = features.matrix();
     let mut sums = KeySums::new(r, dv)?;
@@ -180,7 +196,6 @@ pub fn attention(
         }
         sums.absorb_tile(a, vt, &mut tmp);
     }
-    let out = &mut out[..m * dv];
     for (qt, ot) in q.chunks(TILE * d).zip(out.chunks_mut(TILE * dv)) {
         let t = qt.len() / d;
         let b = &mut buf[..r * t];
@@ -375,7 +390,7 @@ fn query_weights(b: &mut [f32], c: &[f32]) -> Result<(), Error> {
 /// maximum has weight `exp(0) = 1` and a key sum `≥ 1`.
 ///
 /// # Errors
-/// [`Error::OutputOverflow`] if a result is not finite. Not reachable from finite inputs (the
+/// [`Error::Overflow`] if a result is not finite. Not reachable from finite inputs (the
 /// sums are bounded by the shifts, the quotient by the clamp); kept so that no path can return
 /// `Ok` with a non-finite value.
 fn divide(o: &mut [f32], den: f32, shift: &[i32], vmax: &[f32]) -> Result<(), Error> {
@@ -396,37 +411,15 @@ fn divide(o: &mut [f32], den: f32, shift: &[i32], vmax: &[f32]) -> Result<(), Er
         }
         ok &= x.is_finite();
     }
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::OutputOverflow)
-    }
+    if ok { Ok(()) } else { Err(Error::Overflow) }
 }
 
-/// Causal random-feature attention: query row `t` sees only keys `0..=t`.
-///
-/// The prefix sums `S_t = Σ_{i≤t} φ(k_i) v_iᵀ`, `z_t = Σ_{i≤t} φ(k_i)` are carried token by token
-/// by a [`CausalState`], so this is exactly the recurrent step applied to every token:
-/// `O(M·r·(d + dv))` time, `O(r·dv)` memory (the state's `4·r·(dv + 3) + 12·dv` bytes, allocated
-/// fallibly). The stabiliser `c_i` is the running maximum over the keys seen so far, so the
-/// denominator is `≥ 1` for every row as in [`attention`].
-///
-/// # Errors
-/// As [`attention`] ([`Error::TooManyFeatures`] if the state cannot be allocated), plus
-/// [`Error::ShapeMismatch`] when there are more queries than keys.
-///
-/// # Examples
-/// ```
-/// use nadaraya_rf::{causal_attention, FavorPlus};
-/// let f = FavorPlus::for_dim(1, 16, 0)?;
-/// let x = [0.5, 1.0, 2.0];
-/// let v = [1.0, 2.0, 3.0];
-/// let mut out = [0.0; 3];
-/// causal_attention(&f, &x, &x, &v, 1, 1, &mut out)?;
-/// assert!((out[0] - 1.0).abs() < 1e-6); // the first token sees only itself
-/// # Ok::<(), nadaraya_rf::Error>(())
-/// ```
-pub fn causal_attention(
+/// [`FavorPlus::attention`] with [`Mask::Causal`] on checked, finite slices (`M ≤ N`): the
+/// prefix sums `S_t = Σ_{i≤t} φ(k_i) v_iᵀ`, `z_t = Σ_{i≤t} φ(k_i)` carried token by token by a
+/// [`CausalState`], so this is exactly the recurrent step applied to every token. The
+/// stabiliser `c_i` is the running maximum over the keys seen so far, so the denominator is
+/// `≥ 1` for every row as without a mask.
+fn causal(
     features: &FavorPlus,
     q: &[f32],
     keys: &[f32],
@@ -435,10 +428,6 @@ pub fn causal_attention(
     dv: usize,
     out: &mut [f32],
 ) -> Result<(), Error> {
-    let (m, n) = check_shapes(features.dim(), q, keys, values, d, dv, out)?;
-    if m > n {
-        return Err(Error::ShapeMismatch);
-    }
     let mut state = CausalState::new(features, dv)?;
     for (((qt, kt), vt), ot) in q
         .chunks_exact(d)
@@ -457,13 +446,20 @@ pub fn causal_attention(
 /// The state is `S` (`r×dv`), `z` (`r`) and the `r` running stabilisers `c` — a fixed
 /// `r·dv + 2r` floats (plus an `r`-float scratch row) whatever the sequence length, `r` the number
 /// of features. [`step`](Self::step) absorbs the token's key and value, then answers its query
-/// against everything absorbed so far, exactly as [`causal_attention`] does for that row.
+/// against everything absorbed so far, exactly as [`FavorPlus::attention`] with [`Mask::Causal`]
+/// does for that row.
+///
+/// The state holds its features as any `F: Borrow<FavorPlus>`: `&FavorPlus` to borrow them,
+/// `FavorPlus` to own them, or `Arc<FavorPlus>` (or `Rc`) to share one feature map between many
+/// states and keep each state beside it in a struct (`CausalState<Arc<FavorPlus>>`, no
+/// lifetime).
 ///
 /// # Examples
 /// ```
+/// use std::sync::Arc;
 /// use nadaraya_rf::{CausalState, FavorPlus};
-/// let f = FavorPlus::for_dim(2, 32, 9)?;
-/// let mut s = CausalState::new(&f, 1)?;
+/// let f = Arc::new(FavorPlus::for_dim(2, 32, 9)?);
+/// let mut s = CausalState::new(Arc::clone(&f), 1)?;
 /// let mut y = [0.0];
 /// s.step(&[0.1, 0.2], &[0.1, 0.2], &[5.0], &mut y)?;
 /// assert!((y[0] - 5.0).abs() < 1e-5);
@@ -473,8 +469,8 @@ pub fn causal_attention(
 /// # Ok::<(), nadaraya_rf::Error>(())
 /// ```
 #[derive(Clone, Debug)]
-pub struct CausalState<'f> {
-    features: &'f FavorPlus,
+pub struct CausalState<F: Borrow<FavorPlus> = FavorPlus> {
+    features: F,
     dv: usize,
     c: Vec<f32>,
     z: Vec<f32>,
@@ -489,7 +485,7 @@ pub struct CausalState<'f> {
     vs: Vec<f32>,
 }
 
-impl<'f> CausalState<'f> {
+impl<F: Borrow<FavorPlus>> CausalState<F> {
     /// An empty state for values of dimension `dv`.
     ///
     /// # Memory
@@ -499,11 +495,11 @@ impl<'f> CausalState<'f> {
     /// # Errors
     /// [`Error::ZeroDimension`] if `dv == 0`; [`Error::TooManyFeatures`] if `r·dv` overflows or
     /// the state cannot be allocated.
-    pub fn new(features: &'f FavorPlus, dv: usize) -> Result<Self, Error> {
+    pub fn new(features: F, dv: usize) -> Result<Self, Error> {
         if dv == 0 {
             return Err(Error::ZeroDimension);
         }
-        let r = features.features();
+        let r = features.borrow().features();
         Ok(Self {
             features,
             dv,
@@ -516,6 +512,18 @@ impl<'f> CausalState<'f> {
             vmax: try_filled(dv, 0.0)?,
             vs: try_filled(dv, 0.0)?,
         })
+    }
+
+    /// The features the state uses.
+    #[must_use]
+    pub fn features(&self) -> &FavorPlus {
+        self.features.borrow()
+    }
+
+    /// The value dimension `dv`.
+    #[must_use]
+    pub fn value_dim(&self) -> usize {
+        self.dv
     }
 
     /// Forgets every absorbed token.
@@ -552,7 +560,7 @@ impl<'f> CausalState<'f> {
         self.check_row(q)?;
         let out = out.get_mut(..self.dv).ok_or(Error::OutputTooSmall)?;
         // The query's own exponents do not depend on the state: reject them before absorbing.
-        self.features.query_exponents(q, &mut self.scratch);
+        self.features.borrow().query_exponents(q, &mut self.scratch);
         if !all_finite(&self.scratch) {
             return Err(Error::ScoreOverflow);
         }
@@ -563,14 +571,13 @@ impl<'f> CausalState<'f> {
     /// Absorbs one key and value without querying.
     ///
     /// # Errors
-    /// [`Error::DimensionMismatch`] / [`Error::ShapeMismatch`] for a key of the wrong length or a
-    /// value that is not `dv` long, [`Error::NonFinite`], [`Error::ScoreOverflow`]; the state is
-    /// unchanged on error.
+    /// [`Error::Shape`] with [`Dim::Width`](nadaraya::Dim::Width) for a key whose length is not
+    /// the features' dimension (`expected: d`) or a value that is not `dv` long
+    /// (`expected: dv`), [`Error::NonFinite`], [`Error::ScoreOverflow`]; the state is unchanged
+    /// on error.
     pub fn absorb(&mut self, k: &[f32], v: &[f32]) -> Result<(), Error> {
         self.check_row(k)?;
-        if v.len() != self.dv {
-            return Err(Error::ShapeMismatch);
-        }
+        check_width(self.dv, v.len())?;
         if !all_finite(v) {
             return Err(Error::NonFinite);
         }
@@ -580,9 +587,10 @@ impl<'f> CausalState<'f> {
     /// The output for query `q` against every token absorbed so far, into `out[..dv]`.
     ///
     /// # Errors
-    /// [`Error::Empty`] before the first token; [`Error::DimensionMismatch`],
-    /// [`Error::NonFinite`], [`Error::OutputTooSmall`], [`Error::ScoreOverflow`] (never
-    /// [`Error::OutputOverflow`]: see [`attention`]).
+    /// [`Error::Shape`] with [`Dim::Width`](nadaraya::Dim::Width) if `q.len()` is not the
+    /// features' dimension; [`Error::OutputTooSmall`] if `out.len() < dv`; [`Error::NonFinite`];
+    /// [`Error::Empty`] before the first token; [`Error::ScoreOverflow`] (never
+    /// [`Error::Overflow`]: see [`FavorPlus::attention`]).
     pub fn query(&mut self, q: &[f32], out: &mut [f32]) -> Result<(), Error> {
         self.check_row(q)?;
         let out = out.get_mut(..self.dv).ok_or(Error::OutputTooSmall)?;
@@ -590,13 +598,7 @@ impl<'f> CausalState<'f> {
     }
 
     fn check_row(&self, x: &[f32]) -> Result<(), Error> {
-        let d = self.features.dim();
-        if x.len() != d {
-            return Err(Error::DimensionMismatch {
-                expected: d,
-                found: x.len(),
-            });
-        }
+        check_width(self.features.borrow().dim(), x.len())?;
         if all_finite(x) {
             Ok(())
         } else {
@@ -607,7 +609,7 @@ impl<'f> CausalState<'f> {
     /// Absorbs a checked, finite key row and value row.
     pub(crate) fn absorb_unchecked(&mut self, k: &[f32], v: &[f32]) -> Result<(), Error> {
         let a = &mut self.scratch;
-        self.features.key_exponents(k, a)?;
+        self.features.borrow().key_exponents(k, a)?;
         // `dv ≥ 1` by construction (`new`); saying so lets the compiler drop the zero-width
         // panics of `chunks_exact_mut` and `step_by` (the no-panic check, README "Panics").
         let dv = self.dv.max(1);
@@ -661,7 +663,7 @@ impl<'f> CausalState<'f> {
             return Err(Error::Empty);
         }
         let b = &mut self.scratch;
-        self.features.query_exponents(q, b);
+        self.features.borrow().query_exponents(q, b);
         query_weights(b, &self.c)?;
         out.fill(0.0);
         let mut den = 0.0f32;
@@ -677,74 +679,76 @@ impl<'f> CausalState<'f> {
     }
 }
 
-/// The implied attention weights of one query: `α_i = φ(q)·φ(k_i) / Σ_j φ(q)·φ(k_j)`, into
-/// `out[..N]` in key order.
-///
-/// Each `α_i` is a sum of products of exponentials, so it is `≥ 0`, and the weights sum to 1 (up
-/// to rounding). This materialises the `N×r` key features (`4·r·(N + 2)` bytes, allocated
-/// fallibly); it is a diagnostic, attention itself never does.
-///
-/// # Errors
-/// - [`Error::DimensionMismatch`] if `q.len()` is not the features' dimension;
-/// - [`Error::ShapeMismatch`] if `keys.len()` is not a multiple of it;
-/// - [`Error::Empty`] if there are no keys; [`Error::OutputTooSmall`] if `out.len() < N`;
-/// - [`Error::NonFinite`], [`Error::ScoreOverflow`] as [`attention`];
-/// - [`Error::TooManyFeatures`] if `N·r` overflows or the key features cannot be allocated.
-///
-/// # Examples
-/// ```
-/// use nadaraya_rf::{weights, FavorPlus};
-/// let f = FavorPlus::for_dim(1, 64, 3)?;
-/// let mut w = [0.0; 3];
-/// weights(&f, &[1.0], &[-1.0, 0.0, 1.0], &mut w)?;
-/// assert!(w.iter().all(|&a| a >= 0.0));
-/// assert!((w.iter().sum::<f32>() - 1.0).abs() < 1e-5);
-/// # Ok::<(), nadaraya_rf::Error>(())
-/// ```
-pub fn weights(
-    features: &FavorPlus,
-    q: &[f32],
-    keys: &[f32],
-    out: &mut [f32],
-) -> Result<(), Error> {
-    let d = features.dim();
-    if q.len() != d {
-        return Err(Error::DimensionMismatch {
-            expected: d,
-            found: q.len(),
-        });
-    }
-    let n = core_weights_shape(q, keys, out).map_err(Error::from_shape)?;
-    let out = out.get_mut(..n).ok_or(Error::OutputTooSmall)?;
-    if !(all_finite(q) && all_finite(keys)) {
-        return Err(Error::NonFinite);
-    }
-    let r = features.features();
-    let mut a = try_filled(len2(n, r)?, 0.0f32)?;
-    let mut c = try_filled(r, f32::NEG_INFINITY)?;
-    for (row, k) in a.chunks_exact_mut(r).zip(keys.chunks_exact(d)) {
-        features.key_exponents(k, row)?;
-        for (ci, &x) in c.iter_mut().zip(row.iter()) {
-            *ci = ci.max(x);
+impl FavorPlus {
+    /// The implied attention weights of each query row: row `t` of `out` is
+    /// `α_ti = φ(q_t)·φ(k_i) / Σ_j φ(q_t)·φ(k_j)` in key order (the shapes of
+    /// [`nadaraya::weights`]: `q` `M×d`, `keys` `N×d`, `out` `M×N`).
+    ///
+    /// Each `α_ti` is a sum of products of exponentials, so it is `≥ 0`, and each row sums to 1
+    /// (up to rounding). This materialises the `N×r` key features (`4·r·(N + 2)` bytes, allocated
+    /// fallibly); it is a diagnostic, attention itself never does.
+    ///
+    /// # Errors
+    /// - [`Error::Shape`] with [`Dim::Width`](nadaraya::Dim::Width) if the keys' width is not the
+    ///   features' dimension;
+    /// - then the core's shape errors in its order ([`nadaraya::weights_shape`]):
+    ///   [`Error::Shape`] with [`QueryWidth`](nadaraya::Dim::QueryWidth), [`Error::Empty`] if
+    ///   there are no keys, [`Error::Shape`] with [`OutputWidth`](nadaraya::Dim::OutputWidth)
+    ///   (`expected: N`) or [`OutputRows`](nadaraya::Dim::OutputRows);
+    /// - [`Error::NonFinite`], [`Error::ScoreOverflow`] as [`attention`](Self::attention);
+    /// - [`Error::TooManyFeatures`] if `N·r` overflows or the key features cannot be allocated.
+    ///
+    /// Nothing is written when the inputs are rejected up front; after a
+    /// [`Error::ScoreOverflow`] in a query, earlier rows hold their weights.
+    ///
+    /// # Examples
+    /// ```
+    /// use nadaraya_rf::{FavorPlus, Rows, RowsMut};
+    /// let f = FavorPlus::for_dim(1, 64, 3)?;
+    /// let mut w = [[0.0; 3]];
+    /// f.weights(Rows::from_arrays(&[[1.0]]), Rows::from_arrays(&[[-1.0], [0.0], [1.0]]),
+    ///           RowsMut::from_arrays(&mut w))?;
+    /// assert!(w[0].iter().all(|&a| a >= 0.0));
+    /// assert!((w[0].iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    /// # Ok::<(), nadaraya_rf::Error>(())
+    /// ```
+    pub fn weights(&self, q: Rows<'_>, keys: Rows<'_>, out: RowsMut<'_>) -> Result<(), Error> {
+        let d = self.dim();
+        check_width(d, keys.width())?;
+        let n = nadaraya::weights_shape(q, keys, out.as_rows())?;
+        if !(all_finite(q.as_slice()) && all_finite(keys.as_slice())) {
+            return Err(Error::NonFinite);
         }
-    }
-    let mut b = try_filled(r, 0.0f32)?;
-    features.query_exponents(q, &mut b);
-    query_weights(&mut b, &c)?;
-    for row in a.chunks_exact_mut(r) {
-        for (x, &ci) in row.iter_mut().zip(&c) {
-            *x -= ci;
+        let r = self.features();
+        let mut a = try_filled(len2(n, r)?, 0.0f32)?;
+        let mut c = try_filled(r, f32::NEG_INFINITY)?;
+        for (row, k) in a.chunks_exact_mut(r).zip(keys.iter()) {
+            self.key_exponents(k, row)?;
+            for (ci, &x) in c.iter_mut().zip(row.iter()) {
+                *ci = ci.max(x);
+            }
         }
+        for row in a.chunks_exact_mut(r) {
+            for (x, &ci) in row.iter_mut().zip(&c) {
+                *x -= ci;
+            }
+        }
+        exp_neg_in_place(&mut a);
+        let mut b = try_filled(r, 0.0f32)?;
+        let mut out = out;
+        for (qr, o) in q.iter().zip(out.iter_mut()) {
+            self.query_exponents(qr, &mut b);
+            query_weights(&mut b, &c)?;
+            let mut total = 0.0f32;
+            for (o, row) in o.iter_mut().zip(a.chunks_exact(r)) {
+                *o = row.iter().zip(&b).map(|(p, w)| p * w).sum();
+                total += *o;
+            }
+            // total ≥ 1 as the denominator of `attention`.
+            for o in o.iter_mut() {
+                *o /= total;
+            }
+        }
+        Ok(())
     }
-    exp_neg_in_place(&mut a);
-    let mut total = 0.0f32;
-    for (o, row) in out.iter_mut().zip(a.chunks_exact(r)) {
-        *o = row.iter().zip(&b).map(|(p, w)| p * w).sum();
-        total += *o;
-    }
-    // total ≥ 1 as the denominator of `attention`.
-    for o in out.iter_mut() {
-        *o /= total;
-    }
-    Ok(())
 }

@@ -2,7 +2,9 @@
 
 use nalgebra::DMatrix;
 
-use crate::error::{len2, try_filled};
+use nadaraya::{Dim, Rows, SoftmaxDot};
+
+use crate::error::{check_width, len2, shape, try_filled};
 use crate::{Error, Projection, Sampling};
 
 /// Which positive feature map.
@@ -70,38 +72,45 @@ impl Oprf {
     /// The `A` of [`from_rho`](Self::from_rho) for queries `q` (`M×d`) and keys `k` (`N×d`) at
     /// temperature `τ`: `ρ = (mean |q'|² + mean |k'|² + 2 q̄'·k̄') / d` with `x' = x/√τ` and
     /// `q̄', k̄'` the means, which is `mean_{t,j} |q'_t + k'_j|² / d` over all `M·N` pairs,
-    /// computed in `f64` in `O((M + N)·d)`. For the Gaussian kernel of bandwidth `h` pass
-    /// `τ = h²` ([`GaussianFeatures`](crate::GaussianFeatures)).
+    /// computed in `f64` in `O((M + N)·d)`. For the Gaussian kernel of bandwidth `h` use
+    /// [`GaussianFeatures::optimal`](crate::GaussianFeatures::optimal).
     ///
     /// # Errors
-    /// - [`Error::ZeroDimension`] if `d == 0`;
-    /// - [`Error::ShapeMismatch`] if a length is not a multiple of `d`;
+    /// - [`Error::Shape`] with [`Dim::QueryWidth`](nadaraya::Dim::QueryWidth) if `q` and `k`
+    ///   have different widths (`expected`: the keys' width);
     /// - [`Error::Empty`] if `q` or `k` has no rows;
     /// - [`Error::NonFinite`] if an input is NaN or infinite;
-    /// - [`Error::InvalidTemperature`] if `τ` is not finite and `> 0`;
+    /// - [`Error::InvalidTemperature`] if `τ` breaks the core's rule
+    ///   ([`nadaraya::SoftmaxDot::new`]);
     /// - [`Error::ScoreOverflow`] if `ρ` is too large for [`from_rho`](Self::from_rho).
-    pub fn fit(q: &[f32], k: &[f32], d: usize, tau: f32) -> Result<Self, Error> {
-        if d == 0 {
-            return Err(Error::ZeroDimension);
-        }
-        if !(q.len().is_multiple_of(d) && k.len().is_multiple_of(d)) {
-            return Err(Error::ShapeMismatch);
+    pub fn fit(q: Rows<'_>, k: Rows<'_>, tau: f32) -> Result<Self, Error> {
+        if q.width() != k.width() {
+            return Err(shape(Dim::QueryWidth, k.width(), q.width()));
         }
         if q.is_empty() || k.is_empty() {
             return Err(Error::Empty);
         }
-        if !q.iter().chain(k).all(|v| v.is_finite()) {
+        if !q
+            .as_slice()
+            .iter()
+            .chain(k.as_slice())
+            .all(|v| v.is_finite())
+        {
             return Err(Error::NonFinite);
         }
-        if !(tau.is_finite() && tau > 0.0) {
-            return Err(Error::InvalidTemperature);
-        }
+        SoftmaxDot::new(tau)?;
+        Self::fit_checked(q, k, f64::from(tau))
+    }
+
+    /// [`fit`](Self::fit) on checked, finite, non-empty rows of one width, at `τ > 0` in `f64`.
+    pub(crate) fn fit_checked(q: Rows<'_>, k: Rows<'_>, tau: f64) -> Result<Self, Error> {
+        let d = k.width();
         // Mean squared norm and mean row, in f64 (|x|² ≤ d·(3.4e38)² stays finite).
-        let moments = |x: &[f32]| {
-            let n = (x.len() / d) as f64;
+        let moments = |x: Rows<'_>| {
+            let n = x.len() as f64;
             let mut mean = vec![0.0f64; d];
             let mut sq = 0.0f64;
-            for row in x.chunks_exact(d) {
+            for row in x.iter() {
                 for (m, &v) in mean.iter_mut().zip(row) {
                     let v = f64::from(v);
                     *m += v;
@@ -113,7 +122,7 @@ impl Oprf {
         };
         let ((sq_q, mq), (sq_k, mk)) = (moments(q), moments(k));
         let cross: f64 = mq.iter().zip(&mk).map(|(a, b)| a * b).sum();
-        let rho = ((sq_q + sq_k + 2.0 * cross) / (f64::from(tau) * d as f64)).max(0.0);
+        let rho = ((sq_q + sq_k + 2.0 * cross) / (tau * d as f64)).max(0.0);
         Self::from_rho(rho).ok_or(Error::ScoreOverflow)
     }
 
@@ -127,8 +136,8 @@ impl Oprf {
 /// Positive random features for the softmax kernel: `E[φ(q)·φ(k)] = exp(q·k/τ)` with
 /// `x' = x/√τ` and `ω_i ~ N(0, I_d)` (FAVOR+, Choromanski et al. 2021).
 ///
-/// Attention with these features ([`attention`](crate::attention),
-/// [`causal_attention`](crate::causal_attention), [`CausalState`](crate::CausalState)) never
+/// Attention with these features ([`attention`](Self::attention) with either
+/// [`Mask`](nadaraya::Mask), [`CausalState`](crate::CausalState)) never
 /// forms the `L×L` weight matrix. Every feature is `exp` of a real number, so every implied weight
 /// is `≥ 0`; the stabilisers subtracted from the exponents cancel exactly in the ratio (see the
 /// crate docs). There is no additive epsilon anywhere in the map.
@@ -148,8 +157,10 @@ pub struct FavorPlus {
     projection: Projection,
     variant: Variant,
     tau: f32,
-    // 1/τ, for the half squared norm |x|²/(2τ).
-    inv_tau: f32,
+    // 1/√τ in f64, the factor of the rows (before OPRF's B).
+    inv_sqrt: f64,
+    // 1/(2τ), for the half squared norm |x|²/(2τ).
+    half_inv_tau: f32,
     // r×d column-major (r = m or 2m): the rows ω_i/√τ (and −ω_i/√τ for the hyperbolic variant).
     // Column j is contiguous, so this is also the row-major d×r matrix used by the step path.
     w: DMatrix<f32>,
@@ -166,17 +177,32 @@ impl FavorPlus {
     /// ([`Variant::Positive`]) or `2m` ([`Variant::Hyperbolic`]), allocated fallibly.
     ///
     /// # Errors
-    /// - [`Error::InvalidTemperature`] if `τ` is not finite, not `> 0`, or `1/√τ` or `1/τ` is
-    ///   not a normal `f32`;
+    /// - [`Error::InvalidTemperature`] if `τ` breaks the core's rule
+    ///   ([`nadaraya::SoftmaxDot::new`]: not finite, not `> 0`, or `1/τ` not a normal `f32`);
     /// - [`Error::TooManyFeatures`] if the hyperbolic variant's `2m`, or `r·d`, overflows, or the
     ///   feature matrix cannot be allocated.
     pub fn new(projection: Projection, tau: f32, variant: Variant) -> Result<Self, Error> {
+        SoftmaxDot::new(tau)?;
         let tau64 = f64::from(tau);
-        let inv_sqrt = (1.0 / tau64.sqrt()) as f32;
-        let inv_tau = (1.0 / tau64) as f32;
-        if !(tau.is_finite() && tau > 0.0 && inv_sqrt.is_normal() && inv_tau.is_normal()) {
-            return Err(Error::InvalidTemperature);
-        }
+        Self::with_scales(
+            projection,
+            tau,
+            1.0 / tau64.sqrt(),
+            (0.5 / tau64) as f32,
+            variant,
+        )
+    }
+
+    /// [`new`](Self::new) with the row factor `1/√τ` and the half inverse temperature `1/(2τ)`
+    /// given (checked by the caller: [`GaussianFeatures`](crate::GaussianFeatures) derives them
+    /// from `h`, valid where `τ = h²` itself is not a valid temperature).
+    pub(crate) fn with_scales(
+        projection: Projection,
+        tau: f32,
+        inv_sqrt: f64,
+        half_inv_tau: f32,
+        variant: Variant,
+    ) -> Result<Self, Error> {
         let r = match variant {
             Variant::Positive | Variant::Optimal(_) => projection.count(),
             Variant::Hyperbolic => projection
@@ -184,7 +210,7 @@ impl FavorPlus {
                 .checked_mul(2)
                 .ok_or(Error::TooManyFeatures)?,
         };
-        let w = build(&projection, r, row_scale(variant, f64::from(inv_sqrt)))?;
+        let w = build(&projection, r, row_scale(variant, inv_sqrt))?;
         let mut bias = match variant {
             Variant::Optimal(_) => try_filled(projection.count(), 0.0)?,
             Variant::Positive | Variant::Hyperbolic => Vec::new(),
@@ -194,7 +220,8 @@ impl FavorPlus {
             projection,
             variant,
             tau,
-            inv_tau,
+            inv_sqrt,
+            half_inv_tau,
             w,
             bias,
         })
@@ -226,7 +253,7 @@ impl FavorPlus {
         fill(
             &self.projection,
             &mut self.w,
-            row_scale(self.variant, 1.0 / f64::from(self.tau).sqrt()),
+            row_scale(self.variant, self.inv_sqrt),
         );
         oprf_bias(&self.projection, self.variant, &mut self.bias);
         Ok(())
@@ -269,17 +296,12 @@ impl FavorPlus {
     /// definition, `Σ_i φ(q)_i φ(k)_i ≈ exp(q·k/τ)`.
     ///
     /// # Errors
-    /// - [`Error::DimensionMismatch`] if `x.len() != d`;
+    /// - [`Error::Shape`] with [`Dim::Width`] if `x.len() != d` (`expected: d`);
     /// - [`Error::OutputTooSmall`] if `out.len() < r`;
     /// - [`Error::NonFinite`] if `x` is not finite;
     /// - [`Error::ScoreOverflow`] if an exponent is not finite in `f32`.
     pub fn log_features(&self, x: &[f32], out: &mut [f32]) -> Result<(), Error> {
-        if x.len() != self.dim() {
-            return Err(Error::DimensionMismatch {
-                expected: self.dim(),
-                found: x.len(),
-            });
-        }
+        check_width(self.dim(), x.len())?;
         let r = self.features();
         let out = out.get_mut(..r).ok_or(Error::OutputTooSmall)?;
         if !x.iter().all(|v| v.is_finite()) {
@@ -355,7 +377,7 @@ impl FavorPlus {
     /// `|x'|²/2 = |x|²/(2τ)`.
     #[inline]
     pub(crate) fn half_sq_norm(&self, x: &[f32]) -> f32 {
-        0.5 * x.iter().map(|v| v * v).sum::<f32>() * self.inv_tau
+        x.iter().map(|v| v * v).sum::<f32>() * self.half_inv_tau
     }
 
     /// The `r×d` column-major matrix of scaled rows.

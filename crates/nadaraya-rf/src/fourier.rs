@@ -1,9 +1,12 @@
 //! Random Fourier features for the Gaussian kernel: the trigonometric estimator, kept for those who
-//! ask for it (the default Gaussian smoother is [`smooth`](crate::smooth), with positive features).
+//! ask for it (the default Gaussian smoother is [`GaussianFeatures::smooth`](crate::GaussianFeatures::smooth), with positive features).
 
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut};
 
+use nadaraya::{Gaussian, Mask, Rows, RowsMut};
+
 use crate::attention::{TILE, check_shapes, scale_down, value_shift};
+use crate::error::check_width;
 use crate::gaussian::zeros;
 use crate::{Error, Projection, Sampling};
 
@@ -12,14 +15,14 @@ use crate::{Error, Projection, Sampling};
 ///
 /// The denominator `Σ_i φ(q)·φ(x_i)` estimates the kernel mass `Σ_i exp(−|q − x_i|²/2h²) ∈ (0, N]`
 /// but random Fourier features are signed, so the estimate can be tiny or negative when the true
-/// mass is below the estimator's noise (about `N/√m`). [`smooth_fourier`] rejects a query whose
+/// mass is below the estimator's noise (about `N/√m`). [`smooth`](FourierFeatures::smooth) rejects a query whose
 /// estimated mean kernel mass is at most `2⁻²⁰ ≈ 9.5e-7` (a denominator `≤ N · FOURIER_MASS_FLOOR`)
 /// with [`Error::Empty`] ([`MassGuard::Reject`], the default): no sample is within the
 /// estimator's reach there. Above the floor the ratio is returned as it is, and may still lie
 /// outside the responses' range.
 pub const FOURIER_MASS_FLOOR: f32 = 1.0 / 1_048_576.0;
 
-/// What [`smooth_fourier`] does with a query whose estimated kernel mass is at or below
+/// What [`smooth`](FourierFeatures::smooth) does with a query whose estimated kernel mass is at or below
 /// `N·m·`[`FOURIER_MASS_FLOOR`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum MassGuard {
@@ -38,7 +41,7 @@ pub enum MassGuard {
 ///
 /// # Examples
 /// ```
-/// use nadaraya_rf::{FourierFeatures, Projection, Sampling};
+/// use nadaraya_rf::{FeatureMap, FourierFeatures, Projection, Sampling};
 /// let f = FourierFeatures::new(Projection::new(2, 512, Sampling::Iid, 5)?, 1.0)?;
 /// let (mut a, mut b) = (vec![0.0; 1024], vec![0.0; 1024]);
 /// f.map(&[0.0, 0.0], &mut a)?;
@@ -60,14 +63,11 @@ impl FourierFeatures {
     /// Features for bandwidth `h` from a drawn projection, with [`MassGuard::Reject`].
     ///
     /// # Errors
-    /// [`Error::InvalidBandwidth`] for an `h` that [`nadaraya::Gaussian::new`] rejects (not
-    /// finite, not `> 0`, or `1/(2h²)` not a normal `f32`: `h` outside
-    /// `[3.8332338e-20, 6.521909e18]`), the same kernel's rule. A smaller `h` (the old rule let
-    /// a subnormal one through) made `ω_i/h` overflow the feature matrix.
+    /// [`Error::InvalidBandwidth`] if `h` breaks the core's rule
+    /// ([`nadaraya::Gaussian::check_bandwidth`]), exactly the `h` the exact
+    /// [`nadaraya::Gaussian`] kernel accepts (`[3.833_233_8e-20, 6.521_909e18]`).
     pub fn new(projection: Projection, h: f32) -> Result<Self, Error> {
-        if nadaraya::Gaussian::new(h).is_err() {
-            return Err(Error::InvalidBandwidth);
-        }
+        Gaussian::check_bandwidth(h)?;
         let w = build(&projection, 1.0 / f64::from(h));
         Ok(Self {
             projection,
@@ -77,13 +77,13 @@ impl FourierFeatures {
         })
     }
 
-    /// The same features with the guard `guard` for [`smooth_fourier`].
+    /// The same features with the guard `guard` for [`smooth`](FourierFeatures::smooth).
     #[must_use]
     pub fn with_guard(self, guard: MassGuard) -> Self {
         Self { guard, ..self }
     }
 
-    /// The guard [`smooth_fourier`] applies.
+    /// The guard [`smooth`](FourierFeatures::smooth) applies.
     #[must_use]
     pub fn guard(&self) -> MassGuard {
         self.guard
@@ -134,19 +134,11 @@ impl FourierFeatures {
         2 * self.w.nrows()
     }
 
-    /// `φ(x)` into `out[..2m]`: the `m` cosines, then the `m` sines, each divided by `√m`.
-    ///
-    /// # Errors
-    /// [`Error::DimensionMismatch`], [`Error::OutputTooSmall`], [`Error::NonFinite`], and
-    /// [`Error::ScoreOverflow`] if a phase `ω_i·x/h` is not finite.
-    pub fn map(&self, x: &[f32], out: &mut [f32]) -> Result<(), Error> {
+    /// `φ(x)` into `out[..2m]` ([`FeatureMap::map`](crate::FeatureMap::map)): the `m` cosines, then the `m` sines, each
+    /// divided by `√m`.
+    pub(crate) fn map_into(&self, x: &[f32], out: &mut [f32]) -> Result<(), Error> {
         let d = self.dim();
-        if x.len() != d {
-            return Err(Error::DimensionMismatch {
-                expected: d,
-                found: x.len(),
-            });
-        }
+        check_width(d, x.len())?;
         let m = self.w.nrows();
         let out = out.get_mut(..2 * m).ok_or(Error::OutputTooSmall)?;
         if !x.iter().all(|v| v.is_finite()) {
@@ -196,60 +188,79 @@ fn fourier_tile(phase: &[f32], m: usize, phi: &mut [f32]) -> Result<(), Error> {
     Ok(())
 }
 
-/// Linear-time Nadaraya–Watson smoothing with the Gaussian kernel through random Fourier
-/// features (the trigonometric estimator): `out_t = Σ_i φ(q_t)·φ(x_i) y_i / Σ_i φ(q_t)·φ(x_i)`,
-/// a random-feature estimate of [`nadaraya::attention`] with the [`nadaraya::Gaussian`] kernel
-/// of the same bandwidth.
-///
-/// **Prefer [`smooth`](crate::smooth)** (positive features: always a convex combination of the
-/// responses). The trigonometric estimate `φ(q)·φ(x_i)` is signed, so its weights can be
-/// negative and its denominator near zero or negative wherever the true kernel mass is below
-/// the estimator's noise (about `N/√m`: far from the data, small `h`, few features). There the
-/// ratio lies far outside the data (one sample with `y = 1` gave `−1 048 576` before the
-/// guard below rejected it). This function returns [`Error::Empty`] for a query whose estimated
-/// mass is `≤ N·m·`[`FOURIER_MASS_FLOOR`] (the unscaled features' largest mass is `N·m`), or
-/// divides by that floor if the features carry [`MassGuard::Floor`], and returns the ratio
-/// otherwise, which may still lie outside the responses' range when the denominator is small
-/// but above the floor.
-///
-/// Same shapes as [`nadaraya::attention`]: `queries` `M×d`, sample locations `x` `N×d`,
-/// responses `y` `N×dy`, `out` at least `M×dy`. `O((M + N)·m·(d + dy))` time, `O(m·dy)` extra
-/// memory (`2m·dy + 3m·64 + 2m` floats).
-///
-/// # Errors
-/// - As [`attention`](crate::attention) (with `dy` for `dv`): [`Error::ZeroDimension`],
-///   [`Error::DimensionMismatch`], [`Error::ShapeMismatch`], [`Error::Empty`] for no samples,
-///   [`Error::OutputTooSmall`], [`Error::NonFinite`], [`Error::ScoreOverflow`] for a phase
-///   `ω·x/h` that is not finite, [`Error::OutputOverflow`] for a ratio that is not finite in `f32` (the sums are kept scaled by a
-///   power of two per response component, so only an estimate beyond `±f32::MAX` gets there, in
-///   any order of the samples);
-/// - [`Error::Empty`] also for a query whose estimated kernel mass is at or below the floor,
-///   unless the features carry [`MassGuard::Floor`];
-/// - [`Error::TooManyFeatures`] if the `2m·dy` sums cannot be allocated.
-///
-/// After a computing error `out` may hold partial results.
-///
-/// # Examples
-/// ```
-/// use nadaraya_rf::{smooth_fourier, FourierFeatures};
-/// let x: Vec<f32> = (0..200).map(|i| i as f32 / 100.0 - 1.0).collect();
-/// let y: Vec<f32> = x.iter().map(|v| v * v).collect();
-/// let f = FourierFeatures::for_dim(1, 512, 0.3, 11)?;
-/// let mut out = [0.0];
-/// smooth_fourier(&f, &[0.0], &x, &y, 1, 1, &mut out)?;
-/// assert!(out[0] > -0.05 && out[0] < 0.2); // the exact smoother gives ≈ 0.08
-/// # Ok::<(), nadaraya_rf::Error>(())
-/// ```
-pub fn smooth_fourier(
+impl FourierFeatures {
+    /// Linear-time Nadaraya–Watson smoothing with the Gaussian kernel through random Fourier
+    /// features (the trigonometric estimator): `out_t = Σ_i φ(q_t)·φ(x_i) y_i / Σ_i φ(q_t)·φ(x_i)`,
+    /// a random-feature estimate of [`nadaraya::attention`] with the [`nadaraya::Gaussian`] kernel
+    /// of the same bandwidth.
+    ///
+    /// **Prefer [`GaussianFeatures::smooth`](crate::GaussianFeatures::smooth)** (positive features: always a convex combination of the
+    /// responses). The trigonometric estimate `φ(q)·φ(x_i)` is signed, so its weights can be
+    /// negative and its denominator near zero or negative wherever the true kernel mass is below
+    /// the estimator's noise (about `N/√m`: far from the data, small `h`, few features). There the
+    /// ratio lies far outside the data (one sample with `y = 1` gave `−1 048 576` before the
+    /// guard below rejected it). This function returns [`Error::Empty`] for a query whose estimated
+    /// mass is `≤ N·m·`[`FOURIER_MASS_FLOOR`] (the unscaled features' largest mass is `N·m`), or
+    /// divides by that floor if the features carry [`MassGuard::Floor`], and returns the ratio
+    /// otherwise, which may still lie outside the responses' range when the denominator is small
+    /// but above the floor.
+    ///
+    /// Same shapes as [`nadaraya::attention`]: `queries` `M×d`, sample locations `x` `N×d`,
+    /// responses `y` `N×dy`, `out` `M×dy`. `O((M + N)·m·(d + dy))` time, `O(m·dy)` extra
+    /// memory (`2m·dy + 3m·64 + 2m` floats).
+    ///
+    /// # Errors
+    /// - As [`FavorPlus::attention`](crate::FavorPlus::attention) without a mask (with `y` for the
+    ///   values): [`Error::Shape`], [`Error::Empty`] for no samples, [`Error::NonFinite`];
+    ///   [`Error::ScoreOverflow`] for a phase
+    ///   `ω·x/h` that is not finite, [`Error::Overflow`] for a ratio that is not finite in `f32`
+    ///   (the sums are kept scaled by a power of two per response component, so only an estimate
+    ///   beyond `±f32::MAX` gets there, in any order of the samples);
+    /// - [`Error::Empty`] also for a query whose estimated kernel mass is at or below the floor,
+    ///   unless the features carry [`MassGuard::Floor`];
+    /// - [`Error::TooManyFeatures`] if the `2m·dy` sums cannot be allocated.
+    ///
+    /// After a computing error `out` may hold partial results.
+    ///
+    /// # Examples
+    /// ```
+    /// use nadaraya_rf::{FourierFeatures, Rows, RowsMut};
+    /// let x: Vec<f32> = (0..200).map(|i| i as f32 / 100.0 - 1.0).collect();
+    /// let y: Vec<f32> = x.iter().map(|v| v * v).collect();
+    /// let f = FourierFeatures::for_dim(1, 512, 0.3, 11)?;
+    /// let mut out = [[0.0]];
+    /// f.smooth(Rows::from_arrays(&[[0.0]]), Rows::new(&x, 1)?, Rows::new(&y, 1)?,
+    ///          RowsMut::from_arrays(&mut out))?;
+    /// assert!(out[0][0] > -0.05 && out[0][0] < 0.2); // the exact smoother gives ≈ 0.08
+    /// # Ok::<(), nadaraya_rf::Error>(())
+    /// ```
+    pub fn smooth(
+        &self,
+        queries: Rows<'_>,
+        x: Rows<'_>,
+        y: Rows<'_>,
+        out: RowsMut<'_>,
+    ) -> Result<(), Error> {
+        smooth_trig(self, queries, x, y, out)
+    }
+}
+
+/// [`FourierFeatures::smooth`].
+fn smooth_trig(
     features: &FourierFeatures,
-    queries: &[f32],
-    x: &[f32],
-    y: &[f32],
-    d: usize,
-    dy: usize,
-    out: &mut [f32],
+    queries: Rows<'_>,
+    x: Rows<'_>,
+    y: Rows<'_>,
+    out: RowsMut<'_>,
 ) -> Result<(), Error> {
-    let (mq, n) = check_shapes(features.dim(), queries, x, y, d, dy, out)?;
+    let (mq, n) = check_shapes(features.dim(), queries, x, y, Mask::None, out.as_rows())?;
+    let (d, dy) = (x.width(), y.width());
+    let (queries, x, y, out) = (
+        queries.as_slice(),
+        x.as_slice(),
+        y.as_slice(),
+        out.into_slice(),
+    );
     let m = features.w.nrows();
     let r = 2 * m;
     let too_many = Error::TooManyFeatures;
@@ -341,17 +352,13 @@ pub fn smooth_fourier(
             }
         }
     }
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::OutputOverflow)
-    }
+    if ok { Ok(()) } else { Err(Error::Overflow) }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Sampling;
+    use crate::{FeatureMap, Sampling};
 
     /// Fuzz finding (issue 11): a subnormal `h` passed the old rule (`1/h` normal) and `ω_i/h`
     /// overflowed, so `map` wrote infinities. Every `h` the core's Gaussian accepts maps to finite
@@ -381,7 +388,7 @@ mod tests {
     }
 
     /// Fuzz finding (issue 11): responses near `f32::MAX` overflowed the response sums, and
-    /// `smooth_fourier` returned `OutputOverflow` for an estimate that is representable (equal
+    /// `smooth` returned `Overflow` for an estimate that is representable (equal
     /// responses: the estimate is that response).
     #[test]
     fn responses_near_f32_max_are_estimated_in_every_order() {
@@ -394,7 +401,9 @@ mod tests {
                 xs.rotate_left(rot);
                 let y = [y0; 4];
                 let mut out = [0.0f32];
-                smooth_fourier(&f, &[0.005], &xs, &y, 1, 1, &mut out).unwrap();
+                let v = |x| Rows::new(x, 1).unwrap();
+                let o = RowsMut::new(&mut out, 1).unwrap();
+                f.smooth(v(&[0.005]), v(&xs), v(&y), o).unwrap();
                 let rel = (f64::from(out[0]) - f64::from(y0)).abs() / f64::from(y0).abs();
                 assert!(rel < 1e-5, "y = {y0:e}, rotation {rot}: {:e}", out[0]);
             }

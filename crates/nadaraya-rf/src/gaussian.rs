@@ -4,7 +4,10 @@
 use nadaraya::math::{exp_neg, exp_neg_in_place};
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut};
 
+use nadaraya::{Dim, Gaussian, Mask, Rows, RowsMut};
+
 use crate::attention::{TILE, all_finite, check_shapes};
+use crate::error::{check_width, shape};
 use crate::{Error, FavorPlus, Projection, RowNorm, Sampling, Variant};
 
 /// Positive random features for the Gaussian kernel of bandwidth `h`.
@@ -13,9 +16,9 @@ use crate::{Error, FavorPlus, Projection, RowNorm, Sampling, Variant};
 /// last factor is the softmax kernel at temperature `τ = h²`, which [`FavorPlus`] estimates with
 /// positive features. So `φ_G(x) = exp(−|x'|²/2) · φ(x)` with `φ` the [`FavorPlus`] map of the
 /// chosen [`Variant`] satisfies `E[φ_G(x)·φ_G(y)] = exp(−|x − y|²/2h²)`, and every estimated kernel
-/// value is a sum of exponentials: `> 0`. Smoothing with it ([`smooth`]) therefore weighs every
+/// value is a sum of exponentials: `> 0`. Smoothing with it ([`smooth`](Self::smooth)) therefore weighs every
 /// sample by a non-negative weight, and its output is a convex combination of the responses,
-/// unlike the signed random Fourier features of [`smooth_fourier`](crate::smooth_fourier).
+/// unlike the signed random Fourier features of [`FourierFeatures::smooth`](crate::FourierFeatures::smooth).
 ///
 /// The price is variance: the estimator's relative variance grows like `exp(|x' + y'|²)`, so it
 /// is accurate where `|x|/h` is moderate (centre the data; see the crate README's accuracy
@@ -44,67 +47,73 @@ impl GaussianFeatures {
     /// [`Oprf`](crate::Oprf) fitted at `τ = h²`).
     ///
     /// # Errors
-    /// - [`Error::InvalidBandwidth`] if `h` is not finite, not `> 0`, or `h²` or `1/h²` is not a
-    ///   normal `f32` (so `h` lies in `[1.09e-19, 9.22e18]`);
+    /// - [`Error::InvalidBandwidth`] if `h` breaks the core's rule
+    ///   ([`nadaraya::Gaussian::check_bandwidth`]: not finite, not `> 0`, or `1/(2h²)` not a
+    ///   normal `f32`; so `h` lies in `[3.833_233_8e-20, 6.521_909e18]`), exactly the `h` the
+    ///   exact [`nadaraya::Gaussian`] kernel accepts;
     /// - [`Error::TooManyFeatures`] as [`FavorPlus::new`].
     ///
-    /// For [`Variant::Optimal`], [`optimal`](Self::optimal) fits `A` to the data as [`smooth`]
-    /// sees it.
+    /// For [`Variant::Optimal`], [`optimal`](Self::optimal) fits `A` to the data as
+    /// [`smooth`](Self::smooth) sees it.
     pub fn new(projection: Projection, h: f32, variant: Variant) -> Result<Self, Error> {
-        let tau = (f64::from(h) * f64::from(h)) as f32;
-        if !(h.is_finite() && h > 0.0 && tau.is_normal()) {
-            return Err(Error::InvalidBandwidth);
-        }
-        let favor = FavorPlus::new(projection, tau, variant).map_err(|e| match e {
-            Error::InvalidTemperature => Error::InvalidBandwidth,
-            e => e,
-        })?;
+        let half_inv_tau = -Gaussian::check_bandwidth(h)?;
+        let h64 = f64::from(h);
+        // τ = h² may be subnormal (h < 1.08e-19): only `temperature()` reports it; the features
+        // use 1/h and 1/(2h²), both normal for every valid h.
+        let favor = FavorPlus::with_scales(
+            projection,
+            (h64 * h64) as f32,
+            1.0 / h64,
+            half_inv_tau,
+            variant,
+        )?;
         Ok(Self { favor, h })
     }
 
-    /// OPRF features ([`Variant::Optimal`]) with `A` fitted by [`Oprf::fit`](crate::Oprf::fit)
-    /// at `τ = h²` to `queries` and the samples `x` (`d` wide) after the centring of
-    /// [`smooth`], for smoothing those queries over those samples.
+    /// OPRF features ([`Variant::Optimal`]) with `A` fitted as [`Oprf::fit`](crate::Oprf::fit)
+    /// does at `τ = h²`, to `queries` and the samples `x` after the centring of
+    /// [`smooth`](Self::smooth), for smoothing those queries over those samples.
     ///
     /// # Errors
-    /// As [`Oprf::fit`](crate::Oprf::fit) (with [`Error::InvalidBandwidth`] for an invalid `h`)
-    /// and [`new`](Self::new); [`Error::DimensionMismatch`] if `d` is not the projection's.
+    /// - [`Error::InvalidBandwidth`] as [`new`](Self::new);
+    /// - [`Error::Shape`] with [`Dim::Width`](nadaraya::Dim::Width) if the samples' width is not
+    ///   the projection's dimension, or [`QueryWidth`](nadaraya::Dim::QueryWidth) if the
+    ///   queries' width is not the samples';
+    /// - [`Error::Empty`] if `queries` or `x` has no rows; [`Error::NonFinite`];
+    /// - [`Error::ScoreOverflow`] if a moved point or `ρ` is too large
+    ///   ([`Oprf::from_rho`](crate::Oprf::from_rho));
+    /// - [`Error::TooManyFeatures`] as [`new`](Self::new), or if the moved copies of the inputs
+    ///   cannot be allocated.
     pub fn optimal(
         projection: Projection,
         h: f32,
-        queries: &[f32],
-        x: &[f32],
-        d: usize,
+        queries: Rows<'_>,
+        x: Rows<'_>,
     ) -> Result<Self, Error> {
-        if d != projection.dim() {
-            return Err(Error::DimensionMismatch {
-                expected: projection.dim(),
-                found: d,
-            });
-        }
-        let tau = (f64::from(h) * f64::from(h)) as f32;
-        if !(h.is_finite() && h > 0.0 && tau.is_normal()) {
-            return Err(Error::InvalidBandwidth);
-        }
-        if !(x.len().is_multiple_of(d) && queries.len().is_multiple_of(d)) {
-            return Err(Error::ShapeMismatch);
+        Gaussian::check_bandwidth(h)?;
+        let d = projection.dim();
+        check_width(d, x.width())?;
+        if queries.width() != d {
+            return Err(shape(Dim::QueryWidth, d, queries.width()));
         }
         if x.is_empty() || queries.is_empty() {
             return Err(Error::Empty);
         }
-        if !(all_finite(x) && all_finite(queries)) {
+        if !(all_finite(x.as_slice()) && all_finite(queries.as_slice())) {
             return Err(Error::NonFinite);
         }
-        let centre = midrange(x, d);
-        let mut qs = zeros(queries.len())?;
-        let mut xs = zeros(x.len())?;
-        shift(queries, &centre, &mut qs);
-        shift(x, &centre, &mut xs);
-        let oprf = crate::Oprf::fit(&qs, &xs, d, tau).map_err(|e| match e {
-            // A moved query beyond f32 range: its exponents could not be finite either.
-            Error::NonFinite => Error::ScoreOverflow,
-            e => e,
-        })?;
+        let centre = midrange(x.as_slice(), d);
+        let mut qs = zeros(queries.as_slice().len())?;
+        let mut xs = zeros(x.as_slice().len())?;
+        shift(queries.as_slice(), &centre, &mut qs);
+        shift(x.as_slice(), &centre, &mut xs);
+        // A moved query beyond f32 range: its exponents could not be finite either.
+        if !(all_finite(&qs) && all_finite(&xs)) {
+            return Err(Error::ScoreOverflow);
+        }
+        let (qs, xs) = (Rows::new(&qs, d)?, Rows::new(&xs, d)?);
+        let h64 = f64::from(h);
+        let oprf = crate::Oprf::fit_checked(qs, xs, h64 * h64)?;
         Self::new(projection, h, Variant::Optimal(oprf))
     }
 
@@ -121,7 +130,8 @@ impl GaussianFeatures {
     /// Replaces the projection by its next draw ([`Projection::redraw`]).
     ///
     /// # Errors
-    /// As [`FavorPlus::redraw`]: the features are then unchanged.
+    /// [`Error::TooManyFeatures`] if the scratch of the orthogonal draw cannot be allocated; the
+    /// features are then unchanged.
     pub fn redraw(&mut self) -> Result<(), Error> {
         self.favor.redraw()
     }
@@ -184,7 +194,7 @@ impl GaussianFeatures {
 }
 
 /// The midrange `(min + max)/2` of each of the `d` columns of `x` (`N×d`, finite, `N ≥ 1`):
-/// the centre [`smooth`] moves the samples to. Exactly the same for every order of the rows.
+/// the centre [`GaussianFeatures::smooth`] moves the samples to. Exactly the same for every order of the rows.
 #[must_use]
 pub(crate) fn midrange(x: &[f32], d: usize) -> Vec<f32> {
     let mut lo = vec![f32::INFINITY; d];
@@ -224,70 +234,88 @@ pub(crate) fn zeros(len: usize) -> Result<Vec<f32>, Error> {
     Ok(v)
 }
 
-/// Linear-time Gaussian Nadaraya–Watson smoothing with positive random features (the default
-/// Gaussian smoother): `out_t = Σ_i κ̂(q_t, x_i) y_i / Σ_i κ̂(q_t, x_i)` with
-/// `κ̂(q, x) = φ_G(q)·φ_G(x) > 0` ([`GaussianFeatures`]), a random-feature estimate of
-/// [`nadaraya::attention`] with the [`nadaraya::Gaussian`] kernel of the same bandwidth.
-///
-/// Same shapes as [`nadaraya::attention`]: `queries` `M×d`, sample locations `x` `N×d`,
-/// responses `y` `N×dy`, `out` at least `M×dy`. `O((M + N)·r·(d + dy))` time; extra memory
-/// `r·(dy + 64) + 2r + 64·dy + 4·dy` floats, `r` the number of features.
-///
-/// # Centring
-/// The Gaussian kernel depends on `q − x` only, while the positive estimator's variance grows
-/// like `exp(|q' + x'|²)`: so both the samples and the queries are first moved by the samples'
-/// per-coordinate midrange `(min_i x_ij + max_i x_ij)/2` (order-independent, and it keeps every
-/// moved sample within `f32` range). The estimate is the one of the features at the moved
-/// points.
-///
-/// # A convex combination, always
-/// Every weight is `≥ 0` and the denominator is `≥ 1` (the stabilisers of
-/// [`attention`](crate::attention): per-feature maxima over the samples, a per-row maximum over
-/// the features, cancelling exactly). Each response column is scaled by a power of two that
-/// keeps the running sums below `2N` (so no sum overflows and no order of the samples can make
-/// one overflow), and the result is clamped into the column's range `[min_i y_ij, max_i y_ij]`,
-/// which only rounding could leave. So every output lies inside the responses' range, for every
-/// finite input and every order of the samples; there is no `OutputOverflow`.
-///
-/// Against the plain `f64` estimator on the same features the relative error is at rounding
-/// level while the exponents `ω·x/h` are moderate; for very large `|x|/h` the `f32` exponents
-/// lose absolute precision (an exponent near `E` carries an error of about `E·6e-8`), so each
-/// weight carries a relative error of about `exp(|E|·6e-8) − 1`, and the output, still convex,
-/// is only as close to the `f64` estimate as that.
-///
-/// # Errors
-/// - [`Error::ZeroDimension`], [`Error::DimensionMismatch`], [`Error::ShapeMismatch`],
-///   [`Error::Empty`], [`Error::OutputTooSmall`], [`Error::NonFinite`] as
-///   [`attention`](crate::attention) (with `dy` for `dv`);
-/// - [`Error::ScoreOverflow`] if a feature exponent (`ω·x'`, `|x'|²`, or a query exponent plus
-///   the samples' maximum) is not finite in `f32`: inputs too large for the features, decided per
-///   exponent and so the same for every order of the samples;
-/// - [`Error::TooManyFeatures`] if the `r·dy` sums cannot be allocated.
-///
-/// Nothing is written when the inputs are rejected up front; after a [`Error::ScoreOverflow`]
-/// in a query `out` may hold partial results.
-///
-/// # Examples
-/// ```
-/// use nadaraya_rf::{smooth, GaussianFeatures};
-/// let x: Vec<f32> = (0..200).map(|i| i as f32 / 100.0 - 1.0).collect();
-/// let y: Vec<f32> = x.iter().map(|v| v * v).collect();
-/// let f = GaussianFeatures::for_dim(1, 512, 0.3, 11)?;
-/// let mut out = [0.0];
-/// smooth(&f, &[0.0], &x, &y, 1, 1, &mut out)?;
-/// assert!(out[0] >= 0.0 && out[0] < 0.2); // the exact smoother gives ≈ 0.08
-/// # Ok::<(), nadaraya_rf::Error>(())
-/// ```
-pub fn smooth(
+impl GaussianFeatures {
+    /// Linear-time Gaussian Nadaraya–Watson smoothing with positive random features (the default
+    /// Gaussian smoother): `out_t = Σ_i κ̂(q_t, x_i) y_i / Σ_i κ̂(q_t, x_i)` with
+    /// `κ̂(q, x) = φ_G(q)·φ_G(x) > 0` ([`GaussianFeatures`]), a random-feature estimate of
+    /// [`nadaraya::attention`] with the [`nadaraya::Gaussian`] kernel of the same bandwidth.
+    ///
+    /// Same shapes as [`nadaraya::attention`]: `queries` `M×d`, sample locations `x` `N×d`,
+    /// responses `y` `N×dy`, `out` `M×dy`. `O((M + N)·r·(d + dy))` time; extra memory
+    /// `r·(dy + 64) + 2r + 64·dy + 4·dy` floats, `r` the number of features.
+    ///
+    /// # Centring
+    /// The Gaussian kernel depends on `q − x` only, while the positive estimator's variance grows
+    /// like `exp(|q' + x'|²)`: so both the samples and the queries are first moved by the samples'
+    /// per-coordinate midrange `(min_i x_ij + max_i x_ij)/2` (order-independent, and it keeps every
+    /// moved sample within `f32` range). The estimate is the one of the features at the moved
+    /// points.
+    ///
+    /// # A convex combination, always
+    /// Every weight is `≥ 0` and the denominator is `≥ 1` (the stabilisers of
+    /// [`FavorPlus::attention`]: per-feature maxima over the samples, a per-row maximum over
+    /// the features, cancelling exactly). Each response column is scaled by a power of two that
+    /// keeps the running sums below `2N` (so no sum overflows and no order of the samples can make
+    /// one overflow), and the result is clamped into the column's range `[min_i y_ij, max_i y_ij]`,
+    /// which only rounding could leave. So every output lies inside the responses' range, for every
+    /// finite input and every order of the samples; there is no `Overflow`.
+    ///
+    /// Against the plain `f64` estimator on the same features the relative error is at rounding
+    /// level while the exponents `ω·x/h` are moderate; for very large `|x|/h` the `f32` exponents
+    /// lose absolute precision (an exponent near `E` carries an error of about `E·6e-8`), so each
+    /// weight carries a relative error of about `exp(|E|·6e-8) − 1`, and the output, still convex,
+    /// is only as close to the `f64` estimate as that.
+    ///
+    /// # Errors
+    /// - [`Error::Shape`], [`Error::Empty`], [`Error::NonFinite`] as
+    ///   [`FavorPlus::attention`] without a mask (with `y` for the values);
+    /// - [`Error::ScoreOverflow`] if a feature exponent (`ω·x'`, `|x'|²`, or a query exponent plus
+    ///   the samples' maximum) is not finite in `f32`: inputs too large for the features, decided per
+    ///   exponent and so the same for every order of the samples;
+    /// - [`Error::TooManyFeatures`] if the `r·dy` sums cannot be allocated.
+    ///
+    /// Nothing is written when the inputs are rejected up front; after a [`Error::ScoreOverflow`]
+    /// in a query `out` may hold partial results.
+    ///
+    /// # Examples
+    /// ```
+    /// use nadaraya_rf::{GaussianFeatures, Rows, RowsMut};
+    /// let x: Vec<f32> = (0..200).map(|i| i as f32 / 100.0 - 1.0).collect();
+    /// let y: Vec<f32> = x.iter().map(|v| v * v).collect();
+    /// let f = GaussianFeatures::for_dim(1, 512, 0.3, 11)?;
+    /// let mut out = [[0.0]];
+    /// f.smooth(Rows::from_arrays(&[[0.0]]), Rows::new(&x, 1)?, Rows::new(&y, 1)?,
+    ///          RowsMut::from_arrays(&mut out))?;
+    /// assert!(out[0][0] >= 0.0 && out[0][0] < 0.2); // the exact smoother gives ≈ 0.08
+    /// # Ok::<(), nadaraya_rf::Error>(())
+    /// ```
+    pub fn smooth(
+        &self,
+        queries: Rows<'_>,
+        x: Rows<'_>,
+        y: Rows<'_>,
+        out: RowsMut<'_>,
+    ) -> Result<(), Error> {
+        smooth_positive(self, queries, x, y, out)
+    }
+}
+
+/// [`GaussianFeatures::smooth`].
+fn smooth_positive(
     features: &GaussianFeatures,
-    queries: &[f32],
-    x: &[f32],
-    y: &[f32],
-    d: usize,
-    dy: usize,
-    out: &mut [f32],
+    queries: Rows<'_>,
+    x: Rows<'_>,
+    y: Rows<'_>,
+    out: RowsMut<'_>,
 ) -> Result<(), Error> {
-    let (mq, _) = check_shapes(features.dim(), queries, x, y, d, dy, out)?;
+    let (mq, _) = check_shapes(features.dim(), queries, x, y, Mask::None, out.as_rows())?;
+    let (d, dy) = (x.width(), y.width());
+    let (queries, x, y, out) = (
+        queries.as_slice(),
+        x.as_slice(),
+        y.as_slice(),
+        out.into_slice(),
+    );
     let f = &features.favor;
     let r = f.features();
     let w = f.matrix();

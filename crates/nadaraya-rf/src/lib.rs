@@ -5,14 +5,22 @@ mod attention;
 mod batch;
 mod error;
 mod favor;
+mod feature_map;
 mod fourier;
 mod gaussian;
 mod projection;
 
-pub use attention::{CausalState, attention, causal_attention, weights};
-pub use batch::{Mask, batch_attention, batch_attention_serial};
+/// The core crate, re-exported: its kernels, its exact attention and everything this crate's
+/// API uses from it.
+pub use nadaraya;
+/// The core's types in this crate's signatures (the same items: no clash with
+/// `use nadaraya::*`).
+pub use nadaraya::{Dim, Mask, Rows, RowsMut};
+
+pub use attention::CausalState;
 pub use error::Error;
 pub use favor::{FavorPlus, Oprf, Variant};
-pub use fourier::{FOURIER_MASS_FLOOR, FourierFeatures, MassGuard, smooth_fourier};
-pub use gaussian::{GaussianFeatures, smooth};
+pub use feature_map::FeatureMap;
+pub use fourier::{FOURIER_MASS_FLOOR, FourierFeatures, MassGuard};
+pub use gaussian::GaussianFeatures;
 pub use projection::{Projection, RowNorm, Sampling};

@@ -2,11 +2,10 @@
 
 mod common;
 
-use common::normal;
+use common::{normal, view, view_mut};
 use nadaraya_rf::{
-    CausalState, Error, FavorPlus, FourierFeatures, Mask, Projection, RowNorm, Sampling, Variant,
-    attention, batch_attention, batch_attention_serial, causal_attention, smooth_fourier as smooth,
-    weights,
+    CausalState, Dim, Error, FavorPlus, FourierFeatures, GaussianFeatures, Mask, Projection,
+    RowNorm, Rows, Sampling, Variant,
 };
 
 fn bits(x: &[f32]) -> Vec<u32> {
@@ -30,8 +29,11 @@ fn same_seed_gives_bit_identical_output_and_redraw_moves_on() {
         let (a, b) = (make(), make());
         assert_eq!(bits(a.projection().rows()), bits(b.projection().rows()));
         let (mut oa, mut ob) = (vec![0.0; l * d], vec![0.0; l * d]);
-        attention(&a, &q, &q, &v, d, d, &mut oa).unwrap();
-        attention(&b, &q, &q, &v, d, d, &mut ob).unwrap();
+        let (qs, vs) = (view(&q, d), view(&v, d));
+        a.attention(qs, qs, vs, Mask::None, view_mut(&mut oa, d))
+            .unwrap();
+        b.attention(qs, qs, vs, Mask::None, view_mut(&mut ob, d))
+            .unwrap();
         assert_eq!(bits(&oa), bits(&ob));
 
         let mut c = make();
@@ -76,57 +78,101 @@ fn orthogonal_blocks_are_orthogonal_with_the_stated_norms() {
 }
 
 #[test]
-fn batches_equal_per_head_calls_and_the_parallel_path_equals_serial() {
+fn batches_equal_per_problem_calls_and_the_parallel_path_equals_serial() {
     let (h, l, d, dv) = (5, 40, 4, 3);
+    let shared = FavorPlus::for_dim(d, 24, 9).unwrap();
     let heads: Vec<FavorPlus> = (0..h as u64)
         .map(|s| FavorPlus::for_dim(d, 24, s).unwrap())
         .collect();
     let q = normal(h * l * d, 0.0, 0.8, 5);
     let k = normal(h * l * d, 0.0, 0.8, 6);
     let v = normal(h * l * dv, 0.0, 1.0, 7);
+    let (qs, ks, vs) = (view(&q, d), view(&k, d), view(&v, dv));
     for mask in [Mask::None, Mask::Causal] {
         let mut serial = vec![0.0; h * l * dv];
-        batch_attention_serial(&heads, &q, &k, &v, d, dv, mask, &mut serial).unwrap();
         let mut par = vec![0.0; h * l * dv];
-        batch_attention(&heads, &q, &k, &v, d, dv, mask, &mut par).unwrap();
+        let mut hs = vec![0.0; h * l * dv];
+        let mut hp = vec![0.0; h * l * dv];
+        shared
+            .attention_batch_serial(h, qs, ks, vs, mask, view_mut(&mut serial, dv))
+            .unwrap();
+        shared
+            .attention_batch(h, qs, ks, vs, mask, view_mut(&mut par, dv))
+            .unwrap();
+        FavorPlus::attention_heads_serial(&heads, qs, ks, vs, mask, view_mut(&mut hs, dv)).unwrap();
+        FavorPlus::attention_heads(&heads, qs, ks, vs, mask, view_mut(&mut hp, dv)).unwrap();
         assert_eq!(bits(&serial), bits(&par), "{mask:?}");
-        for (i, f) in heads.iter().enumerate() {
-            let (qs, ks, vs) = (
-                &q[i * l * d..(i + 1) * l * d],
-                &k[i * l * d..(i + 1) * l * d],
-                &v[i * l * dv..(i + 1) * l * dv],
+        assert_eq!(bits(&hs), bits(&hp), "{mask:?}");
+        for i in 0..h {
+            let (qi, ki, vi) = (
+                qs.slice(i * l, (i + 1) * l).unwrap(),
+                ks.slice(i * l, (i + 1) * l).unwrap(),
+                vs.slice(i * l, (i + 1) * l).unwrap(),
             );
             let mut one = vec![0.0; l * dv];
-            match mask {
-                Mask::None => attention(f, qs, ks, vs, d, dv, &mut one).unwrap(),
-                Mask::Causal => causal_attention(f, qs, ks, vs, d, dv, &mut one).unwrap(),
-            }
+            shared
+                .attention(qi, ki, vi, mask, view_mut(&mut one, dv))
+                .unwrap();
             assert_eq!(bits(&one), bits(&serial[i * l * dv..(i + 1) * l * dv]));
+            heads[i]
+                .attention(qi, ki, vi, mask, view_mut(&mut one, dv))
+                .unwrap();
+            assert_eq!(bits(&one), bits(&hs[i * l * dv..(i + 1) * l * dv]));
         }
     }
-    // The same first error from both paths: head 3 has a NaN key.
+    // The same first error from every path: problem 3 has a NaN key.
     let mut bad = k.clone();
     bad[3 * l * d + 5] = f32::NAN;
+    let bs = view(&bad, d);
     let mut out = vec![0.0; h * l * dv];
+    for r in [
+        shared.attention_batch(h, qs, bs, vs, Mask::None, view_mut(&mut out, dv)),
+        shared.attention_batch_serial(h, qs, bs, vs, Mask::None, view_mut(&mut out, dv)),
+        FavorPlus::attention_heads(&heads, qs, bs, vs, Mask::None, view_mut(&mut out, dv)),
+    ] {
+        assert_eq!(r, Err(Error::NonFinite));
+    }
+    // The batch's own shape errors: the core's, with the core's payloads.
+    let core = |batch: usize, q: Rows<'_>, out: &mut [f32]| {
+        let sm = nadaraya::SoftmaxDot::new(1.0).unwrap();
+        let mut o = out.to_vec();
+        nadaraya::attention_batch(&sm, batch, q, ks, vs, Mask::None, view_mut(&mut o, dv))
+            .map_err(Error::from)
+    };
     assert_eq!(
-        batch_attention(&heads, &q, &bad, &v, d, dv, Mask::None, &mut out),
-        Err(Error::NonFinite)
+        FavorPlus::attention_heads(&[], qs, ks, vs, Mask::None, view_mut(&mut out, dv)),
+        Err(Error::ZeroDimension)
     );
+    let q7 = qs.slice(0, 7).unwrap();
+    let r = shared.attention_batch(h, q7, ks, vs, Mask::None, view_mut(&mut out[..7 * dv], dv));
     assert_eq!(
-        batch_attention_serial(&heads, &q, &bad, &v, d, dv, Mask::None, &mut out),
-        Err(Error::NonFinite)
+        r,
+        Err(Error::Shape {
+            what: Dim::Batch,
+            expected: h,
+            found: 7
+        })
     );
+    assert_eq!(r, core(h, q7, &mut out[..7 * dv]));
+    let r = shared.attention_batch(h, qs, ks, vs, Mask::None, view_mut(&mut out[..10 * dv], dv));
     assert_eq!(
-        batch_attention(&[], &q, &k, &v, d, dv, Mask::None, &mut out),
-        Err(Error::Empty)
+        r,
+        Err(Error::Shape {
+            what: Dim::OutputRows,
+            expected: h * l,
+            found: 10
+        })
     );
+    assert_eq!(r, core(h, qs, &mut out[..10 * dv]));
+    // A wrong output width is the problems' error, as in the core.
+    let mut wide = vec![0.0; h * l * (dv + 1)];
     assert_eq!(
-        batch_attention(&heads, &q[..7], &k, &v, d, dv, Mask::None, &mut out),
-        Err(Error::ShapeMismatch)
-    );
-    assert_eq!(
-        batch_attention(&heads, &q, &k, &v, d, dv, Mask::None, &mut out[..10]),
-        Err(Error::OutputTooSmall)
+        shared.attention_batch(h, qs, ks, vs, Mask::None, view_mut(&mut wide, dv + 1)),
+        Err(Error::Shape {
+            what: Dim::OutputWidth,
+            expected: dv,
+            found: dv + 1
+        })
     );
 }
 
@@ -137,33 +183,63 @@ fn bad_shapes_and_non_finite_inputs_are_errors() {
     let v = [1.0, 2.0];
     let mut out = [0.0; 2];
     let call = |q: &[f32], k: &[f32], v: &[f32], d, dv, out: &mut [f32]| {
-        let a = attention(&f, q, k, v, d, dv, out);
-        let c = causal_attention(&f, q, k, v, d, dv, out);
+        let (q, k, v) = (view(q, d), view(k, d), view(v, dv));
+        let a = f.attention(q, k, v, Mask::None, view_mut(out, dv));
+        let c = f.attention(q, k, v, Mask::Causal, view_mut(out, dv));
         assert_eq!(a, c);
         a
     };
-    assert_eq!(call(&x, &x, &v, 2, 1, &mut out), Ok(()));
-    assert_eq!(call(&x, &x, &v, 0, 1, &mut out), Err(Error::ZeroDimension));
-    assert_eq!(call(&x, &x, &v, 2, 0, &mut out), Err(Error::ZeroDimension));
-    assert_eq!(
-        call(&x, &x, &v, 4, 1, &mut out),
-        Err(Error::DimensionMismatch {
-            expected: 2,
-            found: 4
+    let shape = |what, expected, found| {
+        Err(Error::Shape {
+            what,
+            expected,
+            found,
         })
+    };
+    assert_eq!(call(&x, &x, &v, 2, 1, &mut out), Ok(()));
+    assert_eq!(
+        Rows::new(&x, 0).map_err(Error::from),
+        Err(Error::ZeroDimension)
     );
     assert_eq!(
-        call(&x[..3], &x, &v, 2, 1, &mut out),
-        Err(Error::ShapeMismatch)
+        call(&x, &x, &v[..1], 4, 1, &mut out[..1]),
+        shape(Dim::Width, 2, 4)
+    );
+    assert_eq!(
+        call(&x, &x[..2], &v[..1], 1, 1, &mut out[..1]),
+        shape(Dim::Width, 2, 1)
     );
     assert_eq!(
         call(&x, &x, &v[..1], 2, 1, &mut out),
-        Err(Error::ShapeMismatch)
+        shape(Dim::ValueRows, 2, 1)
     );
     assert_eq!(call(&x, &[], &[], 2, 1, &mut out), Err(Error::Empty));
     assert_eq!(
         call(&x, &x, &v, 2, 1, &mut out[..1]),
-        Err(Error::OutputTooSmall)
+        shape(Dim::OutputRows, 2, 1)
+    );
+    // The query width against the keys' (the core's rule).
+    assert_eq!(
+        f.attention(
+            view(&x, 4),
+            view(&x, 2),
+            view(&v, 1),
+            Mask::None,
+            view_mut(&mut out[..1], 1)
+        ),
+        shape(Dim::QueryWidth, 2, 4)
+    );
+    // The output width against the values'.
+    let mut o4 = [0.0; 4];
+    assert_eq!(
+        f.attention(
+            view(&x, 2),
+            view(&x, 2),
+            view(&v, 1),
+            Mask::None,
+            view_mut(&mut o4, 2)
+        ),
+        shape(Dim::OutputWidth, 1, 2)
     );
     for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
         let mut y = x;
@@ -177,42 +253,150 @@ fn bad_shapes_and_non_finite_inputs_are_errors() {
     }
     // More causal queries than keys.
     assert_eq!(
-        causal_attention(&f, &x, &x[..2], &v[..1], 2, 1, &mut out),
-        Err(Error::ShapeMismatch)
+        f.attention(
+            view(&x, 2),
+            view(&x[..2], 2),
+            view(&v[..1], 1),
+            Mask::Causal,
+            view_mut(&mut out, 1)
+        ),
+        shape(Dim::CausalQueries, 1, 2)
     );
     // Keys so large that the exponent overflows f32.
     assert_eq!(
-        attention(&f, &x, &[1e20, 1e20], &[1.0], 2, 1, &mut out),
+        f.attention(
+            view(&x, 2),
+            view(&[1e20, 1e20], 2),
+            view(&[1.0], 1),
+            Mask::None,
+            view_mut(&mut out, 1)
+        ),
         Err(Error::ScoreOverflow)
     );
     // Values so large that their sum overflows f32: their average does not, so it is the answer
     // (the sums are kept scaled; `tests/hostile.rs` checks this against `f64` on every path).
     assert_eq!(
-        attention(&f, &x, &[0.0; 4], &[3e38, 3e38], 2, 1, &mut out),
+        f.attention(
+            view(&x, 2),
+            view(&[0.0; 4], 2),
+            view(&[3e38, 3e38], 1),
+            Mask::None,
+            view_mut(&mut out, 1)
+        ),
         Ok(())
     );
     assert_eq!(out, [3e38, 3e38]);
     let mut w = [0.0; 2];
+    let weights = |q: &[f32], k: &[f32], d, w: &mut [f32], n| {
+        f.weights(view(q, d), view(k, d), view_mut(w, n))
+    };
+    assert_eq!(weights(&x, &x, 4, &mut w[..1], 1), shape(Dim::Width, 2, 4));
     assert_eq!(
-        weights(&f, &x, &x, &mut w),
-        Err(Error::DimensionMismatch {
-            expected: 2,
-            found: 4
-        })
+        weights(&x, &x[..2], 2, &mut w[..1], 1),
+        shape(Dim::OutputRows, 2, 1)
     );
     assert_eq!(
-        weights(&f, &x[..2], &x[..3], &mut w),
-        Err(Error::ShapeMismatch)
+        weights(&x[..2], &x, 2, &mut w[..1], 1),
+        shape(Dim::OutputWidth, 2, 1)
     );
     assert_eq!(
-        weights(&f, &x[..2], &x, &mut w[..1]),
-        Err(Error::OutputTooSmall)
-    );
-    assert_eq!(
-        weights(&f, &[f32::NAN, 0.0], &x, &mut w),
+        weights(&[f32::NAN, 0.0], &x, 2, &mut w, 2),
         Err(Error::NonFinite)
     );
-    assert_eq!(weights(&f, &x[..2], &[], &mut w), Err(Error::Empty));
+    assert_eq!(weights(&x[..2], &[], 2, &mut w, 2), Err(Error::Empty));
+    let mut w2 = [0.0; 4];
+    weights(&x, &x, 2, &mut w2, 2).unwrap();
+    for row in w2.chunks(2) {
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    }
+}
+
+/// Every `h` (resp. `τ`) the exact core accepts, the random features accept, and no other: the
+/// one rule of the workspace (`Gaussian::check_bandwidth`, `SoftmaxDot::new`). Before, the
+/// Fourier features accepted `h = 1e19` (rejected by the core) and the Gaussian features rejected
+/// `h` below `1.09e-19` (accepted by the core).
+#[test]
+fn every_parameter_has_the_cores_validity_rule() {
+    let p = Projection::new(2, 4, Sampling::Iid, 0).unwrap();
+    let lo = 3.833_233_8e-20f32;
+    let hi = 6.521_909e18f32;
+    let below = f32::from_bits(lo.to_bits() - 1);
+    let above = f32::from_bits(hi.to_bits() + 1);
+    for h in [
+        lo,
+        below,
+        hi,
+        above,
+        1e19,
+        1e-19,
+        5e-20,
+        1.0,
+        0.0,
+        -1.0,
+        1e-45,
+        f32::NAN,
+        f32::INFINITY,
+        f32::MAX,
+    ] {
+        let core = nadaraya::Gaussian::new(h).map(|_| ()).map_err(Error::from);
+        let fourier = FourierFeatures::new(p.clone(), h).map(|_| ());
+        let positive = GaussianFeatures::new(p.clone(), h, Variant::Positive).map(|_| ());
+        let hyp = GaussianFeatures::new(p.clone(), h, Variant::Hyperbolic).map(|_| ());
+        assert_eq!(fourier, core, "Fourier, h = {h:e}");
+        assert_eq!(positive, core, "positive, h = {h:e}");
+        assert_eq!(hyp, core, "hyperbolic, h = {h:e}");
+    }
+    assert!(nadaraya::Gaussian::new(lo).is_ok() && nadaraya::Gaussian::new(below).is_err());
+    let tlo = 2.938_737e-39f32;
+    let thi = 8.507_059e37f32;
+    for tau in [
+        tlo,
+        f32::from_bits(tlo.to_bits() - 1),
+        thi,
+        f32::from_bits(thi.to_bits() + 1),
+        1.0,
+        0.0,
+        -1.0,
+        1e-45,
+        f32::NAN,
+        f32::INFINITY,
+    ] {
+        let core = nadaraya::SoftmaxDot::new(tau)
+            .map(|_| ())
+            .map_err(Error::from);
+        let favor = FavorPlus::new(p.clone(), tau, Variant::Positive).map(|_| ());
+        assert_eq!(favor, core, "tau = {tau:e}");
+    }
+    // The smallest valid bandwidth works: points at its scale are smoothed like points at h = 1
+    // scaled up (the features see x/h only).
+    let h = lo;
+    let x = [0.0, 0.0, h, 0.0, 0.0, 2.0 * h];
+    let y = [1.0, 2.0, 3.0];
+    let q = [0.5 * h, 0.5 * h];
+    let p = Projection::new(2, 256, Sampling::Orthogonal(RowNorm::Chi), 3).unwrap();
+    let mut small = [0.0];
+    GaussianFeatures::new(p.clone(), h, Variant::Positive)
+        .unwrap()
+        .smooth(
+            view(&q, 2),
+            view(&x, 2),
+            view(&y, 1),
+            view_mut(&mut small, 1),
+        )
+        .unwrap();
+    let mut unit = [0.0];
+    let xs: Vec<f32> = x.iter().map(|v| v / h).collect();
+    let qs: Vec<f32> = q.iter().map(|v| v / h).collect();
+    GaussianFeatures::new(p, 1.0, Variant::Positive)
+        .unwrap()
+        .smooth(
+            view(&qs, 2),
+            view(&xs, 2),
+            view(&y, 1),
+            view_mut(&mut unit, 1),
+        )
+        .unwrap();
+    assert!((small[0] - unit[0]).abs() < 1e-4, "{small:?} {unit:?}");
 }
 
 #[test]
@@ -230,29 +414,26 @@ fn constructors_reject_bad_parameters() {
         Err(Error::TooManyFeatures)
     );
     let p = Projection::new(2, 4, Sampling::Iid, 0).unwrap();
-    for tau in [0.0, -1.0, f32::NAN, f32::INFINITY, 1e-45] {
-        assert_eq!(
-            FavorPlus::new(p.clone(), tau, Variant::Positive),
-            Err(Error::InvalidTemperature),
-            "{tau}"
-        );
-    }
-    for h in [0.0, -1.0, f32::NAN, f32::INFINITY, 1e-45] {
-        assert_eq!(
-            FourierFeatures::new(p.clone(), h),
-            Err(Error::InvalidBandwidth),
-            "{h}"
-        );
-    }
     let f = FourierFeatures::new(p, 1.0).unwrap();
     let mut out = [0.0];
     assert_eq!(
-        smooth(&f, &[0.0, f32::NAN], &[0.0, 0.0], &[1.0], 2, 1, &mut out),
+        f.smooth(
+            view(&[0.0, f32::NAN], 2),
+            view(&[0.0, 0.0], 2),
+            view(&[1.0], 1),
+            view_mut(&mut out, 1)
+        ),
         Err(Error::NonFinite)
     );
     assert_eq!(
-        smooth(&f, &[0.0], &[0.0, 0.0], &[1.0], 1, 1, &mut out),
-        Err(Error::DimensionMismatch {
+        f.smooth(
+            view(&[0.0], 1),
+            view(&[0.0, 0.0], 1),
+            view(&[1.0, 1.0], 1),
+            view_mut(&mut out, 1)
+        ),
+        Err(Error::Shape {
+            what: Dim::Width,
             expected: 2,
             found: 1
         })
@@ -275,14 +456,19 @@ fn the_step_api_rejects_bad_tokens_without_changing_state() {
     );
     assert_eq!(
         s.step(&[0.1], &[0.2, 0.3], &[4.0], &mut y2),
-        Err(Error::DimensionMismatch {
+        Err(Error::Shape {
+            what: Dim::Width,
             expected: 2,
             found: 1
         })
     );
     assert_eq!(
         s.absorb(&[0.2, 0.3], &[4.0, 1.0]),
-        Err(Error::ShapeMismatch)
+        Err(Error::Shape {
+            what: Dim::Width,
+            expected: 1,
+            found: 2
+        })
     );
     assert_eq!(
         s.step(&[0.1, 0.1], &[0.2, 0.3], &[4.0], &mut []),
@@ -296,4 +482,106 @@ fn the_step_api_rejects_bad_tokens_without_changing_state() {
     assert_eq!(y2, y3);
     s.reset();
     assert!(s.is_empty());
+}
+
+/// A state that owns (or shares) its features can live beside them, and answers exactly as one
+/// that borrows them.
+#[test]
+fn a_causal_state_can_own_or_share_its_features() {
+    use std::sync::Arc;
+    struct Layer {
+        features: Arc<FavorPlus>,
+        state: CausalState<Arc<FavorPlus>>,
+    }
+    let f = FavorPlus::for_dim(3, 16, 4).unwrap();
+    let shared = Arc::new(f.clone());
+    let mut layer = Layer {
+        state: CausalState::new(Arc::clone(&shared), 2).unwrap(),
+        features: shared,
+    };
+    let mut owned: CausalState = CausalState::new(f.clone(), 2).unwrap();
+    let mut borrowed = CausalState::new(&f, 2).unwrap();
+    let (q, k, v) = (
+        normal(30, 0.0, 0.5, 1),
+        normal(30, 0.0, 0.5, 2),
+        normal(20, 0.0, 1.0, 3),
+    );
+    for t in 0..10 {
+        let (qt, kt, vt) = (&q[3 * t..][..3], &k[3 * t..][..3], &v[2 * t..][..2]);
+        let (mut a, mut b, mut c) = ([0.0; 2], [0.0; 2], [0.0; 2]);
+        layer.state.step(qt, kt, vt, &mut a).unwrap();
+        owned.step(qt, kt, vt, &mut b).unwrap();
+        borrowed.step(qt, kt, vt, &mut c).unwrap();
+        assert_eq!((bits(&a), bits(&b)), (bits(&c), bits(&c)));
+    }
+    assert!(std::ptr::eq(layer.state.features(), &*layer.features));
+}
+
+/// `?` carries the core's errors into this crate's, with the same names and payloads.
+#[test]
+fn core_errors_convert_with_the_same_names() {
+    fn build(h: f32, width: usize) -> Result<f32, Error> {
+        let k = nadaraya::Gaussian::new(h)?;
+        let x = Rows::new(&[0.0, 1.0, 2.0], width)?;
+        let f = GaussianFeatures::for_dim(x.width(), 8, k.bandwidth(), 0)?;
+        Ok(f.bandwidth())
+    }
+    assert_eq!(build(1.0, 1), Ok(1.0));
+    assert_eq!(build(-1.0, 1), Err(Error::InvalidBandwidth));
+    assert_eq!(
+        build(1.0, 2),
+        Err(Error::Shape {
+            what: Dim::Flat,
+            expected: 2,
+            found: 3
+        })
+    );
+    assert_eq!(build(1.0, 0), Err(Error::ZeroDimension));
+    for (core, rf) in [
+        (nadaraya::Error::Overflow, Error::Overflow),
+        (nadaraya::Error::ScoreOverflow, Error::ScoreOverflow),
+        (nadaraya::Error::NonFinite, Error::NonFinite),
+        (nadaraya::Error::Empty, Error::Empty),
+        (nadaraya::Error::OutputTooSmall, Error::OutputTooSmall),
+        (
+            nadaraya::Error::InvalidTemperature,
+            Error::InvalidTemperature,
+        ),
+        (nadaraya::Error::Full, Error::Core(nadaraya::Error::Full)),
+    ] {
+        assert_eq!(Error::from(core), rf);
+    }
+}
+
+/// Glob imports of both crates do not clash on the names a user calls: the core's free
+/// functions, this crate's methods, and the shared types (the same items).
+mod globs {
+    use nadaraya::*;
+    use nadaraya_rf::*;
+
+    #[test]
+    fn glob_imports_of_both_crates_compile_and_agree() -> Result<(), nadaraya_rf::Error> {
+        let x = [[0.1f32, 0.2], [0.3, -0.1], [-0.2, 0.4]];
+        let v = [[1.0f32], [2.0], [3.0]];
+        let (x, v) = (Rows::from_arrays(&x), Rows::from_arrays(&v));
+        let mut exact = [[0.0f32]; 3];
+        attention(
+            &SoftmaxDot::for_dim(2)?,
+            x,
+            x,
+            v,
+            Mask::Causal,
+            RowsMut::from_arrays(&mut exact),
+        )?;
+        let f = FavorPlus::for_dim(2, 1024, 1)?;
+        let mut rf = [[0.0f32]; 3];
+        f.attention(x, x, v, Mask::Causal, RowsMut::from_arrays(&mut rf))?;
+        assert_eq!(exact[0], [1.0]);
+        for (a, b) in rf.iter().zip(&exact) {
+            assert!((a[0] - b[0]).abs() < 0.05, "{a:?} {b:?}");
+        }
+        let k = f.kernel(&[0.1, 0.2], &[0.3, -0.1])?;
+        assert!(k > 0.0);
+        Ok(())
+    }
 }

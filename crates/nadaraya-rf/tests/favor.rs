@@ -1,24 +1,23 @@
 //! FAVOR+ attention against the core's exact attention and against a plain `f64` estimator.
 
 mod common;
+mod reference;
 
-use common::{normal, reference_rf, reference_weights, rel_err, widen};
+use common::{normal, rel_err, row_mut, view, view_mut};
 use nadaraya::SoftmaxDot;
-use nadaraya_rf::{
-    CausalState, FavorPlus, Projection, RowNorm, Sampling, Variant, attention, causal_attention,
-    weights,
-};
+use nadaraya_rf::{CausalState, FavorPlus, Mask, Projection, RowNorm, Sampling, Variant};
+use reference::{reference_rf, reference_weights, widen};
 
 /// The core's exact softmax attention, as `f64` for [`rel_err`].
 fn exact(q: &[f32], k: &[f32], v: &[f32], d: usize, dv: usize) -> Vec<f64> {
     let mut out = vec![0.0; q.len() / d * dv];
     nadaraya::attention(
         &SoftmaxDot::for_dim(d).unwrap(),
-        nadaraya::Rows::new(q, d).unwrap(),
-        nadaraya::Rows::new(k, d).unwrap(),
-        nadaraya::Rows::new(v, dv).unwrap(),
-        nadaraya::Mask::None,
-        nadaraya::RowsMut::new(&mut out, dv).unwrap(),
+        view(q, d),
+        view(k, d),
+        view(v, dv),
+        Mask::None,
+        view_mut(&mut out, dv),
     )
     .unwrap();
     widen(&out)
@@ -43,16 +42,15 @@ fn mean_err(
     let mut out = vec![0.0; q.len()];
     (0..seeds)
         .map(|s| {
-            attention(
-                &favor(d, m, sampling, Variant::Positive, 100 + s),
-                q,
-                k,
-                v,
-                d,
-                d,
-                &mut out,
-            )
-            .unwrap();
+            favor(d, m, sampling, Variant::Positive, 100 + s)
+                .attention(
+                    view(q, d),
+                    view(k, d),
+                    view(v, d),
+                    Mask::None,
+                    view_mut(&mut out, d),
+                )
+                .unwrap();
             rel_err(&out, &ex)
         })
         .sum::<f64>()
@@ -110,10 +108,24 @@ fn matches_plain_f64_estimator_with_the_same_features() {
     ] {
         let f = favor(d, 20, sampling, variant, 7);
         let mut out = vec![0.0; l * dv];
-        attention(&f, &q, &k, &v, d, dv, &mut out).unwrap();
+        f.attention(
+            view(&q, d),
+            view(&k, d),
+            view(&v, dv),
+            Mask::None,
+            view_mut(&mut out, dv),
+        )
+        .unwrap();
         let e = rel_err(&out, &reference_rf(&f, &q, &k, &v, dv, false));
         assert!(e < 2e-5, "{sampling:?} {variant:?}: {e}");
-        causal_attention(&f, &q, &k, &v, d, dv, &mut out).unwrap();
+        f.attention(
+            view(&q, d),
+            view(&k, d),
+            view(&v, dv),
+            Mask::Causal,
+            view_mut(&mut out, dv),
+        )
+        .unwrap();
         let e = rel_err(&out, &reference_rf(&f, &q, &k, &v, dv, true));
         assert!(e < 2e-5, "causal {sampling:?} {variant:?}: {e}");
     }
@@ -127,7 +139,14 @@ fn causal_equals_step_api() {
     let v = normal(l * dv, 0.0, 1.0, 10);
     let f = FavorPlus::for_dim(d, 32, 11).unwrap();
     let mut batch = vec![0.0; l * dv];
-    causal_attention(&f, &q, &k, &v, d, dv, &mut batch).unwrap();
+    f.attention(
+        view(&q, d),
+        view(&k, d),
+        view(&v, dv),
+        Mask::Causal,
+        view_mut(&mut batch, dv),
+    )
+    .unwrap();
     let mut state = CausalState::new(&f, dv).unwrap();
     let mut stepped = vec![0.0; l * dv];
     for t in 0..l {
@@ -144,7 +163,14 @@ fn causal_equals_step_api() {
     assert_eq!(batch, stepped);
     // The last causal row sees every key: it equals the non-causal row.
     let mut full = vec![0.0; dv];
-    attention(&f, &q[(l - 1) * d..], &k, &v, d, dv, &mut full).unwrap();
+    f.attention(
+        view(&q[(l - 1) * d..], d),
+        view(&k, d),
+        view(&v, dv),
+        Mask::None,
+        view_mut(&mut full, dv),
+    )
+    .unwrap();
     let last = &batch[(l - 1) * dv..];
     for (a, b) in last.iter().zip(&full) {
         assert!(
@@ -154,7 +180,14 @@ fn causal_equals_step_api() {
     }
     // Fewer queries than keys: the first rows only.
     let mut head = vec![0.0; 10 * dv];
-    causal_attention(&f, &q[..10 * d], &k, &v, d, dv, &mut head).unwrap();
+    f.attention(
+        view(&q[..10 * d], d),
+        view(&k, d),
+        view(&v, dv),
+        Mask::Causal,
+        view_mut(&mut head, dv),
+    )
+    .unwrap();
     assert_eq!(head, batch[..10 * dv]);
 }
 
@@ -167,7 +200,8 @@ fn positive_features_never_give_negative_weights() {
         for variant in [Variant::Positive, Variant::Hyperbolic] {
             let f = favor(d, 16, Sampling::Iid, variant, seed);
             let mut w = vec![-1.0; 40];
-            weights(&f, &q, &k, &mut w).unwrap();
+            f.weights(view(&q, q.len()), view(&k, q.len()), row_mut(&mut w))
+                .unwrap();
             assert!(w.iter().all(|&a| a >= 0.0), "{w:?}");
             assert!((w.iter().sum::<f32>() - 1.0).abs() < 1e-5);
             if scale <= 1.0 {
@@ -187,9 +221,23 @@ fn large_finite_inputs_stay_finite() {
     let v = normal(l * dv, 0.0, 1e30, 42);
     let f = FavorPlus::for_dim(d, 64, 43).unwrap();
     let mut out = vec![0.0; l * dv];
-    attention(&f, &q, &k, &v, d, dv, &mut out).unwrap();
+    f.attention(
+        view(&q, d),
+        view(&k, d),
+        view(&v, dv),
+        Mask::None,
+        view_mut(&mut out, dv),
+    )
+    .unwrap();
     assert!(out.iter().all(|x| x.is_finite()));
-    causal_attention(&f, &q, &k, &v, d, dv, &mut out).unwrap();
+    f.attention(
+        view(&q, d),
+        view(&k, d),
+        view(&v, dv),
+        Mask::Causal,
+        view_mut(&mut out, dv),
+    )
+    .unwrap();
     assert!(out.iter().all(|x| x.is_finite()));
     // Every output is a convex combination of the values: bounded by the largest.
     let vmax = v.iter().fold(0.0f32, |a, x| a.max(x.abs()));

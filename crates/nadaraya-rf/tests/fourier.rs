@@ -1,16 +1,17 @@
 //! Random Fourier features: Gaussian smoothing converges to the core's exact smoothing.
 
 mod common;
+mod reference;
 
-use common::{rel_err, widen};
+use common::{rel_err, view, view_mut};
 use nadaraya::Gaussian;
 use nadaraya_rf::{
-    FOURIER_MASS_FLOOR, FourierFeatures, MassGuard, Projection, RowNorm, Sampling,
-    smooth_fourier as smooth,
+    FOURIER_MASS_FLOOR, FeatureMap, FourierFeatures, Mask, MassGuard, Projection, RowNorm, Sampling,
 };
 use nadaraya_tests::rf;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
+use reference::widen;
 
 fn uniform(n: usize, seed: u64) -> Vec<f32> {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
@@ -29,11 +30,11 @@ fn gaussian_rff_smoothing_converges_to_exact() {
     let mut ex = vec![0.0; nq];
     nadaraya::attention(
         &Gaussian::new(h).unwrap(),
-        nadaraya::Rows::new(&q, d).unwrap(),
-        nadaraya::Rows::new(&x, d).unwrap(),
-        nadaraya::Rows::new(&y, 1).unwrap(),
-        nadaraya::Mask::None,
-        nadaraya::RowsMut::new(&mut ex, 1).unwrap(),
+        view(&q, d),
+        view(&x, d),
+        view(&y, 1),
+        Mask::None,
+        view_mut(&mut ex, 1),
     )
     .unwrap();
     let ex = widen(&ex);
@@ -44,16 +45,10 @@ fn gaussian_rff_smoothing_converges_to_exact() {
             (0..4)
                 .map(|s| {
                     let p = Projection::new(d, m, Sampling::Iid, 50 + s).unwrap();
-                    smooth(
-                        &FourierFeatures::new(p, h).unwrap(),
-                        &q,
-                        &x,
-                        &y,
-                        d,
-                        1,
-                        &mut out,
-                    )
-                    .unwrap();
+                    FourierFeatures::new(p, h)
+                        .unwrap()
+                        .smooth(view(&q, d), view(&x, d), view(&y, 1), view_mut(&mut out, 1))
+                        .unwrap();
                     rel_err(&out, &ex)
                 })
                 .sum::<f64>()
@@ -95,7 +90,12 @@ fn far_queries_are_rejected_or_finite() {
     let f = FourierFeatures::for_dim(1, 8, 0.01, 5).unwrap();
     for q in [1e3f32, -7.5, 0.0, 3.3e4] {
         let mut out = [0.0];
-        match smooth(&f, &[q], &x, &y, 1, 1, &mut out) {
+        match f.smooth(
+            view(&[q], 1),
+            view(&x, 1),
+            view(&y, 1),
+            view_mut(&mut out, 1),
+        ) {
             Ok(()) => assert!(out[0].is_finite(), "{q}: {out:?}"),
             Err(e) => assert_eq!(e, nadaraya_rf::Error::Empty, "{q}"),
         }
@@ -103,7 +103,13 @@ fn far_queries_are_rejected_or_finite() {
     // The old behaviour on request: divided by the floor, finite.
     let f = f.with_guard(MassGuard::Floor);
     let mut out = [0.0; 4];
-    smooth(&f, &[1e3f32, -7.5, 0.0, 3.3e4], &x, &y, 1, 1, &mut out).unwrap();
+    f.smooth(
+        view(&[1e3f32, -7.5, 0.0, 3.3e4], 1),
+        view(&x, 1),
+        view(&y, 1),
+        view_mut(&mut out, 1),
+    )
+    .unwrap();
     assert!(out.iter().all(|v| v.is_finite()), "{out:?}");
 }
 
@@ -118,7 +124,12 @@ fn one_sample_gives_its_response_or_an_error() {
             let f = FourierFeatures::for_dim(1, m, 0.5, seed).unwrap();
             for &qi in &q {
                 let mut out = [0.0];
-                match smooth(&f, &[qi], &[0.3], &[1.0], 1, 1, &mut out) {
+                match f.smooth(
+                    view(&[qi], 1),
+                    view(&[0.3], 1),
+                    view(&[1.0], 1),
+                    view_mut(&mut out, 1),
+                ) {
                     Ok(()) => assert!((out[0] - 1.0).abs() < 1e-4, "m={m} q={qi}: {out:?}"),
                     Err(e) => assert_eq!(e, nadaraya_rf::Error::Empty),
                 }
@@ -140,7 +151,13 @@ fn matches_plain_f64_estimator_with_the_same_features() {
         let rows = widen(p.rows());
         let f = FourierFeatures::new(p, h).unwrap();
         let mut out = vec![0.0; nq * dy];
-        smooth(&f, &q, &x, &y, d, dy, &mut out).unwrap();
+        f.smooth(
+            view(&q, d),
+            view(&x, d),
+            view(&y, dy),
+            view_mut(&mut out, dy),
+        )
+        .unwrap();
         let kernel = |a: &[f64], b: &[f64]| rf::fourier_kernel(&rows, f64::from(h), a, b);
         let floor = n as f64 * f64::from(FOURIER_MASS_FLOOR);
         let want = rf::smooth(

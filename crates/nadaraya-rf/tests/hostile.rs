@@ -2,12 +2,11 @@
 //! can panic or abort, and a failed batch leaves the same output on both paths.
 
 mod common;
+mod reference;
 
-use common::normal;
-use nadaraya_rf::{
-    CausalState, Error, FavorPlus, Mask, Projection, RowNorm, Sampling, Variant, attention,
-    batch_attention, batch_attention_serial, causal_attention, weights,
-};
+use common::{normal, row_mut, view, view_mut};
+use nadaraya_rf::{CausalState, Error, FavorPlus, Mask, Projection, RowNorm, Sampling, Variant};
+use reference::widen;
 
 /// Every query-side entry point on one query `q` against small keys: `attention`,
 /// `causal_attention` (the query is the last of two rows), `CausalState::query`,
@@ -17,15 +16,27 @@ fn verdicts(f: &FavorPlus, q: &[f32]) -> [Result<(), Error>; 5] {
     let keys: Vec<f32> = (0..2 * d).map(|i| 0.1 * (i as f32 - 1.0)).collect();
     let values = [1.0, -2.0];
     let mut out = [0.0; 2];
-    let a = attention(f, q, &keys, &values, d, 1, &mut out);
+    let a = f.attention(
+        view(q, d),
+        view(&keys, d),
+        view(&values, 1),
+        Mask::None,
+        view_mut(&mut out[..1], 1),
+    );
     let mut q2 = keys[..d].to_vec();
     q2.extend_from_slice(q);
-    let c = causal_attention(f, &q2, &keys, &values, d, 1, &mut out);
+    let c = f.attention(
+        view(&q2, d),
+        view(&keys, d),
+        view(&values, 1),
+        Mask::Causal,
+        view_mut(&mut out, 1),
+    );
     let mut s = CausalState::new(f, 1).unwrap();
     s.absorb(&keys[..d], &values[..1]).unwrap();
     let sq = s.query(q, &mut out[..1]);
     let st = s.step(q, &keys[d..], &values[1..], &mut out[..1]);
-    let w = weights(f, q, &keys, &mut out);
+    let w = f.weights(view(q, q.len()), view(&keys, q.len()), row_mut(&mut out));
     [a, c, sq, st, w]
 }
 
@@ -117,8 +128,22 @@ fn a_failed_batch_leaves_the_same_output_on_both_paths() {
     for mask in [Mask::None, Mask::Causal] {
         let mut serial = vec![7.0; h * l * dv + 3];
         let mut par = serial.clone();
-        let es = batch_attention_serial(&heads, &q, &k, &v, d, dv, mask, &mut serial);
-        let ep = batch_attention(&heads, &q, &k, &v, d, dv, mask, &mut par);
+        let es = FavorPlus::attention_heads_serial(
+            &heads,
+            view(&q, d),
+            view(&k, d),
+            view(&v, dv),
+            mask,
+            view_mut(&mut serial[..h * l * dv], dv),
+        );
+        let ep = FavorPlus::attention_heads(
+            &heads,
+            view(&q, d),
+            view(&k, d),
+            view(&v, dv),
+            mask,
+            view_mut(&mut par[..h * l * dv], dv),
+        );
         assert_eq!(es, Err(Error::ScoreOverflow), "{mask:?}");
         assert_eq!(ep, es, "{mask:?}");
         assert_eq!(
@@ -135,8 +160,20 @@ fn a_failed_batch_leaves_the_same_output_on_both_paths() {
                 &v[i * l * dv..(i + 1) * l * dv],
             );
             let r = match mask {
-                Mask::None => attention(f, qs, ks, vs, d, dv, &mut one),
-                Mask::Causal => causal_attention(f, qs, ks, vs, d, dv, &mut one),
+                Mask::None => f.attention(
+                    view(qs, d),
+                    view(ks, d),
+                    view(vs, dv),
+                    Mask::None,
+                    view_mut(&mut one, dv),
+                ),
+                Mask::Causal => f.attention(
+                    view(qs, d),
+                    view(ks, d),
+                    view(vs, dv),
+                    Mask::Causal,
+                    view_mut(&mut one, dv),
+                ),
             };
             if r.is_err() {
                 assert!(i == 1 || i == 4, "{mask:?} head {i}: {r:?}");
@@ -272,7 +309,14 @@ fn orthogonal_rows_for_m_much_smaller_than_d_are_cheap_and_orthogonal() {
         let f = FavorPlus::new(p, 300.0, Variant::Positive).unwrap();
         let x = normal(2 * d, 0.0, 1.0, 9);
         let mut out = [0.0; 2];
-        attention(&f, &x, &x, &[1.0, 3.0], d, 1, &mut out).unwrap();
+        f.attention(
+            view(&x, d),
+            view(&x, d),
+            view(&[1.0, 3.0], 1),
+            Mask::None,
+            view_mut(&mut out, 1),
+        )
+        .unwrap();
         assert!(out.iter().all(|v| (1.0..=3.0).contains(v)), "{out:?}");
     }
 }
@@ -292,13 +336,13 @@ fn orthogonal_rows_for_m_below_d_are_unbiased() {
         .map(|(a, b)| f64::from(*a) * f64::from(*b))
         .sum::<f64>()
         .exp();
-    let (qw, kw) = (common::widen(&q), common::widen(&k));
+    let (qw, kw) = (widen(&q), widen(&k));
     let stats = |sampling: Sampling| {
         let n = 6000u64;
         let est: Vec<f64> = (0..n)
             .map(|s| {
                 let p = Projection::new(d, m, sampling, s).unwrap();
-                nadaraya_tests::rf::favor_kernel(&common::widen(p.rows()), tau, false, &qw, &kw)
+                nadaraya_tests::rf::favor_kernel(&widen(p.rows()), tau, false, &qw, &kw)
             })
             .collect();
         let mean = est.iter().sum::<f64>() / n as f64;
@@ -332,7 +376,7 @@ fn orthogonal_rows_for_m_below_d_are_unbiased() {
 /// from the same `f64` estimator.
 fn abs_scale(f: &FavorPlus, q: &[f32], k: &[f32], v: &[f32], dv: usize, causal: bool) -> Vec<f64> {
     let va: Vec<f32> = v.iter().map(|x| x.abs()).collect();
-    common::reference_rf(f, q, k, &va, dv, causal)
+    reference::reference_rf(f, q, k, &va, dv, causal)
 }
 
 /// Asserts `out` is finite and within `1e-4·Σκ|v|/Σκ` of the `f64` estimator on the same
@@ -346,7 +390,7 @@ fn assert_close(
     dv: usize,
     causal: bool,
 ) {
-    let want = common::reference_rf(f, q, k, v, dv, causal);
+    let want = reference::reference_rf(f, q, k, v, dv, causal);
     let scale = abs_scale(f, q, k, v, dv, causal);
     for (i, ((o, w), s)) in out.iter().zip(&want).zip(&scale).enumerate() {
         assert!(o.is_finite(), "out[{i}] = {o}");
@@ -357,10 +401,10 @@ fn assert_close(
     }
 }
 
-/// The rule on output overflow: `OutputOverflow` only when the exact weighted average is not
+/// The rule on output overflow: `Overflow` only when the exact weighted average is not
 /// finite in `f32`. A convex combination of values within `f32::MAX` never is, so values near
 /// `±f32::MAX` (whose sums overflow f32) are `Ok` on every path, in every key order, and agree with
-/// the `f64` estimator. (Before, the unscaled sums overflowed: `OutputOverflow`, or an order-
+/// the `f64` estimator. (Before, the unscaled sums overflowed: `Overflow`, or an order-
 /// dependent verdict.)
 #[test]
 fn values_near_f32_max_average_without_overflow_in_every_order() {
@@ -399,11 +443,25 @@ fn values_near_f32_max_average_without_overflow_in_every_order() {
                 .flat_map(|&i| values[i * dv..][..dv].to_vec())
                 .collect();
             let mut out = vec![0.0; 5 * dv];
-            attention(&f, &q, &kp, &vp, d, dv, &mut out).unwrap();
+            f.attention(
+                view(&q, d),
+                view(&kp, d),
+                view(&vp, dv),
+                Mask::None,
+                view_mut(&mut out, dv),
+            )
+            .unwrap();
             assert_close(&out, &f, &q, &kp, &vp, dv, false);
             // Causal: the whole sequence as queries, and the step API token by token.
             let mut co = vec![0.0; n * dv];
-            causal_attention(&f, &kp, &kp, &vp, d, dv, &mut co).unwrap();
+            f.attention(
+                view(&kp, d),
+                view(&kp, d),
+                view(&vp, dv),
+                Mask::Causal,
+                view_mut(&mut co, dv),
+            )
+            .unwrap();
             assert_close(&co, &f, &kp, &kp, &vp, dv, true);
             let mut s = CausalState::new(&f, dv).unwrap();
             let mut y = [0.0; 2];

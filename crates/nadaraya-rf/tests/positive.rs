@@ -3,15 +3,16 @@
 //! features, and unbiasedness against the exact kernels.
 
 mod common;
+mod reference;
 
-use common::{rel_err, widen};
+use common::{rel_err, row_mut, view, view_mut};
 use nadaraya_rf::{
-    CausalState, FavorPlus, GaussianFeatures, Oprf, Projection, RowNorm, Sampling, Variant,
-    attention, causal_attention, smooth, weights,
+    CausalState, FavorPlus, GaussianFeatures, Mask, Oprf, Projection, RowNorm, Sampling, Variant,
 };
 use nadaraya_tests::rf;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
+use reference::widen;
 
 fn uniform(n: usize, seed: u64) -> Vec<f32> {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
@@ -144,7 +145,7 @@ fn positive_smoother_matches_plain_f64_estimator_on_the_same_features() {
     let x: Vec<f32> = x.iter().map(|v| v + 3.0).collect();
     let q: Vec<f32> = uniform(nq * d, 33).iter().map(|v| v + 3.0).collect();
     let p = |s| Projection::new(d, 200, s, 34).unwrap();
-    let oprf = GaussianFeatures::optimal(p(Sampling::Iid), h, &q, &x, d)
+    let oprf = GaussianFeatures::optimal(p(Sampling::Iid), h, view(&q, d), view(&x, d))
         .unwrap()
         .variant();
     let Variant::Optimal(o) = oprf else {
@@ -155,7 +156,13 @@ fn positive_smoother_matches_plain_f64_estimator_on_the_same_features() {
         for variant in [Variant::Positive, Variant::Hyperbolic, oprf] {
             let f = GaussianFeatures::new(p(sampling), h, variant).unwrap();
             let mut out = vec![0.0; nq * dy];
-            smooth(&f, &q, &x, &y, d, dy, &mut out).unwrap();
+            f.smooth(
+                view(&q, d),
+                view(&x, d),
+                view(&y, dy),
+                view_mut(&mut out, dy),
+            )
+            .unwrap();
             let e = rel_err(&out, &reference_smooth(&f, &q, &x, &y, dy));
             assert!(e < 2e-5, "{sampling:?} {variant:?}: {e}");
             assert_inside(&out, &y, dy);
@@ -175,11 +182,11 @@ fn positive_smoother_converges_to_exact_gaussian_smoothing() {
     let mut ex = vec![0.0; nq];
     nadaraya::attention(
         &nadaraya::Gaussian::new(h).unwrap(),
-        nadaraya::Rows::new(&q, d).unwrap(),
-        nadaraya::Rows::new(&x, d).unwrap(),
-        nadaraya::Rows::new(&y, 1).unwrap(),
-        nadaraya::Mask::None,
-        nadaraya::RowsMut::new(&mut ex, 1).unwrap(),
+        view(&q, d),
+        view(&x, d),
+        view(&y, 1),
+        Mask::None,
+        view_mut(&mut ex, 1),
     )
     .unwrap();
     let ex = widen(&ex);
@@ -190,7 +197,8 @@ fn positive_smoother_converges_to_exact_gaussian_smoothing() {
             (0..4)
                 .map(|s| {
                     let f = GaussianFeatures::for_dim(d, m, h, 50 + s).unwrap();
-                    smooth(&f, &q, &x, &y, d, 1, &mut out).unwrap();
+                    f.smooth(view(&q, d), view(&x, d), view(&y, 1), view_mut(&mut out, 1))
+                        .unwrap();
                     rel_err(&out, &ex)
                 })
                 .sum::<f64>()
@@ -215,7 +223,13 @@ fn one_sample_gives_its_response_everywhere() {
             let f = GaussianFeatures::for_dim(1, m, 0.5, seed).unwrap();
             let q: Vec<f32> = (-40..=40).map(|i| i as f32 * 0.25).collect();
             let mut out = vec![0.0; q.len()];
-            smooth(&f, &q, &[0.3], &[1.0], 1, 1, &mut out).unwrap();
+            f.smooth(
+                view(&q, 1),
+                view(&[0.3], 1),
+                view(&[1.0], 1),
+                view_mut(&mut out, 1),
+            )
+            .unwrap();
             assert!(out.iter().all(|&v| v == 1.0), "m={m} seed={seed}: {out:?}");
         }
     }
@@ -237,7 +251,8 @@ fn plot_sine_with_two_features_stays_inside_the_data() {
     for m in [1usize, 2, 4] {
         for seed in 0..16 {
             let f = GaussianFeatures::for_dim(1, m, 0.5, seed).unwrap();
-            smooth(&f, &q, &x, &y, 1, 1, &mut out).unwrap();
+            f.smooth(view(&q, 1), view(&x, 1), view(&y, 1), view_mut(&mut out, 1))
+                .unwrap();
             assert_inside(&out, &y, 1);
         }
     }
@@ -271,7 +286,8 @@ fn hostile_inputs_give_convex_results_or_score_overflow() {
     ];
     let q = [0.5f32, 0.5, 1e8, 1e8, -1e8, 3.0, 1e15, -1e15, 0.0, 0.0];
     let mut out = vec![0.0; 15];
-    smooth(&f, &q, &x, &y, 2, 3, &mut out).unwrap();
+    f.smooth(view(&q, 2), view(&x, 2), view(&y, 3), view_mut(&mut out, 3))
+        .unwrap();
     assert_inside(&out, &y, 3);
     // Every permutation of the samples: the same verdict, the same values within rounding.
     let perms = [[0usize, 1, 2, 3], [3, 2, 1, 0], [1, 3, 0, 2], [2, 0, 3, 1]];
@@ -285,7 +301,8 @@ fn hostile_inputs_give_convex_results_or_score_overflow() {
             .flat_map(|&i| y[3 * i..3 * i + 3].to_vec())
             .collect();
         let mut o = vec![0.0; 15];
-        smooth(&f, &q, &xp, &yp, 2, 3, &mut o).unwrap();
+        f.smooth(view(&q, 2), view(&xp, 2), view(&yp, 3), view_mut(&mut o, 3))
+            .unwrap();
         assert_inside(&o, &y, 3);
         for (a, b) in o.iter().zip(&out) {
             assert!(
@@ -298,16 +315,31 @@ fn hostile_inputs_give_convex_results_or_score_overflow() {
     for pos in 0..3 {
         let mut xs = vec![0.0f32; 6];
         xs[2 * pos] = 3e38;
-        let r = smooth(&f, &[0.0, 0.0], &xs, &[1.0, 2.0, 3.0], 2, 1, &mut [0.0]);
+        let r = f.smooth(
+            view(&[0.0, 0.0], 2),
+            view(&xs, 2),
+            view(&[1.0, 2.0, 3.0], 1),
+            view_mut(&mut [0.0], 1),
+        );
         assert_eq!(r, Err(nadaraya_rf::Error::ScoreOverflow));
     }
     // Queries: a huge one is convex or overflows its exponent; NaN is rejected up front.
     let mut o = [0.0];
-    match smooth(&f, &[3e38, -3e38], &x, &y[..4], 2, 1, &mut o) {
+    match f.smooth(
+        view(&[3e38, -3e38], 2),
+        view(&x, 2),
+        view(&y[..4], 1),
+        view_mut(&mut o, 1),
+    ) {
         Ok(()) => assert_inside(&o, &y[..4], 1),
         Err(e) => assert_eq!(e, nadaraya_rf::Error::ScoreOverflow),
     }
-    let r = smooth(&f, &[f32::NAN, 0.0], &x, &y[..4], 2, 1, &mut [0.0]);
+    let r = f.smooth(
+        view(&[f32::NAN, 0.0], 2),
+        view(&x, 2),
+        view(&y[..4], 1),
+        view_mut(&mut [0.0], 1),
+    );
     assert_eq!(r, Err(nadaraya_rf::Error::NonFinite));
 }
 
@@ -337,7 +369,13 @@ fn every_order_of_the_samples_gives_the_same_result() {
     y[0] = f32::MAX;
     let q = [0.0f32, 0.0, 1.5, -1.5, 30.0, 30.0];
     let mut base = vec![0.0; 3 * dy];
-    smooth(&f, &q, &x, &y, d, dy, &mut base).unwrap();
+    f.smooth(
+        view(&q, d),
+        view(&x, d),
+        view(&y, dy),
+        view_mut(&mut base, dy),
+    )
+    .unwrap();
     assert_inside(&base, &y, dy);
     let reference = reference_smooth(&f, &q, &x, &y, dy);
     for (a, b) in base.iter().zip(&reference) {
@@ -358,7 +396,13 @@ fn every_order_of_the_samples_gives_the_same_result() {
                 .flat_map(|&i| y[i * dy..][..dy].to_vec())
                 .collect();
             let mut o = vec![0.0; 3 * dy];
-            smooth(&f, &q, &xp, &yp, d, dy, &mut o).unwrap();
+            f.smooth(
+                view(&q, d),
+                view(&xp, d),
+                view(&yp, dy),
+                view_mut(&mut o, dy),
+            )
+            .unwrap();
             for (a, b) in o.iter().zip(&base) {
                 assert!(
                     (a - b).abs() <= 1e-5 * b.abs().max(1e-30),
@@ -372,14 +416,16 @@ fn every_order_of_the_samples_gives_the_same_result() {
 #[test]
 fn bandwidth_range() {
     let p = || Projection::new(1, 4, Sampling::Iid, 0).unwrap();
-    for h in [0.0f32, -1.0, f32::NAN, f32::INFINITY, 1e-20, 1e20] {
+    // The core's rule (`nadaraya::Gaussian::check_bandwidth`), checked at its edges in
+    // `tests/api.rs::every_parameter_has_the_cores_validity_rule`.
+    for h in [0.0f32, -1.0, f32::NAN, f32::INFINITY, 1e-20, 9e18, 1e20] {
         assert_eq!(
             GaussianFeatures::new(p(), h, Variant::Positive).unwrap_err(),
             nadaraya_rf::Error::InvalidBandwidth,
             "{h}"
         );
     }
-    for h in [2e-19f32, 1.0, 9e18] {
+    for h in [5e-20f32, 2e-19, 1.0, 6.5e18] {
         assert!(
             GaussianFeatures::new(p(), h, Variant::Positive).is_ok(),
             "{h}"
@@ -421,7 +467,7 @@ fn oprf_closed_form() {
         }
     }
     let rho = total / (35.0 * 3.0 * 2.0);
-    let fit = Oprf::fit(&q, &k, 3, 2.0).unwrap().a();
+    let fit = Oprf::fit(view(&q, 3), view(&k, 3), 2.0).unwrap().a();
     let want = Oprf::from_rho(rho).unwrap().a();
     assert!((fit - want).abs() <= 1e-6 * want.abs(), "{fit} vs {want}");
 }
@@ -459,7 +505,7 @@ fn positive_features_are_unbiased() {
         .zip(&y)
         .map(|(a, b)| f64::from(a - b).powi(2))
         .sum();
-    let oprf = Oprf::fit(&x, &y, d, tau).unwrap();
+    let oprf = Oprf::fit(view(&x, d), view(&y, d), tau).unwrap();
     assert!(oprf.a() < -0.05, "A = {}", oprf.a());
     let check = |name: &str, exact: f64, (mean, se): (f64, f64)| {
         let z = (mean - exact) / se;
@@ -481,7 +527,9 @@ fn positive_features_are_unbiased() {
             check(&format!("softmax {sampling:?} {variant:?}"), dot.exp(), est);
             let h = 1.0f32;
             let gv = match variant {
-                Variant::Optimal(_) => Variant::Optimal(Oprf::fit(&x, &y, d, h * h).unwrap()),
+                Variant::Optimal(_) => {
+                    Variant::Optimal(Oprf::fit(view(&x, d), view(&y, d), h * h).unwrap())
+                }
                 v => v,
             };
             let est = mean_and_se(draws, |draw| {
@@ -507,7 +555,7 @@ fn oprf_attention_matches_plain_f64_estimator() {
     let k: Vec<f32> = uniform(l * d, 42).iter().map(|v| 0.8 * v).collect();
     let v = uniform(l * dv, 43);
     let tau = 2.0f32;
-    let oprf = Oprf::fit(&q, &k, d, tau).unwrap();
+    let oprf = Oprf::fit(view(&q, d), view(&k, d), tau).unwrap();
     let p = Projection::new(d, 64, Sampling::Orthogonal(RowNorm::Chi), 44).unwrap();
     let f = FavorPlus::new(p, tau, Variant::Optimal(oprf)).unwrap();
     let rows = widen(f.projection().rows());
@@ -523,7 +571,14 @@ fn oprf_attention_matches_plain_f64_estimator() {
         f64::MIN,
     );
     let mut out = vec![0.0; l * dv];
-    causal_attention(&f, &q, &k, &v, d, dv, &mut out).unwrap();
+    f.attention(
+        view(&q, d),
+        view(&k, d),
+        view(&v, dv),
+        Mask::Causal,
+        view_mut(&mut out, dv),
+    )
+    .unwrap();
     let e = rel_err(&out, &want);
     assert!(e < 2e-5, "causal: {e}");
     let mut s = CausalState::new(&f, dv).unwrap();
@@ -539,7 +594,12 @@ fn oprf_attention_matches_plain_f64_estimator() {
     }
     assert!(rel_err(&o, &want[(l - 1) * dv..]) < 2e-5);
     let mut w = vec![0.0; l];
-    weights(&f, &q[..d], &k, &mut w).unwrap();
+    f.weights(
+        view(&q[..d], q[..d].len()),
+        view(&k, q[..d].len()),
+        row_mut(&mut w),
+    )
+    .unwrap();
     let ww = rf::weights(kernel, &widen(&q[..d]), &widen(&k));
     assert!(rel_err(&w, &ww) < 2e-5);
 }
@@ -554,7 +614,7 @@ fn oprf_noncausal_attention_matches_plain_f64_estimator() {
     let k: Vec<f32> = uniform(l * d, 42).iter().map(|v| 0.8 * v).collect();
     let v = uniform(l * dv, 43);
     let tau = 2.0f32;
-    let oprf = Oprf::fit(&q, &k, d, tau).unwrap();
+    let oprf = Oprf::fit(view(&q, d), view(&k, d), tau).unwrap();
     let p = Projection::new(d, 64, Sampling::Orthogonal(RowNorm::Chi), 44).unwrap();
     let f = FavorPlus::new(p, tau, Variant::Optimal(oprf)).unwrap();
     let rows = widen(f.projection().rows());
@@ -571,7 +631,14 @@ fn oprf_noncausal_attention_matches_plain_f64_estimator() {
         false,
         f64::MIN,
     );
-    attention(&f, &q, &k, &v, d, dv, &mut out).unwrap();
+    f.attention(
+        view(&q, d),
+        view(&k, d),
+        view(&v, dv),
+        Mask::None,
+        view_mut(&mut out, dv),
+    )
+    .unwrap();
     let e = rel_err(&out, &want);
     assert!(e < 2e-5, "attention: {e}");
 }

@@ -4,7 +4,7 @@
 //! temperature `τ`, the query `x_q`, the random-feature count `m`, and every number the page
 //! shows: `ŷ(x)` over a grid for the Gaussian and softmax-dot kernels ([`nadaraya::attention`]),
 //! the weights `α_i` at `x_q` ([`nadaraya::weights`]), a FAVOR+ estimate against exact
-//! ([`nadaraya_rf::attention`]), and a few summaries ([`Summary`]). It is plain safe Rust, tested
+//! ([`nadaraya_rf::FavorPlus::attention`]), and a few summaries ([`Summary`]). It is plain safe Rust, tested
 //! natively; the `nw_*` functions of [`exports`] hand it to JavaScript over wasm linear memory,
 //! and the `nadaraya-page-expected` binary prints, from the same functions run natively, the
 //! numbers `scripts/page --check` expects the browser to show.
@@ -673,11 +673,11 @@ impl Page {
     }
 
     /// Computes the FAVOR+ estimate of softmax-dot `ŷ(x)` over the grid with `m` positive
-    /// features ([`nadaraya_rf::attention`]), the exact curve it estimates (the core, raw `x`,
+    /// features ([`nadaraya_rf::FavorPlus::attention`]), the exact curve it estimates (the core, raw `x`,
     /// temperature `τ`) and the RMS difference. On error both curves are empty.
     ///
     /// # Errors
-    /// [`Error::RandomFeatures`] as [`nadaraya_rf::attention`] (`Empty` when there are no
+    /// [`Error::RandomFeatures`] as [`nadaraya_rf::FavorPlus::attention`] (`Empty` when there are no
     /// samples, `ScoreOverflow` when a feature exponent overflows); [`Error::Core`] as
     /// [`nadaraya::attention`].
     pub fn compute_rf(&mut self) -> Result<(), Error> {
@@ -701,7 +701,15 @@ impl Page {
         )?;
         self.rf.resize(GRID, 0.0);
         self.rf_exact.resize(GRID, 0.0);
-        nadaraya_rf::attention(&f, &self.grid, &self.x, &self.y, 1, 1, &mut self.rf)?;
+        let rows = |x| nadaraya_rf::Rows::new(x, 1);
+        let out = nadaraya_rf::RowsMut::new(&mut self.rf, 1)?;
+        f.attention(
+            rows(&self.grid)?,
+            rows(&self.x)?,
+            rows(&self.y)?,
+            nadaraya_rf::Mask::None,
+            out,
+        )?;
         if !self.unit && self.y_dot.len() == GRID {
             // The exact curve on raw x at this τ is the softmax-dot curve `compute` made.
             self.rf_exact.copy_from_slice(&self.y_dot);

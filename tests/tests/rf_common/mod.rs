@@ -4,10 +4,26 @@
 
 #![allow(dead_code)] // Each suite uses its own part.
 
-use nadaraya_rf::{Error, FavorPlus, Projection, Sampling, Variant};
+use nadaraya_rf::{Error, FavorPlus, Projection, Rows, RowsMut, Sampling, Variant};
 use nadaraya_tests::reference::{Fits, fits_f32, widen};
 use nadaraya_tests::verdict::{RowWant, subnormal_slack};
 use nadaraya_tests::{rf, uniform};
+
+/// `x` as rows of `width` (the suites' inputs always split evenly).
+pub fn view(x: &[f32], width: usize) -> Rows<'_> {
+    Rows::new(x, width).unwrap()
+}
+
+/// `x` as rows of `width`.
+pub fn view_mut(x: &mut [f32], width: usize) -> RowsMut<'_> {
+    RowsMut::new(x, width).unwrap()
+}
+
+/// `x` as one row (the weights of one query).
+pub fn row_mut(x: &mut [f32]) -> RowsMut<'_> {
+    let w = x.len();
+    RowsMut::new(x, w).unwrap()
+}
 
 /// Features and their rows exactly as the crate uses them (`f32`, scaled by `1/√τ`, negated for
 /// the hyperbolic half), widened.
@@ -160,10 +176,10 @@ pub fn want_row(ft: &Feat, q: &[f32], keys: &[f32], values: &[f32], dv: usize) -
     match fits_f32(&exact) {
         Fits::Yes => {}
         Fits::No => {
-            w.must_fail = Some(Error::OutputOverflow);
+            w.must_fail = Some(Error::Overflow);
             return w;
         }
-        Fits::Undecided => w.may_fail = Some(Error::OutputOverflow),
+        Fits::Undecided => w.may_fail = Some(Error::Overflow),
     }
     let scale = values.iter().fold(0.0f64, |m, v| m.max(f64::from(v.abs())));
     let e = worst_b + worst_a;
