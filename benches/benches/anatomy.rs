@@ -44,14 +44,23 @@ fn parts<K: Kernel>(c: &mut Criterion, name: &str, kernel: &K) {
     let mut w = vec![0.0f32; N];
     group.bench_with_input(BenchmarkId::new("attention", N), &N, |b, _| {
         b.iter(|| {
-            nadaraya::attention(kernel, black_box(&q), &keys, &values, D, D, &mut out)
-                .expect("valid");
+            nadaraya_benches::core_flat::attention(
+                kernel,
+                black_box(&q),
+                &keys,
+                &values,
+                D,
+                D,
+                &mut out,
+            )
+            .expect("valid");
             black_box(&out);
         });
     });
     group.bench_with_input(BenchmarkId::new("weights", N), &N, |b, _| {
         b.iter(|| {
-            nadaraya::weights(kernel, black_box(&q), &keys, &mut w).expect("valid");
+            nadaraya_benches::core_flat::weights(kernel, black_box(&q), &keys, &mut w)
+                .expect("valid");
             black_box(&w);
         });
     });

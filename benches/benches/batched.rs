@@ -29,8 +29,16 @@ fn bench(c: &mut Criterion) {
         let mut out = vec![0.0f32; l * D];
         group.bench_with_input(BenchmarkId::new("ours", l), &l, |b, _| {
             b.iter(|| {
-                nadaraya::attention(&kernel, black_box(&q), &k, &v, D, D, &mut out)
-                    .expect("valid shapes");
+                nadaraya_benches::core_flat::attention(
+                    &kernel,
+                    black_box(&q),
+                    &k,
+                    &v,
+                    D,
+                    D,
+                    &mut out,
+                )
+                .expect("valid shapes");
                 black_box(&out);
             });
         });
@@ -41,7 +49,8 @@ fn bench(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("candle", l), &l, |b, _| {
             b.iter(|| black_box(candle_attention(black_box(&qt), &kt, &vt).expect("candle")));
         });
-        nadaraya::attention(&kernel, &q, &k, &v, D, D, &mut out).expect("valid shapes");
+        nadaraya_benches::core_flat::attention(&kernel, &q, &k, &v, D, D, &mut out)
+            .expect("valid shapes");
         let cand: Vec<f32> = candle_attention(&qt, &kt, &vt)
             .and_then(|t| t.flatten_all()?.to_vec1())
             .expect("candle result");

@@ -22,7 +22,7 @@ fn chunked(kernel: &SoftmaxDot, q: &[f32], k: &[f32], v: &[f32], chunks: usize) 
         .zip(v.chunks(rows * D))
         .map(|(kc, vc)| {
             let mut s = OnlineSoftmax::new();
-            s.update(kernel, q, kc, vc).expect("valid chunk");
+            nadaraya_benches::core_flat::update(&mut s, kernel, q, kc, vc).expect("valid chunk");
             s
         })
         .collect();
@@ -42,14 +42,24 @@ fn bench(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("single_pass", n), &n, |b, _| {
             b.iter(|| {
                 let mut s = OnlineSoftmax::<D>::new();
-                s.update(&kernel, black_box(&q), &k, &v).expect("valid");
+                nadaraya_benches::core_flat::update(&mut s, &kernel, black_box(&q), &k, &v)
+                    .expect("valid");
                 black_box(s.finish().expect("non-empty"))
             });
         });
         let mut out = [0.0f32; D];
         group.bench_with_input(BenchmarkId::new("attention", n), &n, |b, _| {
             b.iter(|| {
-                nadaraya::attention(&kernel, black_box(&q), &k, &v, D, D, &mut out).expect("valid");
+                nadaraya_benches::core_flat::attention(
+                    &kernel,
+                    black_box(&q),
+                    &k,
+                    &v,
+                    D,
+                    D,
+                    &mut out,
+                )
+                .expect("valid");
                 black_box(&out);
             });
         });
@@ -61,7 +71,8 @@ fn bench(c: &mut Criterion) {
                     b.iter(|| black_box(chunked(&kernel, black_box(&q), &k, &v, chunks)));
                 },
             );
-            nadaraya::attention(&kernel, &q, &k, &v, D, D, &mut out).expect("valid");
+            nadaraya_benches::core_flat::attention(&kernel, &q, &k, &v, D, D, &mut out)
+                .expect("valid");
             let merged = chunked(&kernel, &q, &k, &v, chunks);
             for (a, b) in merged.iter().zip(&out) {
                 assert!((a - b).abs() < 1e-5, "merged {a} vs single pass {b}");

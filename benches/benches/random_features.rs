@@ -62,8 +62,16 @@ fn exact_vs_random_features(c: &mut Criterion) {
         if l <= exact_max {
             g.bench_with_input(BenchmarkId::new("exact", l), &l, |b, _| {
                 b.iter(|| {
-                    nadaraya::attention(&exact, black_box(&q), &k, &v, D, D, &mut out)
-                        .expect("valid inputs");
+                    nadaraya_benches::core_flat::attention(
+                        &exact,
+                        black_box(&q),
+                        &k,
+                        &v,
+                        D,
+                        D,
+                        &mut out,
+                    )
+                    .expect("valid inputs");
                     black_box(&out);
                 });
             });

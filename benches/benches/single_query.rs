@@ -55,18 +55,7 @@ fn bench(c: &mut Criterion) {
                 group.bench_with_input(BenchmarkId::new("ours_simd", n), &n, |b, _| {
                     b.iter(|| {
                         if gaussian {
-                            nadaraya::attention(&gk, black_box(&q), &keys, &values, d, dv, &mut out)
-                        } else {
-                            nadaraya::attention(&dk, black_box(&q), &keys, &values, d, dv, &mut out)
-                        }
-                        .expect("valid shapes");
-                        black_box(&out);
-                    });
-                });
-                group.bench_with_input(BenchmarkId::new("ours_scalar", n), &n, |b, _| {
-                    b.iter(|| {
-                        if gaussian {
-                            nadaraya::scalar::attention(
+                            nadaraya_benches::core_flat::attention(
                                 &gk,
                                 black_box(&q),
                                 &keys,
@@ -76,7 +65,34 @@ fn bench(c: &mut Criterion) {
                                 &mut out,
                             )
                         } else {
-                            nadaraya::scalar::attention(
+                            nadaraya_benches::core_flat::attention(
+                                &dk,
+                                black_box(&q),
+                                &keys,
+                                &values,
+                                d,
+                                dv,
+                                &mut out,
+                            )
+                        }
+                        .expect("valid shapes");
+                        black_box(&out);
+                    });
+                });
+                group.bench_with_input(BenchmarkId::new("ours_scalar", n), &n, |b, _| {
+                    b.iter(|| {
+                        if gaussian {
+                            nadaraya_benches::core_flat::scalar_attention(
+                                &gk,
+                                black_box(&q),
+                                &keys,
+                                &values,
+                                d,
+                                dv,
+                                &mut out,
+                            )
+                        } else {
+                            nadaraya_benches::core_flat::scalar_attention(
                                 &dk,
                                 black_box(&q),
                                 &keys,
@@ -118,11 +134,17 @@ fn bench(c: &mut Criterion) {
                 let mut ours = vec![0.0f32; dv];
                 let mut naive = vec![0.0f32; dv];
                 let cand = if gaussian {
-                    nadaraya::attention(&gk, &q, &keys, &values, d, dv, &mut ours).expect("ours");
+                    nadaraya_benches::core_flat::attention(
+                        &gk, &q, &keys, &values, d, dv, &mut ours,
+                    )
+                    .expect("ours");
                     naive_gaussian(h, &q, &keys, &values, dv, &mut naive);
                     candle_gaussian(h, &qt, &kt, &vt)
                 } else {
-                    nadaraya::attention(&dk, &q, &keys, &values, d, dv, &mut ours).expect("ours");
+                    nadaraya_benches::core_flat::attention(
+                        &dk, &q, &keys, &values, d, dv, &mut ours,
+                    )
+                    .expect("ours");
                     naive_dot(&q, &keys, &values, dv, &mut naive);
                     candle_dot(d, &qt, &kt, &vt)
                 };

@@ -7,6 +7,8 @@
 //! `cargo run --release -p nadaraya-benches --bin roofline`, and `BENCHMARKS.md` is written by
 //! `cargo run --release -p nadaraya-benches --bin report`. `benches/run.sh` runs all of it.
 
+pub mod core_flat;
+
 use std::process::Command;
 
 /// Environment variable that candle (and rayon) read for their thread count.

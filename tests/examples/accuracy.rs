@@ -7,7 +7,10 @@
 //! "max |err|" is the largest absolute error of any output coordinate against the f64 result;
 //! "weights" the largest absolute error of any normalised weight.
 
-use nadaraya::{Gaussian, Kernel, SoftmaxDot, attention, weights};
+#[path = "../tests/core_flat/mod.rs"]
+mod core_flat;
+use core_flat::{attention, weights};
+use nadaraya::{Gaussian, Kernel, SoftmaxDot};
 use nadaraya_tests::reference::{self, RefKernel, widen};
 
 fn measure<K: Kernel>(k: &K, rk: RefKernel, n: usize, d: usize, dv: usize) -> (f64, f64) {

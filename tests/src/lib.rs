@@ -1,12 +1,14 @@
 //! The independent reference every test compares against: Nadaraya–Watson smoothing written
 //! plainly in `f64`, with no SIMD, no tiling and no online rescaling, and the tolerance helpers
-//! the tests share; and ([`rf`]) the random-feature estimators written the same way.
+//! the tests share; ([`rf`]) the random-feature estimators written the same way; and
+//! ([`verdict`]) the rule the adversarial suites hold every result to.
 //!
 //! It depends on nothing, so the firmware's build script can use it to produce golden vectors.
 
 pub mod reference;
 pub mod rf;
 pub mod rng;
+pub mod verdict;
 
 pub use rng::Rng;
 

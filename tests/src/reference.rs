@@ -115,3 +115,92 @@ pub fn tolerance(kernel: RefKernel, q: &[f64], keys: &[f64], values: &[f64]) -> 
     let eps = f64::from(f32::EPSILON);
     scale * (2e-6 + 8.0 * eps * worst_terms * (d as f64).sqrt().max(1.0))
 }
+
+/// `Σ softmax(s)_i v_i` from given scores (`values` is `N×dv` row-major): what an online softmax
+/// over `(s_i, v_i)` must return, whatever the order, chunking or merge tree.
+#[must_use]
+pub fn softmax_average(s: &[f64], values: &[f64], dv: usize) -> Vec<f64> {
+    let w = softmax(s);
+    let mut out = vec![0.0; dv];
+    for (a, v) in w.iter().zip(values.chunks_exact(dv)) {
+        for (o, y) in out.iter_mut().zip(v) {
+            *o += a * y;
+        }
+    }
+    out
+}
+
+/// `Σ_h attention_h(x W_Q^h, x W_K^h, x W_V^h) W_O^h` in `f64`: `x` is `L×dm`, `w_q[h]`, `w_k[h]`,
+/// `w_v[h]` are `dm×dh` and `w_o[h]` is `dh×dm`, all row-major (row-vector convention `q = x W`).
+#[must_use]
+#[allow(clippy::too_many_arguments)]
+pub fn multihead(
+    kernels: &[RefKernel],
+    w_q: &[Vec<f64>],
+    w_k: &[Vec<f64>],
+    w_v: &[Vec<f64>],
+    w_o: &[Vec<f64>],
+    x: &[f64],
+    dm: usize,
+    dh: usize,
+    causal: bool,
+) -> Vec<f64> {
+    let project = |w: &[f64], cols: usize| -> Vec<f64> {
+        x.chunks_exact(dm)
+            .flat_map(|t| {
+                (0..cols).map(move |j| (0..t.len()).map(|i| t[i] * w[i * cols + j]).sum::<f64>())
+            })
+            .collect()
+    };
+    let mut out = vec![0.0; x.len()];
+    for h in 0..kernels.len() {
+        let (q, k, v) = (
+            project(&w_q[h], dh),
+            project(&w_k[h], dh),
+            project(&w_v[h], dh),
+        );
+        let o = attention(kernels[h], &q, &k, &v, dh, dh, causal);
+        for (ot, yt) in o.chunks_exact(dh).zip(out.chunks_exact_mut(dm)) {
+            for (i, y) in yt.iter_mut().enumerate() {
+                *y += (0..dh).map(|j| ot[j] * w_o[h][j * dm + i]).sum::<f64>();
+            }
+        }
+    }
+    out
+}
+
+/// Whether an exact result fits `f32`, as the overflow rule of issue 11 decides it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fits {
+    /// Every component's magnitude is below `f32::MAX·(1 − 1e-5)`: the answer must be `Ok`.
+    Yes,
+    /// Some component's magnitude exceeds `f32::MAX·(1 + 1e-5)`: the answer must be an overflow
+    /// error.
+    No,
+    /// Within the relative band of `1e-5` around `f32::MAX`: either answer is correct.
+    Undecided,
+}
+
+/// The relative band around `f32::MAX` where [`fits_f32`] leaves the verdict open.
+pub const OVERFLOW_BAND: f64 = 1e-5;
+
+/// Decides whether the exact result `out` (in `f64`) is representable in `f32`: see [`Fits`].
+#[must_use]
+pub fn fits_f32(out: &[f64]) -> Fits {
+    let max = f64::from(f32::MAX);
+    // Not `f64::max`: it would skip a NaN.
+    let worst = out.iter().fold(0.0f64, |m, v| {
+        if v.abs() > m || v.is_nan() {
+            v.abs()
+        } else {
+            m
+        }
+    });
+    if worst.is_nan() || worst > max * (1.0 + OVERFLOW_BAND) {
+        Fits::No
+    } else if worst >= max * (1.0 - OVERFLOW_BAND) {
+        Fits::Undecided
+    } else {
+        Fits::Yes
+    }
+}

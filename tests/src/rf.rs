@@ -94,6 +94,77 @@ pub fn weights(kernel: impl Fn(&[f64], &[f64]) -> f64, q: &[f64], keys: &[f64]) 
     k.iter().map(|x| x / total).collect()
 }
 
+/// The log-domain positive-feature exponents of one (query, key) pair, one per feature:
+/// `e_i = w_i·q + w_i·k − key_sq·|k|²`, where `w` (`r×d` row-major) holds the rows as the
+/// features use them, already scaled by `1/√τ` (and negated for the second half of the hyperbolic
+/// variant). FAVOR+ has `key_sq = 1/(2τ)`; the Gaussian features `φ_G = exp(−|x'|²/2)·φ` at
+/// `τ = h²` have `key_sq = 1/τ`. The query's own norm term and the `1/√r` are the same for every
+/// key and cancel in every ratio, so they are left out.
+#[must_use]
+pub fn favor_exponents(w: &[f64], key_sq: f64, q: &[f64], k: &[f64]) -> Vec<f64> {
+    let half = k.iter().map(|v| v * v).sum::<f64>() * key_sq;
+    w.chunks_exact(q.len())
+        .map(|wi| {
+            wi.iter()
+                .zip(q.iter().zip(k))
+                .map(|(w, (q, k))| w * q + w * k)
+                .sum::<f64>()
+                - half
+        })
+        .collect()
+}
+
+/// The implied FAVOR+ weights `κ_j / Σ κ` of one query against `keys` (`N×d`), computed in the
+/// log domain (`κ_j = Σ_i exp(e_ij − max e)`, see [`favor_exponents`]), so that no input that
+/// `f32` can hold overflows them.
+#[must_use]
+pub fn favor_weights_log(w: &[f64], key_sq: f64, q: &[f64], keys: &[f64]) -> Vec<f64> {
+    let e: Vec<Vec<f64>> = keys
+        .chunks_exact(q.len())
+        .map(|k| favor_exponents(w, key_sq, q, k))
+        .collect();
+    let mx = e
+        .iter()
+        .flatten()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
+    let kappa: Vec<f64> = e
+        .iter()
+        .map(|ej| ej.iter().map(|x| (x - mx).exp()).sum())
+        .collect();
+    let total: f64 = kappa.iter().sum();
+    kappa.iter().map(|x| x / total).collect()
+}
+
+/// FAVOR+ attention of every query row (`M×d`) in `f64`, from [`favor_weights_log`]; `causal`
+/// lets query `t` see keys `0..=t` only.
+#[must_use]
+#[allow(clippy::too_many_arguments)]
+pub fn favor_attention_log(
+    w: &[f64],
+    key_sq: f64,
+    q: &[f64],
+    keys: &[f64],
+    values: &[f64],
+    d: usize,
+    dv: usize,
+    causal: bool,
+) -> Vec<f64> {
+    let mut out = Vec::with_capacity(q.len() / d * dv);
+    for (t, qr) in q.chunks_exact(d).enumerate() {
+        let n = if causal { t + 1 } else { keys.len() / d };
+        let a = favor_weights_log(w, key_sq, qr, &keys[..n * d]);
+        let mut o = vec![0.0; dv];
+        for (aj, v) in a.iter().zip(values.chunks_exact(dv)) {
+            for (x, y) in o.iter_mut().zip(v) {
+                *x += aj * y;
+            }
+        }
+        out.extend(o);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! Multi-head self-attention against a plain f64 implementation written from the definition.
 
-use nadaraya::{Error, Gaussian, MultiHeadAttention, SoftmaxDot};
+mod core_flat;
+use nadaraya::{Error, Gaussian, SoftmaxDot};
 use nadaraya_tests::reference::{self, RefKernel};
 
 const DM: usize = 6;
@@ -53,7 +54,7 @@ fn reference_mha(
 fn heads_match_the_f64_definition() {
     let w = weights(42);
     let taus = [0.5f32, 2.0, 4.0];
-    let mha = MultiHeadAttention::<_, DM, H, DH>::new(
+    let mha = core_flat::mha::<_, DM, H, DH>(
         taus.map(|t| SoftmaxDot::new(t).unwrap()),
         w.0,
         w.1,
@@ -67,7 +68,7 @@ fn heads_match_the_f64_definition() {
         let x: Vec<[f32; DM]> = (0..len).map(|_| core::array::from_fn(|_| r())).collect();
         for causal in [false, true] {
             let mut out = vec![[0.0f32; DM]; len];
-            mha.forward::<16>(&x, causal, &mut out).unwrap();
+            core_flat::forward::<16, _, _, _, _>(&mha, &x, causal, &mut out).unwrap();
             let want = reference_mha(refk, &w, &x, causal);
             for (g, w) in out.iter().zip(&want) {
                 for (a, b) in g.iter().zip(w) {
@@ -81,17 +82,12 @@ fn heads_match_the_f64_definition() {
     }
     // A Gaussian head is just another learned kernel.
     let hk = [0.7f32, 1.0, 3.0];
-    let g = MultiHeadAttention::<_, DM, H, DH>::new(
-        hk.map(|h| Gaussian::new(h).unwrap()),
-        w.0,
-        w.1,
-        w.2,
-        w.3,
-    )
-    .unwrap();
+    let g =
+        core_flat::mha::<_, DM, H, DH>(hk.map(|h| Gaussian::new(h).unwrap()), w.0, w.1, w.2, w.3)
+            .unwrap();
     let x: Vec<[f32; DM]> = (0..5).map(|_| core::array::from_fn(|_| r())).collect();
     let mut out = vec![[0.0f32; DM]; 5];
-    g.forward::<8>(&x, false, &mut out).unwrap();
+    core_flat::forward::<8, _, _, _, _>(&g, &x, false, &mut out).unwrap();
     let want = reference_mha(
         hk.map(|h| RefKernel::Gaussian { h: f64::from(h) }),
         &w,
@@ -112,26 +108,32 @@ fn bad_input_is_reported() {
     let mut bad = w.0;
     bad[1][2][3] = f32::NAN;
     assert_eq!(
-        MultiHeadAttention::<_, DM, H, DH>::new(k, bad, w.1, w.2, w.3),
+        core_flat::mha::<_, DM, H, DH>(k, bad, w.1, w.2, w.3),
         Err(Error::NonFinite)
     );
-    let mha = MultiHeadAttention::<_, DM, H, DH>::new(k, w.0, w.1, w.2, w.3).unwrap();
+    let mha = core_flat::mha::<_, DM, H, DH>(k, w.0, w.1, w.2, w.3).unwrap();
     let x = vec![[0.5f32; DM]; 5];
     let mut out = vec![[9.0f32; DM]; 5];
     assert_eq!(
-        mha.forward::<4>(&x, false, &mut out),
+        core_flat::forward::<4, _, _, _, _>(&mha, &x, false, &mut out),
         Err(Error::CapacityExceeded)
     );
-    assert_eq!(mha.forward::<8>(&[], false, &mut out), Err(Error::Empty));
     assert_eq!(
-        mha.forward::<8>(&x, false, &mut out[..4]),
+        core_flat::forward::<8, _, _, _, _>(&mha, &[], false, &mut out),
+        Err(Error::Empty)
+    );
+    assert_eq!(
+        core_flat::forward::<8, _, _, _, _>(&mha, &x, false, &mut out[..4]),
         Err(Error::OutputTooSmall)
     );
     let mut xn = x.clone();
     xn[3][0] = f32::INFINITY;
-    assert_eq!(mha.forward::<8>(&xn, true, &mut out), Err(Error::NonFinite));
+    assert_eq!(
+        core_flat::forward::<8, _, _, _, _>(&mha, &xn, true, &mut out),
+        Err(Error::NonFinite)
+    );
     assert_eq!(out, vec![[9.0f32; DM]; 5], "nothing written on error");
     // Tokens so large that a projection overflows are reported, not averaged.
     let huge = vec![[3e37f32; DM]; 2];
-    assert!(mha.forward::<8>(&huge, false, &mut out).is_err());
+    assert!(core_flat::forward::<8, _, _, _, _>(&mha, &huge, false, &mut out).is_err());
 }

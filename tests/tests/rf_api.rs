@@ -5,7 +5,8 @@ mod common;
 use common::normal;
 use nadaraya_rf::{
     CausalState, Error, FavorPlus, FourierFeatures, Mask, Projection, RowNorm, Sampling, Variant,
-    attention, batch_attention, batch_attention_serial, causal_attention, smooth, weights,
+    attention, batch_attention, batch_attention_serial, causal_attention, smooth_fourier as smooth,
+    weights,
 };
 
 fn bits(x: &[f32]) -> Vec<u32> {

@@ -12,7 +12,15 @@ use nadaraya_rf::{
 /// The core's exact softmax attention, as `f64` for [`rel_err`].
 fn exact(q: &[f32], k: &[f32], v: &[f32], d: usize, dv: usize) -> Vec<f64> {
     let mut out = vec![0.0; q.len() / d * dv];
-    nadaraya::attention(&SoftmaxDot::for_dim(d).unwrap(), q, k, v, d, dv, &mut out).unwrap();
+    nadaraya::attention(
+        &SoftmaxDot::for_dim(d).unwrap(),
+        nadaraya::Rows::new(q, d).unwrap(),
+        nadaraya::Rows::new(k, d).unwrap(),
+        nadaraya::Rows::new(v, dv).unwrap(),
+        nadaraya::Mask::None,
+        nadaraya::RowsMut::new(&mut out, dv).unwrap(),
+    )
+    .unwrap();
     widen(&out)
 }
 

@@ -4,7 +4,10 @@ mod common;
 
 use common::{rel_err, widen};
 use nadaraya::Gaussian;
-use nadaraya_rf::{FOURIER_MASS_FLOOR, FourierFeatures, Projection, RowNorm, Sampling, smooth};
+use nadaraya_rf::{
+    FOURIER_MASS_FLOOR, FourierFeatures, MassGuard, Projection, RowNorm, Sampling,
+    smooth_fourier as smooth,
+};
 use nadaraya_tests::rf;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -24,7 +27,15 @@ fn gaussian_rff_smoothing_converges_to_exact() {
         .collect();
     let q = uniform(nq * d, 2);
     let mut ex = vec![0.0; nq];
-    nadaraya::attention(&Gaussian::new(h).unwrap(), &q, &x, &y, d, 1, &mut ex).unwrap();
+    nadaraya::attention(
+        &Gaussian::new(h).unwrap(),
+        nadaraya::Rows::new(&q, d).unwrap(),
+        nadaraya::Rows::new(&x, d).unwrap(),
+        nadaraya::Rows::new(&y, 1).unwrap(),
+        nadaraya::Mask::None,
+        nadaraya::RowsMut::new(&mut ex, 1).unwrap(),
+    )
+    .unwrap();
     let ex = widen(&ex);
     let mut out = vec![0.0; nq];
     let errs: Vec<f64> = [16usize, 64, 256, 1024, 4096]
@@ -78,14 +89,42 @@ fn features_estimate_the_gaussian_kernel() {
 }
 
 #[test]
-fn far_queries_are_guarded_not_nan() {
+fn far_queries_are_rejected_or_finite() {
     let x = uniform(100, 4);
     let y = vec![1.0f32; 100];
     let f = FourierFeatures::for_dim(1, 8, 0.01, 5).unwrap();
-    let q = [1e3f32, -7.5, 0.0, 3.3e4];
+    for q in [1e3f32, -7.5, 0.0, 3.3e4] {
+        let mut out = [0.0];
+        match smooth(&f, &[q], &x, &y, 1, 1, &mut out) {
+            Ok(()) => assert!(out[0].is_finite(), "{q}: {out:?}"),
+            Err(e) => assert_eq!(e, nadaraya_rf::Error::Empty, "{q}"),
+        }
+    }
+    // The old behaviour on request: divided by the floor, finite.
+    let f = f.with_guard(MassGuard::Floor);
     let mut out = [0.0; 4];
-    smooth(&f, &q, &x, &y, 1, 1, &mut out).unwrap();
+    smooth(&f, &[1e3f32, -7.5, 0.0, 3.3e4], &x, &y, 1, 1, &mut out).unwrap();
     assert!(out.iter().all(|v| v.is_finite()), "{out:?}");
+}
+
+/// Issue 11, class 6: one sample with `y = 1`, so the estimate is `κ̂·1/κ̂` wherever `κ̂` is
+/// usable: the trigonometric estimator returns 1 or rejects the query, never a wild value (it
+/// returned −1 048 576 = −2²⁰ where `κ̂ = −1`, divided by the floor 2⁻²⁰).
+#[test]
+fn one_sample_gives_its_response_or_an_error() {
+    let q: Vec<f32> = (-40..=40).map(|i| i as f32 * 0.25).collect();
+    for m in [1usize, 2, 3, 8] {
+        for seed in 0..8 {
+            let f = FourierFeatures::for_dim(1, m, 0.5, seed).unwrap();
+            for &qi in &q {
+                let mut out = [0.0];
+                match smooth(&f, &[qi], &[0.3], &[1.0], 1, 1, &mut out) {
+                    Ok(()) => assert!((out[0] - 1.0).abs() < 1e-4, "m={m} q={qi}: {out:?}"),
+                    Err(e) => assert_eq!(e, nadaraya_rf::Error::Empty),
+                }
+            }
+        }
+    }
 }
 
 #[test]

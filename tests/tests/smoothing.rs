@@ -1,10 +1,9 @@
 //! The core against the plain f64 reference: random shapes, invariants, and the seed's
 //! "What to Try" scenarios as assertions.
 
-use nadaraya::{
-    Error, Gaussian, Kernel, OnlineSoftmax, Smoother, SoftmaxDot, attention, causal_attention,
-    weights,
-};
+mod core_flat;
+use core_flat::{attention, causal_attention, weights};
+use nadaraya::{Error, Gaussian, Kernel, OnlineSoftmax, Smoother, SoftmaxDot};
 use nadaraya_tests::reference::{self, RefKernel, widen};
 use proptest::prelude::*;
 
@@ -180,8 +179,8 @@ proptest! {
         let mut parts: Vec<OnlineSoftmax<1>> = bounds.windows(2).map(|w| {
             let mut s = OnlineSoftmax::<1>::new();
             match c.kernel {
-                Both::Gaussian(h) => s.update(&Gaussian::new(h).unwrap(), q, &c.keys[w[0] * d..w[1] * d], &vals[w[0]..w[1]]),
-                Both::Dot(t) => s.update(&SoftmaxDot::new(t).unwrap(), q, &c.keys[w[0] * d..w[1] * d], &vals[w[0]..w[1]]),
+                Both::Gaussian(h) => core_flat::update(&mut s, &Gaussian::new(h).unwrap(), q, &c.keys[w[0] * d..w[1] * d], &vals[w[0]..w[1]]),
+                Both::Dot(t) => core_flat::update(&mut s, &SoftmaxDot::new(t).unwrap(), q, &c.keys[w[0] * d..w[1] * d], &vals[w[0]..w[1]]),
             }.unwrap();
             s
         }).collect();

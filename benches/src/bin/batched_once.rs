@@ -24,7 +24,8 @@ fn main() {
     let mut g = Rng::new(l as u64);
     let (q, k, v) = (g.vec(m * D), g.vec(l * D), g.vec(l * D));
     let mut out = vec![0.0f32; m * D];
-    nadaraya::attention(&kernel, black_box(&q), &k, &v, D, D, &mut out).expect("valid shapes");
+    nadaraya_benches::core_flat::attention(&kernel, black_box(&q), &k, &v, D, D, &mut out)
+        .expect("valid shapes");
     let sum: f64 = out.iter().map(|&x| f64::from(x)).sum();
     println!("M={m} L={l} d={D}: sum of outputs {sum:.6}");
 }

@@ -107,8 +107,9 @@ impl Dataset {
     /// are skipped. The first remaining line is a header exactly when none of its fields is empty
     /// or number-like (an optional sign, then a digit or `.`, or a spelling of NaN or infinity):
     /// `x,y` and `time, "value"` are headers; `nan,3`, `1e39,2` and `1;2` are data lines, and
-    /// errors. Every other line must be two numbers separated by one comma, each finite and
-    /// within the `f32` range once rounded to the nearest `f32`.
+    /// errors. Every other line must be two numbers separated by one comma (each may be enclosed
+    /// in double quotes), each finite and within the `f32` range once rounded to the nearest
+    /// `f32`.
     ///
     /// # Errors
     /// [`Error::Data`] naming the line (and the column, for a bad number) of the first line that
@@ -276,8 +277,8 @@ impl Dataset {
 
 /// The rules [`Dataset::from_csv_str`] reads a CSV file by, as `--help` and the README state
 /// them.
-pub const CSV_RULES: &str = "A CSV file holds one `x,y` pair a line, separated by a comma. A \
-UTF-8 byte-order mark is removed; blank lines and lines starting with `#` are skipped. The first \
+pub const CSV_RULES: &str = "A CSV file holds one `x,y` pair a line, separated by a comma (a field \
+may be enclosed in double quotes). A UTF-8 byte-order mark is removed; blank lines and lines starting with `#` are skipped. The first \
 other line is a header exactly when none of its fields is empty or number-like (an optional \
 sign, then a digit or `.`, or a spelling of NaN or infinity), so `x,y` is a header and `nan,3` \
 is a data line. Every data line must be two finite numbers within the f32 range (rounded to the \
@@ -285,10 +286,18 @@ nearest f32); anything else (NaN, infinity, 1e39, a `;` or tab separator, a thir
 error naming the line and column. With `--x-col` or `--y-col` (a 1-based position or a header \
 name) any other columns may be present and are ignored; a name needs the header line.";
 
-/// Whether a field looks like a number: an optional sign, then a digit or `.`, or a spelling of
-/// NaN or infinity.
-fn number_like(field: &str) -> bool {
+/// A field without surrounding blanks and one pair of enclosing double quotes.
+fn unquote(field: &str) -> &str {
     let f = field.trim();
+    f.strip_prefix('"')
+        .and_then(|g| g.strip_suffix('"'))
+        .map_or(f, str::trim)
+}
+
+/// Whether a field looks like a number: an optional sign, then a digit or `.`, or a spelling of
+/// NaN or infinity (quoted or not).
+fn number_like(field: &str) -> bool {
+    let f = unquote(field);
     let unsigned = f.strip_prefix(['+', '-']).unwrap_or(f);
     let lower = unsigned.to_ascii_lowercase();
     unsigned.starts_with(|c: char| c.is_ascii_digit() || c == '.')
@@ -311,7 +320,8 @@ fn split_fields(line: &str) -> Result<Vec<String>, String> {
         .from_reader(line.as_bytes());
     let mut record = csv::StringRecord::new();
     match reader.read_record(&mut record) {
-        Ok(_) => Ok(record.iter().map(str::to_owned).collect()),
+        // `1, "2"`: a quote after a blank is literal to the csv crate; strip one pair.
+        Ok(_) => Ok(record.iter().map(|f| unquote(f).to_owned()).collect()),
         Err(e) => Err(format!(": cannot split `{line}` into fields ({e})")),
     }
 }

@@ -192,6 +192,19 @@ pub fn tick_label(v: f32, (lo, hi): (f32, f32), log: bool) -> String {
     }
 }
 
+/// How many spans outside a linear axis' range a drawn point may lie.
+const BAND: f64 = 100.0;
+
+/// `v` pulled in to within [`BAND`] spans of `(lo, hi)`. Plotters maps coordinates to `i32`
+/// pixels, which overflow (a panic in a debug build) for a point millions of spans away, such
+/// as a random-feature estimate of `-10⁶` against data near 1. Where a line leaves the panel
+/// its visible part moves by at most about `1/BAND` of the distance to the next point.
+fn pull_in(v: f32, (lo, hi): (f32, f32)) -> f32 {
+    let (lo, hi) = (f64::from(lo), f64::from(hi));
+    let s = BAND * (hi - lo);
+    f64::from(v).clamp(lo - s, hi + s) as f32
+}
+
 /// The longest tick label of a linear axis over `range` with at most `n` ticks, in characters.
 fn longest_label(range: (f32, f32), n: usize) -> usize {
     let coord: plotters::coord::types::RangedCoordf32 = (range.0..range.1).into();
@@ -212,7 +225,14 @@ where
     // Room for the longest y label (about 10 pixels a character at 16 pixels), and fewer x
     // ticks when their labels are long, so that labels never overlap or leave the picture.
     let (y_area, x_ticks) = if p.log_log {
-        (64, 11)
+        // The labels at the powers of ten in range.
+        let (a, b) = (f64::from(y0).log10().ceil(), f64::from(y1).log10().floor());
+        let y_chars = (a as i32..=b as i32)
+            .map(|e| tick_label(10f32.powi(e), (y0, y1), true).chars().count())
+            .max()
+            .unwrap_or(0);
+        let y_chars = i32::try_from(y_chars).unwrap_or(i32::MAX);
+        (y_chars.saturating_mul(10).saturating_add(14).max(64), 11)
     } else {
         let y_chars = i32::try_from(longest_label((y0, y1), 11)).unwrap_or(i32::MAX);
         let x_chars = longest_label((x0, x1), 11);
@@ -304,7 +324,14 @@ where
     let mut bar_k = 0usize;
     for s in &p.series {
         let c = color(s.color);
-        let pts = s.points.clone();
+        let pts: Vec<(f32, f32)> = if log {
+            s.points.clone()
+        } else {
+            s.points
+                .iter()
+                .map(|&(x, y)| (pull_in(x, p.x_range), pull_in(y, (y0, y1))))
+                .collect()
+        };
         let drawn = match s.mark {
             Mark::Points => chart
                 .draw_series(

@@ -3,8 +3,8 @@
 //! Every plotted number comes from the `nadaraya` crate; a [`Series`] keeps its [`Source`] (the
 //! kernel, queries, keys and values) so that a test can recompute it independently.
 
-use nadaraya::{Gaussian, SoftmaxDot};
-use nadaraya_rf::{FavorPlus, FourierFeatures, Projection, RowNorm, Sampling, Variant};
+use nadaraya::{Gaussian, Mask, Rows, RowsMut, SoftmaxDot};
+use nadaraya_rf::{FavorPlus, FourierFeatures, MassGuard, Projection, RowNorm, Sampling, Variant};
 
 use crate::Error;
 
@@ -62,13 +62,18 @@ impl KernelSpec {
         d: usize,
     ) -> Result<Vec<f32>, Error> {
         let mut out = vec![0.0; queries.len() / d.max(1)];
+        let (q, k, v) = (
+            Rows::new(queries, d)?,
+            Rows::new(keys, d)?,
+            Rows::new(values, 1)?,
+        );
+        let o = RowsMut::new(&mut out, 1)?;
         match *self {
             Self::Gaussian { h } => {
-                nadaraya::attention(&Gaussian::new(h)?, queries, keys, values, d, 1, &mut out)?;
+                nadaraya::attention(&Gaussian::new(h)?, q, k, v, Mask::None, o)?
             }
             Self::SoftmaxDot { tau } => {
-                let k = SoftmaxDot::new(tau)?;
-                nadaraya::attention(&k, queries, keys, values, d, 1, &mut out)?;
+                nadaraya::attention(&SoftmaxDot::new(tau)?, q, k, v, Mask::None, o)?;
             }
         }
         Ok(out)
@@ -81,11 +86,14 @@ impl KernelSpec {
     /// [`Error::Core`] as [`nadaraya::weights`], or for an invalid `h` or `τ`.
     pub fn weights(&self, query: &[f32], keys: &[f32]) -> Result<Vec<f32>, Error> {
         let mut out = vec![0.0; keys.len() / query.len().max(1)];
+        let (q, k) = (
+            Rows::new(query, query.len())?,
+            Rows::new(keys, query.len())?,
+        );
+        let o = RowsMut::new(&mut out, k.len().max(1))?;
         match *self {
-            Self::Gaussian { h } => nadaraya::weights(&Gaussian::new(h)?, query, keys, &mut out)?,
-            Self::SoftmaxDot { tau } => {
-                nadaraya::weights(&SoftmaxDot::new(tau)?, query, keys, &mut out)?;
-            }
+            Self::Gaussian { h } => nadaraya::weights(&Gaussian::new(h)?, q, k, o)?,
+            Self::SoftmaxDot { tau } => nadaraya::weights(&SoftmaxDot::new(tau)?, q, k, o)?,
         }
         Ok(out)
     }
@@ -106,8 +114,9 @@ impl KernelSpec {
     }
 
     /// The linear-time random-feature estimate of [`smooth`](Self::smooth) with `m` features
-    /// drawn from `seed`: random Fourier features ([`nadaraya_rf::smooth`]) for the Gaussian
-    /// kernel, positive FAVOR+ features ([`nadaraya_rf::attention`]) for softmax-dot.
+    /// drawn from `seed`: random Fourier features ([`nadaraya_rf::smooth_fourier`], guard
+    /// [`MassGuard::Floor`]) for the Gaussian kernel, positive FAVOR+ features
+    /// ([`nadaraya_rf::attention`]) for softmax-dot.
     ///
     /// # Errors
     /// [`Error::RandomFeatures`] as those functions, for `m == 0`, or for an invalid `h` or `τ`.
@@ -124,8 +133,8 @@ impl KernelSpec {
         let mut out = vec![0.0; queries.len() / d.max(1)];
         match *self {
             Self::Gaussian { h } => {
-                let f = FourierFeatures::new(p, h)?;
-                nadaraya_rf::smooth(&f, queries, keys, values, d, 1, &mut out)?;
+                let f = FourierFeatures::new(p, h)?.with_guard(MassGuard::Floor);
+                nadaraya_rf::smooth_fourier(&f, queries, keys, values, d, 1, &mut out)?;
             }
             Self::SoftmaxDot { tau } => {
                 let f = FavorPlus::new(p, tau, Variant::Positive)?;

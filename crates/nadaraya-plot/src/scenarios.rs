@@ -47,6 +47,10 @@ pub const ERROR_SEEDS: u64 = 16;
 pub const ERROR_QUERIES: usize = 61;
 /// The error sweep also runs FAVOR+ at this multiple of `τ`, where `|q + k|²/τ` is smaller.
 pub const WIDE_TAU: f32 = 4.0;
+/// The largest feature count `--features` accepts: the query features of one curve alone are
+/// [`GRID`]`·m` floats (63 MB at this `m`), and a count near `usize::MAX` would otherwise end the
+/// process with an allocation failure.
+pub const MAX_FEATURES: usize = 1 << 16;
 
 // Palette indices (see `draw::PALETTE`).
 const BLUE: usize = 1;
@@ -150,7 +154,7 @@ impl Params {
     /// [`nadaraya::Gaussian::new`] rejects; a temperature (`tau`, `small_tau`, the
     /// `bandwidth-temperature` scenario's `h²`, the `random-features` sweep's [`WIDE_TAU`]`·τ`)
     /// that [`nadaraya::SoftmaxDot::new`] rejects; a non-finite `x_q`; no feature counts, or a
-    /// count of zero.
+    /// count of zero or above [`MAX_FEATURES`].
     pub fn validate(&self, name: &str) -> Result<(), Error> {
         let x_q = || {
             if self.x_q.is_finite() {
@@ -214,6 +218,12 @@ impl Params {
                     return Err(Error::Option(
                         "`--features`: a feature count must be at least 1, found 0".into(),
                     ));
+                }
+                if let Some(m) = self.features.iter().find(|&&m| m > MAX_FEATURES) {
+                    return Err(Error::Option(format!(
+                        "`--features`: a feature count must be at most {MAX_FEATURES} (each \
+                         curve holds {GRID}·m feature values), found {m}"
+                    )));
                 }
                 Ok(())
             }

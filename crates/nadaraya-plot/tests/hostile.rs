@@ -161,3 +161,24 @@ fn tick_labels_stay_short_at_any_magnitude() {
         }
     }
 }
+
+#[test]
+fn estimates_far_outside_the_axis_are_drawn_without_overflow() {
+    use plotters::prelude::*;
+    // One sample: random-Fourier estimates land near -1e6 while the axis spans about 1e-3.
+    for y in [1.0f32, 1e6] {
+        let p = Params {
+            data: Dataset::new("one", vec![5.0], vec![y]).unwrap(),
+            ..Params::default()
+        };
+        for fig in scenarios::all(&p).unwrap() {
+            let (w, h) = draw::size(&fig);
+            let mut buf = vec![0u8; (w * h * 3) as usize];
+            draw::draw(
+                &fig,
+                &BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area(),
+            )
+            .unwrap();
+        }
+    }
+}

@@ -13,8 +13,9 @@
 //! needs `no-panic` as a dev-dependency of `nadaraya-rf` under that cfg, as the core has it.
 
 use nadaraya_rf::{
-    CausalState, Error, FavorPlus, FourierFeatures, Mask, Projection, RowNorm, Sampling, Variant,
-    attention, batch_attention, batch_attention_serial, causal_attention, smooth, weights,
+    CausalState, Error, FavorPlus, FourierFeatures, GaussianFeatures, Mask, Projection, RowNorm,
+    Sampling, Variant, attention, batch_attention, batch_attention_serial, causal_attention,
+    smooth, smooth_fourier, weights,
 };
 use std::hint::black_box;
 
@@ -144,7 +145,7 @@ fn fourier_map(f: &FourierFeatures, x: &[f32], out: &mut [f32]) -> Result<(), Er
 // Not provable (README "Panics"): no attribute, so that the check links.
 #[allow(clippy::too_many_arguments)]
 fn rf_smooth(
-    f: &FourierFeatures,
+    f: &GaussianFeatures,
     q: &[f32],
     x: &[f32],
     y: &[f32],
@@ -153,6 +154,20 @@ fn rf_smooth(
     out: &mut [f32],
 ) -> Result<(), Error> {
     smooth(f, q, x, y, d, dy, out)
+}
+
+// Not provable (README "Panics"): no attribute, so that the check links.
+#[allow(clippy::too_many_arguments)]
+fn rf_smooth_fourier(
+    f: &FourierFeatures,
+    q: &[f32],
+    x: &[f32],
+    y: &[f32],
+    d: usize,
+    dy: usize,
+    out: &mut [f32],
+) -> Result<(), Error> {
+    smooth_fourier(f, q, x, y, d, dy, out)
 }
 
 fn main() {
@@ -181,7 +196,10 @@ fn main() {
     ok &= rf_batch(&heads, &q, &k, &v, d, dv, Mask::None, &mut out).is_ok();
     let g = fourier_new(p, black_box(1.0)).unwrap_or_else(|_| std::process::exit(1));
     ok &= fourier_map(&g, &q[..d], &mut out).is_ok();
-    ok &= rf_smooth(&g, &q, &k, &v, d, dv, &mut out).is_ok();
+    ok &= rf_smooth_fourier(&g, &q, &k, &v, d, dv, &mut out).is_ok();
+    let gf = GaussianFeatures::for_dim(d, m, black_box(1.0), 2)
+        .unwrap_or_else(|_| std::process::exit(1));
+    ok &= rf_smooth(&gf, &q, &k, &v, d, dv, &mut out).is_ok();
     println!(
         "nadaraya-rf entry points exercised: {}",
         if ok { "all Ok" } else { "some Err" }

@@ -29,11 +29,48 @@ pub(crate) fn check_shapes(
             found: d,
         });
     }
-    let rows = nadaraya::attention_shape(q, keys, values, d, dv, out).map_err(Error::from_shape)?;
+    let rows = core_attention_shape(q, keys, values, d, dv, out).map_err(Error::from_shape)?;
     if !(all_finite(q) && all_finite(keys) && all_finite(values)) {
         return Err(Error::NonFinite);
     }
     Ok(rows)
+}
+
+/// The slice-level shape rules of the core before its `Rows` API (a shim until this crate
+/// takes `Rows` views too): `out` at least `M·dv` long.
+fn core_attention_shape(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    d: usize,
+    dv: usize,
+    out: &[f32],
+) -> Result<(usize, usize), nadaraya::Error> {
+    use nadaraya::{Mask, Rows};
+    let (q, keys, values) = (
+        Rows::new(q, d)?,
+        Rows::new(keys, d)?,
+        Rows::new(values, dv)?,
+    );
+    match q.len().checked_mul(dv).and_then(|l| out.get(..l)) {
+        Some(o) => nadaraya::attention_shape(q, keys, values, Mask::None, Rows::new(o, dv)?),
+        None if values.len() != keys.len() || keys.is_empty() => {
+            nadaraya::attention_shape(q, keys, values, Mask::None, q)
+        }
+        None => Err(nadaraya::Error::OutputTooSmall),
+    }
+}
+
+/// The slice-level shape rules of the core's `weights` before its `Rows` API (a shim).
+fn core_weights_shape(q: &[f32], keys: &[f32], out: &[f32]) -> Result<usize, nadaraya::Error> {
+    let keys = nadaraya::Rows::new(keys, nadaraya::Rows::new(q, q.len())?.width())?;
+    if keys.is_empty() {
+        return Err(nadaraya::Error::Empty);
+    }
+    if out.len() < keys.len() {
+        return Err(nadaraya::Error::OutputTooSmall);
+    }
+    Ok(keys.len())
 }
 
 #[inline]
@@ -105,7 +142,10 @@ pub(crate) fn all_finite(xs: &[f32]) -> bool {
 /// let mut rf = vec![0.0; l * dv];
 /// attention(&f, &x, &x, &v, d, dv, &mut rf)?;
 /// let mut exact = vec![0.0; l * dv];
-/// nadaraya::attention(&SoftmaxDot::for_dim(d).unwrap(), &x, &x, &v, d, dv, &mut exact).unwrap();
+/// let (xr, vr) = (nadaraya::Rows::new(&x, d).unwrap(), nadaraya::Rows::new(&v, dv).unwrap());
+/// let out = nadaraya::RowsMut::new(&mut exact, dv).unwrap();
+/// let k = SoftmaxDot::for_dim(d).unwrap();
+/// nadaraya::attention(&k, xr, xr, vr, nadaraya::Mask::None, out).unwrap();
 /// let err = rf.iter().zip(&exact).map(|(a, b)| (a - b).powi(2)).sum::<f32>().sqrt()
 ///     / exact.iter().map(|b| b * b).sum::<f32>().sqrt();
 /// assert!(err < 0.05);
@@ -133,11 +173,7 @@ pub fn attention(
         DMatrixViewMut::from_slice(a, r, t).gemm(1.0, w, &DMatrixView::from_slice(kt, d, t), 0.0);
         let mut ok = true;
         for (col, k) in a.chunks_exact_mut(r).zip(kt.chunks_exact(d)) {
-            let h = features.half_sq_norm(k);
-            for x in col.iter_mut() {
-                *x -= h;
-                ok &= x.is_finite();
-            }
+            ok &= features.finish_key_exponents(k, col).is_ok();
         }
         if !ok {
             return Err(Error::ScoreOverflow);
@@ -678,7 +714,7 @@ pub fn weights(
             found: q.len(),
         });
     }
-    let n = nadaraya::weights_shape(q, keys, out).map_err(Error::from_shape)?;
+    let n = core_weights_shape(q, keys, out).map_err(Error::from_shape)?;
     let out = out.get_mut(..n).ok_or(Error::OutputTooSmall)?;
     if !(all_finite(q) && all_finite(keys)) {
         return Err(Error::NonFinite);

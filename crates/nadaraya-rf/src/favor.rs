@@ -13,6 +13,115 @@ pub enum Variant {
     /// The hyperbolic (±) map `φ(x) = exp(−|x'|²/2) / √(2m) · [exp(ω_i·x'), exp(−ω_i·x')]`, `2m`
     /// features: lower variance for the same projection, twice the feature work.
     Hyperbolic,
+    /// Optimal positive random features (OPRF, "FAVOR++", Likhosherstov et al. 2022):
+    /// `φ(x)_i = D·exp(A|ω_i|² + B ω_i·x' − |x'|²/2) / √m` with `B = √(1 − 4A)`,
+    /// `D = (1 − 4A)^{d/4}` and the parameter `A ≤ 0` of [`Oprf`], `m` features. Unbiased for
+    /// every such `A` (`A = 0` is [`Positive`](Self::Positive)); the `A` of [`Oprf::fit`]
+    /// minimises the summed log-variance over the given queries and keys.
+    Optimal(Oprf),
+}
+
+/// The parameter `A` of [`Variant::Optimal`], in closed form from the data's norms.
+///
+/// For `ω ~ N(0, I_d)` the variance of one OPRF sample of `exp(x·y)` is
+/// `(1 − 4A)^d (1 − 8A)^{−d/2} exp(2(1 − 4A)|x + y|²/(1 − 8A)) e^{−|x|²−|y|²} − e^{2x·y}`; its
+/// logarithm is linear in `|x + y|²`, so the `A` minimising its sum over a set of pairs depends on
+/// `ρ = mean |x + y|² / d` only, and setting the derivative to zero gives
+/// `A = (1 − 2ρ − √((2ρ + 1)² + 8ρ)) / 16 ≤ 0` (Likhosherstov et al. 2022, "Chefs' Random
+/// Tables", Theorem 3.1; rederived here from the variance above).
+///
+/// # Examples
+/// ```
+/// use nadaraya_rf::Oprf;
+/// assert_eq!(Oprf::from_rho(0.0).unwrap().a(), 0.0); // FAVOR+
+/// let o = Oprf::from_rho(1.0).unwrap();
+/// assert!((o.a() - (-1.0 - 17f32.sqrt()) / 16.0).abs() < 1e-6);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Oprf {
+    // The bits of A (an f32 ≤ 0, finite), so that `Variant` keeps `Eq` and `Hash`.
+    a_bits: u32,
+}
+
+impl core::fmt::Debug for Oprf {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Oprf").field("a", &self.a()).finish()
+    }
+}
+
+impl Oprf {
+    /// The optimal `A` for `ρ = mean |x + y|² / d` (`x, y` already divided by `√τ`).
+    ///
+    /// Returns `None` if `ρ` is NaN, negative or infinite, or so large that `A` or `1 − 4A` is
+    /// not finite in `f32` (`ρ` beyond about `8e37`).
+    #[must_use]
+    pub fn from_rho(rho: f64) -> Option<Self> {
+        if !(rho.is_finite() && rho >= 0.0) {
+            return None;
+        }
+        let a = (1.0 - 2.0 * rho - ((2.0 * rho + 1.0).powi(2) + 8.0 * rho).sqrt()) / 16.0;
+        let a32 = a.min(0.0) as f32;
+        let b2 = 1.0 - 4.0 * f64::from(a32);
+        (a32.is_finite() && (b2 as f32).is_finite()).then_some(Self {
+            a_bits: (a32 + 0.0).to_bits(),
+        })
+    }
+
+    /// The `A` of [`from_rho`](Self::from_rho) for queries `q` (`M×d`) and keys `k` (`N×d`) at
+    /// temperature `τ`: `ρ = (mean |q'|² + mean |k'|² + 2 q̄'·k̄') / d` with `x' = x/√τ` and
+    /// `q̄', k̄'` the means, which is `mean_{t,j} |q'_t + k'_j|² / d` over all `M·N` pairs,
+    /// computed in `f64` in `O((M + N)·d)`. For the Gaussian kernel of bandwidth `h` pass
+    /// `τ = h²` ([`GaussianFeatures`](crate::GaussianFeatures)).
+    ///
+    /// # Errors
+    /// - [`Error::ZeroDimension`] if `d == 0`;
+    /// - [`Error::ShapeMismatch`] if a length is not a multiple of `d`;
+    /// - [`Error::Empty`] if `q` or `k` has no rows;
+    /// - [`Error::NonFinite`] if an input is NaN or infinite;
+    /// - [`Error::InvalidTemperature`] if `τ` is not finite and `> 0`;
+    /// - [`Error::ScoreOverflow`] if `ρ` is too large for [`from_rho`](Self::from_rho).
+    pub fn fit(q: &[f32], k: &[f32], d: usize, tau: f32) -> Result<Self, Error> {
+        if d == 0 {
+            return Err(Error::ZeroDimension);
+        }
+        if !(q.len().is_multiple_of(d) && k.len().is_multiple_of(d)) {
+            return Err(Error::ShapeMismatch);
+        }
+        if q.is_empty() || k.is_empty() {
+            return Err(Error::Empty);
+        }
+        if !q.iter().chain(k).all(|v| v.is_finite()) {
+            return Err(Error::NonFinite);
+        }
+        if !(tau.is_finite() && tau > 0.0) {
+            return Err(Error::InvalidTemperature);
+        }
+        // Mean squared norm and mean row, in f64 (|x|² ≤ d·(3.4e38)² stays finite).
+        let moments = |x: &[f32]| {
+            let n = (x.len() / d) as f64;
+            let mut mean = vec![0.0f64; d];
+            let mut sq = 0.0f64;
+            for row in x.chunks_exact(d) {
+                for (m, &v) in mean.iter_mut().zip(row) {
+                    let v = f64::from(v);
+                    *m += v;
+                    sq += v * v;
+                }
+            }
+            mean.iter_mut().for_each(|m| *m /= n);
+            (sq / n, mean)
+        };
+        let ((sq_q, mq), (sq_k, mk)) = (moments(q), moments(k));
+        let cross: f64 = mq.iter().zip(&mk).map(|(a, b)| a * b).sum();
+        let rho = ((sq_q + sq_k + 2.0 * cross) / (f64::from(tau) * d as f64)).max(0.0);
+        Self::from_rho(rho).ok_or(Error::ScoreOverflow)
+    }
+
+    /// The parameter `A` (`≤ 0`).
+    #[must_use]
+    pub fn a(self) -> f32 {
+        f32::from_bits(self.a_bits)
+    }
 }
 
 /// Positive random features for the softmax kernel: `E[φ(q)·φ(k)] = exp(q·k/τ)` with
@@ -44,6 +153,9 @@ pub struct FavorPlus {
     // r×d column-major (r = m or 2m): the rows ω_i/√τ (and −ω_i/√τ for the hyperbolic variant).
     // Column j is contiguous, so this is also the row-major d×r matrix used by the step path.
     w: DMatrix<f32>,
+    // Variant::Optimal only (empty otherwise): the per-feature 2A|ω_i|², added to the key
+    // exponents (the query's A|ω_i|² moved to the key side; the product is what counts).
+    bias: Vec<f32>,
 }
 
 impl FavorPlus {
@@ -66,19 +178,25 @@ impl FavorPlus {
             return Err(Error::InvalidTemperature);
         }
         let r = match variant {
-            Variant::Positive => projection.count(),
+            Variant::Positive | Variant::Optimal(_) => projection.count(),
             Variant::Hyperbolic => projection
                 .count()
                 .checked_mul(2)
                 .ok_or(Error::TooManyFeatures)?,
         };
-        let w = build(&projection, r, f64::from(inv_sqrt))?;
+        let w = build(&projection, r, row_scale(variant, f64::from(inv_sqrt)))?;
+        let mut bias = match variant {
+            Variant::Optimal(_) => try_filled(projection.count(), 0.0)?,
+            Variant::Positive | Variant::Hyperbolic => Vec::new(),
+        };
+        oprf_bias(&projection, variant, &mut bias);
         Ok(Self {
             projection,
             variant,
             tau,
             inv_tau,
             w,
+            bias,
         })
     }
 
@@ -108,8 +226,9 @@ impl FavorPlus {
         fill(
             &self.projection,
             &mut self.w,
-            1.0 / f64::from(self.tau).sqrt(),
+            row_scale(self.variant, 1.0 / f64::from(self.tau).sqrt()),
         );
+        oprf_bias(&self.projection, self.variant, &mut self.bias);
         Ok(())
     }
 
@@ -143,7 +262,8 @@ impl FavorPlus {
         self.w.nrows()
     }
 
-    /// `log φ(x)`, unstabilised: `ω_i·x' − |x'|²/2 − ln(r)/2` for each of the `r` features.
+    /// `log φ(x)`, unstabilised: `ω_i·x' − |x'|²/2 − ln(r)/2` for each of the `r` features
+    /// (for [`Variant::Optimal`]: `ln D + A|ω_i|² + B ω_i·x' − |x'|²/2 − ln(r)/2`).
     ///
     /// Kept in the log domain so it never overflows; `exp` of it is the feature map of the
     /// definition, `Σ_i φ(q)_i φ(k)_i ≈ exp(q·k/τ)`.
@@ -166,11 +286,24 @@ impl FavorPlus {
             return Err(Error::NonFinite);
         }
         self.key_exponents(x, out)?;
-        let shift = 0.5 * (r as f32).ln();
+        let mut shift = 0.5 * (r as f32).ln();
+        if let Variant::Optimal(o) = self.variant {
+            // The key side carries 2A|ω_i|²; the symmetric map has A|ω_i|² and ln D each.
+            shift -= self.projection.dim() as f32 / 4.0 * (1.0 - 4.0 * o.a()).ln();
+            for (x, &b) in out.iter_mut().zip(&self.bias) {
+                *x -= 0.5 * b;
+            }
+        }
+        let mut ok = true;
         for o in out {
             *o -= shift;
+            ok &= o.is_finite();
         }
-        Ok(())
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::ScoreOverflow)
+        }
     }
 
     /// `out_i = ω_i·x'` (the query exponents, without the per-row constants that cancel).
@@ -187,14 +320,29 @@ impl FavorPlus {
         }
     }
 
-    /// `out_i = ω_i·x' − |x'|²/2` (the key exponents).
+    /// `out_i = ω_i·x' − |x'|²/2` (the key exponents; for [`Variant::Optimal`]
+    /// `B ω_i·x' − |x'|²/2 + 2A|ω_i|²`).
     #[inline]
     pub(crate) fn key_exponents(&self, x: &[f32], out: &mut [f32]) -> Result<(), Error> {
         self.query_exponents(x, out);
+        self.finish_key_exponents(x, out)
+    }
+
+    /// Turns query exponents `out = W x` of the key `x` into its key exponents in place:
+    /// subtracts `|x'|²/2` and adds the per-feature OPRF bias.
+    ///
+    /// # Errors
+    /// [`Error::ScoreOverflow`] if an exponent is not finite (NaN included).
+    #[inline]
+    pub(crate) fn finish_key_exponents(&self, x: &[f32], out: &mut [f32]) -> Result<(), Error> {
         let h = self.half_sq_norm(x);
         let mut ok = h.is_finite();
         for o in out.iter_mut() {
             *o -= h;
+            ok &= o.is_finite();
+        }
+        for (o, &b) in out.iter_mut().zip(&self.bias) {
+            *o += b;
             ok &= o.is_finite();
         }
         if ok {
@@ -214,6 +362,25 @@ impl FavorPlus {
     #[inline]
     pub(crate) fn matrix(&self) -> &DMatrix<f32> {
         &self.w
+    }
+}
+
+/// The factor of the rows `ω_i` in the matrix: `s = 1/√τ`, times `B = √(1 − 4A)` for OPRF.
+fn row_scale(variant: Variant, s: f64) -> f64 {
+    match variant {
+        Variant::Optimal(o) => s * (1.0 - 4.0 * f64::from(o.a())).sqrt(),
+        Variant::Positive | Variant::Hyperbolic => s,
+    }
+}
+
+/// Writes the per-feature `2A|ω_i|²` of [`Variant::Optimal`] into `bias` (`m` long; computed in
+/// `f64`, rounded once); nothing for the other variants, whose `bias` is empty.
+fn oprf_bias(p: &Projection, variant: Variant, bias: &mut [f32]) {
+    if let Variant::Optimal(o) = variant {
+        for (b, w) in bias.iter_mut().zip(p.rows().chunks_exact(p.dim())) {
+            let n2: f64 = w.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+            *b = (2.0 * f64::from(o.a()) * n2) as f32;
+        }
     }
 }
 

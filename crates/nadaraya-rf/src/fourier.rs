@@ -1,19 +1,36 @@
-//! Random Fourier features for the Gaussian kernel: linear-time Nadaraya–Watson smoothing.
+//! Random Fourier features for the Gaussian kernel: the trigonometric estimator, kept for those who
+//! ask for it (the default Gaussian smoother is [`smooth`](crate::smooth), with positive features).
 
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut};
 
 use crate::attention::{TILE, check_shapes};
+use crate::gaussian::zeros;
 use crate::{Error, Projection, Sampling};
 
-/// The guard on the smoothing denominator, as a fraction of its largest possible value.
+/// The guard on the trigonometric smoothing denominator, as a fraction of its largest possible
+/// value.
 ///
 /// The denominator `Σ_i φ(q)·φ(x_i)` estimates the kernel mass `Σ_i exp(−|q − x_i|²/2h²) ∈ (0, N]`
-/// but, unlike FAVOR+, random Fourier features are signed, so the estimate can be tiny or
-/// negative when the true mass is below the estimator's noise (about `N/√m`). [`smooth`] divides
-/// by `max(estimate, N · FOURIER_MASS_FLOOR)`: rows with an estimated mean kernel mass below
-/// `2⁻²⁰ ≈ 9.5e-7` come out pulled towards 0 instead of as NaN or ±inf. At such rows the estimate
-/// carries no information anyway; use more features or a larger bandwidth.
+/// but random Fourier features are signed, so the estimate can be tiny or negative when the true
+/// mass is below the estimator's noise (about `N/√m`). [`smooth_fourier`] rejects a query whose
+/// estimated mean kernel mass is at most `2⁻²⁰ ≈ 9.5e-7` (a denominator `≤ N · FOURIER_MASS_FLOOR`)
+/// with [`Error::Empty`] ([`MassGuard::Reject`], the default): no sample is within the
+/// estimator's reach there. Above the floor the ratio is returned as it is, and may still lie
+/// outside the responses' range.
 pub const FOURIER_MASS_FLOOR: f32 = 1.0 / 1_048_576.0;
+
+/// What [`smooth_fourier`] does with a query whose estimated kernel mass is at or below
+/// `N·m·`[`FOURIER_MASS_FLOOR`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum MassGuard {
+    /// Return [`Error::Empty`] (the default): better an error than a value far outside the data.
+    #[default]
+    Reject,
+    /// Divide by the floor instead (the behaviour before `Reject` existed, kept so that old
+    /// figures can be reproduced): the row comes out finite but may be far outside the data, as
+    /// far as `2²⁰·max|y|` (one sample with `y = 1` gave `−1 048 576`).
+    Floor,
+}
 
 /// Random Fourier features for the Gaussian kernel of bandwidth `h`:
 /// `φ(x) = [cos(ω_i·x/h), sin(ω_i·x/h)]_{i≤m} / √m`, so `E[φ(x)·φ(y)] = exp(−|x − y|²/2h²)`
@@ -34,12 +51,13 @@ pub const FOURIER_MASS_FLOOR: f32 = 1.0 / 1_048_576.0;
 pub struct FourierFeatures {
     projection: Projection,
     h: f32,
+    guard: MassGuard,
     // m×d column-major: ω_i / h.
     w: DMatrix<f32>,
 }
 
 impl FourierFeatures {
-    /// Features for bandwidth `h` from a drawn projection.
+    /// Features for bandwidth `h` from a drawn projection, with [`MassGuard::Reject`].
     ///
     /// # Errors
     /// [`Error::InvalidBandwidth`] if `h` is not finite, not `> 0`, or `1/h` is not a normal
@@ -50,7 +68,24 @@ impl FourierFeatures {
             return Err(Error::InvalidBandwidth);
         }
         let w = build(&projection, 1.0 / f64::from(h));
-        Ok(Self { projection, h, w })
+        Ok(Self {
+            projection,
+            h,
+            guard: MassGuard::Reject,
+            w,
+        })
+    }
+
+    /// The same features with the guard `guard` for [`smooth_fourier`].
+    #[must_use]
+    pub fn with_guard(self, guard: MassGuard) -> Self {
+        Self { guard, ..self }
+    }
+
+    /// The guard [`smooth_fourier`] applies.
+    #[must_use]
+    pub fn guard(&self) -> MassGuard {
+        self.guard
     }
 
     /// `m` features for dimension `d` and bandwidth `h`, orthogonal rows with chi norms, draw 0
@@ -160,29 +195,49 @@ fn fourier_tile(phase: &[f32], m: usize, phi: &mut [f32]) -> Result<(), Error> {
     Ok(())
 }
 
-/// Linear-time Nadaraya–Watson smoothing with the Gaussian kernel:
-/// `out_t = Σ_i φ(q_t)·φ(x_i) y_i / Σ_i φ(q_t)·φ(x_i)`, a random-feature estimate of
-/// [`nadaraya::attention`] with the [`nadaraya::Gaussian`] kernel of the same bandwidth.
+/// Linear-time Nadaraya–Watson smoothing with the Gaussian kernel through random Fourier
+/// features (the trigonometric estimator): `out_t = Σ_i φ(q_t)·φ(x_i) y_i / Σ_i φ(q_t)·φ(x_i)`,
+/// a random-feature estimate of [`nadaraya::attention`] with the [`nadaraya::Gaussian`] kernel
+/// of the same bandwidth.
+///
+/// **Prefer [`smooth`](crate::smooth)** (positive features: always a convex combination of the
+/// responses). The trigonometric estimate `φ(q)·φ(x_i)` is signed, so its weights can be
+/// negative and its denominator near zero or negative wherever the true kernel mass is below
+/// the estimator's noise (about `N/√m`: far from the data, small `h`, few features). There the
+/// ratio lies far outside the data (one sample with `y = 1` gave `−1 048 576` before the
+/// guard below rejected it). This function returns [`Error::Empty`] for a query whose estimated
+/// mass is `≤ N·m·`[`FOURIER_MASS_FLOOR`] (the unscaled features' largest mass is `N·m`), or
+/// divides by that floor if the features carry [`MassGuard::Floor`], and returns the ratio
+/// otherwise, which may still lie outside the responses' range when the denominator is small
+/// but above the floor.
 ///
 /// Same shapes as [`nadaraya::attention`]: `queries` `M×d`, sample locations `x` `N×d`,
 /// responses `y` `N×dy`, `out` at least `M×dy`. `O((M + N)·m·(d + dy))` time, `O(m·dy)` extra
-/// memory. The denominator is guarded by [`FOURIER_MASS_FLOOR`].
+/// memory (`2m·dy + 3m·64 + 2m` floats).
 ///
 /// # Errors
-/// As [`attention`](crate::attention) (with `dy` for `dv`).
+/// - As [`attention`](crate::attention) (with `dy` for `dv`): [`Error::ZeroDimension`],
+///   [`Error::DimensionMismatch`], [`Error::ShapeMismatch`], [`Error::Empty`] for no samples,
+///   [`Error::OutputTooSmall`], [`Error::NonFinite`], [`Error::ScoreOverflow`] for a phase
+///   `ω·x/h` that is not finite, [`Error::OutputOverflow`] for a ratio that is not finite;
+/// - [`Error::Empty`] also for a query whose estimated kernel mass is at or below the floor,
+///   unless the features carry [`MassGuard::Floor`];
+/// - [`Error::TooManyFeatures`] if the `2m·dy` sums cannot be allocated.
+///
+/// After a computing error `out` may hold partial results.
 ///
 /// # Examples
 /// ```
-/// use nadaraya_rf::{smooth, FourierFeatures};
+/// use nadaraya_rf::{smooth_fourier, FourierFeatures};
 /// let x: Vec<f32> = (0..200).map(|i| i as f32 / 100.0 - 1.0).collect();
 /// let y: Vec<f32> = x.iter().map(|v| v * v).collect();
 /// let f = FourierFeatures::for_dim(1, 512, 0.3, 11)?;
 /// let mut out = [0.0];
-/// smooth(&f, &[0.0], &x, &y, 1, 1, &mut out)?;
+/// smooth_fourier(&f, &[0.0], &x, &y, 1, 1, &mut out)?;
 /// assert!(out[0] > -0.05 && out[0] < 0.2); // the exact smoother gives ≈ 0.08
 /// # Ok::<(), nadaraya_rf::Error>(())
 /// ```
-pub fn smooth(
+pub fn smooth_fourier(
     features: &FourierFeatures,
     queries: &[f32],
     x: &[f32],
@@ -194,10 +249,11 @@ pub fn smooth(
     let (mq, n) = check_shapes(features.dim(), queries, x, y, d, dy, out)?;
     let m = features.w.nrows();
     let r = 2 * m;
-    let mut phase = vec![0.0f32; m * TILE];
-    let mut phi = vec![0.0f32; r * TILE];
-    let mut s = DMatrix::<f32>::zeros(dy, r);
-    let mut z = vec![0.0f32; r];
+    let too_many = Error::TooManyFeatures;
+    let mut phase = zeros(m.checked_mul(TILE).ok_or(too_many)?)?;
+    let mut phi = zeros(r.checked_mul(TILE).ok_or(too_many)?)?;
+    let mut s = DMatrix::from_vec(dy, r, zeros(dy.checked_mul(r).ok_or(too_many)?)?);
+    let mut z = zeros(r)?;
     for (xt, yt) in x.chunks(TILE * d).zip(y.chunks(TILE * dy)) {
         let t = xt.len() / d;
         let (ph, f) = (&mut phase[..m * t], &mut phi[..r * t]);
@@ -233,7 +289,15 @@ pub fn smooth(
         DMatrixViewMut::from_slice(ot, dy, t).gemm(1.0, &s, &DMatrixView::from_slice(f, r, t), 0.0);
         for (col, o) in f.chunks_exact(r).zip(ot.chunks_exact_mut(dy)) {
             let den: f32 = col.iter().zip(&z).map(|(a, b)| a * b).sum();
-            let inv = 1.0 / den.max(floor);
+            let den = if den <= floor {
+                match features.guard {
+                    MassGuard::Reject => return Err(Error::Empty),
+                    MassGuard::Floor => floor,
+                }
+            } else {
+                den
+            };
+            let inv = 1.0 / den;
             for v in o.iter_mut() {
                 *v *= inv;
                 ok &= v.is_finite();

@@ -6,11 +6,13 @@ mod batch;
 mod error;
 mod favor;
 mod fourier;
+mod gaussian;
 mod projection;
 
 pub use attention::{CausalState, attention, causal_attention, weights};
 pub use batch::{Mask, batch_attention, batch_attention_serial};
 pub use error::Error;
-pub use favor::{FavorPlus, Variant};
-pub use fourier::{FOURIER_MASS_FLOOR, FourierFeatures, smooth};
+pub use favor::{FavorPlus, Oprf, Variant};
+pub use fourier::{FOURIER_MASS_FLOOR, FourierFeatures, MassGuard, smooth_fourier};
+pub use gaussian::{GaussianFeatures, smooth};
 pub use projection::{Projection, RowNorm, Sampling};

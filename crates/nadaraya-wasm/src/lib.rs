@@ -244,6 +244,34 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// The core's attention on flat `f32` buffers: queries and keys of width `d`, one value per
+/// key, one output per query.
+fn core_attention<K: nadaraya::Kernel>(
+    k: &K,
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    d: usize,
+    out: &mut [f32],
+) -> Result<(), nadaraya::Error> {
+    use nadaraya::{Mask, Rows, RowsMut};
+    let (q, keys, values) = (Rows::new(q, d)?, Rows::new(keys, d)?, Rows::new(values, 1)?);
+    nadaraya::attention(k, q, keys, values, Mask::None, RowsMut::new(out, 1)?)
+}
+
+/// The core's weights of one query `q` against the keys (of its width) into `out` (one per key).
+fn core_weights<K: nadaraya::Kernel>(
+    k: &K,
+    q: &[f32],
+    keys: &[f32],
+    out: &mut [f32],
+) -> Result<(), nadaraya::Error> {
+    use nadaraya::{Rows, RowsMut};
+    let (qr, keys) = (Rows::new(q, q.len())?, Rows::new(keys, q.len())?);
+    let n = keys.len();
+    nadaraya::weights(k, qr, keys, RowsMut::new(out, n.max(1))?)
+}
+
 impl From<nadaraya::Error> for Error {
     fn from(e: nadaraya::Error) -> Self {
         Self::Core(e)
@@ -628,13 +656,13 @@ impl Page {
         self.y_dot.resize(GRID, 0.0);
         self.a_gauss.resize(n, 0.0);
         self.a_dot.resize(n, 0.0);
-        nadaraya::attention(&g, &queries, &keys, &self.y, d, 1, &mut self.y_gauss)?;
-        nadaraya::attention(&s, &queries, &keys, &self.y, d, 1, &mut self.y_dot)?;
-        nadaraya::weights(&g, &q, &keys, &mut self.a_gauss)?;
-        nadaraya::weights(&s, &q, &keys, &mut self.a_dot)?;
+        core_attention(&g, &queries, &keys, &self.y, d, &mut self.y_gauss)?;
+        core_attention(&s, &queries, &keys, &self.y, d, &mut self.y_dot)?;
+        core_weights(&g, &q, &keys, &mut self.a_gauss)?;
+        core_weights(&s, &q, &keys, &mut self.a_dot)?;
         let mut at = [0.0f32; 2];
-        nadaraya::attention(&g, &q, &keys, &self.y, d, 1, &mut at[..1])?;
-        nadaraya::attention(&s, &q, &keys, &self.y, d, 1, &mut at[1..])?;
+        core_attention(&g, &q, &keys, &self.y, d, &mut at[..1])?;
+        core_attention(&s, &q, &keys, &self.y, d, &mut at[1..])?;
         self.s.y_gauss = at[0];
         self.s.y_dot = at[1];
         (self.s.argmax_gauss, self.s.max_gauss) = argmax(&self.x, &self.a_gauss);
@@ -678,15 +706,8 @@ impl Page {
             // The exact curve on raw x at this τ is the softmax-dot curve `compute` made.
             self.rf_exact.copy_from_slice(&self.y_dot);
         } else {
-            nadaraya::attention(
-                &SoftmaxDot::new(tau)?,
-                &self.grid,
-                &self.x,
-                &self.y,
-                1,
-                1,
-                &mut self.rf_exact,
-            )?;
+            let k = SoftmaxDot::new(tau)?;
+            core_attention(&k, &self.grid, &self.x, &self.y, 1, &mut self.rf_exact)?;
         }
         let sq: f64 = self
             .rf
@@ -951,7 +972,7 @@ mod tests {
         page.compute_rf().unwrap();
         let mut raw = vec![0.0; GRID];
         let s = SoftmaxDot::new(0.25).unwrap();
-        nadaraya::attention(&s, &page.grid, &page.x, &page.y, 1, 1, &mut raw).unwrap();
+        core_attention(&s, &page.grid, &page.x, &page.y, 1, &mut raw).unwrap();
         assert_eq!(page.buffer(Buffer::RfExact), &raw[..]);
         assert_eq!(
             page.set_feature_index(FEATURES.len()),

@@ -1,25 +1,27 @@
-//! `attention` with `N = 4096` keys, `d = dv = 64`, `M` queries, called `R` times: a fixed
-//! workload to count instructions of (`valgrind --tool=callgrind`), which unlike wall time is
-//! stable on a shared machine.
+//! Fixed workloads to count instructions of (`valgrind --tool=callgrind`), which unlike wall time
+//! is stable on a shared machine.
+//!
+//! - `icount M R` (or `icount M R attention`): `attention` with `N = 4096` keys, `d = dv = 64`,
+//!   `M` queries, called `R` times;
+//! - `icount M R predict` / `icount M R predict_many`: a `Smoother<Gaussian, 4096, 1, 1>` holding
+//!   4096 samples, `M` queries answered by `M` calls of `predict` or one `predict_many`, `R`
+//!   times; `predict64` / `predict_many64` the same with `D = DV = 64`.
 //!
 //! ```text
 //! cargo build --release -p nadaraya --example icount
-//! valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/examples/icount M R
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/examples/icount M R [mode]
 //! ```
-//! The difference between `R = 11` and `R = 1`, divided by 10, is the cost of one call.
+//! The difference between `R = 11` and `R = 1`, divided by 10, is the cost of one call (or of
+//! one batch of `M` queries).
 
-use nadaraya::{SoftmaxDot, attention};
+use nadaraya::{Gaussian, Mask, Rows, RowsMut, Sample, Smoother, SoftmaxDot, attention};
 use std::hint::black_box;
 
 fn main() {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .map(|a| a.parse().unwrap_or(1))
-        .collect();
-    let (m, reps) = (
-        args.first().copied().unwrap_or(1).clamp(1, 64),
-        args.get(1).copied().unwrap_or(1),
-    );
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let num = |i: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(1usize);
+    let (m, reps) = (num(0).clamp(1, 64), num(1));
+    let mode = args.get(2).map_or("attention", String::as_str);
     let (n, d, dv) = (4096usize, 64usize, 64usize);
     let mut s = 1u64;
     let mut rng = || {
@@ -28,15 +30,65 @@ fn main() {
             .wrapping_add(1_442_695_040_888_963_407);
         ((s >> 40) as f32) / 16_777_216.0 - 0.5
     };
+    match mode {
+        "predict" | "predict_many" => return smoother::<1>(m, reps, mode == "predict", &mut rng),
+        "predict64" | "predict_many64" => {
+            return smoother::<64>(m, reps, mode == "predict64", &mut rng);
+        }
+        _ => {}
+    }
     let keys: Vec<f32> = (0..n * d).map(|_| rng()).collect();
     let values: Vec<f32> = (0..n * dv).map(|_| rng()).collect();
     let q: Vec<f32> = (0..m * d).map(|_| rng()).collect();
     let k = SoftmaxDot::for_dim(d).unwrap_or_else(|_| std::process::exit(1));
     let mut out = vec![0.0; m * dv];
+    let (Ok(kr), Ok(vr)) = (Rows::new(&keys, d), Rows::new(&values, dv)) else {
+        std::process::exit(1)
+    };
     for _ in 0..reps {
-        if attention(&k, black_box(&q), &keys, &values, d, dv, &mut out).is_err() {
+        let (Ok(qr), Ok(o)) = (Rows::new(black_box(&q), d), RowsMut::new(&mut out, dv)) else {
+            std::process::exit(1)
+        };
+        if attention(&k, qr, kr, vr, Mask::None, o).is_err() {
             std::process::exit(1);
         }
     }
     println!("{}", black_box(out[0]));
+}
+
+/// `M` queries against a `Smoother<Gaussian, 4096, D, D>` full of samples, `R` times.
+fn smoother<const D: usize>(
+    m: usize,
+    reps: usize,
+    one_by_one: bool,
+    rng: &mut impl FnMut() -> f32,
+) {
+    let g = Gaussian::new(0.05 * (D as f32).sqrt()).unwrap_or_else(|_| std::process::exit(1));
+    let mut sm: Box<Smoother<Gaussian, 4096, D, D>> = Box::new(Smoother::new(g));
+    let samples: Vec<Sample<D, D>> = (0..4096)
+        .map(|_| Sample {
+            x: core::array::from_fn(|_| rng()),
+            y: core::array::from_fn(|_| rng()),
+        })
+        .collect();
+    if sm.try_extend(samples).is_err() {
+        std::process::exit(1);
+    }
+    let q: Vec<[f32; D]> = (0..m).map(|_| core::array::from_fn(|_| rng())).collect();
+    let mut out = vec![[0.0f32; D]; m];
+    for _ in 0..reps {
+        let ok = if one_by_one {
+            black_box(&q)
+                .iter()
+                .zip(out.iter_mut())
+                .all(|(x, o)| sm.predict(x).map(|y| *o = y).is_ok())
+        } else {
+            let o = RowsMut::from_arrays(&mut out);
+            sm.predict_many(Rows::from_arrays(black_box(&q)), o).is_ok()
+        };
+        if !ok {
+            std::process::exit(1);
+        }
+    }
+    println!("{}", black_box(out[0][0]));
 }

@@ -3,7 +3,9 @@
 //! `cargo run -p nadaraya --example sizes` (the firmware prints the same on the Cortex-M4F).
 
 use core::mem::size_of;
-use nadaraya::{Gaussian, MultiHeadAttention, OnlineSoftmax, Smoother, SoftmaxDot};
+use nadaraya::{
+    Gaussian, MhaScratch, MhaWeights, MultiHeadAttention, OnlineSoftmax, Smoother, SoftmaxDot,
+};
 
 fn main() {
     println!("| type | bytes |");
@@ -31,7 +33,15 @@ fn main() {
         size_of::<Smoother<SoftmaxDot, 64, 16, 16>>()
     );
     println!(
-        "| `MultiHeadAttention<SoftmaxDot, 16, 2, 8>` (weights: 4096) | {} |",
+        "| `MultiHeadAttention<SoftmaxDot, 16, 2, 8>` (borrows its weights) | {} |",
         size_of::<MultiHeadAttention<SoftmaxDot, 16, 2, 8>>()
+    );
+    println!(
+        "| `MhaWeights<16, 2, 8>` | {} |",
+        size_of::<MhaWeights<16, 2, 8>>()
+    );
+    println!(
+        "| `MhaScratch<64, 16, 8>` (`4·L·DH + L·DM` floats) | {} |",
+        size_of::<MhaScratch<64, 16, 8>>()
     );
 }

@@ -1,9 +1,9 @@
-//! Slice-level attention: `M` queries against `N` keys, row-major `&[f32]` slices.
+//! Attention and weights: `M` queries against `N` keys, row-major [`Rows`] views.
 
 use crate::softmax::{Lse, TILE, diagnose, finish_or_exact};
 use core::num::NonZeroUsize;
 
-use crate::{Error, Kernel, simd};
+use crate::{Dim, Error, Kernel, Mask, Rows, RowsMut, simd};
 
 /// The checked shape of an attention call.
 #[derive(Clone, Copy, Debug)]
@@ -18,98 +18,110 @@ pub(crate) struct Shape {
     pub(crate) dv: NonZeroUsize,
 }
 
+/// The shape error `{ what, expected, found }`.
+const fn shape(what: Dim, expected: usize, found: usize) -> Error {
+    Error::Shape {
+        what,
+        expected,
+        found,
+    }
+}
+
 /// Checks the shapes of an attention call (finiteness is found while computing).
 pub(crate) fn check_shapes(
-    q: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    d: usize,
-    dv: usize,
-    out: &[f32],
+    q: Rows<'_>,
+    keys: Rows<'_>,
+    values: Rows<'_>,
+    mask: Mask,
+    out: Rows<'_>,
 ) -> Result<Shape, Error> {
-    let (Some(d), Some(dv)) = (NonZeroUsize::new(d), NonZeroUsize::new(dv)) else {
-        return Err(Error::ZeroDimension);
-    };
-    let (dz, dvz) = (d, dv);
-    let (d, dv) = (d.get(), dv.get());
-    if !q.len().is_multiple_of(d)
-        || !keys.len().is_multiple_of(d)
-        || !values.len().is_multiple_of(dv)
-    {
-        return Err(Error::ShapeMismatch);
+    let (m, n) = (q.len(), keys.len());
+    if q.width() != keys.width() {
+        return Err(shape(Dim::QueryWidth, keys.width(), q.width()));
     }
-    let (m, n) = (q.len() / d, keys.len() / d);
-    if values.len() / dv != n {
-        return Err(Error::ShapeMismatch);
+    if values.len() != n {
+        return Err(shape(Dim::ValueRows, n, values.len()));
     }
     if n == 0 {
         return Err(Error::Empty);
     }
-    if m.checked_mul(dv).is_none_or(|len| out.len() < len) {
-        return Err(Error::OutputTooSmall);
+    if out.width() != values.width() {
+        return Err(shape(Dim::OutputWidth, values.width(), out.width()));
+    }
+    if out.len() != m {
+        return Err(shape(Dim::OutputRows, m, out.len()));
+    }
+    if mask == Mask::Causal && m > n {
+        return Err(shape(Dim::CausalQueries, n, m));
     }
     Ok(Shape {
         m,
         n,
-        d: dz,
-        dv: dvz,
+        d: keys.width_nonzero(),
+        dv: values.width_nonzero(),
     })
 }
 
-/// The row counts `(M, N)` of an [`attention`] or [`causal_attention`] call with these slices,
-/// or the shape error that call would return. Nothing is read but the lengths.
+/// The row counts `(M, N)` of an [`attention`] call with these operands, or the shape error
+/// that call would return. Nothing is read but the shapes.
 ///
-/// For sizing buffers and for crates that offer the same slice API (`nadaraya-rf` checks its
-/// shapes with it), so that every caller rejects a bad shape the same way.
+/// For crates that offer the same API over other kernels (`nadaraya-rf` checks its shapes with
+/// it), so that every caller rejects a bad shape the same way, in the same order.
 ///
 /// # Errors
-/// - [`Error::ZeroDimension`] if `d == 0` or `dv == 0`;
-/// - [`Error::ShapeMismatch`] if a length is not a multiple of its row length, or `keys` and
-///   `values` have different row counts;
+/// - [`Error::Shape`] with [`Dim::QueryWidth`] if the queries' width is not the keys' width;
+/// - [`Error::Shape`] with [`Dim::ValueRows`] if `values` has not one row per key;
 /// - [`Error::Empty`] if there are no keys;
-/// - [`Error::OutputTooSmall`] if `out.len() < M·dv` (or `M·dv` overflows).
+/// - [`Error::Shape`] with [`Dim::OutputWidth`] if `out`'s width is not the values' width;
+/// - [`Error::Shape`] with [`Dim::OutputRows`] if `out` has not one row per query;
+/// - [`Error::Shape`] with [`Dim::CausalQueries`] if `mask` is [`Mask::Causal`] and there are
+///   more queries than keys.
 ///
 /// # Examples
 /// ```
-/// use nadaraya::{attention_shape, Error};
+/// use nadaraya::{attention_shape, Dim, Error, Mask, Rows};
 /// let (q, keys, values) = ([0.0; 6], [0.0; 8], [0.0; 12]);
-/// assert_eq!(attention_shape(&q, &keys, &values, 2, 3, &[0.0; 9]), Ok((3, 4)));
-/// assert_eq!(attention_shape(&q, &keys, &values, 2, 3, &[0.0; 8]), Err(Error::OutputTooSmall));
-/// assert_eq!(attention_shape(&q, &keys, &values[..9], 2, 3, &[0.0; 9]), Err(Error::ShapeMismatch));
+/// let (q, keys, values) = (Rows::new(&q, 2)?, Rows::new(&keys, 2)?, Rows::new(&values, 3)?);
+/// let out = [0.0; 9];
+/// assert_eq!(attention_shape(q, keys, values, Mask::None, Rows::new(&out, 3)?), Ok((3, 4)));
+/// assert_eq!(
+///     attention_shape(q, keys, values, Mask::None, Rows::new(&out[..6], 3)?),
+///     Err(Error::Shape { what: Dim::OutputRows, expected: 3, found: 2 })
+/// );
+/// # Ok::<(), nadaraya::Error>(())
 /// ```
 #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
 pub fn attention_shape(
-    q: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    d: usize,
-    dv: usize,
-    out: &[f32],
+    q: Rows<'_>,
+    keys: Rows<'_>,
+    values: Rows<'_>,
+    mask: Mask,
+    out: Rows<'_>,
 ) -> Result<(usize, usize), Error> {
-    check_shapes(q, keys, values, d, dv, out).map(|s| (s.m, s.n))
+    check_shapes(q, keys, values, mask, out).map(|s| (s.m, s.n))
 }
 
-/// Nadaraya–Watson smoothing of every query row: `out_t = Σ_i softmax(score(q_t, k_i)) v_i`.
+/// Nadaraya–Watson smoothing of every query row: `out_t = Σ_i softmax(score(q_t, k_i)) v_i`,
+/// over all keys ([`Mask::None`]) or over keys `0..=t` ([`Mask::Causal`]).
 ///
-/// `q` is `M×d`, `keys` `N×d`, `values` `N×dv`, `out` at least `M×dv`, all row-major. With the
-/// [`SoftmaxDot`](crate::SoftmaxDot) kernel this is scaled dot-product attention; with
-/// [`Gaussian`](crate::Gaussian) it is the classical kernel smoother. Costs `O(M·N·(d + dv))`
-/// time and no memory beyond a stack tile of 64 scores and the running `(max, sum)` of four
-/// queries: queries go four at a time through each tile of 64 keys and values, so a tile is read
-/// from memory once per four queries. Each row is computed exactly as that query alone would be.
+/// `q` is `M×d`, `keys` `N×d`, `values` `N×dv`, `out` exactly `M×dv`, all row-major
+/// [`Rows`] views. With the [`SoftmaxDot`](crate::SoftmaxDot) kernel this is scaled dot-product
+/// attention; with [`Gaussian`](crate::Gaussian) it is the classical kernel smoother. Costs
+/// `O(M·N·(d + dv))` time and no memory beyond a stack tile of 64 scores and the running
+/// `(max, sum)` of four queries: queries go four at a time through each tile of 64 keys and
+/// values, so a tile is read from memory once per four queries. Each row is computed exactly as
+/// that query alone would be. For many independent problems (a batch, or heads stored as a
+/// leading dimension) see [`attention_batch`].
 ///
 /// Shapes are checked before anything is written. Non-finite inputs are not searched for in a
 /// separate pass (that would read every key and value twice): they surface as a non-finite score
 /// or sum, and only then are the inputs read again to name the cause. So on
 /// [`NonFinite`](Error::NonFinite), [`ScoreOverflow`](Error::ScoreOverflow) or
-/// [`Overflow`](Error::Overflow), rows of `out` may hold partial results.
+/// [`Overflow`](Error::Overflow), rows of `out` may hold partial results. Under
+/// [`Mask::Causal`], keys no query sees are still inputs: a NaN there is an error too.
 ///
 /// # Errors
-/// - [`Error::ZeroDimension`] if `d == 0` or `dv == 0`;
-/// - [`Error::ShapeMismatch`] if a length is not a multiple of its row length, or `keys` and
-///   `values` have different row counts;
-/// - [`Error::Empty`] if there are no keys;
-/// - [`Error::OutputTooSmall`] if `out.len() < M·dv`;
+/// - the shape errors of [`attention_shape`], in its order;
 /// - [`Error::NonFinite`] if any input is NaN or infinite;
 /// - [`Error::ScoreOverflow`] if a score is not finite in `f32`;
 /// - [`Error::Overflow`] if an output row, the weighted average computed from the `f32` scores,
@@ -119,29 +131,46 @@ pub fn attention_shape(
 ///
 /// # Examples
 /// ```
-/// use nadaraya::{attention, SoftmaxDot};
+/// use nadaraya::{attention, Mask, Rows, RowsMut, SoftmaxDot};
 /// let k = SoftmaxDot::for_dim(2)?;
-/// let q = [1.0, 0.0];
-/// let keys = [1.0, 0.0, -1.0, 0.0];
-/// let values = [10.0, 20.0];
-/// let mut out = [0.0];
-/// attention(&k, &q, &keys, &values, 2, 1, &mut out)?;
+/// let q = Rows::from_arrays(&[[1.0, 0.0]]);
+/// let keys = Rows::from_arrays(&[[1.0, 0.0], [-1.0, 0.0]]);
+/// let values = Rows::from_arrays(&[[10.0], [20.0]]);
+/// let mut out = [[0.0]];
+/// attention(&k, q, keys, values, Mask::None, RowsMut::from_arrays(&mut out))?;
 /// let w = 1.0 / (1.0 + (-2.0f32 / 2f32.sqrt()).exp()); // softmax of (1/√2, -1/√2)
-/// assert!((out[0] - (10.0 * w + 20.0 * (1.0 - w))).abs() < 1e-5);
+/// assert!((out[0][0] - (10.0 * w + 20.0 * (1.0 - w))).abs() < 1e-5);
 /// # Ok::<(), nadaraya::Error>(())
 /// ```
+// Out of line: the `Smoother` calls it too, and inlined there the no-panic proof fails.
+#[inline(never)]
 #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
 pub fn attention<K: Kernel + ?Sized>(
     kernel: &K,
-    q: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    d: usize,
-    dv: usize,
-    out: &mut [f32],
+    q: Rows<'_>,
+    keys: Rows<'_>,
+    values: Rows<'_>,
+    mask: Mask,
+    out: RowsMut<'_>,
 ) -> Result<(), Error> {
-    let shape = check_shapes(q, keys, values, d, dv, out)?;
-    let (d, dv) = (shape.d.get(), shape.dv.get());
+    let shape = check_shapes(q, keys, values, mask, out.as_rows())?;
+    // `max(1)`: a no-op on the non-zero widths, but the no-panic proof sees the divisor is not 0.
+    let (d, dv) = (shape.d.get().max(1), shape.dv.get().max(1));
+    let (q, keys, values, out) = (
+        q.as_slice(),
+        keys.as_slice(),
+        values.as_slice(),
+        out.into_slice(),
+    );
+    let causal = mask == Mask::Causal;
+    if causal {
+        // Keys no query sees are still inputs: a NaN there is an error, as without a mask.
+        let (unseen_keys, unseen_values) = (keys.get(shape.m * d..), values.get(shape.m * dv..));
+        if !(unseen_keys.is_none_or(simd::all_finite) && unseen_values.is_none_or(simd::all_finite))
+        {
+            return Err(Error::NonFinite);
+        }
+    }
     if shape.m == 0 {
         // No query reads the keys, but a NaN among them is still an input error.
         return match diagnose(Error::Empty, &[keys, values]) {
@@ -149,51 +178,108 @@ pub fn attention<K: Kernel + ?Sized>(
             _ => Ok(()),
         };
     }
-    smooth_blocks(kernel, q, keys, values, d, dv, out, false)
+    smooth_blocks(kernel, q, keys, values, d, dv, out, causal)
         .map_err(|e| diagnose(e, &[q, keys, values]))
 }
 
-/// Causal attention: query row `t` sees only keys `0..=t`.
+/// Checks a batch of `batch` problems and returns the per-problem row counts of
+/// `(q, keys, values)`.
+fn batch_rows(
+    batch: usize,
+    q: Rows<'_>,
+    keys: Rows<'_>,
+    values: Rows<'_>,
+    out: Rows<'_>,
+) -> Result<(usize, usize, usize), Error> {
+    if batch == 0 {
+        return Err(Error::ZeroDimension);
+    }
+    for r in [q, keys, values, out] {
+        if !r.len().is_multiple_of(batch) {
+            return Err(shape(Dim::Batch, batch, r.len()));
+        }
+    }
+    if values.len() != keys.len() {
+        return Err(shape(Dim::ValueRows, keys.len(), values.len()));
+    }
+    if out.len() != q.len() {
+        return Err(shape(Dim::OutputRows, q.len(), out.len()));
+    }
+    Ok((q.len() / batch, keys.len() / batch, values.len() / batch))
+}
+
+/// [`attention`] over a batch of `batch` independent problems of equal shape, stored one after
+/// another: problem `b` is rows `b·M..(b+1)·M` of `q` and `out`, rows `b·N..(b+1)·N` of `keys`
+/// and `values` (a `[batch][rows][width]` layout: a batch dimension, or `H` heads as a leading
+/// dimension, of row-major views).
 ///
-/// Same shapes and errors as [`attention`], and additionally
-/// [`Error::ShapeMismatch`] if there are more queries than keys (a query without its key).
+/// Every problem's rows are exactly what [`attention`] gives for that problem alone (tested bit
+/// for bit), so batching is only a shape convenience. Problems are computed in order; the first
+/// one that fails returns its error (earlier problems' outputs are written, later ones' may
+/// not be).
 ///
 /// # Errors
-/// As [`attention`], plus [`Error::ShapeMismatch`] when `M > N`.
+/// - [`Error::ZeroDimension`] if `batch == 0`;
+/// - [`Error::Shape`] with [`Dim::Batch`] if the rows of `q`, `keys`, `values` or `out` (in
+///   that order) are not a multiple of `batch`;
+/// - [`Error::Shape`] with [`Dim::ValueRows`] or [`Dim::OutputRows`] if `values` and `keys`,
+///   or `out` and `q`, have different row counts;
+/// - then every error of [`attention`] for one problem's shapes and inputs.
 ///
 /// # Examples
 /// ```
-/// use nadaraya::{causal_attention, SoftmaxDot};
+/// use nadaraya::{attention, attention_batch, Mask, Rows, RowsMut, SoftmaxDot};
 /// let k = SoftmaxDot::new(1.0)?;
-/// let x = [0.5, 1.0, 2.0];
-/// let v = [1.0, 2.0, 3.0];
-/// let mut out = [0.0; 3];
-/// causal_attention(&k, &x, &x, &v, 1, 1, &mut out)?;
-/// assert_eq!(out[0], 1.0); // the first token sees only itself
+/// // Two problems of 1 query and 2 keys each.
+/// let q = Rows::from_arrays(&[[1.0], [-1.0]]);
+/// let keys = Rows::from_arrays(&[[0.0], [1.0], [0.0], [2.0]]);
+/// let values = Rows::from_arrays(&[[1.0], [2.0], [3.0], [4.0]]);
+/// let mut out = [[0.0]; 2];
+/// attention_batch(&k, 2, q, keys, values, Mask::None, RowsMut::from_arrays(&mut out))?;
+/// let mut second = [[0.0]];
+/// attention(&k, q.slice(1, 2).unwrap(), keys.slice(2, 4).unwrap(), values.slice(2, 4).unwrap(),
+///           Mask::None, RowsMut::from_arrays(&mut second))?;
+/// assert_eq!(out[1], second[0]);
 /// # Ok::<(), nadaraya::Error>(())
 /// ```
 #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
-pub fn causal_attention<K: Kernel + ?Sized>(
+pub fn attention_batch<K: Kernel + ?Sized>(
     kernel: &K,
-    q: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    d: usize,
-    dv: usize,
-    out: &mut [f32],
+    batch: usize,
+    q: Rows<'_>,
+    keys: Rows<'_>,
+    values: Rows<'_>,
+    mask: Mask,
+    mut out: RowsMut<'_>,
 ) -> Result<(), Error> {
-    let shape = check_shapes(q, keys, values, d, dv, out)?;
-    if shape.m > shape.n {
-        return Err(Error::ShapeMismatch);
+    let (m, n, nv) = batch_rows(batch, q, keys, values, out.as_rows())?;
+    // Every problem's shape is the first one's: check it once, before anything is written.
+    let first = (
+        q.slice(0, m),
+        keys.slice(0, n),
+        values.slice(0, nv),
+        out.as_rows().slice(0, m),
+    );
+    let (Some(q0), Some(k0), Some(v0), Some(o0)) = first else {
+        return Err(shape(Dim::Batch, batch, q.len()));
+    };
+    check_shapes(q0, k0, v0, mask, o0)?;
+    for b in 0..batch {
+        let parts = (
+            q.slice(b.saturating_mul(m), b.saturating_add(1).saturating_mul(m)),
+            keys.slice(b.saturating_mul(n), b.saturating_add(1).saturating_mul(n)),
+            values.slice(b.saturating_mul(nv), b.saturating_add(1).saturating_mul(nv)),
+        );
+        let (Some(qb), Some(kb), Some(vb)) = parts else {
+            return Err(shape(Dim::Batch, batch, q.len()));
+        };
+        let Some(ob) = out.slice_mut(b.saturating_mul(m), b.saturating_add(1).saturating_mul(m))
+        else {
+            return Err(shape(Dim::Batch, batch, q.len()));
+        };
+        attention(kernel, qb, kb, vb, mask, ob)?;
     }
-    let (d, dv) = (shape.d.get(), shape.dv.get());
-    // Keys no query sees are still inputs: a NaN there is an error, as in `attention`.
-    let (unseen_keys, unseen_values) = (keys.get(shape.m * d..), values.get(shape.m * dv..));
-    if !(unseen_keys.is_none_or(simd::all_finite) && unseen_values.is_none_or(simd::all_finite)) {
-        return Err(Error::NonFinite);
-    }
-    smooth_blocks(kernel, q, keys, values, d, dv, out, true)
-        .map_err(|e| diagnose(e, &[q, keys, values]))
+    Ok(())
 }
 
 /// Queries per pass over the keys: each tile of [`TILE`] key and value rows is scored and summed
@@ -258,7 +344,7 @@ fn smooth_blocks<K: Kernel + ?Sized>(
                     values.get(lo.saturating_mul(dv)..hi.saturating_mul(dv)),
                 );
                 let (Some(kt), Some(vt)) = tile else {
-                    return Err(Error::ShapeMismatch);
+                    return Err(shape(Dim::ValueRows, n, values.len()));
                 };
                 if let Err(e) = l.absorb(kernel, qr, kt, vt, dv, o) {
                     *f = Some(e);
@@ -277,7 +363,7 @@ fn smooth_blocks<K: Kernel + ?Sized>(
                 values.get(..seen(i).saturating_mul(dv)),
             );
             let (Some(kt), Some(vt)) = all else {
-                return Err(Error::ShapeMismatch);
+                return Err(shape(Dim::ValueRows, n, values.len()));
             };
             finish_or_exact(l, kernel, qr, &[(kt, vt)], dv, o)?;
         }
@@ -286,36 +372,53 @@ fn smooth_blocks<K: Kernel + ?Sized>(
     Ok(())
 }
 
-/// The normalised weights `α_i = softmax(score(q, k_i))` of one query against `N` keys.
-///
-/// `keys` is `N×q.len()` row-major; `out[..N]` receives the weights in key order.
+/// The normalised weights `α_{t,i} = softmax_i(score(q_t, k_i))` of `M` queries against `N`
+/// keys: row `t` of `out` (exactly `M×N`) receives query `t`'s weights in key order.
 ///
 /// # Errors
-/// - [`Error::ZeroDimension`] if `q` is empty;
-/// - [`Error::ShapeMismatch`] if `keys.len()` is not a multiple of `q.len()`;
+/// - [`Error::Shape`] with [`Dim::QueryWidth`] if the queries' width is not the keys' width;
 /// - [`Error::Empty`] if there are no keys;
-/// - [`Error::OutputTooSmall`] if `out.len() < N`;
+/// - [`Error::Shape`] with [`Dim::OutputWidth`] if `out`'s width is not `N`;
+/// - [`Error::Shape`] with [`Dim::OutputRows`] if `out` has not one row per query;
 /// - [`Error::NonFinite`] if any input is NaN or infinite;
 /// - [`Error::ScoreOverflow`] if a score is not finite in `f32`.
 ///
-/// On error `out` may hold partial results.
+/// On error `out` may hold partial results (never after a shape error).
 ///
 /// # Examples
 /// ```
-/// use nadaraya::{weights, Gaussian};
-/// let mut w = [0.0; 3];
-/// weights(&Gaussian::new(1.0)?, &[0.0], &[-1.0, 0.0, 1.0], &mut w)?;
-/// assert!((w[0] - w[2]).abs() < 1e-7 && w[1] > w[0]);
+/// use nadaraya::{weights, Gaussian, Rows, RowsMut};
+/// let mut w = [[0.0; 3]];
+/// let keys = Rows::from_arrays(&[[-1.0], [0.0], [1.0]]);
+/// weights(&Gaussian::new(1.0)?, Rows::from_arrays(&[[0.0]]), keys, RowsMut::from_arrays(&mut w))?;
+/// assert!((w[0][0] - w[0][2]).abs() < 1e-7 && w[0][1] > w[0][0]);
 /// # Ok::<(), nadaraya::Error>(())
 /// ```
 #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
 pub fn weights<K: Kernel + ?Sized>(
     kernel: &K,
+    q: Rows<'_>,
+    keys: Rows<'_>,
+    mut out: RowsMut<'_>,
+) -> Result<(), Error> {
+    weights_shape(q, keys, out.as_rows())?;
+    let keys = keys.as_slice();
+    for (qr, o) in q.iter().zip(out.iter_mut()) {
+        weights_row(kernel, qr, keys, o)?;
+    }
+    Ok(())
+}
+
+/// The weights of one query row `q` against the rows of `keys` (of width `q.len() > 0`) into
+/// `out` (one per key); shapes already checked.
+#[inline]
+pub(crate) fn weights_row<K: Kernel + ?Sized>(
+    kernel: &K,
     q: &[f32],
     keys: &[f32],
     out: &mut [f32],
 ) -> Result<(), Error> {
-    let (d, out) = check_weights_shape(q, keys, out)?;
+    let d = q.len();
     for (kt, s) in keys
         .chunks(TILE.saturating_mul(d))
         .zip(out.chunks_mut(TILE))
@@ -325,52 +428,39 @@ pub fn weights<K: Kernel + ?Sized>(
     normalise_scores(out).map_err(|e| diagnose(e, &[q, keys]))
 }
 
-/// The number of keys `N` of a [`weights`] call with these slices, or the shape error that call
-/// would return. Nothing is read but the lengths.
+/// The number of keys `N` of a [`weights`] call with these operands, or the shape error that
+/// call would return. Nothing is read but the shapes.
 ///
 /// # Errors
-/// - [`Error::ZeroDimension`] if `q` is empty;
-/// - [`Error::ShapeMismatch`] if `keys.len()` is not a multiple of `q.len()`;
-/// - [`Error::Empty`] if there are no keys;
-/// - [`Error::OutputTooSmall`] if `out.len() < N`.
+/// The shape errors of [`weights`], in its order.
 ///
 /// # Examples
 /// ```
-/// use nadaraya::{weights_shape, Error};
-/// assert_eq!(weights_shape(&[0.0; 2], &[0.0; 10], &[0.0; 5]), Ok(5));
-/// assert_eq!(weights_shape(&[0.0; 2], &[0.0; 10], &[0.0; 4]), Err(Error::OutputTooSmall));
-/// assert_eq!(weights_shape(&[], &[0.0; 10], &[0.0; 5]), Err(Error::ZeroDimension));
+/// use nadaraya::{weights_shape, Dim, Error, Rows};
+/// let (q, keys) = (Rows::new(&[0.0; 2], 2)?, Rows::new(&[0.0; 10], 2)?);
+/// assert_eq!(weights_shape(q, keys, Rows::new(&[0.0; 5], 5)?), Ok(5));
+/// assert_eq!(
+///     weights_shape(q, keys, Rows::new(&[0.0; 4], 4)?),
+///     Err(Error::Shape { what: Dim::OutputWidth, expected: 5, found: 4 })
+/// );
+/// # Ok::<(), nadaraya::Error>(())
 /// ```
 #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
-pub fn weights_shape(q: &[f32], keys: &[f32], out: &[f32]) -> Result<usize, Error> {
-    let d = q.len();
-    if d == 0 {
-        return Err(Error::ZeroDimension);
+pub fn weights_shape(q: Rows<'_>, keys: Rows<'_>, out: Rows<'_>) -> Result<usize, Error> {
+    if q.width() != keys.width() {
+        return Err(shape(Dim::QueryWidth, keys.width(), q.width()));
     }
-    if !keys.len().is_multiple_of(d) {
-        return Err(Error::ShapeMismatch);
-    }
-    let n = keys.len() / d;
+    let n = keys.len();
     if n == 0 {
         return Err(Error::Empty);
     }
-    if out.len() < n {
-        return Err(Error::OutputTooSmall);
+    if out.width() != n {
+        return Err(shape(Dim::OutputWidth, n, out.width()));
+    }
+    if out.len() != q.len() {
+        return Err(shape(Dim::OutputRows, q.len(), out.len()));
     }
     Ok(n)
-}
-
-/// Checks the shapes of a `weights` call: the query width and the first `N` entries of `out`.
-pub(crate) fn check_weights_shape<'o>(
-    q: &[f32],
-    keys: &[f32],
-    out: &'o mut [f32],
-) -> Result<(usize, &'o mut [f32]), Error> {
-    let n = weights_shape(q, keys, out)?;
-    match out.get_mut(..n) {
-        Some(out) => Ok((q.len(), out)),
-        None => Err(Error::OutputTooSmall),
-    }
 }
 
 /// Turns scores into softmax weights in place.
@@ -385,8 +475,9 @@ pub(crate) fn normalise_scores(s: &mut [f32]) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::flat::{attention, causal_attention, scalar, weights};
     use crate::testing::{assert_close, lcg};
-    use crate::{Gaussian, SoftmaxDot, scalar};
+    use crate::{Gaussian, SoftmaxDot};
     use std::vec;
     use std::vec::Vec;
 
@@ -527,7 +618,11 @@ mod tests {
         let mut out = vec![0.0; 3 * dv];
         assert_eq!(
             causal_attention(&k, &x[..3 * d], &x[..2 * d], &v[..2 * dv], d, dv, &mut out),
-            Err(Error::ShapeMismatch)
+            Err(Error::Shape {
+                what: Dim::CausalQueries,
+                expected: 2,
+                found: 3
+            })
         );
     }
 
@@ -586,57 +681,192 @@ mod tests {
         assert_eq!(out[..2], [1.5, 1.5]);
     }
 
+    /// `attention_batch` (issue 16: no batch or head dimension in the exact core): every problem
+    /// of a batch equals, bit for bit, `attention` on that problem alone, and is within the
+    /// README's bound of the plain `f64` reference on the `f32` scores; with and without a mask.
+    #[test]
+    fn batch_rows_equal_each_problem_alone_and_the_reference() {
+        use crate::testing::reference_average;
+        let mut rng = lcg(33);
+        let s = SoftmaxDot::new(0.7).unwrap();
+        for (b, m, n, d, dv) in [
+            (1, 1, 1, 1, 1),
+            (3, 5, 7, 2, 3),
+            (4, 4, 70, 9, 1),
+            (2, 1, 65, 3, 17),
+        ] {
+            let q: Vec<f32> = (0..b * m * d).map(|_| 2.0 * rng() - 1.0).collect();
+            let keys: Vec<f32> = (0..b * n * d).map(|_| 2.0 * rng() - 1.0).collect();
+            let values: Vec<f32> = (0..b * n * dv).map(|_| 4.0 * rng() - 2.0).collect();
+            let (qr, kr, vr) = (
+                Rows::new(&q, d).unwrap(),
+                Rows::new(&keys, d).unwrap(),
+                Rows::new(&values, dv).unwrap(),
+            );
+            for mask in [Mask::None, Mask::Causal] {
+                let mut out = vec![0.0; b * m * dv];
+                let o = RowsMut::new(&mut out, dv).unwrap();
+                super::attention_batch(&s, b, qr, kr, vr, mask, o).unwrap();
+                for p in 0..b {
+                    let (qp, kp, vp) = (
+                        qr.slice(p * m, (p + 1) * m).unwrap(),
+                        kr.slice(p * n, (p + 1) * n).unwrap(),
+                        vr.slice(p * n, (p + 1) * n).unwrap(),
+                    );
+                    let mut alone = vec![0.0; m * dv];
+                    let o = RowsMut::new(&mut alone, dv).unwrap();
+                    super::attention(&s, qp, kp, vp, mask, o).unwrap();
+                    assert_eq!(
+                        &out[p * m * dv..(p + 1) * m * dv],
+                        &alone[..],
+                        "b={b} p={p}"
+                    );
+                    for t in 0..m {
+                        let seen = if mask == Mask::Causal { t + 1 } else { n };
+                        let qt = qp.row(t).unwrap();
+                        let scores: Vec<f32> =
+                            (0..seen).map(|i| s.score(qt, kp.row(i).unwrap())).collect();
+                        let want = reference_average(&scores, &vp.as_slice()[..seen * dv], dv);
+                        for (g, w) in alone[t * dv..(t + 1) * dv].iter().zip(&want) {
+                            assert_close(f64::from(*g), *w, 2e-6 * 2.0, "batch vs f64");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn bad_shapes_are_errors() {
         let k = Gaussian::new(1.0).unwrap();
         let mut out = [7.0; 4];
-        type Case<'a> = (&'a [f32], &'a [f32], &'a [f32], usize, usize, Error);
-        let cases: [Case; 7] = [
-            (&[0.0], &[0.0], &[0.0], 0, 1, Error::ZeroDimension),
-            (&[0.0], &[0.0], &[0.0], 1, 0, Error::ZeroDimension),
+        let r = |x: &'static [f32], w| Rows::new(x, w).unwrap();
+        let sh = |what, expected, found| Error::Shape {
+            what,
+            expected,
+            found,
+        };
+        let (q1, q2) = (r(&[0.0], 1), r(&[0.0, 1.0], 2));
+        let (k1, k2) = (r(&[0.0], 1), r(&[0.0, 1.0], 1));
+        // (q, keys, values, out rows, out width, the error without a mask, with `Causal`)
+        type Case = (
+            Rows<'static>,
+            Rows<'static>,
+            Rows<'static>,
+            usize,
+            usize,
+            Error,
+            Error,
+        );
+        let cases: [Case; 6] = [
             (
-                &[0.0, 1.0, 2.0],
-                &[0.0, 1.0],
-                &[0.0],
-                2,
+                q2,
+                k1,
+                k1,
                 1,
-                Error::ShapeMismatch,
+                1,
+                sh(Dim::QueryWidth, 1, 2),
+                sh(Dim::QueryWidth, 1, 2),
             ),
             (
-                &[0.0, 1.0],
-                &[0.0, 1.0, 2.0],
-                &[0.0],
+                q1,
+                k1,
+                k2,
+                1,
+                1,
+                sh(Dim::ValueRows, 1, 2),
+                sh(Dim::ValueRows, 1, 2),
+            ),
+            (q1, r(&[], 1), r(&[], 1), 1, 1, Error::Empty, Error::Empty),
+            (
+                q1,
+                k1,
+                k1,
+                1,
+                2,
+                sh(Dim::OutputWidth, 1, 2),
+                sh(Dim::OutputWidth, 1, 2),
+            ),
+            (
+                q1,
+                k1,
+                k1,
                 2,
                 1,
-                Error::ShapeMismatch,
+                sh(Dim::OutputRows, 1, 2),
+                sh(Dim::OutputRows, 1, 2),
             ),
-            (&[0.0], &[0.0, 1.0], &[0.0], 1, 1, Error::ShapeMismatch),
-            (&[0.0], &[], &[], 1, 1, Error::Empty),
-            (&[0.0; 5], &[0.0], &[0.0], 1, 1, Error::OutputTooSmall),
+            (k2, k1, k1, 2, 1, Error::Empty, sh(Dim::CausalQueries, 1, 2)),
         ];
-        for (q, keys, values, d, dv, err) in cases {
-            assert_eq!(attention(&k, q, keys, values, d, dv, &mut out), Err(err));
+        for (q, keys, values, rows, width, err, causal_err) in cases {
+            for (mask, want) in [(Mask::None, err), (Mask::Causal, causal_err)] {
+                if want == Error::Empty && mask == Mask::None && !keys.is_empty() {
+                    continue; // the last case is valid without a mask
+                }
+                let o = RowsMut::new(&mut out[..rows * width], width).unwrap();
+                assert_eq!(super::attention(&k, q, keys, values, mask, o), Err(want));
+                let o = RowsMut::new(&mut out[..rows * width], width).unwrap();
+                assert_eq!(
+                    crate::scalar::attention(&k, q, keys, values, mask, o),
+                    Err(want)
+                );
+                let o = RowsMut::new(&mut out[..rows * width], width).unwrap();
+                assert_eq!(attention_batch(&k, 1, q, keys, values, mask, o), Err(want));
+                let o = RowsMut::new(&mut out[..rows * width], width).unwrap();
+                let shape = attention_shape(q, keys, values, mask, o.as_rows());
+                assert_eq!(shape, Err(want));
+            }
+        }
+        fn o(out: &mut [f32; 4], rows: usize, w: usize) -> RowsMut<'_> {
+            RowsMut::new(&mut out[..rows * w], w).unwrap()
+        }
+        for (q, keys, rows, width, want) in [
+            (q2, k1, 1, 1, sh(Dim::QueryWidth, 1, 2)),
+            (q1, r(&[], 1), 1, 1, Error::Empty),
+            (q1, k2, 1, 1, sh(Dim::OutputWidth, 2, 1)),
+            (q1, k2, 2, 2, sh(Dim::OutputRows, 1, 2)),
+        ] {
             assert_eq!(
-                causal_attention(&k, q, keys, values, d, dv, &mut out),
-                Err(err)
+                super::weights(&k, q, keys, o(&mut out, rows, width)),
+                Err(want)
             );
             assert_eq!(
-                scalar::attention(&k, q, keys, values, d, dv, &mut out),
-                Err(err)
+                crate::scalar::weights(&k, q, keys, o(&mut out, rows, width)),
+                Err(want)
+            );
+            assert_eq!(
+                weights_shape(q, keys, o(&mut out, rows, width).as_rows()),
+                Err(want)
             );
         }
+        // A batch that does not split: 3 key rows into 2 problems; q, keys, values, out in order.
+        let k3 = r(&[0.0, 1.0, 2.0], 1);
+        let batch = |q, keys, values, out: &mut [f32; 4], rows| {
+            attention_batch(&k, 2, q, keys, values, Mask::None, o(out, rows, 1))
+        };
+        assert_eq!(batch(k3, k2, k2, &mut out, 3), Err(sh(Dim::Batch, 2, 3)));
+        assert_eq!(batch(k2, k3, k2, &mut out, 2), Err(sh(Dim::Batch, 2, 3)));
+        assert_eq!(batch(k2, k2, k3, &mut out, 2), Err(sh(Dim::Batch, 2, 3)));
+        assert_eq!(batch(k2, k2, k2, &mut out, 3), Err(sh(Dim::Batch, 2, 3)));
         assert_eq!(
-            weights(&k, &[], &[0.0], &mut out),
+            attention_batch(
+                &k,
+                2,
+                k2,
+                r(&[0.0; 4], 1),
+                k2,
+                Mask::None,
+                o(&mut out, 2, 1)
+            ),
+            Err(sh(Dim::ValueRows, 4, 2))
+        );
+        assert_eq!(
+            batch(k2, k2, k2, &mut out, 4),
+            Err(sh(Dim::OutputRows, 2, 4))
+        );
+        assert_eq!(
+            attention_batch(&k, 0, k2, k2, k2, Mask::None, o(&mut out, 2, 1)),
             Err(Error::ZeroDimension)
-        );
-        assert_eq!(
-            weights(&k, &[0.0, 0.0], &[0.0], &mut out),
-            Err(Error::ShapeMismatch)
-        );
-        assert_eq!(weights(&k, &[0.0], &[], &mut out), Err(Error::Empty));
-        assert_eq!(
-            weights(&k, &[0.0], &[0.0; 5], &mut out),
-            Err(Error::OutputTooSmall)
         );
         assert_eq!(
             out, [7.0; 4],
@@ -679,8 +909,8 @@ mod tests {
 
 #[cfg(test)]
 mod edge_tests {
-    use super::*;
     use crate::testing::assert_close;
+    use crate::testing::flat::{attention, causal_attention, scalar, weights};
     use crate::{Gaussian, Kernel, SoftmaxDot};
     use std::vec;
     use std::vec::Vec;
@@ -719,14 +949,14 @@ mod edge_tests {
             let values = [v, v];
             attention(&k, &[0.0], &[0.0, 0.0], &values, 1, 1, &mut out).unwrap();
             assert_eq!(out[0], v);
-            crate::scalar::attention(&k, &[0.0], &[0.0, 0.0], &values, 1, 1, &mut out).unwrap();
+            scalar::attention(&k, &[0.0], &[0.0, 0.0], &values, 1, 1, &mut out).unwrap();
             assert_eq!(out[0], v);
             let mut s: crate::Smoother<Gaussian, 4, 1, 1> = crate::Smoother::new(k);
             s.push([0.0], [v]).unwrap();
             s.push([0.0], [v]).unwrap();
             assert_eq!(s.predict(&[0.0]), Ok([v]));
             let mut o = crate::OnlineSoftmax::<1>::new();
-            o.update(&k, &[0.0], &[0.0, 0.0], &values).unwrap();
+            crate::testing::flat::update(&mut o, &k, &[0.0], &[0.0, 0.0], &values).unwrap();
             assert_eq!(o.finish(), Ok([v]));
         }
         // One huge value far from the query is fine: its weight is tiny.
@@ -750,7 +980,7 @@ mod edge_tests {
             let mut out = [0.0; 2];
             let r = attention(&k, &[1.0], &kp, &vp, 1, dv, &mut out);
             assert_average(r.map(|()| &out[..]), &want, &values, &what);
-            let r = crate::scalar::attention(&k, &[1.0], &kp, &vp, 1, dv, &mut out);
+            let r = scalar::attention(&k, &[1.0], &kp, &vp, 1, dv, &mut out);
             assert_average(r.map(|()| &out[..]), &want, &values, &what);
             // Every query of a block of five (rows 1 and 4 are the same query), and causal rows:
             // the last sees every key.
@@ -807,7 +1037,7 @@ mod edge_tests {
                     let mut out = vec![0.0; dv];
                     attention(&g, &q, &kp, &vp, d, dv, &mut out).unwrap();
                     check(&out, "attention");
-                    crate::scalar::attention(&g, &q, &kp, &vp, d, dv, &mut out).unwrap();
+                    scalar::attention(&g, &q, &kp, &vp, d, dv, &mut out).unwrap();
                     check(&out, "scalar::attention");
                     let qs: Vec<f32> = q.iter().copied().cycle().take(n * d).collect();
                     let mut causal = vec![0.0; n * dv];
@@ -817,7 +1047,7 @@ mod edge_tests {
                         let mut merged = crate::OnlineSoftmax::<2>::new();
                         for (kc, vc) in kp.chunks(7 * d).zip(vp.chunks(7 * dv)).rev() {
                             let mut part = crate::OnlineSoftmax::<2>::new();
-                            part.update(&g, &q, kc, vc).unwrap();
+                            crate::testing::flat::update(&mut part, &g, &q, kc, vc).unwrap();
                             merged = part.merge(&merged);
                         }
                         check(&merged.finish().unwrap(), "OnlineSoftmax");

@@ -7,6 +7,7 @@ use core::fmt;
 /// Every fallible function lists, in its `# Errors` section, which of these it returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum Error {
     /// A Gaussian bandwidth `h` that is not finite, not `> 0`, or so small or large that
@@ -37,11 +38,19 @@ pub enum Error {
     /// an output beyond `±f32::MAX`. The verdict depends only on the samples, never on their
     /// order (up to results within a few ulp of `f32::MAX`, which rounding may put either side).
     Overflow,
-    /// A dimension `d` or `dv` is zero.
+    /// A row width (`d`, `dv`, a [`Rows`](crate::Rows) width) is zero, or a batch of zero
+    /// problems was asked for.
     ZeroDimension,
-    /// Slice lengths do not fit the stated shapes (not a multiple of `d` or `dv`, keys and values
-    /// with different row counts, a causal query without its key).
-    ShapeMismatch,
+    /// Operands whose shapes do not fit together: `what` names the dimension, `expected` is what
+    /// it must be (given the other operands), `found` what it is. See [`Dim`] for each case.
+    Shape {
+        /// Which dimension of which operand.
+        what: Dim,
+        /// What it must be.
+        expected: usize,
+        /// What it is.
+        found: usize,
+    },
     /// An output buffer is shorter than the result.
     OutputTooSmall,
     /// A sequence is longer than the fixed capacity chosen at compile time.
@@ -50,6 +59,17 @@ pub enum Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Self::Shape {
+            what,
+            expected,
+            found,
+        } = self
+        {
+            return write!(
+                f,
+                "shape mismatch in {what}: expected {expected}, found {found}"
+            );
+        }
         f.write_str(match self {
             Self::InvalidBandwidth => {
                 "bandwidth h must be finite and > 0, with 1/(2h^2) a normal f32"
@@ -63,11 +83,57 @@ impl fmt::Display for Error {
             Self::ScoreOverflow => "a kernel score is not finite in f32",
             Self::Overflow => "a result is not representable in f32",
             Self::ZeroDimension => "a dimension is zero",
-            Self::ShapeMismatch => "slice lengths do not match the shapes",
             Self::OutputTooSmall => "output buffer is too small",
             Self::CapacityExceeded => "sequence longer than the fixed capacity",
+            Self::Shape { .. } => "shape mismatch",
         })
     }
 }
 
 impl core::error::Error for Error {}
+
+/// The dimension named by an [`Error::Shape`]: which operand, and which of its sizes.
+///
+/// Shapes are checked before anything is computed or written, in this order: widths, then row
+/// counts, then the output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub enum Dim {
+    /// A flat slice does not split into rows: `expected` is the row width, `found` the slice
+    /// length, which is not a multiple of it ([`Rows::new`](crate::Rows::new)).
+    Flat,
+    /// The queries' width differs from the keys' width (`expected`: the keys' width).
+    QueryWidth,
+    /// A row's width differs from the width fixed by the type (`expected`: the const `D` or `DV`
+    /// of a [`Smoother`](crate::Smoother) or [`OnlineSoftmax`](crate::OnlineSoftmax)).
+    Width,
+    /// The values have a different number of rows than the keys (`expected`: key rows).
+    ValueRows,
+    /// The output has a different number of rows than the queries (`expected`: query rows).
+    OutputRows,
+    /// The output's width differs from the values' width (`expected`: value width).
+    OutputWidth,
+    /// A causal query without its key: more query rows than key rows (`expected`: the key rows,
+    /// the most queries allowed; `found`: the query rows).
+    CausalQueries,
+    /// A batched operand's rows do not split into the batch's problems (`expected`: the batch
+    /// size, `found`: that operand's row count, not a multiple of it).
+    Batch,
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Flat => "a flat slice (expected: the row width, found: its length)",
+            Self::QueryWidth => "the query width",
+            Self::Width => "a row width",
+            Self::ValueRows => "the value rows",
+            Self::OutputRows => "the output rows",
+            Self::OutputWidth => "the output width",
+            Self::CausalQueries => "the causal query rows (expected: at most)",
+            Self::Batch => "a batched operand (expected: the batch size, found: its rows)",
+        })
+    }
+}

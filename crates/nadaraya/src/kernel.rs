@@ -46,6 +46,8 @@ pub trait Kernel {
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "f32", into = "f32"))]
 pub struct Gaussian {
     h: f32,
     // -1 / (2h²), rounded once from f64.
@@ -53,28 +55,56 @@ pub struct Gaussian {
 }
 
 impl Gaussian {
-    /// A Gaussian kernel with bandwidth `h`.
+    /// A Gaussian kernel with bandwidth `h`. A `const fn`, so a kernel can be a `static`:
+    ///
+    /// ```
+    /// use nadaraya::Gaussian;
+    /// static KERNEL: Gaussian = match Gaussian::new(0.25) {
+    ///     Ok(k) => k,
+    ///     Err(_) => panic!("bad bandwidth"), // a compile-time error, never a run-time panic
+    /// };
+    /// assert_eq!(KERNEL.bandwidth(), 0.25);
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidBandwidth`] if `h` is not finite, not `> 0`, or `1/(2h²)` is not a normal
     /// `f32`: `h` is accepted exactly from `3.833_233_8e-20` (`0x1f35_04f4`) to `6.521_909e18`
-    /// (`0x5eb5_04f3`, the largest `f32` below `2^62.5`), inclusive.
-    #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
-    pub fn new(h: f32) -> Result<Self, Error> {
-        let scale = 0.5 / (f64::from(h) * f64::from(h));
+    /// (`0x5eb5_04f3`, the largest `f32` below `2^62.5`), inclusive
+    /// ([`check_bandwidth`](Self::check_bandwidth)).
+    #[inline]
+    pub const fn new(h: f32) -> Result<Self, Error> {
+        match Self::check_bandwidth(h) {
+            Ok(neg_scale) => Ok(Self { h, neg_scale }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The one bandwidth rule of the workspace: `Ok(-1/(2h²))` (rounded once from `f64`) if `h`
+    /// is a valid bandwidth, as [`new`](Self::new) decides. Other crates with a Gaussian
+    /// bandwidth (`nadaraya-rf`'s Fourier features) check theirs with it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidBandwidth`], exactly as [`new`](Self::new).
+    ///
+    /// # Examples
+    /// ```
+    /// use nadaraya::{Error, Gaussian};
+    /// assert_eq!(Gaussian::check_bandwidth(0.5), Ok(-2.0));
+    /// assert_eq!(Gaussian::check_bandwidth(1e19), Err(Error::InvalidBandwidth));
+    /// ```
+    #[inline]
+    pub const fn check_bandwidth(h: f32) -> Result<f32, Error> {
+        let scale = 0.5 / (h as f64 * h as f64);
         if !(h.is_finite() && h > 0.0 && (scale as f32).is_normal()) {
             return Err(Error::InvalidBandwidth);
         }
-        Ok(Self {
-            h,
-            neg_scale: -(scale as f32),
-        })
+        Ok(-(scale as f32))
     }
 
     /// The bandwidth `h`.
     #[inline]
     #[must_use]
-    pub fn bandwidth(&self) -> f32 {
+    pub const fn bandwidth(&self) -> f32 {
         self.h
     }
 }
@@ -107,6 +137,8 @@ impl Kernel for Gaussian {
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "f32", into = "f32"))]
 pub struct SoftmaxDot {
     tau: f32,
     // 1 / τ, rounded once from f64.
@@ -114,15 +146,15 @@ pub struct SoftmaxDot {
 }
 
 impl SoftmaxDot {
-    /// A softmax-dot kernel with temperature `τ`.
+    /// A softmax-dot kernel with temperature `τ`; a `const fn` (a kernel can be a `static`).
     ///
     /// # Errors
     /// [`Error::InvalidTemperature`] if `τ` is not finite, not `> 0`, or `1/τ` is not a normal
     /// `f32`: `τ` is accepted exactly from `2.938_737e-39` (`0x0020_0001`, a subnormal) to
     /// `8.507_059e37` (`2^126`), inclusive.
-    #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
-    pub fn new(tau: f32) -> Result<Self, Error> {
-        let inv = (1.0 / f64::from(tau)) as f32;
+    #[inline]
+    pub const fn new(tau: f32) -> Result<Self, Error> {
+        let inv = (1.0 / tau as f64) as f32;
         if !(tau.is_finite() && tau > 0.0 && inv.is_normal()) {
             return Err(Error::InvalidTemperature);
         }
@@ -144,7 +176,7 @@ impl SoftmaxDot {
     /// The temperature `τ`.
     #[inline]
     #[must_use]
-    pub fn temperature(&self) -> f32 {
+    pub const fn temperature(&self) -> f32 {
         self.tau
     }
 }
@@ -211,5 +243,35 @@ mod tests {
             assert_eq!(Gaussian::new(bad), Err(Error::InvalidBandwidth));
             assert_eq!(SoftmaxDot::new(bad), Err(Error::InvalidTemperature));
         }
+    }
+}
+
+/// Serialised as its parameter alone; deserialising validates it as [`Gaussian::new`] does.
+impl TryFrom<f32> for Gaussian {
+    type Error = Error;
+    fn try_from(p: f32) -> Result<Self, Error> {
+        Self::new(p)
+    }
+}
+
+/// The kernel's parameter (what it is serialised as).
+impl From<Gaussian> for f32 {
+    fn from(k: Gaussian) -> f32 {
+        k.bandwidth()
+    }
+}
+
+/// Serialised as its parameter alone; deserialising validates it as [`SoftmaxDot::new`] does.
+impl TryFrom<f32> for SoftmaxDot {
+    type Error = Error;
+    fn try_from(p: f32) -> Result<Self, Error> {
+        Self::new(p)
+    }
+}
+
+/// The kernel's parameter (what it is serialised as).
+impl From<SoftmaxDot> for f32 {
+    fn from(k: SoftmaxDot) -> f32 {
+        k.temperature()
     }
 }

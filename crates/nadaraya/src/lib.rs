@@ -10,6 +10,7 @@ mod error;
 mod kernel;
 pub mod math;
 mod multihead;
+mod rows;
 pub mod scalar;
 mod simd;
 mod smoother;
@@ -17,9 +18,10 @@ mod softmax;
 #[cfg(test)]
 mod testing;
 
-pub use attention::{attention, attention_shape, causal_attention, weights, weights_shape};
-pub use error::Error;
+pub use attention::{attention, attention_batch, attention_shape, weights, weights_shape};
+pub use error::{Dim, Error};
 pub use kernel::{Gaussian, Kernel, SoftmaxDot};
-pub use multihead::MultiHeadAttention;
+pub use multihead::{MhaScratch, MhaWeights, MultiHeadAttention};
+pub use rows::{Mask, Rows, RowsMut};
 pub use smoother::{Rejected, Sample, Smoother};
 pub use softmax::OnlineSoftmax;

@@ -1,7 +1,74 @@
 //! Multi-head self-attention with learned projections: each head is one learned kernel.
 
 use crate::softmax::{Lse, finish_or_exact};
-use crate::{Error, Kernel, attention, causal_attention, simd};
+use crate::{Error, Kernel, Mask, Rows, RowsMut, attention, simd};
+
+/// The learned weights of a [`MultiHeadAttention`] layer: plain data, owned by the caller (a
+/// `static`, a `Box`, a memory-mapped blob) and lent to the layer, never copied.
+///
+/// Layout: `w_q[h][i][j]` multiplies input coordinate `i` into head coordinate `j` (row-vector
+/// convention `q = x W_Q`), and `w_o[h][j][i]` maps head coordinate `j` back to model
+/// coordinate `i`. `4·H·DM·DH` floats.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct MhaWeights<const DM: usize, const H: usize, const DH: usize> {
+    /// Query projections `W_Q^h: DM → DH`.
+    pub w_q: [[[f32; DH]; DM]; H],
+    /// Key projections `W_K^h: DM → DH`.
+    pub w_k: [[[f32; DH]; DM]; H],
+    /// Value projections `W_V^h: DM → DH`.
+    pub w_v: [[[f32; DH]; DM]; H],
+    /// Each head's slice of the output projection, `W_O^h: DH → DM`.
+    pub w_o: [[[f32; DM]; DH]; H],
+}
+
+impl<const DM: usize, const H: usize, const DH: usize> MhaWeights<DM, H, DH> {
+    /// All weights zero; a `const fn`, so a `static` can hold them.
+    #[must_use]
+    pub const fn zeros() -> Self {
+        Self {
+            w_q: [[[0.0; DH]; DM]; H],
+            w_k: [[[0.0; DH]; DM]; H],
+            w_v: [[[0.0; DH]; DM]; H],
+            w_o: [[[0.0; DM]; DH]; H],
+        }
+    }
+}
+
+/// The working memory of [`MultiHeadAttention::forward`] for sequences of up to `L` tokens:
+/// `4·L·DH + L·DM` floats the caller owns (a `static`, a `Box`, a long-lived buffer), so that
+/// `forward` keeps no sequence-sized array on its own stack frame.
+///
+/// Its contents between calls mean nothing; any `MhaScratch` of the right shape will do.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct MhaScratch<const L: usize, const DM: usize, const DH: usize> {
+    q: [[f32; DH]; L],
+    k: [[f32; DH]; L],
+    v: [[f32; DH]; L],
+    o: [[f32; DH]; L],
+    y: [[f32; DM]; L],
+}
+
+impl<const L: usize, const DM: usize, const DH: usize> MhaScratch<L, DM, DH> {
+    /// Zeroed scratch; a `const fn`, so a `static` can hold it.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            q: [[0.0; DH]; L],
+            k: [[0.0; DH]; L],
+            v: [[0.0; DH]; L],
+            o: [[0.0; DH]; L],
+            y: [[0.0; DM]; L],
+        }
+    }
+}
+
+impl<const L: usize, const DM: usize, const DH: usize> Default for MhaScratch<L, DM, DH> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// `H` heads of self-attention over a sequence of `DM`-dimensional tokens, each head with its
 /// own projections `W_Q, W_K, W_V: DM → DH`, its own kernel, and its slice `W_O^h: DH → DM` of
@@ -9,65 +76,73 @@ use crate::{Error, Kernel, attention, causal_attention, simd};
 ///
 /// `out_t = Σ_h Σ_i α^h_{t,i} (x_i W_V^h) W_O^h` with `α^h = softmax(kernel_h(x_t W_Q^h, x_i W_K^h))`:
 /// the projections learn the geometry of each head's kernel (the seed's "Key Insights"). There
-/// are no biases. Everything lives in fixed-size arrays; [`forward`](Self::forward) takes the
-/// sequence capacity `L` as a const parameter and keeps `4·L·DH` floats of scratch on the stack.
-///
-/// Weight layout: `w_q[h][i][j]` multiplies input coordinate `i` into head coordinate `j`
-/// (row-vector convention `q = x W_Q`), and `w_o[h][j][i]` maps head coordinate `j` back to model
-/// coordinate `i`.
+/// are no biases. The layer holds its kernels and borrows its [`MhaWeights`] (the layer itself
+/// is small: `size_of` is the kernels and one pointer); [`forward`](Self::forward) works in an
+/// [`MhaScratch`] the caller passes, sized for `L` tokens by const generics, so no call hides a
+/// multi-MiB stack frame.
 ///
 /// # Examples
 /// ```
-/// use nadaraya::{MultiHeadAttention, SoftmaxDot};
+/// use nadaraya::{Mask, MhaScratch, MhaWeights, MultiHeadAttention, SoftmaxDot};
 /// // Two heads of width 1 over 2-D tokens: head 0 reads coordinate 0, head 1 coordinate 1.
 /// let k = SoftmaxDot::for_dim(1)?;
 /// let pick = |c: usize| core::array::from_fn(|i| [if i == c { 1.0 } else { 0.0 }]);
-/// let w_o = [[[1.0, 0.0]], [[0.0, 1.0]]];
-/// let mha = MultiHeadAttention::<_, 2, 2, 1>::new([k; 2], [pick(0), pick(1)], [pick(0), pick(1)],
-///                                                 [pick(0), pick(1)], w_o)?;
+/// let w = MhaWeights::<2, 2, 1> {
+///     w_q: [pick(0), pick(1)],
+///     w_k: [pick(0), pick(1)],
+///     w_v: [pick(0), pick(1)],
+///     w_o: [[[1.0, 0.0]], [[0.0, 1.0]]],
+/// };
+/// let mha = MultiHeadAttention::new([k; 2], &w)?;
+/// let mut scratch = MhaScratch::<4, 2, 1>::new();
 /// let x = [[1.0, 2.0], [3.0, 4.0]];
 /// let mut out = [[0.0; 2]; 2];
-/// mha.forward::<4>(&x, true, &mut out)?;
+/// mha.forward(&x, Mask::Causal, &mut scratch, &mut out)?;
 /// assert_eq!(out[0], [1.0, 2.0]); // causal: the first token sees only itself
 /// # Ok::<(), nadaraya::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq)]
-pub struct MultiHeadAttention<K, const DM: usize, const H: usize, const DH: usize> {
+pub struct MultiHeadAttention<'w, K, const DM: usize, const H: usize, const DH: usize> {
     kernels: [K; H],
-    w_q: [[[f32; DH]; DM]; H],
-    w_k: [[[f32; DH]; DM]; H],
-    w_v: [[[f32; DH]; DM]; H],
-    w_o: [[[f32; DM]; DH]; H],
+    weights: &'w MhaWeights<DM, H, DH>,
 }
 
-impl<K: Kernel, const DM: usize, const H: usize, const DH: usize> MultiHeadAttention<K, DM, H, DH> {
-    /// A layer from per-head kernels and weights. `DM`, `H`, `DH` must be non-zero (checked at
-    /// compile time).
+#[cfg(feature = "defmt")]
+impl<K: defmt::Format, const DM: usize, const H: usize, const DH: usize> defmt::Format
+    for MultiHeadAttention<'_, K, DM, H, DH>
+{
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(
+            f,
+            "MultiHeadAttention {{ kernels: {}, DM: {}, H: {}, DH: {} }}",
+            self.kernels,
+            DM,
+            H,
+            DH
+        );
+    }
+}
+
+impl<'w, K: Kernel, const DM: usize, const H: usize, const DH: usize>
+    MultiHeadAttention<'w, K, DM, H, DH>
+{
+    /// A layer from per-head kernels and borrowed weights. `DM`, `H`, `DH` must be non-zero
+    /// (checked at compile time).
     ///
     /// # Errors
     /// [`Error::NonFinite`] if any weight is NaN or infinite.
-    pub fn new(
-        kernels: [K; H],
-        w_q: [[[f32; DH]; DM]; H],
-        w_k: [[[f32; DH]; DM]; H],
-        w_v: [[[f32; DH]; DM]; H],
-        w_o: [[[f32; DM]; DH]; H],
-    ) -> Result<Self, Error> {
+    #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
+    pub fn new(kernels: [K; H], weights: &'w MhaWeights<DM, H, DH>) -> Result<Self, Error> {
         const { assert!(DM > 0 && H > 0 && DH > 0, "DM, H and DH must be non-zero") };
-        let finite = [&w_q, &w_k, &w_v]
+        let w = weights;
+        let finite = [&w.w_q, &w.w_k, &w.w_v]
             .iter()
             .all(|w| simd::all_finite(w.as_flattened().as_flattened()))
-            && simd::all_finite(w_o.as_flattened().as_flattened());
+            && simd::all_finite(w.w_o.as_flattened().as_flattened());
         if !finite {
             return Err(Error::NonFinite);
         }
-        Ok(Self {
-            kernels,
-            w_q,
-            w_k,
-            w_v,
-            w_o,
-        })
+        Ok(Self { kernels, weights })
     }
 
     /// The per-head kernels.
@@ -76,8 +151,14 @@ impl<K: Kernel, const DM: usize, const H: usize, const DH: usize> MultiHeadAtten
         &self.kernels
     }
 
-    /// Self-attention over `x` (at most `L` tokens) into `out[..x.len()]`; `causal` restricts
-    /// token `t` to tokens `0..=t`.
+    /// The weights.
+    #[must_use]
+    pub fn weights(&self) -> &'w MhaWeights<DM, H, DH> {
+        self.weights
+    }
+
+    /// Self-attention over `x` (at most `L` tokens) into `out[..x.len()]`, working in
+    /// `scratch`; [`Mask::Causal`] restricts token `t` to tokens `0..=t`.
     ///
     /// # Errors
     /// - [`Error::Empty`] if `x` is empty;
@@ -97,7 +178,8 @@ impl<K: Kernel, const DM: usize, const H: usize, const DH: usize> MultiHeadAtten
     pub fn forward<const L: usize>(
         &self,
         x: &[[f32; DM]],
-        causal: bool,
+        mask: Mask,
+        scratch: &mut MhaScratch<L, DM, DH>,
         out: &mut [[f32; DM]],
     ) -> Result<(), Error> {
         let n = x.len();
@@ -113,18 +195,18 @@ impl<K: Kernel, const DM: usize, const H: usize, const DH: usize> MultiHeadAtten
         if !simd::all_finite(x.as_flattened()) {
             return Err(Error::NonFinite);
         }
-        let mut q = [[0.0f32; DH]; L];
-        let mut k = [[0.0f32; DH]; L];
-        let mut v = [[0.0f32; DH]; L];
-        let mut o = [[0.0f32; DH]; L];
-        let mut y = [[0.0f32; DM]; L];
+        let MhaScratch { q, k, v, o, y } = scratch;
+        for yt in y.iter_mut() {
+            *yt = [0.0; DM];
+        }
+        let w = self.weights;
         let heads = self
             .kernels
             .iter()
-            .zip(&self.w_q)
-            .zip(&self.w_k)
-            .zip(&self.w_v)
-            .zip(&self.w_o);
+            .zip(&w.w_q)
+            .zip(&w.w_k)
+            .zip(&w.w_v)
+            .zip(&w.w_o);
         for ((((kernel, w_q), w_k), w_v), w_o) in heads {
             let rows = q.iter_mut().zip(k.iter_mut()).zip(v.iter_mut());
             for (xt, ((qt, kt), vt)) in x.iter().zip(rows) {
@@ -138,11 +220,8 @@ impl<K: Kernel, const DM: usize, const H: usize, const DH: usize> MultiHeadAtten
                 v[..n].as_flattened(),
             );
             let os = o[..n].as_flattened_mut();
-            if causal {
-                causal_attention(kernel, qs, ks, vs, DH, DH, os)?;
-            } else {
-                attention(kernel, qs, ks, vs, DH, DH, os)?;
-            }
+            let (qs, ks, vs) = (Rows::new(qs, DH)?, Rows::new(ks, DH)?, Rows::new(vs, DH)?);
+            attention(kernel, qs, ks, vs, mask, RowsMut::new(os, DH)?)?;
             for (yt, ot) in y.iter_mut().zip(&o[..n]) {
                 simd::weighted_sum_into(ot, w_o.as_flattened(), DM, yt);
             }
@@ -151,10 +230,10 @@ impl<K: Kernel, const DM: usize, const H: usize, const DH: usize> MultiHeadAtten
         // then is the token's output recomputed in f64 and its representability decided.
         for (t, yt) in y.iter_mut().enumerate().take(n) {
             if !simd::all_finite(yt) {
-                *yt = self.output_exact(x, causal, t, &mut k, &mut v)?;
+                *yt = self.output_exact(x, mask, t, k, v)?;
             }
         }
-        for (a, b) in out.iter_mut().zip(&y) {
+        for (a, b) in out.iter_mut().zip(y.iter()) {
             *a = *b;
         }
         Ok(())
@@ -168,26 +247,30 @@ impl<K: Kernel, const DM: usize, const H: usize, const DH: usize> MultiHeadAtten
     fn output_exact<const L: usize>(
         &self,
         x: &[[f32; DM]],
-        causal: bool,
+        mask: Mask,
         t: usize,
         k: &mut [[f32; DH]; L],
         v: &mut [[f32; DH]; L],
     ) -> Result<[f32; DM], Error> {
-        let seen = if causal { t.saturating_add(1) } else { x.len() };
+        let seen = match mask {
+            Mask::Causal => t.saturating_add(1),
+            Mask::None => x.len(),
+        };
         let (Some(xt), Some(xs)) = (x.get(t), x.get(..seen)) else {
-            return Err(Error::ShapeMismatch);
+            return Err(Error::CapacityExceeded);
         };
         let (Some(ks), Some(vs)) = (k.get_mut(..seen), v.get_mut(..seen)) else {
             return Err(Error::CapacityExceeded);
         };
         let mut acc = [0.0f64; DM];
+        let w = self.weights;
         let heads = self
             .kernels
             .iter()
-            .zip(&self.w_q)
-            .zip(&self.w_k)
-            .zip(&self.w_v)
-            .zip(&self.w_o);
+            .zip(&w.w_q)
+            .zip(&w.w_k)
+            .zip(&w.w_v)
+            .zip(&w.w_o);
         for ((((kernel, w_q), w_k), w_v), w_o) in heads {
             for (xi, (ki, vi)) in xs.iter().zip(ks.iter_mut().zip(vs.iter_mut())) {
                 *ki = project(xi, w_k)?;
@@ -259,7 +342,32 @@ mod tests {
     use super::*;
     use crate::SoftmaxDot;
     use crate::testing::assert_close;
+    use std::boxed::Box;
     use std::vec::Vec;
+
+    /// A layer over leaked weights (the old by-value constructor, for the tests).
+    #[allow(clippy::type_complexity)]
+    fn layer<K: Kernel, const DM: usize, const H: usize, const DH: usize>(
+        kernels: [K; H],
+        w_q: [[[f32; DH]; DM]; H],
+        w_k: [[[f32; DH]; DM]; H],
+        w_v: [[[f32; DH]; DM]; H],
+        w_o: [[[f32; DM]; DH]; H],
+    ) -> Result<MultiHeadAttention<'static, K, DM, H, DH>, Error> {
+        let w = Box::leak(Box::new(MhaWeights { w_q, w_k, w_v, w_o }));
+        MultiHeadAttention::new(kernels, w)
+    }
+
+    /// `forward` with fresh scratch for `L` tokens.
+    fn run<const L: usize, K: Kernel, const DM: usize, const H: usize, const DH: usize>(
+        m: &MultiHeadAttention<'_, K, DM, H, DH>,
+        x: &[[f32; DM]],
+        causal: bool,
+        out: &mut [[f32; DM]],
+    ) -> Result<(), Error> {
+        let mask = if causal { Mask::Causal } else { Mask::None };
+        m.forward(x, mask, &mut MhaScratch::<L, DM, DH>::new(), out)
+    }
 
     /// The layer in plain `f64`: projections in `f64` rounded to `f32` (the operands the kernel
     /// scores), weights and head outputs in `f64`. Returns each output and the scale
@@ -268,7 +376,7 @@ mod tests {
     /// an `f32` score is not finite (in `forward`'s order: head by head, outputs last).
     #[allow(clippy::type_complexity)]
     fn reference<K: Kernel, const DM: usize, const H: usize, const DH: usize>(
-        m: &MultiHeadAttention<K, DM, H, DH>,
+        m: &MultiHeadAttention<'_, K, DM, H, DH>,
         x: &[[f32; DM]],
         causal: bool,
     ) -> Result<Vec<([f64; DM], [f64; DM])>, Error> {
@@ -285,9 +393,9 @@ mod tests {
         };
         let mut out = std::vec![([0.0; DM], [0.0; DM]); x.len()];
         for h in 0..H {
-            let q: Result<Vec<_>, _> = x.iter().map(|t| proj(t, &m.w_q[h])).collect();
-            let k: Result<Vec<_>, _> = x.iter().map(|t| proj(t, &m.w_k[h])).collect();
-            let v: Result<Vec<_>, _> = x.iter().map(|t| proj(t, &m.w_v[h])).collect();
+            let q: Result<Vec<_>, _> = x.iter().map(|t| proj(t, &m.weights.w_q[h])).collect();
+            let k: Result<Vec<_>, _> = x.iter().map(|t| proj(t, &m.weights.w_k[h])).collect();
+            let v: Result<Vec<_>, _> = x.iter().map(|t| proj(t, &m.weights.w_v[h])).collect();
             let (q, k, v) = (q?, k?, v?);
             for (t, (y, scale)) in out.iter_mut().enumerate() {
                 let seen = if causal { t + 1 } else { x.len() };
@@ -304,8 +412,8 @@ mod tests {
                 for j in 0..DH {
                     let o: f64 = (0..seen).map(|i| w[i] * f64::from(v[i][j])).sum::<f64>() / total;
                     for c in 0..DM {
-                        y[c] += o * f64::from(m.w_o[h][j][c]);
-                        scale[c] += (o * f64::from(m.w_o[h][j][c])).abs();
+                        y[c] += o * f64::from(m.weights.w_o[h][j][c]);
+                        scale[c] += (o * f64::from(m.weights.w_o[h][j][c])).abs();
                     }
                 }
             }
@@ -324,12 +432,12 @@ mod tests {
     /// or the reference's error: `Overflow` exactly where a result is not representable.
     #[track_caller]
     fn check<const DM: usize, const H: usize, const DH: usize>(
-        m: &MultiHeadAttention<SoftmaxDot, DM, H, DH>,
+        m: &MultiHeadAttention<'_, SoftmaxDot, DM, H, DH>,
         x: &[[f32; DM]],
     ) {
         for causal in [false, true] {
             let mut out = std::vec![[7.0f32; DM]; x.len()];
-            let got = m.forward::<4>(x, causal, &mut out);
+            let got = run::<4, _, _, _, _>(&m, x, causal, &mut out);
             match reference(m, x, causal) {
                 Err(e) => assert_eq!(got, Err(e), "causal={causal}"),
                 Ok(want) => {
@@ -356,21 +464,21 @@ mod tests {
         let x = [[1.0, 1.0], [0.5, 1.0]];
         let (a, b) = (3e38f32, 1.0f32);
         let cancel = [[[a, b], [a, b]], [[-a, b], [-a, b]]];
-        let mha = MultiHeadAttention::<_, 2, 2, 2>::new([k; 2], [id; 2], [id; 2], [id; 2], cancel)
-            .unwrap();
+        let mha = layer::<_, 2, 2, 2>([k; 2], [id; 2], [id; 2], [id; 2], cancel).unwrap();
         check(&mha, &x);
         let mut out = [[0.0; 2]; 2];
-        mha.forward::<4>(&x, false, &mut out).unwrap();
+        run::<4, _, _, _, _>(&mha, &x, false, &mut out).unwrap();
         assert!(out.iter().all(|o| o[0].abs() < 1e33), "{out:?}");
         let add = [[[a, b], [a, b]], [[a, b], [a, b]]];
-        let mha =
-            MultiHeadAttention::<_, 2, 2, 2>::new([k; 2], [id; 2], [id; 2], [id; 2], add).unwrap();
+        let mha = layer::<_, 2, 2, 2>([k; 2], [id; 2], [id; 2], [id; 2], add).unwrap();
         check(&mha, &x);
-        assert_eq!(mha.forward::<4>(&x, true, &mut out), Err(Error::Overflow));
+        assert_eq!(
+            run::<4, _, _, _, _>(&mha, &x, true, &mut out),
+            Err(Error::Overflow)
+        );
         // One head's own sum beyond f32::MAX while the other head brings it back in range.
         let back = [[[a, b], [a, b]], [[-a, b], [0.0, b]]];
-        let mha =
-            MultiHeadAttention::<_, 2, 2, 2>::new([k; 2], [id; 2], [id; 2], [id; 2], back).unwrap();
+        let mha = layer::<_, 2, 2, 2>([k; 2], [id; 2], [id; 2], [id; 2], back).unwrap();
         check(&mha, &x);
     }
 
@@ -389,18 +497,19 @@ mod tests {
             (back, small, small),
             (small, back, small),
         ] {
-            let mha = MultiHeadAttention::<_, 3, 1, 1>::new([k], [w_q], [w_k], [w_v], w_o).unwrap();
+            let mha = layer::<_, 3, 1, 1>([k], [w_q], [w_k], [w_v], w_o).unwrap();
             check(&mha, &x);
         }
         // v = 3e38 exactly: the output is 3e38 and 6e38, the latter not representable.
-        let mha =
-            MultiHeadAttention::<_, 3, 1, 1>::new([k], [small], [small], [back], w_o).unwrap();
+        let mha = layer::<_, 3, 1, 1>([k], [small], [small], [back], w_o).unwrap();
         let mut out = [[0.0; 3]; 2];
-        assert_eq!(mha.forward::<4>(&x, false, &mut out), Err(Error::Overflow));
+        assert_eq!(
+            run::<4, _, _, _, _>(&mha, &x, false, &mut out),
+            Err(Error::Overflow)
+        );
         let w_o = [[[1.0f32, 0.0, -1.0]]];
-        let mha =
-            MultiHeadAttention::<_, 3, 1, 1>::new([k], [small], [small], [back], w_o).unwrap();
-        mha.forward::<4>(&x, false, &mut out).unwrap();
+        let mha = layer::<_, 3, 1, 1>([k], [small], [small], [back], w_o).unwrap();
+        run::<4, _, _, _, _>(&mha, &x, false, &mut out).unwrap();
         assert_eq!(out, [[3e38, 0.0, -3e38]; 2]);
         let over = [[1.0f32], [1.0], [0.0]];
         for (w_q, w_k, w_v) in [
@@ -408,8 +517,11 @@ mod tests {
             (over, small, small),
             (small, over, small),
         ] {
-            let mha = MultiHeadAttention::<_, 3, 1, 1>::new([k], [w_q], [w_k], [w_v], w_o).unwrap();
-            assert_eq!(mha.forward::<4>(&x, true, &mut out), Err(Error::Overflow));
+            let mha = layer::<_, 3, 1, 1>([k], [w_q], [w_k], [w_v], w_o).unwrap();
+            assert_eq!(
+                run::<4, _, _, _, _>(&mha, &x, true, &mut out),
+                Err(Error::Overflow)
+            );
             check(&mha, &x);
         }
     }

@@ -4,9 +4,9 @@
 //! what SIMD buys (`benches/`). They use [`Kernel::score`] and the scalar twin of the lanes'
 //! exponential, in two passes (maximum, then exponentials and sums).
 
-use crate::attention::{check_shapes, check_weights_shape};
+use crate::attention::check_shapes;
 use crate::softmax::headroom;
-use crate::{Error, Kernel, simd};
+use crate::{Error, Kernel, Mask, Rows, RowsMut, simd};
 
 /// Scalar [`attention`](crate::attention): same shapes, same errors.
 ///
@@ -15,30 +15,52 @@ use crate::{Error, Kernel, simd};
 ///
 /// # Examples
 /// ```
-/// use nadaraya::{scalar, Gaussian};
+/// use nadaraya::{scalar, Gaussian, Mask, Rows, RowsMut};
 /// let mut out = [0.0];
-/// scalar::attention(&Gaussian::new(1.0)?, &[0.0], &[-1.0, 1.0], &[2.0, 4.0], 1, 1, &mut out)?;
+/// let (q, keys, values) = (Rows::new(&[0.0], 1)?, Rows::new(&[-1.0, 1.0], 1)?, Rows::new(&[2.0, 4.0], 1)?);
+/// scalar::attention(&Gaussian::new(1.0)?, q, keys, values, Mask::None, RowsMut::new(&mut out, 1)?)?;
 /// assert!((out[0] - 3.0).abs() < 1e-6);
 /// # Ok::<(), nadaraya::Error>(())
 /// ```
 #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
 pub fn attention<K: Kernel + ?Sized>(
     kernel: &K,
-    q: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    d: usize,
-    dv: usize,
-    out: &mut [f32],
+    q: Rows<'_>,
+    keys: Rows<'_>,
+    values: Rows<'_>,
+    mask: Mask,
+    out: RowsMut<'_>,
 ) -> Result<(), Error> {
-    let shape = check_shapes(q, keys, values, d, dv, out)?;
+    let shape = check_shapes(q, keys, values, mask, out.as_rows())?;
     let (d, dv) = (shape.d.get(), shape.dv.get());
-    if !q.iter().chain(keys).chain(values).all(|v| v.is_finite()) {
+    let (q, all_keys, all_values, out) = (
+        q.as_slice(),
+        keys.as_slice(),
+        values.as_slice(),
+        out.into_slice(),
+    );
+    if !q
+        .iter()
+        .chain(all_keys)
+        .chain(all_values)
+        .all(|v| v.is_finite())
+    {
         return Err(Error::NonFinite);
     }
     let mut rows = out.chunks_exact_mut(dv);
-    for qr in q.chunks_exact(d) {
+    for (t, qr) in q.chunks_exact(d).enumerate() {
         let Some(o) = rows.next() else { break };
+        let seen = if mask == Mask::Causal {
+            t.saturating_add(1)
+        } else {
+            shape.n
+        };
+        let (Some(keys), Some(values)) = (
+            all_keys.get(..seen.saturating_mul(d)),
+            all_values.get(..seen.saturating_mul(dv)),
+        ) else {
+            break;
+        };
         let mut m = f32::NEG_INFINITY;
         for k in keys.chunks_exact(d) {
             let s = kernel.score(qr, k);
@@ -89,14 +111,29 @@ pub fn attention<K: Kernel + ?Sized>(
 #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
 pub fn weights<K: Kernel + ?Sized>(
     kernel: &K,
-    q: &[f32],
-    keys: &[f32],
-    out: &mut [f32],
+    q: Rows<'_>,
+    keys: Rows<'_>,
+    mut out: RowsMut<'_>,
 ) -> Result<(), Error> {
-    let (d, out) = check_weights_shape(q, keys, out)?;
-    if !(q.iter().chain(keys).all(|v| v.is_finite())) {
+    crate::weights_shape(q, keys, out.as_rows())?;
+    let (d, qs, keys) = (keys.width(), q.as_slice(), keys.as_slice());
+    if !(qs.iter().chain(keys).all(|v| v.is_finite())) {
         return Err(Error::NonFinite);
     }
+    for (q, out) in q.iter().zip(out.iter_mut()) {
+        weights_row(kernel, q, keys, d, out)?;
+    }
+    Ok(())
+}
+
+/// One query's weights, inputs already checked finite.
+fn weights_row<K: Kernel + ?Sized>(
+    kernel: &K,
+    q: &[f32],
+    keys: &[f32],
+    d: usize,
+    out: &mut [f32],
+) -> Result<(), Error> {
     let mut m = f32::NEG_INFINITY;
     for (o, k) in out.iter_mut().zip(keys.chunks_exact(d)) {
         *o = kernel.score(q, k);

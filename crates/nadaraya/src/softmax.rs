@@ -17,7 +17,7 @@
 //! that; a non-finite accumulator sends the row to [`exact_average`], a cold path whose result
 //! does not depend on the samples' order.
 
-use crate::{Error, Kernel, simd};
+use crate::{Dim, Error, Kernel, Rows, simd};
 
 /// Names the cause of a failed computation: [`Error::NonFinite`] if any input is NaN or
 /// infinite (read only now, on the error path), else the error as found.
@@ -279,15 +279,17 @@ fn scale_back(out: &mut [f32], sum: f32, up: f32) -> Result<(), Error> {
 /// # Examples
 /// Chunked evaluation gives the single-pass answer:
 /// ```
-/// use nadaraya::{Gaussian, OnlineSoftmax};
+/// use nadaraya::{Gaussian, OnlineSoftmax, Rows};
 /// let k = Gaussian::new(0.5)?;
-/// let (x, y) = ([0.0, 1.0, 2.0, 3.0], [1.0, 2.0, 3.0, 4.0]);
+/// let x = Rows::from_arrays(&[[0.0], [1.0], [2.0], [3.0]]);
+/// let y = Rows::from_arrays(&[[1.0], [2.0], [3.0], [4.0]]);
+/// let (head, tail) = (|r: Rows<'static>| r.slice(0, 2).unwrap(), |r: Rows<'static>| r.slice(2, 4).unwrap());
 /// let mut left = OnlineSoftmax::<1>::new();
 /// let mut right = OnlineSoftmax::<1>::new();
-/// left.update(&k, &[1.2], &x[..2], &y[..2])?;
-/// right.update(&k, &[1.2], &x[2..], &y[2..])?;
+/// left.update(&k, &[1.2], head(x), head(y))?;
+/// right.update(&k, &[1.2], tail(x), tail(y))?;
 /// let mut whole = OnlineSoftmax::<1>::new();
-/// whole.update(&k, &[1.2], &x, &y)?;
+/// whole.update(&k, &[1.2], x, y)?;
 /// let merged = right.merge(&left).finish()?;
 /// assert!((merged[0] - whole.finish()?[0]).abs() < 1e-6);
 /// # Ok::<(), nadaraya::Error>(())
@@ -327,14 +329,15 @@ impl<const DV: usize> OnlineSoftmax<DV> {
         }
     }
 
-    /// Absorbs samples: `keys` holds rows of length `q.len()`, `values` rows of length `DV`.
+    /// Absorbs samples: the rows of `keys` (of the query's width) and of `values` (of width
+    /// `DV`), one value row per key row.
     ///
     /// On error the state is unchanged.
     ///
     /// # Errors
-    /// - [`Error::ZeroDimension`] if `q` is empty or `DV == 0`;
-    /// - [`Error::ShapeMismatch`] if `keys.len()` is not a multiple of `q.len()` or `values` does
-    ///   not hold exactly one row per key;
+    /// - [`Error::Shape`] with [`Dim::QueryWidth`] if `q.len()` is not the keys' width;
+    /// - [`Error::Shape`] with [`Dim::Width`] if the values' width is not `DV`;
+    /// - [`Error::Shape`] with [`Dim::ValueRows`] if `values` has not one row per key;
     /// - [`Error::NonFinite`] if any input is NaN or infinite;
     /// - [`Error::ScoreOverflow`] if a score is not finite in `f32`;
     /// - [`Error::Overflow`] if the weighted average over the state's samples and the new ones,
@@ -346,16 +349,24 @@ impl<const DV: usize> OnlineSoftmax<DV> {
         &mut self,
         kernel: &K,
         q: &[f32],
-        keys: &[f32],
-        values: &[f32],
+        keys: Rows<'_>,
+        values: Rows<'_>,
     ) -> Result<(), Error> {
-        let d = q.len();
-        if d == 0 || DV == 0 {
-            return Err(Error::ZeroDimension);
+        let shape = |what, expected, found| Error::Shape {
+            what,
+            expected,
+            found,
+        };
+        if q.len() != keys.width() {
+            return Err(shape(Dim::QueryWidth, keys.width(), q.len()));
         }
-        if !keys.len().is_multiple_of(d) || values.len() != keys.len() / d * DV {
-            return Err(Error::ShapeMismatch);
+        if values.width() != DV {
+            return Err(shape(Dim::Width, DV, values.width()));
         }
+        if values.len() != keys.len() {
+            return Err(shape(Dim::ValueRows, keys.len(), values.len()));
+        }
+        let (keys, values) = (keys.as_slice(), values.as_slice());
         if keys.is_empty() {
             // No score reads the query, but a NaN in it is still an input error.
             return if simd::all_finite(q) {
@@ -505,17 +516,27 @@ mod tests {
         );
         assert_eq!(s.push_score(1.0, &[f32::NAN, 2.0]), Err(Error::NonFinite));
         let k = Gaussian::new(1.0).unwrap();
-        assert_eq!(s.update(&k, &[], &[], &[]), Err(Error::ZeroDimension));
+        let shape = |what, expected, found| {
+            Err(Error::Shape {
+                what,
+                expected,
+                found,
+            })
+        };
+        let r = |x: &'static [f32], w| Rows::new(x, w).unwrap();
+        let (one, two) = (r(&[1.0], 1), r(&[1.0, 1.0], 2));
+        assert_eq!(s.update(&k, &[], one, two), shape(Dim::QueryWidth, 1, 0));
         assert_eq!(
-            s.update(&k, &[0.0, 0.0], &[1.0], &[1.0, 1.0]),
-            Err(Error::ShapeMismatch)
+            s.update(&k, &[0.0, 0.0], one, two),
+            shape(Dim::QueryWidth, 1, 2)
+        );
+        assert_eq!(s.update(&k, &[0.0], one, one), shape(Dim::Width, 2, 1));
+        assert_eq!(
+            s.update(&k, &[0.0], r(&[1.0, 2.0], 1), two),
+            shape(Dim::ValueRows, 2, 1)
         );
         assert_eq!(
-            s.update(&k, &[0.0], &[1.0], &[1.0]),
-            Err(Error::ShapeMismatch)
-        );
-        assert_eq!(
-            s.update(&k, &[0.0], &[f32::NAN], &[1.0, 1.0]),
+            crate::testing::flat::update(&mut s, &k, &[0.0], &[f32::NAN], &[1.0, 1.0]),
             Err(Error::NonFinite)
         );
         // A block whose second tile overflows leaves the state as it was.
@@ -523,7 +544,7 @@ mod tests {
         let mut keys = [1.0f32; 100];
         keys[80] = 3e38;
         assert_eq!(
-            s.update(&big, &[2.0], &keys, &[0.5; 200]),
+            crate::testing::flat::update(&mut s, &big, &[2.0], &keys, &[0.5; 200]),
             Err(Error::ScoreOverflow)
         );
         assert_eq!(s, before);
@@ -536,9 +557,9 @@ mod tests {
         let k = SoftmaxDot::new(0.3).unwrap();
         let mut a = OnlineSoftmax::<1>::new();
         let mut b = OnlineSoftmax::<1>::new();
-        a.update(&k, &[1.0], &[0.1, 0.9, -2.0], &[1.0, 2.0, 3.0])
+        crate::testing::flat::update(&mut a, &k, &[1.0], &[0.1, 0.9, -2.0], &[1.0, 2.0, 3.0])
             .unwrap();
-        b.update(&k, &[1.0], &[5.0, -1.0], &[4.0, 5.0]).unwrap();
+        crate::testing::flat::update(&mut b, &k, &[1.0], &[5.0, -1.0], &[4.0, 5.0]).unwrap();
         let e = OnlineSoftmax::<1>::new();
         assert_eq!(a.merge(&e), a);
         assert_eq!(e.merge(&a), a);
@@ -580,13 +601,13 @@ mod tests {
                     .zip(vp.chunks(2 * chunk))
                     .map(|(kc, vc)| {
                         let mut s = OnlineSoftmax::<2>::new();
-                        s.update(&k, &[1.0], kc, vc).unwrap();
+                        crate::testing::flat::update(&mut s, &k, &[1.0], kc, vc).unwrap();
                         s
                     })
                     .collect();
                 let mut streamed = OnlineSoftmax::<2>::new();
                 for (kc, vc) in kp.chunks(chunk).zip(vp.chunks(2 * chunk)) {
-                    streamed.update(&k, &[1.0], kc, vc).unwrap();
+                    crate::testing::flat::update(&mut streamed, &k, &[1.0], kc, vc).unwrap();
                 }
                 check(&streamed, &std::format!("update by {chunk}, {tag}"));
                 let left = parts.iter().fold(OnlineSoftmax::new(), |a, b| a.merge(b));

@@ -147,3 +147,137 @@ pub(crate) fn permute(x: &[f32], w: usize, order: &[usize]) -> Vec<f32> {
         .flat_map(|&i| x[i * w..(i + 1) * w].iter().copied())
         .collect()
 }
+
+/// The slice-and-width calling convention of the tests written before the [`Rows`] API: each
+/// helper builds the views (an `out` longer than `M·dv` is cut to its first `M` rows, as the old
+/// API wrote only those) and calls the real entry point.
+pub(crate) mod flat {
+    use crate::{Error, Kernel, Mask, OnlineSoftmax, Rows, RowsMut};
+
+    type Attn<K> = fn(&K, Rows<'_>, Rows<'_>, Rows<'_>, Mask, RowsMut<'_>) -> Result<(), Error>;
+
+    fn call<K: Kernel + ?Sized>(
+        f: Attn<K>,
+        kernel: &K,
+        q: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        (d, dv): (usize, usize),
+        mask: Mask,
+        out: &mut [f32],
+    ) -> Result<(), Error> {
+        let (q, keys, values) = (
+            Rows::new(q, d)?,
+            Rows::new(keys, d)?,
+            Rows::new(values, dv)?,
+        );
+        let m = q.len() * dv;
+        let out = if out.len() >= m { &mut out[..m] } else { out };
+        let out = match RowsMut::new(out, dv) {
+            Ok(o) => o,
+            Err(_) => return Err(Error::OutputTooSmall),
+        };
+        f(kernel, q, keys, values, mask, out)
+    }
+
+    pub(crate) fn attention<K: Kernel + ?Sized>(
+        k: &K,
+        q: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        d: usize,
+        dv: usize,
+        out: &mut [f32],
+    ) -> Result<(), Error> {
+        call(
+            crate::attention::<K>,
+            k,
+            q,
+            keys,
+            values,
+            (d, dv),
+            Mask::None,
+            out,
+        )
+    }
+
+    pub(crate) fn causal_attention<K: Kernel + ?Sized>(
+        k: &K,
+        q: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        d: usize,
+        dv: usize,
+        out: &mut [f32],
+    ) -> Result<(), Error> {
+        call(
+            crate::attention::<K>,
+            k,
+            q,
+            keys,
+            values,
+            (d, dv),
+            Mask::Causal,
+            out,
+        )
+    }
+
+    pub(crate) fn weights<K: Kernel + ?Sized>(
+        k: &K,
+        q: &[f32],
+        keys: &[f32],
+        out: &mut [f32],
+    ) -> Result<(), Error> {
+        let (qr, keys) = (Rows::new(q, q.len())?, Rows::new(keys, q.len())?);
+        let n = keys.len();
+        let out = if out.len() >= n { &mut out[..n] } else { out };
+        crate::weights(k, qr, keys, RowsMut::new(out, n.max(1))?)
+    }
+
+    pub(crate) fn update<K: Kernel + ?Sized, const DV: usize>(
+        s: &mut OnlineSoftmax<DV>,
+        k: &K,
+        q: &[f32],
+        keys: &[f32],
+        values: &[f32],
+    ) -> Result<(), Error> {
+        s.update(k, q, Rows::new(keys, q.len())?, Rows::new(values, DV)?)
+    }
+
+    pub(crate) mod scalar {
+        use super::*;
+
+        pub(crate) fn attention<K: Kernel + ?Sized>(
+            k: &K,
+            q: &[f32],
+            keys: &[f32],
+            values: &[f32],
+            d: usize,
+            dv: usize,
+            out: &mut [f32],
+        ) -> Result<(), Error> {
+            call(
+                crate::scalar::attention::<K>,
+                k,
+                q,
+                keys,
+                values,
+                (d, dv),
+                Mask::None,
+                out,
+            )
+        }
+
+        pub(crate) fn weights<K: Kernel + ?Sized>(
+            k: &K,
+            q: &[f32],
+            keys: &[f32],
+            out: &mut [f32],
+        ) -> Result<(), Error> {
+            let (qr, keys) = (Rows::new(q, q.len())?, Rows::new(keys, q.len())?);
+            let n = keys.len();
+            let out = if out.len() >= n { &mut out[..n] } else { out };
+            crate::scalar::weights(k, qr, keys, RowsMut::new(out, n.max(1))?)
+        }
+    }
+}
