@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion};
 use nadaraya::{Gaussian, Kernel, SoftmaxDot};
-use nadaraya_benches::{Inputs, bandwidth_for};
+use nadaraya_benches::{Rng, bandwidth_for};
 use wide::f32x8;
 
 const N: usize = 4096;
@@ -38,7 +38,7 @@ fn read_sum(xs: &[f32]) -> f32 {
 
 fn parts<K: Kernel>(c: &mut Criterion, name: &str, kernel: &K) {
     let mut group = c.benchmark_group(format!("anatomy_{name}_d64_n{N}"));
-    let mut g = Inputs::new(99);
+    let mut g = Rng::new(99);
     let (q, keys, values) = (g.vec(D), g.vec(N * D), g.vec(N * D));
     let mut out = [0.0f32; D];
     let mut w = vec![0.0f32; N];

@@ -10,7 +10,7 @@ use std::time::Duration;
 use candle_core::{Device, Tensor};
 use criterion::{BenchmarkId, Criterion};
 use nadaraya::SoftmaxDot;
-use nadaraya_benches::{Inputs, ensure_single_thread};
+use nadaraya_benches::{Rng, ensure_single_thread};
 
 const LS: [usize; 3] = [512, 2048, 4096];
 const D: usize = 64;
@@ -24,7 +24,7 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("batched_d64");
     let kernel = SoftmaxDot::for_dim(D).expect("d > 0");
     for l in LS {
-        let mut g = Inputs::new(l as u64);
+        let mut g = Rng::new(l as u64);
         let (q, k, v) = (g.vec(l * D), g.vec(l * D), g.vec(l * D));
         let mut out = vec![0.0f32; l * D];
         group.bench_with_input(BenchmarkId::new("ours", l), &l, |b, _| {

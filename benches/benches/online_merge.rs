@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion};
 use nadaraya::{OnlineSoftmax, SoftmaxDot};
-use nadaraya_benches::Inputs;
+use nadaraya_benches::Rng;
 
 const D: usize = 64;
 const NS: [usize; 2] = [4096, 16384];
@@ -37,7 +37,7 @@ fn bench(c: &mut Criterion) {
     let kernel = SoftmaxDot::for_dim(D).expect("d > 0");
     for n in NS {
         let mut group = c.benchmark_group(format!("online_merge_d64_n{n}"));
-        let mut g = Inputs::new(n as u64 + 5);
+        let mut g = Rng::new(n as u64 + 5);
         let (q, k, v) = (g.vec(D), g.vec(n * D), g.vec(n * D));
         group.bench_with_input(BenchmarkId::new("single_pass", n), &n, |b, _| {
             b.iter(|| {

@@ -19,16 +19,15 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main};
 use nadaraya::SoftmaxDot;
+use nadaraya_benches::Rng;
 use nadaraya_rf::FavorPlus;
 
 const D: usize = 64;
 const M: usize = 256;
 
-/// Deterministic inputs in roughly `[-1, 1]`, without a random number generator.
+/// Deterministic inputs in `[-1, 1)`, from the workspace's one generator.
 fn inputs(n: usize, salt: usize) -> Vec<f32> {
-    (0..n)
-        .map(|i| ((i * 7919 + salt * 104_729) as f32 * 0.618_034).sin())
-        .collect()
+    Rng::new(salt as u64).vec(n)
 }
 
 /// `(lengths, largest length for the exact path)`.

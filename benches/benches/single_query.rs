@@ -13,7 +13,7 @@ use std::time::Duration;
 use candle_core::{Device, Tensor};
 use criterion::{BenchmarkId, Criterion};
 use nadaraya::{Gaussian, SoftmaxDot};
-use nadaraya_benches::{Inputs, bandwidth_for, ensure_single_thread, naive_dot, naive_gaussian};
+use nadaraya_benches::{Rng, bandwidth_for, ensure_single_thread, naive_dot, naive_gaussian};
 
 const NS: [usize; 5] = [64, 256, 1024, 4096, 16384];
 const DS: [usize; 3] = [1, 16, 64];
@@ -49,7 +49,7 @@ fn bench(c: &mut Criterion) {
             let gk = Gaussian::new(h).expect("valid bandwidth");
             let dk = SoftmaxDot::for_dim(d).expect("d > 0");
             for n in NS {
-                let mut g = Inputs::new((n * 131 + d) as u64);
+                let mut g = Rng::new((n * 131 + d) as u64);
                 let (q, keys, values) = (g.vec(d), g.vec(n * d), g.vec(n * dv));
                 let mut out = vec![0.0f32; dv];
                 group.bench_with_input(BenchmarkId::new("ours_simd", n), &n, |b, _| {

@@ -40,36 +40,9 @@ pub fn ensure_single_thread() {
     std::process::exit(status.code().unwrap_or(1));
 }
 
-/// Deterministic pseudo-random `f32` in `[-1, 1)` (SplitMix64), so every run and every
-/// implementation sees the same inputs.
-#[derive(Clone, Debug)]
-pub struct Inputs {
-    state: u64,
-}
-
-impl Inputs {
-    /// A generator with the given seed.
-    #[must_use]
-    pub fn new(seed: u64) -> Self {
-        Self { state: seed }
-    }
-
-    /// The next value in `[-1, 1)`.
-    pub fn next_f32(&mut self) -> f32 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        // 24 random bits: exactly representable in f32.
-        ((z >> 40) as f32) * (2.0 / 16_777_216.0) - 1.0
-    }
-
-    /// `len` values in `[-1, 1)`.
-    pub fn vec(&mut self, len: usize) -> Vec<f32> {
-        (0..len).map(|_| self.next_f32()).collect()
-    }
-}
+/// The workspace's one generator of reproducible inputs (xorshift64, from `nadaraya-tests`):
+/// every run and every implementation sees the same values in `[-1, 1)`.
+pub use nadaraya_tests::Rng;
 
 /// The Gaussian bandwidth used for dimension `d`: `h = √d / 2`, so that squared distances of
 /// uniform `[-1, 1)` points (mean `2d/3`) give scores of order 1 and the weights are neither
@@ -301,8 +274,8 @@ mod tests {
 
     #[test]
     fn inputs_are_in_range_and_deterministic() {
-        let a = Inputs::new(7).vec(1000);
-        assert_eq!(a, Inputs::new(7).vec(1000));
+        let a = Rng::new(7).vec(1000);
+        assert_eq!(a, Rng::new(7).vec(1000));
         assert!(a.iter().all(|x| (-1.0..1.0).contains(x)));
         let mean: f32 = a.iter().sum::<f32>() / 1000.0;
         assert!(mean.abs() < 0.1, "mean {mean}");
@@ -311,7 +284,7 @@ mod tests {
     #[test]
     fn naive_loops_match_the_f64_reference() {
         for (n, d, dv) in [(1, 1, 1), (37, 1, 1), (300, 16, 16), (129, 64, 64)] {
-            let mut g = Inputs::new(n as u64);
+            let mut g = Rng::new(n as u64);
             let (q, keys, values) = (g.vec(d), g.vec(n * d), g.vec(n * dv));
             let mut out = vec![0.0; dv];
             naive_gaussian(bandwidth_for(d), &q, &keys, &values, dv, &mut out);

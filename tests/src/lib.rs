@@ -7,17 +7,29 @@
 
 pub mod reference;
 pub mod rf;
+pub mod rng;
 pub mod verdict;
 
-/// A deterministic generator of `f32` uniform in `[-1, 1)` (xorshift64), for test data that is
-/// the same on every run and every machine.
+pub use rng::Rng;
+
+/// A deterministic generator of `f32` uniform in `[-1, 1)` ([`Rng`]), for test data that is the
+/// same on every run and every machine.
 pub fn uniform(seed: u64) -> impl FnMut() -> f32 {
-    let mut s = seed | 1;
-    move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    let mut r = Rng::new(seed);
+    move || r.next_f32()
+}
+
+impl Rng {
+    /// `n` values uniform in `[-1, 1)`.
+    #[must_use]
+    pub fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.next_f32()).collect()
+    }
+
+    /// `n` values in `[lo, hi)` ([`Rng::range`]).
+    #[must_use]
+    pub fn vec_range(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+        (0..n).map(|_| self.range(lo, hi)).collect()
     }
 }
 

@@ -185,10 +185,9 @@ proptest! {
             s
         }).collect();
         // Shuffle the parts, then fold.
-        let mut st = order_seed | 1;
+        let mut rng = nadaraya_tests::Rng::new(order_seed);
         for i in (1..parts.len()).rev() {
-            st = st.wrapping_mul(6364136223846793005).wrapping_add(1);
-            parts.swap(i, (st >> 33) as usize % (i + 1));
+            parts.swap(i, (rng.next_u64() >> 33) as usize % (i + 1));
         }
         let merged = parts.iter().fold(OnlineSoftmax::<1>::new(), |a, b| a.merge(b)).finish().unwrap();
         let want = reference::smooth(c.kernel.reference(), &widen(q), &widen(&c.keys), &widen(&vals), 1);

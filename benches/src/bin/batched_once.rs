@@ -9,7 +9,7 @@
 //! ```
 
 use nadaraya::SoftmaxDot;
-use nadaraya_benches::Inputs;
+use nadaraya_benches::Rng;
 use std::hint::black_box;
 
 const D: usize = 64;
@@ -21,7 +21,7 @@ fn main() {
         .expect("L must be a whole number");
     let m = arg(2).unwrap_or(Ok(l)).expect("M must be a whole number");
     let kernel = SoftmaxDot::for_dim(D).expect("d > 0");
-    let mut g = Inputs::new(l as u64);
+    let mut g = Rng::new(l as u64);
     let (q, k, v) = (g.vec(m * D), g.vec(l * D), g.vec(l * D));
     let mut out = vec![0.0f32; m * D];
     nadaraya_benches::core_flat::attention(&kernel, black_box(&q), &k, &v, D, D, &mut out)

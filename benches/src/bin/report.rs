@@ -23,9 +23,12 @@ use serde_json::Value;
 
 type Res<T> = Result<T, Box<dyn Error>>;
 
-/// The font every plot uses, embedded so text renders on a machine without fonts installed
-/// (DejaVu Sans Mono, Bitstream Vera licence: `benches/assets/DejaVu-LICENSE.txt`).
-static FONT: &[u8] = include_bytes!("../../assets/DejaVuSansMono.ttf");
+/// The font every plot uses, embedded so text renders on a machine without fonts installed:
+/// DejaVu Sans Mono from the `dejavu` crate, the one copy of DejaVu the workspace uses (nadaraya-plot
+/// takes DejaVu Sans from it).
+fn font() -> &'static [u8] {
+    dejavu::sans_mono::regular()
+}
 
 const KERNELS: [(&str, &str); 2] = [("gaussian", "Gaussian"), ("dot", "softmax-dot")];
 const DS: [usize; 3] = [1, 16, 64];
@@ -736,7 +739,7 @@ fn main() -> Res<()> {
     if specs.is_empty() {
         return Err("usage: report [--out FILE] [--docs DIR] NAME=TARGET_DIR...".into());
     }
-    register_font("sans-serif", FontStyle::Normal, FONT)
+    register_font("sans-serif", FontStyle::Normal, font())
         .map_err(|_| "embedded font is not a valid TTF")?;
     std::fs::create_dir_all(&docs)?;
     let flavours = specs.iter().map(|s| load(s)).collect::<Res<Vec<_>>>()?;

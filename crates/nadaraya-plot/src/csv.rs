@@ -1,13 +1,13 @@
 //! The plotted series as CSV, written beside each image: `panel,series,x,value`.
 //!
-//! Numbers are written with Rust's shortest round-trip formatting, so reading a file back gives
-//! exactly the `f32` values that were drawn. Text fields are always double-quoted (a quote inside
-//! is doubled).
+//! Written and read by the [`csv`](https://docs.rs/csv) crate, a row as a `serde` record. Numbers
+//! are written with Rust's shortest round-trip formatting, so reading a file back gives exactly
+//! the `f32` values that were drawn. Text fields are double-quoted (a quote inside is doubled).
 
 use crate::{Error, Figure};
 
-/// One plotted point.
-#[derive(Clone, Debug, PartialEq)]
+/// One plotted point: one record of the CSV.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
 pub struct Row {
     /// The panel id (`prediction`, `weights`, ...).
     pub panel: String,
@@ -41,10 +41,6 @@ pub fn rows(fig: &Figure) -> Vec<Row> {
     out
 }
 
-fn quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
 /// The CSV text of `fig`.
 ///
 /// # Examples
@@ -57,43 +53,21 @@ fn quote(s: &str) -> String {
 /// ```
 #[must_use]
 pub fn to_csv(fig: &Figure) -> String {
-    let mut out = String::from(HEADER);
-    out.push('\n');
+    // Text is quoted and numbers are not (`QuoteStyle::NonNumeric`); numbers are written by
+    // `Display`, Rust's shortest round trip. Writing to a `Vec` cannot fail.
+    let mut w = ::csv::WriterBuilder::new()
+        .quote_style(::csv::QuoteStyle::NonNumeric)
+        .from_writer(Vec::new());
+    let mut ok = true;
     for r in rows(fig) {
-        out.push_str(&format!(
-            "{},{},{},{}\n",
-            quote(&r.panel),
-            quote(&r.series),
-            r.x,
-            r.value
-        ));
+        let (x, value) = (r.x.to_string(), r.value.to_string());
+        ok &= w
+            .write_record([r.panel.as_str(), r.series.as_str(), &x, &value])
+            .is_ok();
     }
-    out
-}
-
-/// Splits one line into fields, honouring double quotes.
-fn fields(line: &str) -> Option<Vec<String>> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut chars = line.chars().peekable();
-    let mut quoted = false;
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            (true, '"') => quoted = false,
-            (false, '"') if cur.is_empty() => quoted = true,
-            (false, ',') => out.push(std::mem::take(&mut cur)),
-            (_, c) => cur.push(c),
-        }
-    }
-    if quoted {
-        return None;
-    }
-    out.push(cur);
-    Some(out)
+    debug_assert!(ok, "writing CSV into memory failed");
+    let body = String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default();
+    format!("{HEADER}\n{body}")
 }
 
 /// Reads CSV text written by [`to_csv`].
@@ -102,29 +76,20 @@ fn fields(line: &str) -> Option<Vec<String>> {
 /// [`Error::Data`] naming the first line that is not `panel,series,x,value` with two numbers,
 /// or a missing header.
 pub fn parse(text: &str) -> Result<Vec<Row>, Error> {
-    let mut lines = text.lines().enumerate();
-    match lines.next() {
-        Some((_, h)) if h.trim() == HEADER => {}
-        _ => {
-            return Err(Error::Data(format!(
-                "CSV: the first line must be `{HEADER}`"
-            )));
-        }
+    if text.lines().next().map(str::trim) != Some(HEADER) {
+        return Err(Error::Data(format!(
+            "CSV: the first line must be `{HEADER}`"
+        )));
     }
+    let mut reader = ::csv::ReaderBuilder::new()
+        .trim(::csv::Trim::All)
+        .from_reader(text.as_bytes());
     let mut out = Vec::new();
-    for (n, line) in lines {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let bad = || Error::Data(format!("CSV line {}: cannot read `{line}`", n + 1));
-        let f = fields(line).ok_or_else(bad)?;
-        let [panel, series, x, value] = <[String; 4]>::try_from(f).map_err(|_| bad())?;
-        out.push(Row {
-            panel,
-            series,
-            x: x.trim().parse().map_err(|_| bad())?,
-            value: value.trim().parse().map_err(|_| bad())?,
-        });
+    for row in reader.deserialize::<Row>() {
+        out.push(row.map_err(|e| {
+            let line = e.position().map_or(0, ::csv::Position::line);
+            Error::Data(format!("CSV line {line}: cannot read it ({e})"))
+        })?);
     }
     Ok(out)
 }

@@ -100,7 +100,8 @@ impl Dataset {
         }
     }
 
-    /// A data set from CSV text: one `x,y` pair a line (see [`CSV_RULES`]).
+    /// A data set from CSV text: one `x,y` pair a line (see [`CSV_RULES`]); as
+    /// [`from_csv_columns`](Self::from_csv_columns) with the default [`Columns`].
     ///
     /// A UTF-8 byte-order mark at the start is removed; blank lines and lines starting with `#`
     /// are skipped. The first remaining line is a header exactly when none of its fields is empty
@@ -125,38 +126,94 @@ impl Dataset {
     /// # Ok::<(), nadaraya_plot::Error>(())
     /// ```
     pub fn from_csv_str(name: &str, text: &str) -> Result<Self, Error> {
+        Self::from_csv_columns(name, text, &Columns::default())
+    }
+
+    /// A data set from two columns of CSV text, chosen by [`Columns`]: by 1-based position or by
+    /// header name. Fields are split by the [`csv`](https://docs.rs/csv) crate (quotes, doubled
+    /// quotes, spaces around fields trimmed), one line at a time so that every message names the
+    /// line as the file numbers it.
+    ///
+    /// With the default columns (`x` the first, `y` the second, neither chosen) a line must hold
+    /// exactly two fields, as [`from_csv_str`](Self::from_csv_str) states. With a chosen column a
+    /// line may hold any number of fields that includes both columns; a column chosen by name
+    /// needs a header line. Blank lines, `#` comments, the byte-order mark and the header rule are
+    /// as in [`from_csv_str`](Self::from_csv_str).
+    ///
+    /// # Errors
+    /// [`Error::Data`] naming the line and the column (by position, and `x` or `y`) of the first
+    /// cell that is missing, empty, not a number, NaN or infinite, or beyond `±f32::MAX`; a
+    /// column name that no header holds (or a name with no header line at all); a line that is
+    /// not two fields in the default mode (as [`from_csv_str`](Self::from_csv_str)); no sample.
+    ///
+    /// # Examples
+    /// ```
+    /// use nadaraya_plot::{Column, Columns, Dataset};
+    /// let text = "time,noise,signal\n0,9,1\n1,9,3\n";
+    /// let cols = Columns { x: Some(Column::Name("time".into())), y: Some(Column::Index(3)) };
+    /// let d = Dataset::from_csv_columns("t", text, &cols)?;
+    /// assert_eq!((d.x(), d.y()), (&[0.0, 1.0][..], &[1.0, 3.0][..]));
+    /// let cols = Columns { x: Some(Column::Name("t".into())), y: None };
+    /// let e = Dataset::from_csv_columns("t", text, &cols).unwrap_err().to_string();
+    /// assert!(e.contains("no column named `t`"), "{e}");
+    /// # Ok::<(), nadaraya_plot::Error>(())
+    /// ```
+    pub fn from_csv_columns(name: &str, text: &str, columns: &Columns) -> Result<Self, Error> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let strict = columns.x.is_none() && columns.y.is_none();
         let (mut x, mut y) = (Vec::new(), Vec::new());
-        let mut first = true;
+        // The 0-based positions of the x and y columns, known once the first line is read.
+        let mut at: Option<(usize, usize)> = None;
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let header = first && is_header(line);
-            first = false;
-            if header {
-                continue;
+            let at_line = |why: String| Error::Data(format!("{name}, line {}{why}", n + 1));
+            let fields = split_fields(line).map_err(at_line)?;
+            let (ix, iy) = match at {
+                Some(p) => p,
+                None => {
+                    let header = is_header(&fields);
+                    let p = columns
+                        .positions(header.then_some(&fields[..]))
+                        .map_err(|why| Error::Data(format!("{name}: {why}")))?;
+                    at = Some(p);
+                    if header {
+                        continue;
+                    }
+                    p
+                }
+            };
+            if strict && fields.len() != 2 {
+                return Err(at_line(two_fields(line, fields.len())));
             }
-            let (a, b) = parse_pair(line)
-                .map_err(|why| Error::Data(format!("{name}, line {}{why}", n + 1)))?;
-            x.push(a);
-            y.push(b);
+            let cell = |i: usize, axis: &str| match fields.get(i) {
+                Some(f) => parse_field(f, i + 1, axis),
+                None => Err(format!(
+                    ", column {} ({axis}) is missing: the line has {} field{} (`{line}`)",
+                    i + 1,
+                    fields.len(),
+                    if fields.len() == 1 { "" } else { "s" }
+                )),
+            };
+            x.push(cell(ix, "x").map_err(at_line)?);
+            y.push(cell(iy, "y").map_err(at_line)?);
         }
         Self::new(name, x, y)
     }
 
-    /// A data set from a CSV file (see [`from_csv_str`](Self::from_csv_str)).
+    /// A data set from a CSV file (see [`from_csv_columns`](Self::from_csv_columns)).
     ///
     /// # Errors
-    /// [`Error::Io`] if the file cannot be read, otherwise as
-    /// [`from_csv_str`](Self::from_csv_str).
-    pub fn from_csv_file(path: &Path) -> Result<Self, Error> {
+    /// [`Error::Io`] if the file cannot be read (or is not UTF-8), otherwise as
+    /// [`from_csv_columns`](Self::from_csv_columns).
+    pub fn from_csv_file(path: &Path, columns: &Columns) -> Result<Self, Error> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
             path: path.to_owned(),
             source,
         })?;
-        Self::from_csv_str(&path.display().to_string(), &text)
+        Self::from_csv_columns(&path.display().to_string(), &text, columns)
     }
 
     /// The name (built-in name or file path).
@@ -220,13 +277,14 @@ impl Dataset {
 
 /// The rules [`Dataset::from_csv_str`] reads a CSV file by, as `--help` and the README state
 /// them.
-pub const CSV_RULES: &str = "A CSV file holds one `x,y` pair a line, separated by a comma (a \
-field may be enclosed in double quotes). A UTF-8 byte-order mark is removed; blank lines and \
-lines starting with `#` are skipped. The first other line is a header exactly when none of its \
-fields is empty or number-like (an optional sign, then a digit or `.`, or a spelling of NaN or \
-infinity), so `x,y` is a header and `nan,3` is a data line. Every data line must be two finite \
-numbers within the f32 range (rounded to the nearest f32); anything else (NaN, infinity, 1e39, \
-a `;` or tab separator, a third field) is an error naming the line and column.";
+pub const CSV_RULES: &str = "A CSV file holds one `x,y` pair a line, separated by a comma (a field \
+may be enclosed in double quotes). A UTF-8 byte-order mark is removed; blank lines and lines starting with `#` are skipped. The first \
+other line is a header exactly when none of its fields is empty or number-like (an optional \
+sign, then a digit or `.`, or a spelling of NaN or infinity), so `x,y` is a header and `nan,3` \
+is a data line. Every data line must be two finite numbers within the f32 range (rounded to the \
+nearest f32); anything else (NaN, infinity, 1e39, a `;` or tab separator, a third field) is an \
+error naming the line and column. With `--x-col` or `--y-col` (a 1-based position or a header \
+name) any other columns may be present and are ignored; a name needs the header line.";
 
 /// A field without surrounding blanks and one pair of enclosing double quotes.
 fn unquote(field: &str) -> &str {
@@ -248,18 +306,46 @@ fn number_like(field: &str) -> bool {
 }
 
 /// A first line is a header when none of its fields is empty or number-like.
-fn is_header(line: &str) -> bool {
-    line.split(',')
-        .all(|f| !unquote(f).is_empty() && !number_like(f))
+fn is_header(fields: &[String]) -> bool {
+    fields.iter().all(|f| !f.is_empty() && !number_like(f))
+}
+
+/// One line's fields, split by the `csv` crate (quotes honoured, spaces around fields trimmed).
+/// `Err` says what is wrong (`: …`).
+fn split_fields(line: &str) -> Result<Vec<String>, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(line.as_bytes());
+    let mut record = csv::StringRecord::new();
+    match reader.read_record(&mut record) {
+        // `1, "2"`: a quote after a blank is literal to the csv crate; strip one pair.
+        Ok(_) => Ok(record.iter().map(|f| unquote(f).to_owned()).collect()),
+        Err(e) => Err(format!(": cannot split `{line}` into fields ({e})")),
+    }
+}
+
+/// The message for a line of `found` fields where the default columns need two.
+fn two_fields(line: &str, found: usize) -> String {
+    let sep = [(';', "`;`"), ('\t', "a tab")]
+        .into_iter()
+        .find(|&(c, _)| line.contains(c));
+    match sep {
+        Some((_, s)) if found == 1 => format!(
+            ": expected two numbers `x,y` separated by a comma, found {s} in `{line}` (only `,` \
+             separates)"
+        ),
+        _ => format!(
+            ": expected two numbers `x,y`, found {found} field{} in `{line}`",
+            if found == 1 { "" } else { "s" }
+        ),
+    }
 }
 
 /// One field as an `f32`: `Err` says which column and why (`, column 1 (x): …`).
-fn parse_field(field: &str, column: usize) -> Result<f32, String> {
-    let f = unquote(field);
-    let col = format!(
-        ", column {column} ({})",
-        if column == 1 { "x" } else { "y" }
-    );
+fn parse_field(f: &str, column: usize, axis: &str) -> Result<f32, String> {
+    let col = format!(", column {column} ({axis})");
     if f.is_empty() {
         return Err(format!("{col} is empty"));
     }
@@ -280,26 +366,87 @@ fn parse_field(field: &str, column: usize) -> Result<f32, String> {
     }
 }
 
-/// One data line as `(x, y)`: `Err` says what is wrong with it (`: …` or `, column …`).
-fn parse_pair(line: &str) -> Result<(f32, f32), String> {
-    let fields: Vec<&str> = line.split(',').collect();
-    if let [a, b] = fields[..] {
-        return Ok((parse_field(a, 1)?, parse_field(b, 2)?));
+/// One CSV column: by 1-based position or by its name in the header line.
+///
+/// Parsed from a command-line value: digits are a position (`2`), anything else a name (`time`).
+///
+/// # Examples
+/// ```
+/// use nadaraya_plot::Column;
+/// assert_eq!("3".parse::<Column>()?, Column::Index(3));
+/// assert_eq!("time".parse::<Column>()?, Column::Name("time".into()));
+/// assert!("0".parse::<Column>().is_err());
+/// # Ok::<(), String>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Column {
+    /// The column at this 1-based position.
+    Index(usize),
+    /// The column whose header field is this name (exactly, after trimming spaces).
+    Name(String),
+}
+
+impl std::str::FromStr for Column {
+    type Err = String;
+
+    /// # Errors
+    /// A message if the value is empty, or all digits but `0` or beyond `usize`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err("a column is a 1-based position or a header name, not empty".into());
+        }
+        if s.bytes().all(|b| b.is_ascii_digit()) {
+            return match s.parse::<usize>() {
+                Ok(0) => Err("columns are numbered from 1".into()),
+                Ok(i) => Ok(Self::Index(i)),
+                Err(_) => Err(format!("column position `{s}` is too large")),
+            };
+        }
+        Ok(Self::Name(s.to_owned()))
     }
-    let sep = [(';', "`;`"), ('\t', "a tab")]
-        .into_iter()
-        .find(|&(c, _)| line.contains(c));
-    Err(match sep {
-        Some((_, s)) => format!(
-            ": expected two numbers `x,y` separated by a comma, found {s} in `{line}` (only `,` \
-             separates)"
-        ),
-        None => format!(
-            ": expected two numbers `x,y`, found {} field{} in `{line}`",
-            fields.len(),
-            if fields.len() == 1 { "" } else { "s" }
-        ),
-    })
+}
+
+impl std::fmt::Display for Column {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Index(i) => write!(f, "{i}"),
+            Self::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+/// Which CSV columns hold `x` and `y`; `None` is the default: the first column for `x`, the
+/// second for `y`, and then every line must be exactly those two fields.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Columns {
+    /// The `x` column (`--x-col`), the first by default.
+    pub x: Option<Column>,
+    /// The `y` column (`--y-col`), the second by default.
+    pub y: Option<Column>,
+}
+
+impl Columns {
+    /// The 0-based positions of x and y, given the header's fields if the first line is one.
+    fn positions(&self, header: Option<&[String]>) -> Result<(usize, usize), String> {
+        let find = |c: &Option<Column>, default: usize, axis: &str| match c {
+            None => Ok(default),
+            Some(Column::Index(i)) => Ok(i - 1),
+            Some(Column::Name(n)) => match header {
+                None => Err(format!(
+                    "the {axis} column `{n}` is chosen by name, but the first line is data, not \
+                     a header"
+                )),
+                Some(h) => h.iter().position(|f| f == n).ok_or_else(|| {
+                    format!(
+                        "no column named `{n}` (for {axis}) in the header ({})",
+                        h.join(", ")
+                    )
+                }),
+            },
+        };
+        Ok((find(&self.x, 0, "x")?, find(&self.y, 1, "y")?))
+    }
 }
 
 /// The smallest and largest value of a non-empty slice (`(0, 0)` for an empty one).

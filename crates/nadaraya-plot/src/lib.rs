@@ -7,7 +7,7 @@
 //! `nadaraya-plot` draws them all:
 //!
 //! ```sh
-//! cargo run --release -p nadaraya-plot -- --out docs/figures
+//! cargo run --release -p nadaraya-cli -- plot --out docs/figures
 //! ```
 //!
 //! Every [`Series`] carries the computation that produced it ([`Source`]), so the crate's tests
@@ -25,6 +25,7 @@
 //! # Ok::<(), nadaraya_plot::Error>(())
 //! ```
 
+pub mod cli;
 pub mod csv;
 mod data;
 pub mod draw;
@@ -32,7 +33,7 @@ mod error;
 mod figure;
 pub mod scenarios;
 
-pub use data::{BUILTIN, CSV_RULES, Dataset};
+pub use data::{BUILTIN, CSV_RULES, Column, Columns, Dataset};
 pub use error::Error;
 pub use figure::{Figure, KernelSpec, Mark, Panel, SAMPLING, Series, Source, median, rms_diff};
 pub use scenarios::Params;

@@ -39,7 +39,7 @@ fn series<'a>(fig: &'a Figure, panel: &str, label_part: &str) -> Vec<&'a Series>
 #[test]
 fn committed_csvs_match_what_the_library_computes_now() {
     let dir = figures_dir();
-    let regen = "regenerate with `cargo run --release -p nadaraya-plot -- --out docs/figures`";
+    let regen = "regenerate with `cargo run --release -p nadaraya-cli -- plot --out docs/figures`";
     let figs = figures();
     for fig in &figs {
         // Series computed by nadaraya-rf go through nalgebra's gemm, which picks its kernel (and

@@ -12,6 +12,10 @@
 
 #[path = "../common.rs"]
 mod common;
+// The workspace's one generator of reproducible inputs (`nadaraya-tests` is std, so its file).
+#[path = "../../../tests/src/rng.rs"]
+#[allow(dead_code)] // each binary uses part of it
+mod rng;
 
 use core::fmt::Write as _;
 use core::hint::black_box;
@@ -146,21 +150,12 @@ fn hand_softmax<const N: usize, const D: usize>(
     num / den
 }
 
-/// Deterministic inputs (a 32-bit LCG, uniform in [-1, 1)).
-struct Lcg(u32);
-
-impl Lcg {
-    fn next(&mut self) -> f32 {
-        self.0 = self.0.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        (self.0 >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-    }
-}
-
 fn row<const N: usize, const D: usize>(cal: Cal, gaussian: bool) -> Result<(), Error> {
-    let mut rng = Lcg(N as u32 * 31 + D as u32);
-    let xs: [[f32; D]; N] = core::array::from_fn(|_| core::array::from_fn(|_| rng.next()));
-    let ys: [f32; N] = core::array::from_fn(|_| rng.next());
-    let q: [f32; D] = core::array::from_fn(|_| rng.next());
+    // Deterministic inputs, uniform in [-1, 1).
+    let mut rng = rng::Rng::new((N * 31 + D) as u64);
+    let xs: [[f32; D]; N] = core::array::from_fn(|_| core::array::from_fn(|_| rng.next_f32()));
+    let ys: [f32; N] = core::array::from_fn(|_| rng.next_f32());
+    let q: [f32; D] = core::array::from_fn(|_| rng.next_f32());
     let (ours, stack, hand, twin, name, hand_name) = if gaussian {
         let h = 0.5 * libm::sqrtf(D as f32);
         let mut s: Smoother<Gaussian, N, D, 1> = Smoother::new(Gaussian::new(h)?);

@@ -12,6 +12,10 @@
 
 #[path = "../common.rs"]
 mod common;
+// The workspace's one generator of reproducible inputs (`nadaraya-tests` is std, so its file).
+#[path = "../../../tests/src/rng.rs"]
+#[allow(dead_code)] // each binary uses part of it
+mod rng;
 
 use core::fmt::Write as _;
 
@@ -140,16 +144,6 @@ fn seed_cases() -> Result<(), Error> {
     Ok(())
 }
 
-/// Deterministic noise for the synthetic sensor (a 32-bit LCG, uniform in [-0.5, 0.5)).
-struct Noise(u32);
-
-impl Noise {
-    fn next(&mut self) -> f32 {
-        self.0 = self.0.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        (self.0 >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-    }
-}
-
 fn sensor() -> Result<(), Error> {
     say!("");
     say!(
@@ -157,13 +151,14 @@ fn sensor() -> Result<(), Error> {
     );
     say!("   signal sin(t) + uniform noise of width 0.6, one sample every 0.1 s, h = 0.25 s");
     let mut s: Smoother<Gaussian, 16, 1, 1> = Smoother::new(Gaussian::new(0.25)?);
-    let mut noise = Noise(7);
+    // Deterministic noise for the synthetic sensor, uniform in [-0.5, 0.5).
+    let mut noise = rng::Rng::new(7);
     let (mut err_raw, mut err_smooth, mut count) = (0.0f32, 0.0f32, 0u32);
     say!("      t    true     raw  smoothed");
     for i in 0..80 {
         let t = i as f32 * 0.1;
         let truth = libm::sinf(t);
-        let raw = truth + 0.6 * noise.next();
+        let raw = truth + 0.6 * noise.range(-0.5, 0.5);
         s.push_evicting([t], [raw]).map_err(|r| r.error)?;
         // The estimate at the newest time stamp uses the window's past samples only.
         let y = s.predict(&[t])?[0];
