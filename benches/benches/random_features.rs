@@ -81,8 +81,8 @@ fn exact_vs_random_features(c: &mut Criterion) {
                 let q = nadaraya_rf::Rows::new(black_box(&q), D).expect("whole rows");
                 let (k, v) = (nadaraya_rf::Rows::new(&k, D), nadaraya_rf::Rows::new(&v, D));
                 let (k, v) = (k.expect("whole rows"), v.expect("whole rows"));
-                let out = nadaraya_rf::RowsMut::new(&mut out, D).expect("whole rows");
-                rf.attention(q, k, v, nadaraya_rf::Mask::None, out)
+                let o = nadaraya_rf::RowsMut::new(&mut out, D).expect("whole rows");
+                rf.attention(q, k, v, nadaraya_rf::Mask::None, o)
                     .expect("valid inputs");
                 black_box(&out);
             });

@@ -1,7 +1,8 @@
 //! FAVOR+ attention against the core's exact attention and against a plain `f64` estimator.
 
 mod common;
-mod reference;
+mod rf_reference;
+use rf_reference as reference;
 
 use common::{normal, rel_err, row_mut, view, view_mut};
 use nadaraya::SoftmaxDot;

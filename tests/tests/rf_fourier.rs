@@ -1,7 +1,8 @@
 //! Random Fourier features: Gaussian smoothing converges to the core's exact smoothing.
 
 mod common;
-mod reference;
+mod rf_reference;
+use rf_reference as reference;
 
 use common::{rel_err, view, view_mut};
 use nadaraya::Gaussian;

@@ -2,7 +2,8 @@
 //! can panic or abort, and a failed batch leaves the same output on both paths.
 
 mod common;
-mod reference;
+mod rf_reference;
+use rf_reference as reference;
 
 use common::{normal, row_mut, view, view_mut};
 use nadaraya_rf::{CausalState, Error, FavorPlus, Mask, Projection, RowNorm, Sampling, Variant};

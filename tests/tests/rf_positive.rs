@@ -3,7 +3,8 @@
 //! features, and unbiasedness against the exact kernels.
 
 mod common;
-mod reference;
+mod rf_reference;
+use rf_reference as reference;
 
 use common::{rel_err, row_mut, view, view_mut};
 use nadaraya_rf::{
