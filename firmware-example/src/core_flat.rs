@@ -26,6 +26,7 @@ fn out_rows<'o>(out: &'o mut [f32], m: usize, dv: usize) -> Result<RowsMut<'o>, 
 }
 
 /// `nadaraya::attention` with `mask`, `out` at least `M·dv` long.
+#[allow(clippy::too_many_arguments)]
 pub fn attention_masked<K: Kernel + ?Sized>(
     k: &K,
     q: &[f32],

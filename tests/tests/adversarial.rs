@@ -1085,7 +1085,7 @@ fn check_mha(
     let rk = Kern::dot(1.0).reference();
     let want = reference::multihead(&[rk, rk], &wq, &wq, &wv, &wo, &xs, 2, 1, causal);
     let mut out = vec![[f32::NAN; 2]; x.len() + SPARE_ROWS];
-    let got = core_flat::forward::<8, _, _, _, _>(&mha, x, causal, &mut out);
+    let got = core_flat::forward::<8, _, _, _, _>(mha, x, causal, &mut out);
     assert!(
         out[x.len()..].iter().flatten().all(|v| v.is_nan()),
         "{what}: past len"
