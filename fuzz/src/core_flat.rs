@@ -22,8 +22,23 @@ fn class(r: Result<(), Error>) -> Result<(), Error> {
 
 type Attn<K> = fn(&K, Rows<'_>, Rows<'_>, Rows<'_>, Mask, RowsMut<'_>) -> Result<(), Error>;
 
+/// [`call_views`] with its shape errors as [`SHAPE`].
 #[allow(clippy::too_many_arguments)]
 fn call<K: Kernel + ?Sized>(
+    f: Attn<K>,
+    kernel: &K,
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    dims: (usize, usize),
+    mask: Mask,
+    out: &mut [f32],
+) -> Result<(), Error> {
+    class(call_views(f, kernel, q, keys, values, dims, mask, out))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn call_views<K: Kernel + ?Sized>(
     f: Attn<K>,
     kernel: &K,
     q: &[f32],
@@ -33,6 +48,10 @@ fn call<K: Kernel + ?Sized>(
     mask: Mask,
     out: &mut [f32],
 ) -> Result<(), Error> {
+    // The flat convention's order: a zero width first, whichever slice it belongs to.
+    if d == 0 || dv == 0 {
+        return Err(Error::ZeroDimension);
+    }
     let (q, keys, values) = (
         Rows::new(q, d)?,
         Rows::new(keys, d)?,
