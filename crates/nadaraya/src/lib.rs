@@ -7,6 +7,7 @@ extern crate std;
 
 mod attention;
 mod error;
+pub mod fit;
 mod kernel;
 pub mod math;
 mod multihead;

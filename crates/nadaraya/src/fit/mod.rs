@@ -1,0 +1,41 @@
+//! Fitting: choosing the kernel from the data.
+//!
+//! The seed says that the bandwidth `h` sets how local the weights are; this module chooses it.
+//! Every objective is written plainly first and tested against `f64`; the optimisers are
+//! separate and generic over the objective.
+
+use crate::{Error, Gaussian, Kernel};
+
+/// A kernel family with one bandwidth `h`: what the bandwidth selectors search over.
+///
+/// # Examples
+/// ```
+/// use nadaraya::Gaussian;
+/// use nadaraya::fit::Bandwidth;
+/// let k = Gaussian::with_bandwidth(0.5)?;
+/// assert_eq!(Bandwidth::bandwidth(&k), 0.5);
+/// # Ok::<(), nadaraya::Error>(())
+/// ```
+pub trait Bandwidth: Kernel + Sized {
+    /// The kernel of this family with bandwidth `h`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidBandwidth`] if `h` is not a valid bandwidth of the family.
+    fn with_bandwidth(h: f32) -> Result<Self, Error>;
+
+    /// The bandwidth `h`.
+    #[must_use]
+    fn bandwidth(&self) -> f32;
+}
+
+impl Bandwidth for Gaussian {
+    #[inline]
+    fn with_bandwidth(h: f32) -> Result<Self, Error> {
+        Self::new(h)
+    }
+
+    #[inline]
+    fn bandwidth(&self) -> f32 {
+        Gaussian::bandwidth(self)
+    }
+}
