@@ -121,6 +121,11 @@ pub enum Dim {
     /// A batched operand's rows do not split into the batch's problems (`expected`: the batch
     /// size, `found`: that operand's row count, not a multiple of it).
     Batch,
+    /// An `ndarray` view that is not in standard (row-major, contiguous) layout, such as a
+    /// transpose or a strided slice (`expected`: the stride it must have, in elements — 1 along
+    /// a row, the width between rows; `found`: its stride, 0 if negative). Only with the
+    /// `ndarray` feature.
+    Stride,
 }
 
 impl fmt::Display for Dim {
@@ -134,6 +139,7 @@ impl fmt::Display for Dim {
             Self::OutputWidth => "the output width",
             Self::CausalQueries => "the causal query rows (expected: at most)",
             Self::Batch => "a batched operand (expected: the batch size, found: its rows)",
+            Self::Stride => "a view's stride (not row-major: expected, found in elements)",
         })
     }
 }

@@ -8,11 +8,15 @@ extern crate std;
 mod attention;
 mod error;
 pub mod fit;
+#[cfg(any(feature = "ndarray", feature = "nalgebra"))]
+mod interop;
 mod kernel;
 pub mod math;
 mod multihead;
 mod rows;
 pub mod scalar;
+#[cfg(feature = "serde")]
+mod serde_impls;
 mod simd;
 mod smoother;
 mod softmax;
@@ -24,5 +28,6 @@ pub use error::{Dim, Error};
 pub use kernel::{Gaussian, Kernel, SoftmaxDot};
 pub use multihead::{MhaScratch, MhaWeights, MultiHeadAttention};
 pub use rows::{Mask, Rows, RowsMut};
-pub use smoother::{Rejected, Sample, Smoother};
+pub use smoother::{Rejected, Sample, SampleIter, Smoother};
+//XRejected, Sample, Smoother};
 pub use softmax::OnlineSoftmax;

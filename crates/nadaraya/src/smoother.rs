@@ -35,6 +35,53 @@ pub struct Rejected<const D: usize, const DV: usize> {
     pub sample: Sample<D, DV>,
 }
 
+/// The samples of a [`Smoother`], oldest first: [`Smoother::iter`], or `&smoother` in a `for`.
+#[derive(Clone, Debug)]
+pub struct SampleIter<'a, const D: usize, const DV: usize> {
+    x: core::iter::Chain<core::slice::Iter<'a, [f32; D]>, core::slice::Iter<'a, [f32; D]>>,
+    y: core::iter::Chain<core::slice::Iter<'a, [f32; DV]>, core::slice::Iter<'a, [f32; DV]>>,
+}
+
+impl<const D: usize, const DV: usize> Iterator for SampleIter<'_, D, DV> {
+    type Item = Sample<D, DV>;
+    #[inline]
+    fn next(&mut self) -> Option<Sample<D, DV>> {
+        match (self.x.next(), self.y.next()) {
+            (Some(x), Some(y)) => Some(Sample { x: *x, y: *y }),
+            _ => None,
+        }
+    }
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.x.size_hint()
+    }
+}
+
+impl<const D: usize, const DV: usize> DoubleEndedIterator for SampleIter<'_, D, DV> {
+    #[inline]
+    fn next_back(&mut self) -> Option<Sample<D, DV>> {
+        match (self.x.next_back(), self.y.next_back()) {
+            (Some(x), Some(y)) => Some(Sample { x: *x, y: *y }),
+            _ => None,
+        }
+    }
+}
+
+impl<const D: usize, const DV: usize> ExactSizeIterator for SampleIter<'_, D, DV> {}
+
+impl<const D: usize, const DV: usize> core::iter::FusedIterator for SampleIter<'_, D, DV> {}
+
+impl<'a, K: Kernel, const N: usize, const D: usize, const DV: usize> IntoIterator
+    for &'a Smoother<K, N, D, DV>
+{
+    type Item = Sample<D, DV>;
+    type IntoIter = SampleIter<'a, D, DV>;
+    #[inline]
+    fn into_iter(self) -> SampleIter<'a, D, DV> {
+        self.iter()
+    }
+}
+
 impl<const D: usize, const DV: usize> core::fmt::Display for Rejected<D, DV> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "sample rejected: {}", self.error)
@@ -306,12 +353,28 @@ impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, 
         }
     }
 
-    /// The stored samples, oldest first.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = Sample<D, DV>> + '_ {
-        self.x
-            .iter()
-            .zip(self.y.iter())
-            .map(|(x, y)| Sample { x: *x, y: *y })
+    /// The stored samples, oldest first (also `for s in &smoother`).
+    ///
+    /// # Examples
+    /// ```
+    /// use nadaraya::{Gaussian, Smoother};
+    /// let mut s: Smoother<Gaussian, 2, 1, 1> = Smoother::new(Gaussian::new(1.0)?);
+    /// for t in 0..3 {
+    ///     s.push_evicting([t as f32], [0.0]).map_err(|r| r.error)?;
+    /// }
+    /// let xs: Vec<f32> = (&s).into_iter().map(|p| p.x[0]).collect();
+    /// assert_eq!(xs, [1.0, 2.0]); // the oldest was evicted
+    /// assert_eq!(s.iter().rev().next().map(|p| p.x), Some([2.0]));
+    /// # Ok::<(), nadaraya::Error>(())
+    /// ```
+    #[must_use]
+    pub fn iter(&self) -> SampleIter<'_, D, DV> {
+        let (x0, x1) = self.x.as_slices();
+        let (y0, y1) = self.y.as_slices();
+        SampleIter {
+            x: x0.iter().chain(x1),
+            y: y0.iter().chain(y1),
+        }
     }
 
     /// Keys and values as (at most) two contiguous runs each, oldest first.
