@@ -6,6 +6,13 @@
 
 use crate::{Error, Gaussian, Kernel};
 
+mod local_linear;
+
+pub use local_linear::{
+    Fit, MAX_DIM, MIN_PIVOT, local_linear, local_linear_batch, local_linear_slope,
+    loo_cv_local_linear,
+};
+
 /// A kernel family with one bandwidth `h`: what the bandwidth selectors search over.
 ///
 /// # Examples
