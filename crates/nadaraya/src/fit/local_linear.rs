@@ -149,14 +149,71 @@ impl Local {
         // Pass 2: the weighted sums of the offsets from the reference sample, in f64.
         let (mut s, mut sd, mut se) = (0.0f64, [0.0f64; MAX_DIM], [0.0f64; MAX_DIM]);
         let (sdd, sde) = (&mut me.l, &mut me.beta);
+        if d == 1 && dv == 1 {
+            // The common scalar case in registers: the same sums, in the same order.
+            let (x0, y0) = (f64::from(xr[0]), f64::from(yr[0]));
+            let (mut s1, mut d1, mut dd1, mut e1, mut de1) = (0.0f64, 0.0, 0.0, 0.0, 0.0);
+            for_each(kernel, q, runs, dv, Some(m), |x, y, w| {
+                if let (Some(&xi), Some(&yi), true) = (x.first(), y.first(), w != 0.0) {
+                    let w = f64::from(w);
+                    let (di, ei) = (f64::from(xi) - x0, f64::from(yi) - y0);
+                    s1 += w;
+                    e1 += w * ei;
+                    let wd = w * di;
+                    d1 += wd;
+                    dd1 += wd * di;
+                    de1 += wd * ei;
+                }
+                Ok(())
+            })?;
+            s = s1;
+            se[0] = e1;
+            if linear {
+                (sd[0], sdd[0][0], sde[0][0]) = (d1, dd1, de1);
+            }
+        } else {
+            Self::sums(
+                kernel,
+                q,
+                runs,
+                (d, dv, m, linear),
+                (&xr, &yr),
+                (&mut s, &mut sd, &mut se),
+                (sdd, sde),
+            )?;
+        }
+        me.s = s;
+        for (a, &b) in me.ebar.iter_mut().zip(&se) {
+            *a = b / s;
+        }
+        if linear {
+            me.solve_slope(&sd)?;
+        }
+        Ok(me)
+    }
+
+    /// Pass 2 for any `D`, `DV`: the weighted sums of the offsets from the reference sample.
+    #[inline(never)]
+    fn sums<K: Kernel + ?Sized>(
+        kernel: &K,
+        q: &[f32],
+        runs: &[Run<'_>],
+        (d, dv, m, linear): (usize, usize, f32, bool),
+        (xr, yr): (&[f32; MAX_DIM], &[f32; MAX_DIM]),
+        (s, sd, se): (&mut f64, &mut [f64; MAX_DIM], &mut [f64; MAX_DIM]),
+        (sdd, sde): (
+            &mut [[f64; MAX_DIM]; MAX_DIM],
+            &mut [[f64; MAX_DIM]; MAX_DIM],
+        ),
+    ) -> Result<(), Error> {
         for_each(kernel, q, runs, dv, Some(m), |x, y, w| {
             if w == 0.0 {
                 return Ok(());
             }
             let w = f64::from(w);
-            s += w;
+            *s += w;
             let mut e = [0.0f64; MAX_DIM];
-            for ((t, a), b) in e.iter_mut().zip(y).zip(&yr) {
+            for ((t, a), b) in e.iter_mut().zip(y).zip(yr) {
                 *t = f64::from(*a) - f64::from(*b);
             }
             for (acc, &ec) in se.iter_mut().zip(&e).take(dv) {
@@ -164,7 +221,7 @@ impl Local {
             }
             if linear {
                 let mut dd = [0.0f64; MAX_DIM];
-                for ((t, a), b) in dd.iter_mut().zip(x).zip(&xr) {
+                for ((t, a), b) in dd.iter_mut().zip(x).zip(xr) {
                     *t = f64::from(*a) - f64::from(*b);
                 }
                 for (((acc, row), crow), &dj) in sd
@@ -185,15 +242,7 @@ impl Local {
                 }
             }
             Ok(())
-        })?;
-        me.s = s;
-        for (a, &b) in me.ebar.iter_mut().zip(&se) {
-            *a = b / s;
-        }
-        if linear {
-            me.solve_slope(&sd)?;
-        }
-        Ok(me)
+        })
     }
 
     /// From the raw sums in `l` (`Σ w d dᵀ`) and `beta` (`Σ w d eᵀ`): `d̄`, the equilibrated
@@ -467,8 +516,14 @@ fn fit_checked<K: Kernel + ?Sized>(
 ///
 /// # Cost
 /// Per query: two score passes (`2·N·D` kernel work) and `N·(D² + D·DV + DV)` `f64`
-/// multiply-adds, plus an `O(D³ + D²·DV)` solve; stack: about `6.5 KiB` (three
-/// `MAX_DIM × MAX_DIM` `f64` arrays).
+/// multiply-adds (`D = DV = 1` has its own pass in registers), plus an `O(D³ + D²·DV)` solve;
+/// stack: about `6.5 KiB` (three `MAX_DIM × MAX_DIM` `f64` arrays). Measured instruction counts
+/// (x86-64, default build; `cargo build --release -p nadaraya --example icount_ll`, then
+/// `valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/examples/icount_ll
+/// N D R MODE` for `R = 1, 3`, the difference halved): one query over `N = 4096` samples costs
+/// 0.32 M instructions for `D = 1` (78 per sample) and 1.49 M for `D = 4` (365 per sample);
+/// [`loo_cv_local_linear`] over `N = 1000`, `D = 1` costs 82 M (82 per pair `(i, j)`);
+/// [`standard_error`](crate::fit::standard_error) of one query over 4096 samples 0.57 M.
 ///
 /// # Errors
 /// - [`Error::Shape`] with [`Dim::QueryWidth`] if `q.len() != x.width()`, with
@@ -611,8 +666,11 @@ pub fn local_linear_batch<K: Kernel + ?Sized>(
     if x.is_empty() {
         return Err(Error::Empty);
     }
-    for (qr, o) in q.iter().zip(out.iter_mut()) {
-        Local::fit(kernel, qr, &[(xs, ys)], dv, true)?.write(qr, o)?;
+    // Row by row rather than a `zip` of the two chunk iterators, whose length computation
+    // divides by a chunk size the no-panic proof cannot see is non-zero.
+    for (t, qr) in q.iter().enumerate() {
+        let Some(o) = out.row_mut(t) else { break };
+        local_linear(kernel, qr, x, y, o)?;
     }
     Ok(())
 }
@@ -636,7 +694,8 @@ pub(crate) fn without<'a>(x: Rows<'a>, y: Rows<'a>, i: usize) -> [Run<'a>; 2] {
 /// over the samples without `i` (never the full fit minus a self term).
 ///
 /// Accumulated in `f64` from each fit's `f64` value. Cost: `N` fits over `N - 1` samples,
-/// `O(N²·D·(D + DV))`.
+/// `O(N²·D·(D + DV))`: 82 M instructions for `N = 1000`, `D = DV = 1` (measured as in
+/// [`local_linear`]'s docs, mode `loo`).
 ///
 /// A leave-one-out design that is singular makes the objective undefined at that kernel, and
 /// that is the verdict: [`Error::Singular`] (or [`Error::Empty`] when sample `i` has no
