@@ -1,0 +1,282 @@
+//! `nadaraya fit`: the bandwidth(s) of a CSV file's data chosen by least-squares leave-one-out
+//! cross-validation (cv_ls), and the fitted model that `nadaraya predict` evaluates.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use nadaraya::fit::Bandwidth;
+use nadaraya::{Gaussian, Kernel, Mask, Rows, RowsMut};
+use nadaraya_plot::{TABLE_RULES, Table};
+
+use crate::Error;
+use crate::pending as corefit;
+
+/// The kernel families `--kernel` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum KernelName {
+    /// `exp(-u²/2)`: every sample has some weight.
+    Gaussian,
+    /// `1 - u²` on `|u| < 1`.
+    Epanechnikov,
+    /// `(1 - |u|³)³` on `|u| < 1` (LOESS).
+    Tricube,
+    /// `1` on `|u| < 1`.
+    Uniform,
+}
+
+impl KernelName {
+    /// The name as `--kernel` spells it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Gaussian => "gaussian",
+            Self::Epanechnikov => "epanechnikov",
+            Self::Tricube => "tricube",
+            Self::Uniform => "uniform",
+        }
+    }
+}
+
+/// The options of `nadaraya fit`.
+#[derive(Clone, Debug, clap::Args)]
+#[command(after_long_help = TABLE_RULES)]
+pub struct FitArgs {
+    /// The data: a CSV file whose last column is y and whose other columns are x (`--help`
+    /// gives the rules).
+    pub file: PathBuf,
+    /// One bandwidth per input column (a product Gaussian kernel: a diagonal metric) instead of
+    /// one for all.
+    #[arg(long)]
+    pub per_dim: bool,
+    /// Local-linear regression instead of Nadaraya–Watson (local-constant) smoothing.
+    #[arg(long)]
+    pub local_linear: bool,
+    /// The kernel family.
+    #[arg(long, value_enum, default_value_t = KernelName::Gaussian)]
+    pub kernel: KernelName,
+    /// Also print the CV curve: `curve h_1 … h_D cv` at this many bandwidths, the chosen ones
+    /// times factors log-spaced from 1/10 to 10.
+    #[arg(long, value_name = "POINTS")]
+    pub curve: Option<usize>,
+}
+
+/// A fitted smoother: the data, the method and the bandwidth(s).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Model {
+    /// The kernel family.
+    pub kernel: KernelName,
+    /// Local-linear (true) or Nadaraya–Watson (false).
+    pub local_linear: bool,
+    /// One bandwidth for all columns, or one per column.
+    pub bandwidths: Vec<f32>,
+}
+
+/// What the selection found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fit {
+    /// The selected model.
+    pub model: Model,
+    /// The mean squared leave-one-out error at the selected bandwidth(s).
+    pub cv: f64,
+    /// How many objective evaluations the search made.
+    pub evaluations: u32,
+}
+
+/// The columns of the row-major `x` divided by their bandwidths `h` (one per column, or one for
+/// all): a Gaussian of bandwidth 1 on the scaled inputs is the product Gaussian with bandwidths
+/// `h_j` on the inputs, and local-linear fits are unchanged by the scaling.
+#[must_use]
+pub fn scaled(x: &[f32], h: &[f32]) -> Vec<f32> {
+    let d = h.len().max(1);
+    x.iter()
+        .enumerate()
+        .map(|(i, &v)| (f64::from(v) / f64::from(h[i % d])) as f32)
+        .collect()
+}
+
+fn option(m: &str) -> Error {
+    Error::Option(m.to_owned())
+}
+
+/// Calls `f` with the kernel of family `name` and bandwidth `h`.
+fn with_kernel<R>(
+    name: KernelName,
+    h: f32,
+    f: impl FnOnce(&dyn Kernel) -> Result<R, Error>,
+) -> Result<R, Error> {
+    match name {
+        KernelName::Gaussian => f(&Gaussian::with_bandwidth(h)?),
+        other => Err(Error::Option(format!(
+            "`--kernel {}` is not available yet (the compact kernels are not merged)",
+            other.as_str()
+        ))),
+    }
+}
+
+/// Selects the bandwidth(s) of `table` by cv_ls.
+///
+/// # Errors
+/// [`Error::Option`] for a combination the selectors do not offer (`--per-dim` with a compact
+/// kernel or with `--local-linear`); [`Error::Core`] if the core rejects the data or finds no
+/// bandwidth whose objective is finite.
+pub fn select(
+    table: &Table,
+    kernel: KernelName,
+    per_dim: bool,
+    local_linear: bool,
+) -> Result<Fit, Error> {
+    let d = table.dims();
+    let (x, y) = (Rows::new(table.x(), d)?, Rows::new(table.y(), 1)?);
+    let search = corefit::Search::default();
+    if per_dim && d > 1 {
+        if kernel != KernelName::Gaussian {
+            return Err(option(
+                "`--per-dim` is a product Gaussian kernel: it needs `--kernel gaussian`",
+            ));
+        }
+        if local_linear {
+            return Err(option(
+                "`--per-dim` with `--local-linear` is not available yet",
+            ));
+        }
+        let mut h = vec![0.0; d];
+        let cv = corefit::select_bandwidths(x, y, &mut h, &search)?;
+        let model = Model {
+            kernel,
+            local_linear,
+            bandwidths: h,
+        };
+        return Ok(Fit {
+            model,
+            cv,
+            evaluations: 0,
+        });
+    }
+    if local_linear {
+        return Err(option("`--local-linear` is not available yet"));
+    }
+    let sel = match kernel {
+        KernelName::Gaussian => corefit::select_bandwidth::<Gaussian>(x, y, &search)?.1,
+        other => {
+            return Err(Error::Option(format!(
+                "`--kernel {}` is not available yet",
+                other.as_str()
+            )));
+        }
+    };
+    let bandwidths = vec![sel.bandwidth; if per_dim { d } else { 1 }];
+    Ok(Fit {
+        model: Model {
+            kernel,
+            local_linear,
+            bandwidths,
+        },
+        cv: sel.cv,
+        evaluations: sel.evaluations,
+    })
+}
+
+impl Model {
+    /// The kernel and the inputs it sees: the kernel's own bandwidth with one bandwidth, or
+    /// bandwidth 1 on inputs scaled column by column.
+    fn view(&self, x: &[f32]) -> (f32, std::borrow::Cow<'_, [f32]>) {
+        if self.bandwidths.len() == 1 {
+            (self.bandwidths[0], x.to_vec().into())
+        } else {
+            (1.0, scaled(x, &self.bandwidths).into())
+        }
+    }
+
+    /// The mean squared leave-one-out error of this model on `table`.
+    ///
+    /// # Errors
+    /// [`Error::Core`] as the core's objective.
+    pub fn cv(&self, table: &Table) -> Result<f64, Error> {
+        let d = table.dims();
+        let (h, x) = self.view(table.x());
+        let (x, y) = (Rows::new(&x, d)?, Rows::new(table.y(), 1)?);
+        if self.local_linear {
+            return Err(option("`--local-linear` is not available yet"));
+        }
+        with_kernel(self.kernel, h, |k| Ok(corefit::loo_cv(k, x, y)?))
+    }
+
+    /// The fit of the samples `(x, y)` (`x` row-major, `dims` wide) at every query row of `q`
+    /// into `out` (one value a query).
+    ///
+    /// # Errors
+    /// [`Error::Core`] as the core's smoothing (for example no sample in a compact kernel's
+    /// support at a query).
+    pub fn predict(&self, x: &[f32], y: &[f32], q: &[f32], out: &mut [f32]) -> Result<(), Error> {
+        let d = x.len() / y.len().max(1);
+        let (h, xs) = self.view(x);
+        let (_, qs) = self.view(q);
+        let (k, v, q) = (Rows::new(&xs, d)?, Rows::new(y, 1)?, Rows::new(&qs, d)?);
+        if self.local_linear {
+            return Err(option("`--local-linear` is not available yet"));
+        }
+        with_kernel(self.kernel, h, |kernel| {
+            Ok(nadaraya::attention(
+                kernel,
+                q,
+                k,
+                v,
+                Mask::None,
+                RowsMut::new(out, 1)?,
+            )?)
+        })
+    }
+}
+
+/// Joins numbers with spaces.
+fn join(v: &[f32]) -> String {
+    v.iter().map(f32::to_string).collect::<Vec<_>>().join(" ")
+}
+
+/// Runs `nadaraya fit`: prints `bandwidth h_1 … h_D`, `cv <value>`, then `evaluations`, the
+/// `time` the selection took and, with `--curve`, the CV curve.
+///
+/// # Errors
+/// [`Error::Data`] for a file that cannot be read or used (naming the line and the column);
+/// otherwise as [`select`].
+pub fn run(args: &FitArgs) -> Result<(), Error> {
+    let table = Table::from_csv_file(&args.file, 2)?;
+    let start = Instant::now();
+    let fit = select(&table, args.kernel, args.per_dim, args.local_linear)?;
+    let took = start.elapsed();
+    println!("bandwidth {}", join(&fit.model.bandwidths));
+    println!("cv {}", fit.cv);
+    println!("evaluations {}", fit.evaluations);
+    println!("time {:.6} s", took.as_secs_f64());
+    if let Some(points) = args.curve {
+        for (factor, cv) in curve(&fit.model, &table, points)? {
+            let h: Vec<f32> = fit.model.bandwidths.iter().map(|h| h * factor).collect();
+            println!("curve {} {}", join(&h), cv);
+        }
+    }
+    Ok(())
+}
+
+/// The CV of `model` with its bandwidths times `points` factors log-spaced from 1/10 to 10;
+/// factors where the objective fails (no sample in the support) are left out.
+///
+/// # Errors
+/// [`Error::Option`] if `points < 2`.
+pub fn curve(model: &Model, table: &Table, points: usize) -> Result<Vec<(f32, f64)>, Error> {
+    if points < 2 {
+        return Err(option("`--curve` needs at least 2 points"));
+    }
+    let mut out = Vec::with_capacity(points);
+    for k in 0..points {
+        let e = -1.0 + 2.0 * k as f64 / (points - 1) as f64;
+        let factor = 10f64.powf(e) as f32;
+        let m = Model {
+            bandwidths: model.bandwidths.iter().map(|h| h * factor).collect(),
+            ..model.clone()
+        };
+        if let Ok(cv) = m.cv(table) {
+            out.push((factor, cv));
+        }
+    }
+    Ok(out)
+}
