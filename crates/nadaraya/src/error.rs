@@ -53,8 +53,16 @@ pub enum Error {
     },
     /// An output buffer is shorter than the result.
     OutputTooSmall,
-    /// A sequence is longer than the fixed capacity chosen at compile time.
+    /// A sequence is longer than the fixed capacity chosen at compile time, or a local-linear
+    /// fit's input or value width exceeds [`fit::MAX_DIM`](crate::fit::MAX_DIM).
     CapacityExceeded,
+    /// A local-linear fit's weighted design does not determine a line (hyperplane): a
+    /// coordinate with zero weighted spread (all the weight on one location, a compact kernel
+    /// with one sample in its support), the weight on at most `D` points, or collinear samples
+    /// (a Cholesky pivot of the unit-diagonal weighted covariance below
+    /// [`fit::MIN_PIVOT`](crate::fit::MIN_PIVOT)). No ridge is added: a larger bandwidth, or
+    /// Nadaraya–Watson, is the remedy.
+    Singular,
 }
 
 impl fmt::Display for Error {
@@ -85,6 +93,7 @@ impl fmt::Display for Error {
             Self::ZeroDimension => "a dimension is zero",
             Self::OutputTooSmall => "output buffer is too small",
             Self::CapacityExceeded => "sequence longer than the fixed capacity",
+            Self::Singular => "the weighted local-linear design is singular",
             Self::Shape { .. } => "shape mismatch",
         })
     }

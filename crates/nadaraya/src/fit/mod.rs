@@ -4,7 +4,23 @@
 //! Every objective is written plainly first and tested against `f64`; the optimisers are
 //! separate and generic over the objective.
 
+mod cv;
+mod search;
+
+pub use cv::{MAX_VALUE_WIDTH, kfold_cv, loo_cv};
+pub use search::{
+    MAX_GRID, MAX_REFINE, Search, Selection, bracket, minimize_log_bandwidth, rule_of_thumb,
+    select_bandwidth,
+};
+
 use crate::{Error, Gaussian, Kernel};
+
+mod local_linear;
+
+pub use local_linear::{
+    Fit, MAX_DIM, MIN_PIVOT, local_linear, local_linear_batch, local_linear_slope,
+    loo_cv_local_linear,
+};
 
 /// A kernel family with one bandwidth `h`: what the bandwidth selectors search over.
 ///
