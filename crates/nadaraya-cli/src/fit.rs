@@ -4,12 +4,11 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use nadaraya::fit::Bandwidth;
+use nadaraya::fit::{self as corefit, Bandwidth, Search};
 use nadaraya::{Gaussian, Kernel, Mask, Rows, RowsMut};
 use nadaraya_plot::{TABLE_RULES, Table};
 
 use crate::Error;
-use crate::pending as corefit;
 
 /// The kernel families `--kernel` names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -113,12 +112,66 @@ fn with_kernel<R>(
     }
 }
 
+/// The objective of one method at one kernel: Nadaraya–Watson's [`corefit::loo_cv`] or
+/// [`corefit::loo_cv_local_linear`].
+fn objective(
+    kernel: &dyn Kernel,
+    x: Rows,
+    y: Rows,
+    local_linear: bool,
+) -> Result<f64, nadaraya::Error> {
+    if local_linear {
+        corefit::loo_cv_local_linear(kernel, x, y)
+    } else {
+        corefit::loo_cv(kernel, x, y)
+    }
+}
+
+/// The objective as the search sees it: a local-linear design that is singular at a small
+/// bandwidth (too few samples with weight around some `x_i`) makes that bandwidth infeasible,
+/// as [`corefit::minimize_log_bandwidth`] skips [`nadaraya::Error::Empty`]; `singular` records
+/// that it happened, so that a search where every bandwidth failed reports it.
+fn searched(
+    r: Result<f64, nadaraya::Error>,
+    singular: &std::cell::Cell<bool>,
+) -> Result<f64, nadaraya::Error> {
+    match r {
+        Err(nadaraya::Error::Singular) => {
+            singular.set(true);
+            Err(nadaraya::Error::Empty)
+        }
+        other => other,
+    }
+}
+
+/// The search's error, with [`nadaraya::Error::Singular`] restored (see [`searched`]).
+fn unsearched(e: nadaraya::Error, singular: &std::cell::Cell<bool>) -> Error {
+    if e == nadaraya::Error::Empty && singular.get() {
+        nadaraya::Error::Singular.into()
+    } else {
+        e.into()
+    }
+}
+
+/// The widest bracket a per-dimension coordinate search looks in: from 1/100 of the starting
+/// bandwidth to 10⁷ times it (an irrelevant dimension ends near the top: its CV is flat there).
+const PER_DIM_DECADES: (f32, f32) = (2.0, 7.0);
+
 /// Selects the bandwidth(s) of `table` by cv_ls.
 ///
+/// One bandwidth: [`corefit::select_bandwidth`] for Nadaraya–Watson, and for local-linear
+/// [`corefit::minimize_log_bandwidth`] over [`corefit::loo_cv_local_linear`] in the bracket
+/// that [`corefit::rule_of_thumb`] implies ([`corefit::bracket`]).
+///
+/// Per dimension (the product Gaussian kernel, `h_j` for column `j`): starting from the one
+/// common bandwidth, coordinate searches with [`corefit::minimize_log_bandwidth`] over each
+/// `ln h_j` in turn (three sweeps, keeping a coordinate's move only if it lowers the CV), the
+/// objective evaluated on the columns scaled by `1/h_j` with a Gaussian of bandwidth 1. For
+/// local-linear this is exact too: its fit is unchanged by scaling the inputs.
+///
 /// # Errors
-/// [`Error::Option`] for a combination the selectors do not offer (`--per-dim` with a compact
-/// kernel or with `--local-linear`); [`Error::Core`] if the core rejects the data or finds no
-/// bandwidth whose objective is finite.
+/// [`Error::Option`] for `--per-dim` with a compact kernel; [`Error::Core`] if the core
+/// rejects the data or finds no bandwidth whose objective is finite.
 pub fn select(
     table: &Table,
     kernel: KernelName,
@@ -127,53 +180,83 @@ pub fn select(
 ) -> Result<Fit, Error> {
     let d = table.dims();
     let (x, y) = (Rows::new(table.x(), d)?, Rows::new(table.y(), 1)?);
-    let search = corefit::Search::default();
-    if per_dim && d > 1 {
-        if kernel != KernelName::Gaussian {
-            return Err(option(
-                "`--per-dim` is a product Gaussian kernel: it needs `--kernel gaussian`",
-            ));
-        }
-        if local_linear {
-            return Err(option(
-                "`--per-dim` with `--local-linear` is not available yet",
-            ));
-        }
-        let mut h = vec![0.0; d];
-        let cv = corefit::select_bandwidths(x, y, &mut h, &search)?;
-        let model = Model {
-            kernel,
-            local_linear,
-            bandwidths: h,
-        };
-        return Ok(Fit {
-            model,
-            cv,
-            evaluations: 0,
-        });
+    let search = Search::default();
+    if per_dim && kernel != KernelName::Gaussian {
+        return Err(option(
+            "`--per-dim` is a product Gaussian kernel: it needs `--kernel gaussian`",
+        ));
     }
-    if local_linear {
-        return Err(option("`--local-linear` is not available yet"));
-    }
-    let sel = match kernel {
-        KernelName::Gaussian => corefit::select_bandwidth::<Gaussian>(x, y, &search)?.1,
-        other => {
-            return Err(Error::Option(format!(
-                "`--kernel {}` is not available yet",
-                other.as_str()
-            )));
-        }
-    };
-    let bandwidths = vec![sel.bandwidth; if per_dim { d } else { 1 }];
-    Ok(Fit {
+    // A family the build does not offer is an error now, not an infeasible bandwidth later.
+    with_kernel(kernel, 1.0, |_| Ok(()))?;
+    let (lo, hi) = corefit::bracket(corefit::rule_of_thumb(x)?, &search);
+    let singular = std::cell::Cell::new(false);
+    let sel = corefit::minimize_log_bandwidth(
+        |h| {
+            let r = with_kernel(kernel, h, |k| Ok(objective(k, x, y, local_linear)));
+            searched(
+                r.unwrap_or(Err(nadaraya::Error::InvalidBandwidth)),
+                &singular,
+            )
+        },
+        lo,
+        hi,
+        &search,
+    )
+    .map_err(|e| unsearched(e, &singular))?;
+    let mut fit = Fit {
         model: Model {
             kernel,
             local_linear,
-            bandwidths,
+            bandwidths: vec![sel.bandwidth; if per_dim { d } else { 1 }],
         },
         cv: sel.cv,
         evaluations: sel.evaluations,
-    })
+    };
+    if per_dim && d > 1 {
+        per_dim_search(table, &mut fit, &search)?;
+    }
+    Ok(fit)
+}
+
+/// The coordinate searches of [`select`] with `--per-dim`, from the bandwidths in `fit`.
+fn per_dim_search(table: &Table, fit: &mut Fit, search: &Search) -> Result<(), Error> {
+    let d = table.dims();
+    let y = Rows::new(table.y(), 1)?;
+    let unit = Gaussian::new(1.0)?;
+    let ll = fit.model.local_linear;
+    for _sweep in 0..3 {
+        let before = fit.cv;
+        for j in 0..d {
+            let mut h = fit.model.bandwidths.clone();
+            let h0 = h[j];
+            let (lo, hi) = (
+                h0 * 10f32.powf(-PER_DIM_DECADES.0),
+                (f64::from(h0) * 10f64.powf(f64::from(PER_DIM_DECADES.1))).min(1e18) as f32,
+            );
+            let singular = std::cell::Cell::new(false);
+            let sel = corefit::minimize_log_bandwidth(
+                |hj| {
+                    h[j] = hj;
+                    let xs = scaled(table.x(), &h);
+                    let x = Rows::new(&xs, d)?;
+                    searched(objective(&unit, x, y, ll), &singular)
+                },
+                lo,
+                hi,
+                search,
+            )
+            .map_err(|e| unsearched(e, &singular))?;
+            fit.evaluations += sel.evaluations;
+            if sel.cv < fit.cv {
+                fit.cv = sel.cv;
+                fit.model.bandwidths[j] = sel.bandwidth;
+            }
+        }
+        if fit.cv >= before * (1.0 - 1e-9) {
+            break;
+        }
+    }
+    Ok(())
 }
 
 impl Model {
@@ -195,10 +278,9 @@ impl Model {
         let d = table.dims();
         let (h, x) = self.view(table.x());
         let (x, y) = (Rows::new(&x, d)?, Rows::new(table.y(), 1)?);
-        if self.local_linear {
-            return Err(option("`--local-linear` is not available yet"));
-        }
-        with_kernel(self.kernel, h, |k| Ok(corefit::loo_cv(k, x, y)?))
+        with_kernel(self.kernel, h, |k| {
+            Ok(objective(k, x, y, self.local_linear)?)
+        })
     }
 
     /// The fit of the samples `(x, y)` (`x` row-major, `dims` wide) at every query row of `q`
@@ -212,18 +294,13 @@ impl Model {
         let (h, xs) = self.view(x);
         let (_, qs) = self.view(q);
         let (k, v, q) = (Rows::new(&xs, d)?, Rows::new(y, 1)?, Rows::new(&qs, d)?);
-        if self.local_linear {
-            return Err(option("`--local-linear` is not available yet"));
-        }
+        let out = RowsMut::new(out, 1)?;
         with_kernel(self.kernel, h, |kernel| {
-            Ok(nadaraya::attention(
-                kernel,
-                q,
-                k,
-                v,
-                Mask::None,
-                RowsMut::new(out, 1)?,
-            )?)
+            if self.local_linear {
+                Ok(corefit::local_linear_batch(kernel, q, k, v, out)?)
+            } else {
+                Ok(nadaraya::attention(kernel, q, k, v, Mask::None, out)?)
+            }
         })
     }
 }

@@ -8,6 +8,5 @@
 mod error;
 pub mod fit;
 pub mod generate;
-mod pending;
 
 pub use error::Error;
