@@ -604,3 +604,194 @@ fn rule_of_thumb_runs<const D: usize>(a: &[f32], b: &[f32]) -> Result<f32, Error
     }
     Ok(normal_reference(libm::sqrt(var / D as f64), n, D))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fit::cv::tests::{data, reference_loo};
+    use crate::testing::lcg;
+    use crate::{Gaussian, Rows};
+    use std::vec::Vec;
+
+    /// Two-scale data: a slow wave and a fast one of amplitude `fast`, noise of `noise`.
+    fn two_scale(seed: u64, n: usize, fast: f32, noise: f32) -> (Vec<f32>, Vec<f32>) {
+        let mut r = lcg(seed);
+        let x: Vec<f32> = (0..n).map(|_| r()).collect();
+        let tau = core::f32::consts::TAU;
+        let y = x
+            .iter()
+            .map(|&x| (tau * x).sin() + fast * (tau * 12.0 * x).sin() + noise * (r() - 0.5))
+            .collect();
+        (x, y)
+    }
+
+    /// The lowest point of a fine grid (`points` bandwidths evenly spaced in `ln h` over
+    /// `[lo, hi]`) of the plain `f64` objective, and its value.
+    fn fine_grid(x: &[f32], d: usize, y: &[f32], lo: f64, hi: f64, points: usize) -> (f64, f64) {
+        (0..points)
+            .map(|k| {
+                let t = lo.ln() + (hi.ln() - lo.ln()) * k as f64 / (points - 1) as f64;
+                let h = f64::from(t.exp() as f32);
+                (h, reference_loo(h, x, d, y, 1))
+            })
+            .fold((0.0, f64::INFINITY), |a, b| if b.1 < a.1 { b } else { a })
+    }
+
+    /// The selector against a brute-force fine grid of the plain `f64` objective (2000
+    /// bandwidths over ten times the bracket either side): the same basin, and a CV within
+    /// 1e-6 relative of the grid's best (or below it), on smooth, two-scale (bimodal CV curves,
+    /// with either basin the deeper), noise-free, pure-noise and 2-D data. Checked to fail with
+    /// `refine: 1` (the bimodal case with the nearly equal basins picks the wrong one) and with
+    /// `tolerance: 0.1`.
+    #[test]
+    fn selector_matches_a_fine_f64_grid() {
+        let mut r = lcg(11);
+        let noise_x: Vec<f32> = (0..120).map(|_| r()).collect();
+        let noise_y: Vec<f32> = (0..120).map(|_| r()).collect();
+        let exact_x: Vec<f32> = (0..100).map(|i| i as f32 / 100.0).collect();
+        let exact_y: Vec<f32> = exact_x.iter().map(|x| (3.0 * x).sin()).collect();
+        let mut cases: Vec<(&str, Vec<f32>, usize, Vec<f32>)> = std::vec![
+            ("smooth", data(1, 150, 1, 1).0, 1, data(1, 150, 1, 1).1),
+            ("noise", noise_x, 1, noise_y),
+            ("exact", exact_x, 1, exact_y),
+            ("2-d", data(2, 120, 2, 1).0, 2, data(2, 120, 2, 1).1),
+        ];
+        for (name, fast, noise) in [
+            ("bimodal near tie", 0.35, 3.5),
+            ("bimodal", 0.3, 3.5),
+            ("bimodal small", 0.5, 3.5),
+        ] {
+            let (x, y) = two_scale(5, 200, fast, noise);
+            cases.push((name, x, 1, y));
+        }
+        let search = Search::default();
+        for (name, x, d, y) in &cases {
+            let (xr, yr) = (Rows::new(x, *d).unwrap(), Rows::new(y, 1).unwrap());
+            let (k, sel) = select_bandwidth::<Gaussian>(xr, yr, &search).unwrap();
+            assert_eq!(k.bandwidth(), sel.bandwidth);
+            let (lo, hi) = bracket(rule_of_thumb(xr).unwrap(), &search);
+            let (gh, gcv) = fine_grid(x, *d, y, f64::from(lo) / 10.0, f64::from(hi) * 10.0, 2000);
+            let ours = reference_loo(f64::from(sel.bandwidth), x, *d, y, 1);
+            std::println!(
+                "{name}: ours h {:.6e} cv {ours:.9e} ({} evaluations), grid h {gh:.6e} cv {gcv:.9e}",
+                sel.bandwidth,
+                sel.evaluations
+            );
+            assert!(ours <= gcv * (1.0 + 1e-6), "{name}: {ours} vs grid {gcv}");
+            assert!(
+                (sel.cv - ours).abs() <= 1e-5 * ours,
+                "{name}: reported {} vs {ours}",
+                sel.cv
+            );
+            // The same basin, unless the curve is flat there (pure noise: a plateau at large h).
+            if gcv < 0.999 * reference_loo(1e6, x, *d, y, 1) {
+                let gap = (f64::from(sel.bandwidth) / gh).ln().abs();
+                assert!(gap < 0.3, "{name}: h {} vs grid {gh}", sel.bandwidth);
+            }
+            assert!(
+                sel.evaluations <= 60,
+                "{name}: {} evaluations",
+                sel.evaluations
+            );
+        }
+    }
+
+    /// The smoother's ring (wrapped at every position) selects what the slices select.
+    #[test]
+    fn smoother_selects_as_the_slices() {
+        let (x, y) = two_scale(3, 100, 0.35, 3.5);
+        let search = Search::default();
+        let (_, want) = select_bandwidth::<Gaussian>(
+            Rows::new(&x, 1).unwrap(),
+            Rows::new(&y, 1).unwrap(),
+            &search,
+        )
+        .unwrap();
+        for wrap in [0, 1, 37, 64, 99] {
+            let mut s: crate::Smoother<Gaussian, 100, 1, 1> =
+                crate::Smoother::new(Gaussian::new(1.0).unwrap());
+            // Fill with junk first so the ring wraps at `wrap`.
+            for _ in 0..wrap {
+                s.push_evicting([0.0], [0.0]).unwrap();
+            }
+            for (a, b) in x.iter().zip(&y) {
+                s.push_evicting([*a], [*b]).unwrap();
+            }
+            let got = s.select_bandwidth(&search).unwrap();
+            assert_eq!(s.kernel().bandwidth(), got.bandwidth);
+            assert!(
+                (got.bandwidth / want.bandwidth - 1.0).abs() < 1e-3,
+                "wrap {wrap}: {got:?} vs {want:?}"
+            );
+            assert!(
+                (got.cv - want.cv).abs() < 1e-6 * want.cv,
+                "wrap {wrap}: {got:?} vs {want:?}"
+            );
+        }
+        let mut one: crate::Smoother<Gaussian, 4, 1, 1> =
+            crate::Smoother::new(Gaussian::new(1.0).unwrap());
+        one.push([1.0], [1.0]).unwrap();
+        assert_eq!(one.select_bandwidth(&search), Err(Error::Empty));
+        assert_eq!(one.kernel().bandwidth(), 1.0);
+    }
+
+    #[test]
+    fn search_edges_and_errors() {
+        let s = Search::default();
+        for (lo, hi) in [
+            (0.0, 1.0),
+            (1.0, 0.5),
+            (f32::NAN, 1.0),
+            (1.0, f32::INFINITY),
+        ] {
+            assert_eq!(
+                minimize_log_bandwidth(|_| Ok(1.0), lo, hi, &s),
+                Err(Error::InvalidBandwidth)
+            );
+        }
+        // Every bandwidth infeasible: the first reason.
+        assert_eq!(
+            minimize_log_bandwidth(|_| Err(Error::ScoreOverflow), 1.0, 2.0, &s),
+            Err(Error::ScoreOverflow)
+        );
+        // A fatal error ends the search.
+        let mut calls = 0;
+        let r = minimize_log_bandwidth(
+            |_| {
+                calls += 1;
+                Err(Error::NonFinite)
+            },
+            1.0,
+            2.0,
+            &s,
+        );
+        assert_eq!((r, calls), (Err(Error::NonFinite), 1));
+        // A single point, a budget.
+        let one = minimize_log_bandwidth(|h| Ok(f64::from(h)), 3.0, 3.0, &s).unwrap();
+        assert_eq!((one.bandwidth, one.evaluations), (3.0, 1));
+        let tight = Search {
+            max_evaluations: 5,
+            ..s
+        };
+        let r = minimize_log_bandwidth(|h| Ok((f64::from(h) - 2.0).powi(2)), 0.1, 10.0, &tight);
+        assert_eq!(r.unwrap().evaluations, 5);
+        // A minimum beyond the bracket is followed past its edge.
+        let far = minimize_log_bandwidth(
+            |h| Ok((f64::from(h).ln() - 30f64.ln()).powi(2)),
+            0.1,
+            10.0,
+            &s,
+        )
+        .unwrap();
+        assert!((far.bandwidth / 30.0 - 1.0).abs() < 1e-2, "{far:?}");
+        assert_eq!(
+            rule_of_thumb(Rows::new(&[1.0], 1).unwrap()),
+            Err(Error::Empty)
+        );
+        assert_eq!(
+            rule_of_thumb(Rows::new(&[1.0, f32::NAN], 1).unwrap()),
+            Err(Error::NonFinite)
+        );
+        assert_eq!(rule_of_thumb(Rows::new(&[2.0, 2.0], 1).unwrap()), Ok(1.0));
+    }
+}
