@@ -5,6 +5,7 @@
 //! `nadaraya plot` lives in the `nadaraya-plot` crate; its CSV rules are shared
 //! ([`nadaraya_plot::Table`]).
 
+pub mod bootstrap;
 mod error;
 pub mod fit;
 pub mod generate;

@@ -294,6 +294,7 @@ pub struct Table {
     name: String,
     header: Option<Vec<String>>,
     dims: usize,
+    rows: usize,
     x: Vec<f32>,
     y: Vec<f32>,
 }
@@ -312,9 +313,45 @@ impl Table {
     /// the first (naming the line and both counts); a first line of one field (there is no `x`);
     /// fewer than `min_rows` samples.
     pub fn from_csv_str(name: &str, text: &str, min_rows: usize) -> Result<Self, Error> {
+        Self::read(name, text, min_rows, true)
+    }
+
+    /// Points without a response: every column is an input `x_1 … x_D` (`y()` is empty). The
+    /// rules and messages are those of [`from_csv_str`](Self::from_csv_str), a single column
+    /// allowed, at least one point.
+    ///
+    /// # Errors
+    /// As [`from_csv_str`](Self::from_csv_str).
+    ///
+    /// # Examples
+    /// ```
+    /// use nadaraya_plot::Table;
+    /// let t = Table::points_from_csv_str("q", "0.5\n1.5\n")?;
+    /// assert_eq!((t.len(), t.dims(), t.x()), (2, 1, &[0.5, 1.5][..]));
+    /// # Ok::<(), nadaraya_plot::Error>(())
+    /// ```
+    pub fn points_from_csv_str(name: &str, text: &str) -> Result<Self, Error> {
+        Self::read(name, text, 1, false)
+    }
+
+    /// Points from a CSV file (see [`points_from_csv_str`](Self::points_from_csv_str)).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the file cannot be read, otherwise as
+    /// [`points_from_csv_str`](Self::points_from_csv_str).
+    pub fn points_from_csv_file(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::points_from_csv_str(&path.display().to_string(), &text)
+    }
+
+    fn read(name: &str, text: &str, min_rows: usize, response: bool) -> Result<Self, Error> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut header = None;
         let mut width = None;
+        let mut rows = 0usize;
         let (mut x, mut y) = (Vec::new(), Vec::new());
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -327,7 +364,7 @@ impl Table {
                 Some(w) => w,
                 None => {
                     let w = fields.len();
-                    if w < 2 {
+                    if response && w < 2 {
                         return Err(at_line(format!(
                             ": one field (`{line}`), but a line needs the x columns and then y, \
                              separated by commas"
@@ -349,27 +386,30 @@ impl Table {
                 )));
             }
             for (i, f) in fields.iter().enumerate() {
-                let axis = if i + 1 == w {
+                let last = response && i + 1 == w;
+                let axis = if last {
                     "y".to_owned()
                 } else {
                     format!("x_{}", i + 1)
                 };
                 let v = parse_field(f, i + 1, &axis).map_err(at_line)?;
-                if i + 1 == w { y.push(v) } else { x.push(v) }
+                if last { y.push(v) } else { x.push(v) }
             }
+            rows += 1;
         }
-        if y.len() < min_rows.max(1) {
+        if rows < min_rows.max(1) {
             return Err(Error::Data(format!(
-                "{name}: {} sample{}, at least {} needed",
-                y.len(),
-                if y.len() == 1 { "" } else { "s" },
+                "{name}: {rows} {}{}, at least {} needed",
+                if response { "sample" } else { "point" },
+                if rows == 1 { "" } else { "s" },
                 min_rows.max(1)
             )));
         }
         Ok(Self {
             name: name.to_owned(),
             header,
-            dims: width.unwrap_or(2) - 1,
+            dims: width.unwrap_or(2) - usize::from(response),
+            rows,
             x,
             y,
         })
@@ -406,16 +446,16 @@ impl Table {
         self.dims
     }
 
-    /// The number of samples.
+    /// The number of samples (rows).
     #[must_use]
     pub fn len(&self) -> usize {
-        self.y.len()
+        self.rows
     }
 
-    /// Never true: a table holds at least one sample.
+    /// Never true: a table holds at least one row.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.y.is_empty()
+        self.rows == 0
     }
 
     /// The inputs, `len() × dims()` row-major.
@@ -424,7 +464,7 @@ impl Table {
         &self.x
     }
 
-    /// The responses `y_i`.
+    /// The responses `y_i` (empty for points read without a response).
     #[must_use]
     pub fn y(&self) -> &[f32] {
         &self.y
