@@ -7,6 +7,7 @@
 //!
 //! `scripts/no-panic` runs the check; without the cfg this is an ordinary program.
 
+use nadaraya::fit::{self, Estimate, Fit, Noise};
 use nadaraya::{
     Error, Gaussian, Mask, MhaScratch, MhaWeights, MultiHeadAttention, OnlineSoftmax, Rows,
     RowsMut, Smoother, SoftmaxDot, attention, attention_batch, attention_shape, math, scalar,
@@ -107,6 +108,66 @@ fn main() {
         ok &= sm.predict_many(q, out).is_ok();
     }
     let _ = black_box(sm.pop_oldest());
+    let _ = black_box(sm.predict_local_linear(&black_box([0.5; 4])));
+
+    // Local-linear fits and standard errors (issue 12): 1-D samples, 2 value columns.
+    {
+        let x1 = rows(&kv[..16], 1).unwrap_or_else(exit);
+        let y1 = rows(&vv, dv).unwrap_or_else(exit);
+        let q1 = rows(&qv[..4], 1).unwrap_or_else(exit);
+        let mut o2 = [0.0f32; 2];
+        let _ = black_box(fit::local_linear(&g, &qv[..1], x1, y1, &mut o2));
+        let mut sl = [0.0f32; 2];
+        let slope = rows_mut(&mut sl, dv).unwrap_or_else(exit);
+        let _ = black_box(fit::local_linear_slope(
+            &g,
+            &qv[..1],
+            x1,
+            y1,
+            &mut o2,
+            slope,
+        ));
+        let out = rows_mut(&mut ov[..8], dv).unwrap_or_else(exit);
+        let _ = black_box(fit::local_linear_batch(&g, q1, x1, y1, out));
+        let _ = black_box(fit::loo_cv_local_linear(&g, x1, y1));
+        let _ = black_box(fit::select_bandwidth_local_linear::<Gaussian>(
+            x1,
+            y1,
+            &fit::Search::default(),
+        ));
+        let mut s2 = [0.0f64; 2];
+        let _ = black_box(fit::residual_variance(
+            Fit::LocalLinear,
+            &g,
+            x1,
+            y1,
+            &mut s2,
+        ));
+        let mut rb = vec![0.0f32; 32];
+        let res = rows_mut(&mut rb, dv).unwrap_or_else(exit);
+        let _ = black_box(fit::loo_residuals(Fit::NadarayaWatson, &g, x1, y1, res));
+        let mut e = [Estimate::default(); 2];
+        let _ = black_box(fit::standard_error(
+            Fit::LocalLinear,
+            &g,
+            &qv[..1],
+            x1,
+            y1,
+            Noise::Constant(&[0.1, 0.2]),
+            &mut e,
+        ));
+        let _ = black_box(fit::standard_error(
+            Fit::NadarayaWatson,
+            &g,
+            &qv[..1],
+            x1,
+            y1,
+            Noise::PerSample(y1),
+            &mut e,
+        ));
+        ok &= fit::band_z(black_box(0.95)).is_ok();
+        let _ = black_box(e[0].band(1.96));
+    }
 
     let mut a = OnlineSoftmax::<2>::new();
     let mut b = OnlineSoftmax::<2>::new();

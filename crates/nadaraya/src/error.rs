@@ -63,6 +63,9 @@ pub enum Error {
     /// [`fit::MIN_PIVOT`](crate::fit::MIN_PIVOT)). No ridge is added: a larger bandwidth, or
     /// Nadaraya–Watson, is the remedy.
     Singular,
+    /// A probability (a confidence level, [`fit::band_z`](crate::fit::band_z)) that is not
+    /// strictly between 0 and 1, or NaN.
+    InvalidProbability,
 }
 
 impl fmt::Display for Error {
@@ -94,6 +97,7 @@ impl fmt::Display for Error {
             Self::OutputTooSmall => "output buffer is too small",
             Self::CapacityExceeded => "sequence longer than the fixed capacity",
             Self::Singular => "the weighted local-linear design is singular",
+            Self::InvalidProbability => "a probability must be strictly between 0 and 1",
             Self::Shape { .. } => "shape mismatch",
         })
     }

@@ -1,53 +1,4 @@
 //! Local-linear regression: weighted least squares of `y` on `[1, x - q]` at each query.
-//!
-//! Nadaraya–Watson smoothing fits a constant under the kernel weights, so at the edge of the
-//! data, where the weights are one-sided, it is biased towards the interior. Local-linear
-//! regression (statsmodels' and R np's `ll`) fits a line (a hyperplane for `D > 1`) under the
-//! same weights and reads off its value at the query: exactly linear data is reproduced at every
-//! query, boundary included.
-//!
-//! # How it is computed
-//! For a query `q` the scores `s_i` come from [`Kernel::scores`] in tiles of 64 rows, as
-//! everywhere in the crate. Two passes over the samples, no heap:
-//! 1. the largest score `m` and a *reference sample* `(x_r, y_r)` that attains it (its weight
-//!    is exactly 1);
-//! 2. the weights `w_i = exp(s_i - m)` (the stable softmax's own exponential), and in `f64` the
-//!    sums `S = Σ w_i`, `Σ w_i d_i`, `Σ w_i d_i d_iᵀ`, `Σ w_i e_i`, `Σ w_i d_i e_iᵀ` of the
-//!    offsets `d_i = x_i - x_r`, `e_i = y_i - y_r` from the reference sample (differences of two
-//!    `f32`, exact in `f64` for magnitudes within `2^29` of each other).
-//!
-//! Then the weighted means `d̄`, `ē`, the weighted covariance `M = Σ w d dᵀ / S - d̄ d̄ᵀ` and the
-//! cross-covariance `C = Σ w d eᵀ / S - d̄ ēᵀ`. Because the reference sample carries weight 1,
-//! `S·|d̄_j|² ≤ S²·M_jj`: forming `M` from the raw sums loses at most a factor `S ≤ N` to
-//! cancellation, however far the data sit from the origin (x around `1e6` with a spread of
-//! `1e-2` is as accurate as x around 0). The slope is `β = M⁻¹ C`, solved by a Cholesky
-//! factorisation of `M` equilibrated to unit diagonal; the fit is
-//! `ŷ(q) = y_r + ē + βᵀ (q - x_r - d̄)`.
-//!
-//! # Singular designs
-//! No ridge: a design that does not determine a line is [`Error::Singular`], never a silent
-//! answer. That is: a coordinate whose weighted spread is exactly zero (all the weight on one
-//! location in it, for example a compact kernel with one sample in its support, or every weight
-//! but one flushed to 0), or a Cholesky pivot of the unit-diagonal covariance below
-//! [`MIN_PIVOT`] (weight on at most `D` points, or collinear samples: one coordinate is a linear
-//! function of the others to within about `1e-6` of its spread).
-//!
-//! # Accuracy
-//! Measured against an `f64` reference that computes the scores and weights in `f64` and solves
-//! the `(D + 1)`-square normal equations by Gaussian elimination with partial pivoting (the
-//! unit tests): the error is that of rounding the scores to `f32` and the weights' exponential
-//! (about `1e-7·(1 + |s_i - m|)` relative per weight), carried through the solve. On random data
-//! (`D = 1, 2, 3`, `N = 50`, interior and boundary queries, `h` from a tenth to twice the
-//! spread) the worst error measured was `1.2e-7` of the responses' largest magnitude (the
-//! tests hold it to `1e-6`); exactly linear data (`y = 3 - 2x`, `x` in `[0, 1]`, queries at and
-//! beyond both edges) are reproduced to `2.3e-8`; a leave-one-out objective is within `1e-8`
-//! relative of its reference (`cargo test -p nadaraya --lib local_linear -- --nocapture` prints
-//! the figures).
-//!
-//! # Cost
-//! Per query: two score passes (`2·N·D` kernel work) and `N·(D² + D·DV + DV)` `f64`
-//! multiply-adds, plus an `O(D³ + D²·DV)` solve; stack: about `6.5 KiB` (three
-//! `MAX_DIM × MAX_DIM` `f64` arrays).
 
 use crate::softmax::TILE;
 use crate::{Dim, Error, Kernel, Rows, RowsMut, simd};
@@ -463,12 +414,61 @@ fn fit_checked<K: Kernel + ?Sized>(
 /// into `out[..DV]` (`DV = y.width()`, every value column fitted under the same weights).
 ///
 /// Reproduces exactly linear data at every query (boundary included, where Nadaraya–Watson is
-/// biased). See the [module docs](self) for the algorithm, the accuracy (measured within `1.2e-7`
-/// of the responses' magnitude of an `f64` reference on well-conditioned designs) and the cost
-/// (two passes, `O(N·D·(D + DV))`).
+/// biased). The algorithm, its accuracy (measured within `1.2e-7` of the responses' magnitude of
+/// an `f64` reference on well-conditioned designs) and its cost (two passes, `O(N·D·(D + DV))`)
+/// follow.
 ///
 /// A score of `-inf` is no weight (a compact kernel's outside); the result does not depend on
 /// the samples' order beyond rounding, and its verdict not at all.
+///
+/// Nadaraya–Watson smoothing fits a constant under the kernel weights, so at the edge of the
+/// data, where the weights are one-sided, it is biased towards the interior. Local-linear
+/// regression (statsmodels' and R np's `ll`) fits a line (a hyperplane for `D > 1`) under the
+/// same weights and reads off its value at the query: exactly linear data is reproduced at every
+/// query, boundary included.
+///
+/// # How it is computed
+/// For a query `q` the scores `s_i` come from [`Kernel::scores`] in tiles of 64 rows, as
+/// everywhere in the crate. Two passes over the samples, no heap:
+/// 1. the largest score `m` and a *reference sample* `(x_r, y_r)` that attains it (its weight
+///    is exactly 1);
+/// 2. the weights `w_i = exp(s_i - m)` (the stable softmax's own exponential), and in `f64` the
+///    sums `S = Σ w_i`, `Σ w_i d_i`, `Σ w_i d_i d_iᵀ`, `Σ w_i e_i`, `Σ w_i d_i e_iᵀ` of the
+///    offsets `d_i = x_i - x_r`, `e_i = y_i - y_r` from the reference sample (differences of two
+///    `f32`, exact in `f64` for magnitudes within `2^29` of each other).
+///
+/// Then the weighted means `d̄`, `ē`, the weighted covariance `M = Σ w d dᵀ / S - d̄ d̄ᵀ` and the
+/// cross-covariance `C = Σ w d eᵀ / S - d̄ ēᵀ`. Because the reference sample carries weight 1,
+/// `|d̄_j|² ≤ S·M_jj`: forming `M` from the raw sums loses at most a factor `1 + S ≤ 1 + N` to
+/// cancellation, however far the data sit from the origin (x around `1e6` with a spread of
+/// `1e-2` is as accurate as x around 0). The slope is `β = M⁻¹ C`, solved by a Cholesky
+/// factorisation of `M` equilibrated to unit diagonal; the fit is
+/// `ŷ(q) = y_r + ē + βᵀ (q - x_r - d̄)`.
+///
+/// # Singular designs
+/// No ridge: a design that does not determine a line is [`Error::Singular`], never a silent
+/// answer. That is: a coordinate whose weighted spread is exactly zero (all the weight on one
+/// location in it, for example a compact kernel with one sample in its support, or every weight
+/// but one flushed to 0), or a Cholesky pivot of the unit-diagonal covariance below
+/// [`MIN_PIVOT`] (weight on at most `D` points, or collinear samples: one coordinate is a linear
+/// function of the others to within about `1e-6` of its spread).
+///
+/// # Accuracy
+/// Measured against an `f64` reference that computes the scores and weights in `f64` and solves
+/// the `(D + 1)`-square normal equations by Gaussian elimination with partial pivoting (the
+/// unit tests): the error is that of rounding the scores to `f32` and the weights' exponential
+/// (about `1e-7·(1 + |s_i - m|)` relative per weight), carried through the solve. On random data
+/// (`D = 1, 2, 3`, `N = 50`, interior and boundary queries, `h` from a tenth to twice the
+/// spread) the worst error measured was `1.2e-7` of the responses' largest magnitude (the
+/// tests hold it to `1e-6`); exactly linear data (`y = 3 - 2x`, `x` in `[0, 1]`, queries at and
+/// beyond both edges) are reproduced to `2.3e-8`; a leave-one-out objective is within `1e-8`
+/// relative of its reference (`cargo test -p nadaraya --lib local_linear -- --nocapture` prints
+/// the figures).
+///
+/// # Cost
+/// Per query: two score passes (`2·N·D` kernel work) and `N·(D² + D·DV + DV)` `f64`
+/// multiply-adds, plus an `O(D³ + D²·DV)` solve; stack: about `6.5 KiB` (three
+/// `MAX_DIM × MAX_DIM` `f64` arrays).
 ///
 /// # Errors
 /// - [`Error::Shape`] with [`Dim::QueryWidth`] if `q.len() != x.width()`, with
@@ -478,7 +478,7 @@ fn fit_checked<K: Kernel + ?Sized>(
 /// - [`Error::Empty`] if there are no samples, or every score is `-inf` (no sample has weight);
 /// - [`Error::NonFinite`] if `q`, `x` or `y` holds a NaN or an infinity;
 /// - [`Error::ScoreOverflow`] if a score is NaN or `+inf`;
-/// - [`Error::Singular`] if the weighted design does not determine a line (see the module docs:
+/// - [`Error::Singular`] if the weighted design does not determine a line (see "Singular designs" above:
 ///   all weight on at most `D` points, collinear samples, one sample in a compact support);
 /// - [`Error::Overflow`] if a fitted value rounds beyond `±f32::MAX`.
 ///
@@ -702,6 +702,78 @@ pub(crate) fn loo_sum<K: Kernel + ?Sized>(
     } else {
         Err(Error::Overflow)
     }
+}
+
+/// Chooses the bandwidth of the kernel family `K` for the local-linear fit by least-squares
+/// leave-one-out cross-validation ([`loo_cv_local_linear`]): the rule of thumb
+/// ([`rule_of_thumb`](crate::fit::rule_of_thumb)), its [`bracket`](crate::fit::bracket) and the
+/// global search [`minimize_log_bandwidth`](crate::fit::minimize_log_bandwidth), as
+/// [`select_bandwidth`](crate::fit::select_bandwidth) does for Nadaraya–Watson.
+///
+/// A bandwidth at which some leave-one-out design is singular (too small an `h`: a left-out
+/// point with fewer than `D + 1` neighbours of non-negligible weight) has no objective value; the
+/// search skips it as infeasible, as it skips the bandwidths the family refuses. The result is
+/// therefore always a bandwidth at which every leave-one-out fit exists, with its finite score.
+///
+/// # Errors
+/// - [`Error::Shape`], [`Error::CapacityExceeded`], [`Error::Empty`] (fewer than two samples),
+///   [`Error::NonFinite`] as [`loo_cv_local_linear`], checked before the search;
+/// - if no bandwidth was feasible, [`Error::Singular`] when a singular design was among the
+///   reasons, else the error that made the first one infeasible.
+///
+/// # Examples
+/// ```
+/// use nadaraya::{Gaussian, Rows, fit};
+/// let xs: Vec<[f32; 1]> = (0..60).map(|i| [i as f32 / 60.0]).collect();
+/// let ys: Vec<[f32; 1]> = xs.iter().map(|x| [(4.0 * x[0]).sin()]).collect();
+/// let (k, sel) = fit::select_bandwidth_local_linear::<Gaussian>(
+///    Rows::from_arrays(&xs),
+///    Rows::from_arrays(&ys),
+///    &fit::Search::default(),
+/// )?;
+/// assert_eq!(k.bandwidth(), sel.bandwidth);
+/// assert!(sel.cv.is_finite() && sel.cv < 1e-4);
+/// # Ok::<(), nadaraya::Error>(())
+/// ```
+#[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
+pub fn select_bandwidth_local_linear<K: crate::fit::Bandwidth>(
+    x: Rows<'_>,
+    y: Rows<'_>,
+    search: &crate::fit::Search,
+) -> Result<(K, crate::fit::Selection), Error> {
+    check_shapes(x.width(), x, y)?;
+    if x.len() < 2 {
+        return Err(Error::Empty);
+    }
+    if !(simd::all_finite(x.as_slice()) && simd::all_finite(y.as_slice())) {
+        return Err(Error::NonFinite);
+    }
+    let (lo, hi) = crate::fit::bracket(crate::fit::rule_of_thumb(x)?, search);
+    let mut singular = false;
+    let sel = crate::fit::minimize_log_bandwidth(
+        |h| {
+            let k = K::with_bandwidth(h)?;
+            match loo_cv_local_linear(&k, x, y) {
+                // No value: the search skips a non-finite objective and never returns it.
+                Err(Error::Singular) => {
+                    singular = true;
+                    Ok(f64::INFINITY)
+                }
+                r => r,
+            }
+        },
+        lo,
+        hi,
+        search,
+    );
+    let sel = match sel {
+        Err(_) if singular => return Err(Error::Singular),
+        r => r?,
+    };
+    if !sel.cv.is_finite() {
+        return Err(Error::Singular);
+    }
+    Ok((K::with_bandwidth(sel.bandwidth)?, sel))
 }
 
 impl<K: Kernel, const N: usize, const D: usize, const DV: usize> crate::Smoother<K, N, D, DV> {
@@ -1130,5 +1202,71 @@ pub(crate) mod tests {
                 "d {d} h {h}: {got} vs {want}"
             );
         }
+    }
+
+    /// The LOO objective of the local-linear fit in plain `f64` ([`ref_ll`] per left-out point).
+    fn ref_loo(h: f64, x: &[f32], y: &[f32], d: usize) -> f64 {
+        let n = y.len();
+        let mut total = 0.0;
+        for i in 0..n {
+            let xo: Vec<f32> = (0..n)
+                .filter(|&j| j != i)
+                .flat_map(|j| x[j * d..(j + 1) * d].to_vec())
+                .collect();
+            let yo: Vec<f32> = (0..n).filter(|&j| j != i).map(|j| y[j]).collect();
+            let q = &x[i * d..(i + 1) * d];
+            let w = ref_weights(h, q, &xo, d);
+            total += (f64::from(y[i]) - ref_ll(&w, q, &xo, &yo, d, 1)[0]).powi(2);
+        }
+        total / n as f64
+    }
+
+    /// The selector against a brute-force grid of the `f64` objective (400 bandwidths, log-spaced
+    /// over the bracket): its score at or below the grid's best plus `1e-6` relative, always
+    /// finite, although the small bandwidths of the bracket are singular.
+    #[test]
+    fn selector_matches_grid() {
+        for (seed, d) in [(31u64, 1usize), (32, 2)] {
+            let (x, y) = data(seed, 40, d, 1);
+            let (xr, yr) = (Rows::new(&x, d).unwrap(), Rows::new(&y, 1).unwrap());
+            let search = crate::fit::Search::default();
+            let (k, sel) = select_bandwidth_local_linear::<Gaussian>(xr, yr, &search).unwrap();
+            assert_eq!(k.bandwidth(), sel.bandwidth);
+            assert!(sel.cv.is_finite());
+            let (lo, hi) = crate::fit::bracket(crate::fit::rule_of_thumb(xr).unwrap(), &search);
+            let (mut best, mut singular) = (f64::INFINITY, 0);
+            for t in 0..400 {
+                let h = f64::from(lo) * (f64::from(hi) / f64::from(lo)).powf(t as f64 / 399.0);
+                match loo_cv_local_linear(&Gaussian::new(h as f32).unwrap(), xr, yr) {
+                    Ok(_) => best = best.min(ref_loo(h, &x, &y, d)),
+                    Err(Error::Singular) => singular += 1,
+                    Err(e) => panic!("{e:?}"),
+                }
+            }
+            std::println!(
+                "select_bandwidth_local_linear d {d}: h {} cv {} (grid best {best}, {singular} singular h), {} evaluations",
+                sel.bandwidth,
+                sel.cv,
+                sel.evaluations
+            );
+            assert!(singular > 0, "the bracket should reach singular bandwidths");
+            assert!(
+                sel.cv <= best * (1.0 + 1e-6),
+                "d {d}: {} vs grid {best}",
+                sel.cv
+            );
+            let want = ref_loo(f64::from(sel.bandwidth), &x, &y, d);
+            assert!((sel.cv - want).abs() < 1e-6 * want);
+        }
+        // Every bandwidth singular (without sample 0 one location is left): the verdict, not a
+        // value.
+        let x = [0.0f32, 1.0, 1.0, 1.0];
+        let y = [0.0f32, 1.0, 2.0, 3.0];
+        let r = select_bandwidth_local_linear::<Gaussian>(
+            Rows::new(&x, 1).unwrap(),
+            Rows::new(&y, 1).unwrap(),
+            &crate::fit::Search::default(),
+        );
+        assert_eq!(r.map(|(_, s)| s), Err(Error::Singular));
     }
 }

@@ -16,11 +16,13 @@ pub use search::{
 use crate::{Error, Gaussian, Kernel};
 
 mod local_linear;
+mod variance;
 
 pub use local_linear::{
     Fit, MAX_DIM, MIN_PIVOT, local_linear, local_linear_batch, local_linear_slope,
-    loo_cv_local_linear,
+    loo_cv_local_linear, select_bandwidth_local_linear,
 };
+pub use variance::{Estimate, Noise, band_z, loo_residuals, residual_variance, standard_error};
 
 /// A kernel family with one bandwidth `h`: what the bandwidth selectors search over.
 ///
