@@ -105,11 +105,16 @@ fn with_kernel<R>(
 ) -> Result<R, Error> {
     match name {
         KernelName::Gaussian => f(&Gaussian::with_bandwidth(h)?),
-        other => Err(Error::Option(format!(
-            "`--kernel {}` is not available yet (the compact kernels are not merged)",
-            other.as_str()
-        ))),
+        other => Err(unavailable(other)),
     }
+}
+
+/// The error for a kernel family this build does not offer yet.
+fn unavailable(kernel: KernelName) -> Error {
+    Error::Option(format!(
+        "`--kernel {}` is not available yet (the compact kernels are not merged)",
+        kernel.as_str()
+    ))
 }
 
 /// The objective of one method at one kernel: Nadaraya–Watson's [`corefit::loo_cv`] or
@@ -127,29 +132,28 @@ fn objective(
     }
 }
 
-/// The objective as the search sees it: a local-linear design that is singular at a small
-/// bandwidth (too few samples with weight around some `x_i`) makes that bandwidth infeasible,
-/// as [`corefit::minimize_log_bandwidth`] skips [`nadaraya::Error::Empty`]; `singular` records
-/// that it happened, so that a search where every bandwidth failed reports it.
-fn searched(
-    r: Result<f64, nadaraya::Error>,
-    singular: &std::cell::Cell<bool>,
-) -> Result<f64, nadaraya::Error> {
+/// The per-dimension objective as the search sees it: a local-linear design that is singular at
+/// some bandwidths (too few samples with weight around some `x_i`) scores `+inf` there, never
+/// the minimum, as [`corefit::select_bandwidth_local_linear`] scores it.
+fn searched(r: Result<f64, nadaraya::Error>) -> Result<f64, nadaraya::Error> {
     match r {
-        Err(nadaraya::Error::Singular) => {
-            singular.set(true);
-            Err(nadaraya::Error::Empty)
-        }
+        Err(nadaraya::Error::Singular) => Ok(f64::INFINITY),
         other => other,
     }
 }
 
-/// The search's error, with [`nadaraya::Error::Singular`] restored (see [`searched`]).
-fn unsearched(e: nadaraya::Error, singular: &std::cell::Cell<bool>) -> Error {
-    if e == nadaraya::Error::Empty && singular.get() {
-        nadaraya::Error::Singular.into()
+/// The one-bandwidth selection of family `K`: [`corefit::select_bandwidth`] or
+/// [`corefit::select_bandwidth_local_linear`].
+fn select_one<K: Bandwidth>(
+    x: Rows,
+    y: Rows,
+    local_linear: bool,
+    search: &Search,
+) -> Result<corefit::Selection, nadaraya::Error> {
+    if local_linear {
+        Ok(corefit::select_bandwidth_local_linear::<K>(x, y, search)?.1)
     } else {
-        e.into()
+        Ok(corefit::select_bandwidth::<K>(x, y, search)?.1)
     }
 }
 
@@ -186,23 +190,10 @@ pub fn select(
             "`--per-dim` is a product Gaussian kernel: it needs `--kernel gaussian`",
         ));
     }
-    // A family the build does not offer is an error now, not an infeasible bandwidth later.
-    with_kernel(kernel, 1.0, |_| Ok(()))?;
-    let (lo, hi) = corefit::bracket(corefit::rule_of_thumb(x)?, &search);
-    let singular = std::cell::Cell::new(false);
-    let sel = corefit::minimize_log_bandwidth(
-        |h| {
-            let r = with_kernel(kernel, h, |k| Ok(objective(k, x, y, local_linear)));
-            searched(
-                r.unwrap_or(Err(nadaraya::Error::InvalidBandwidth)),
-                &singular,
-            )
-        },
-        lo,
-        hi,
-        &search,
-    )
-    .map_err(|e| unsearched(e, &singular))?;
+    let sel = match kernel {
+        KernelName::Gaussian => select_one::<Gaussian>(x, y, local_linear, &search)?,
+        other => return Err(unavailable(other)),
+    };
     let mut fit = Fit {
         model: Model {
             kernel,
@@ -233,19 +224,17 @@ fn per_dim_search(table: &Table, fit: &mut Fit, search: &Search) -> Result<(), E
                 h0 * 10f32.powf(-PER_DIM_DECADES.0),
                 (f64::from(h0) * 10f64.powf(f64::from(PER_DIM_DECADES.1))).min(1e18) as f32,
             );
-            let singular = std::cell::Cell::new(false);
             let sel = corefit::minimize_log_bandwidth(
                 |hj| {
                     h[j] = hj;
                     let xs = scaled(table.x(), &h);
                     let x = Rows::new(&xs, d)?;
-                    searched(objective(&unit, x, y, ll), &singular)
+                    searched(objective(&unit, x, y, ll))
                 },
                 lo,
                 hi,
                 search,
-            )
-            .map_err(|e| unsearched(e, &singular))?;
+            )?;
             fit.evaluations += sel.evaluations;
             if sel.cv < fit.cv {
                 fit.cv = sel.cv;
@@ -301,6 +290,50 @@ impl Model {
             } else {
                 Ok(nadaraya::attention(kernel, q, k, v, Mask::None, out)?)
             }
+        })
+    }
+}
+
+impl Model {
+    /// The fit and its asymptotic standard error at every query row of `q` (the core's
+    /// [`corefit::standard_error`], the noise variance a constant from
+    /// [`corefit::residual_variance`], the mean squared leave-one-out residual).
+    ///
+    /// # Errors
+    /// [`Error::Core`] as those functions.
+    pub fn standard_errors(
+        &self,
+        x: &[f32],
+        y: &[f32],
+        q: &[f32],
+    ) -> Result<Vec<corefit::Estimate>, Error> {
+        let d = x.len() / y.len().max(1);
+        let (h, xs) = self.view(x);
+        let (_, qs) = self.view(q);
+        let (xr, yr) = (Rows::new(&xs, d)?, Rows::new(y, 1)?);
+        let how = if self.local_linear {
+            corefit::Fit::LocalLinear
+        } else {
+            corefit::Fit::NadarayaWatson
+        };
+        with_kernel(self.kernel, h, |k| {
+            let mut s2 = [0.0];
+            corefit::residual_variance(how, k, xr, yr, &mut s2)?;
+            let mut out = Vec::with_capacity(qs.len() / d.max(1));
+            for row in qs.chunks_exact(d.max(1)) {
+                let mut e = [corefit::Estimate::default()];
+                corefit::standard_error(
+                    how,
+                    k,
+                    row,
+                    xr,
+                    yr,
+                    corefit::Noise::Constant(&s2),
+                    &mut e,
+                )?;
+                out.push(e[0]);
+            }
+            Ok(out)
         })
     }
 }

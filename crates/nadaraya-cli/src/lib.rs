@@ -9,5 +9,6 @@ pub mod bootstrap;
 mod error;
 pub mod fit;
 pub mod generate;
+pub mod predict;
 
 pub use error::Error;

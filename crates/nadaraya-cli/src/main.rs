@@ -26,6 +26,9 @@ enum Command {
     /// Choose the bandwidth(s) of a CSV file's data by least-squares leave-one-out
     /// cross-validation; prints `bandwidth h_1 … h_D` and `cv <mean squared LOO error>`.
     Fit(nadaraya_cli::fit::FitArgs),
+    /// Evaluate the fit (cv_ls bandwidths, or `--bandwidth`) at points or over a grid, as CSV,
+    /// with standard errors and bootstrap bands.
+    Predict(nadaraya_cli::predict::PredictArgs),
     /// Write a benchmark data set (benches/statsmodels) as CSV.
     Generate(nadaraya_cli::generate::GenerateArgs),
 }
@@ -40,6 +43,10 @@ fn main() -> ExitCode {
         Command::Fit(args) => (
             "fit",
             nadaraya_cli::fit::run(args).map_err(|e| e.to_string()),
+        ),
+        Command::Predict(args) => (
+            "predict",
+            nadaraya_cli::predict::run(args).map_err(|e| e.to_string()),
         ),
         Command::Generate(args) => (
             "generate",
