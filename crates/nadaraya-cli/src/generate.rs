@@ -1,7 +1,6 @@
 //! `nadaraya generate`: the benchmark data sets of `benches/statsmodels`, regenerated exactly
 //! from a name and a seed (ChaCha8 streams, so every platform writes the same file).
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use rand::{Rng, SeedableRng};
@@ -125,11 +124,5 @@ pub fn run(args: &GenerateArgs) -> Result<(), Error> {
     let name = args.name.as_deref().unwrap_or_default();
     let (x, y, d) = samples(name, args.seed)?;
     let text = to_csv(&x, &y, d);
-    let io = |path: PathBuf, source| Error::Data(nadaraya_plot::Error::Io { path, source });
-    match &args.out {
-        Some(p) => std::fs::write(p, text).map_err(|e| io(p.clone(), e)),
-        None => std::io::stdout()
-            .write_all(text.as_bytes())
-            .map_err(|e| io("<stdout>".into(), e)),
-    }
+    crate::write_out(args.out.as_deref(), &text)
 }

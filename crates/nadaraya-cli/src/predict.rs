@@ -2,7 +2,6 @@
 //! asymptotic standard errors and bands (`--se`) and bootstrap bands (`--bootstrap`).
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::PathBuf;
 
 use nadaraya::fit as corefit;
@@ -256,11 +255,5 @@ pub fn run(args: &PredictArgs) -> Result<(), Error> {
         }
         s.push('\n');
     }
-    let io = |path: PathBuf, source| Error::Data(nadaraya_plot::Error::Io { path, source });
-    match &args.out {
-        Some(p) => std::fs::write(p, s).map_err(|e| io(p.clone(), e)),
-        None => std::io::stdout()
-            .write_all(s.as_bytes())
-            .map_err(|e| io("<stdout>".into(), e)),
-    }
+    crate::write_out(args.out.as_deref(), &s)
 }
