@@ -1,6 +1,6 @@
 //! Cross-validation objectives for Nadaraya–Watson smoothing: leave-one-out and K-fold.
 
-use crate::softmax::{Lse, diagnose, finish_or_exact};
+use crate::softmax::{Lse, TILE, diagnose, finish_or_exact};
 use crate::{Dim, Error, Kernel, Rows, simd};
 
 /// The widest response (`y.width()`) the objectives take: the running weighted sum of one query
@@ -106,8 +106,18 @@ pub(crate) fn loo_runs<K: Kernel + ?Sized>(
             let pieces = [(kb, vb), (ka.1, va.1), other];
             acc.fill(0.0);
             let mut l = Lse::EMPTY;
-            for (k, v) in pieces {
-                l.absorb(kernel, q, k, v, dv, acc)?;
+            if dv == 1 {
+                let mut a = 0.0f32;
+                for (k, v) in pieces {
+                    absorb_one_column(&mut l, &mut a, kernel, q, k, v)?;
+                }
+                if let Some(slot) = acc.first_mut() {
+                    *slot = a;
+                }
+            } else {
+                for (k, v) in pieces {
+                    l.absorb(kernel, q, k, v, dv, acc)?;
+                }
             }
             finish_or_exact(&l, kernel, q, &pieces, dv, acc)?;
             for (a, b) in acc.iter().zip(yi) {
@@ -121,6 +131,49 @@ pub(crate) fn loo_runs<K: Kernel + ?Sized>(
         return Err(Error::Empty);
     }
     Ok(total / count as f64)
+}
+
+/// Rows of scores per tile of the one-column path: 256 (1 KiB of stack) amortises the per-tile
+/// work (the scores call, the maximum, a rescale) over four times the rows of [`TILE`].
+const WIDE_TILE: usize = 4 * TILE;
+
+/// [`Lse::absorb`] for one-column values, with the exponentials, their sum and the weighted sum
+/// fused into one pass ([`simd::exp_shift_sum_dot`]) over tiles of [`WIDE_TILE`] scores: the
+/// state `(max, sum)` in `l`, the weighted sum in `acc`.
+#[inline]
+fn absorb_one_column<K: Kernel + ?Sized>(
+    l: &mut Lse,
+    acc: &mut f32,
+    kernel: &K,
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+) -> Result<(), Error> {
+    let d = q.len();
+    if d == 0 {
+        return Err(Error::ZeroDimension);
+    }
+    let mut buf = [0.0f32; WIDE_TILE];
+    let mut value_tiles = values.chunks(WIDE_TILE);
+    for kt in keys.chunks(WIDE_TILE.saturating_mul(d)) {
+        let Some(vt) = value_tiles.next() else { break };
+        let rows = (kt.len() / d).min(vt.len()).min(WIDE_TILE);
+        let Some(s) = buf.get_mut(..rows) else { break };
+        kernel.scores(q, kt, s);
+        let m = simd::max_finite(s)?;
+        if m > l.max {
+            if l.sum != 0.0 {
+                let f = simd::exp_scalar(l.max - m);
+                l.sum *= f;
+                *acc *= f;
+            }
+            l.max = m;
+        }
+        let (sum, dot) = simd::exp_shift_sum_dot(s, vt, l.max);
+        l.sum += sum;
+        *acc += dot;
+    }
+    Ok(())
 }
 
 /// Row `i` of `xs` (rows of `w`) and the rows before and after it:
