@@ -510,8 +510,11 @@ fn fit_checked<K: Kernel + ?Sized>(
 /// (`D = 1, 2, 3`, `N = 50`, interior and boundary queries, `h` from a tenth to twice the
 /// spread) the worst error measured was `1.2e-7` of the responses' largest magnitude (the
 /// tests hold it to `1e-6`); exactly linear data (`y = 3 - 2x`, `x` in `[0, 1]`, queries at and
-/// beyond both edges) are reproduced to `2.3e-8`; a leave-one-out objective is within `1e-8`
-/// relative of its reference (`cargo test -p nadaraya --lib local_linear -- --nocapture` prints
+/// beyond both edges) are reproduced to `2.3e-8`; near-collinear 2-D designs (the second
+/// coordinate the first plus uniform noise of width `ε` from `0.1` down to `5e-4`, pivots
+/// approaching [`MIN_PIVOT`]) stayed within `2.8e-7` (the worst: `ε = 1e-3`, a corner query),
+/// and at `ε = 5e-4` two of three queries are `Singular` (test `near_collinear_accuracy`); a
+/// leave-one-out objective is within `1e-8` relative of its reference (`cargo test -p nadaraya --lib local_linear -- --nocapture` prints
 /// the figures).
 ///
 /// # Cost
@@ -1407,5 +1410,44 @@ pub(crate) mod tests {
         check::<Epanechnikov>("Epanechnikov");
         check::<Tricube>("Tricube");
         check::<Uniform>("Uniform");
+    }
+
+    /// Near-collinear 2-D designs just above [`MIN_PIVOT`] (the second coordinate the first plus
+    /// noise of relative size `ε`, pivot about `ε²`): the error against the `f64` reference,
+    /// relative to the responses' magnitude, printed and bounded (the docs state it).
+    #[test]
+    fn near_collinear_accuracy() {
+        let (mut worst, mut singular) = (0.0f64, 0);
+        for eps in [1e-1f32, 1e-2, 3e-3, 1.5e-3, 1e-3, 5e-4] {
+            let mut r = lcg(51);
+            let x: Vec<f32> = (0..60)
+                .flat_map(|_| {
+                    let a = r();
+                    [a, a + eps * (r() - 0.5)]
+                })
+                .collect();
+            let y: Vec<f32> = x
+                .chunks(2)
+                .map(|p| libm::sinf(3.0 * p[0]) + 0.2 * r())
+                .collect();
+            for q in [[0.5f32, 0.5], [0.0, 0.0], [0.9, 0.95]] {
+                let w = ref_weights(0.3, &q, &x, 2);
+                let want = ref_ll(&w, &q, &x, &y, 2, 1)[0];
+                match ll(0.3, &q, &x, &y, 2, 1) {
+                    Ok(g) => {
+                        let e = (f64::from(g[0]) - want).abs();
+                        worst = worst.max(e);
+                        std::println!("eps {eps} q {q:?}: error {e:e}");
+                    }
+                    Err(e) => {
+                        assert_eq!(e, Error::Singular);
+                        assert!(eps <= 1e-3, "eps {eps}: singular");
+                        singular += 1;
+                    }
+                }
+            }
+        }
+        std::println!("near-collinear worst error {worst:e}, {singular} singular");
+        assert!(worst < 1e-6 && singular > 0, "{worst} {singular}");
     }
 }

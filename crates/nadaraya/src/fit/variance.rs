@@ -79,6 +79,11 @@ impl Estimate {
 /// 94.77 % (Nadaraya–Watson) and 95.33 % (local-linear) of the 3000 intervals (binomial standard
 /// deviation 0.4 %).
 ///
+/// With heteroscedastic noise (`σ(x) = 0.05 + 0.5x`, 400 data sets, local-linear, unit test
+/// `heteroscedastic_coverage`) one constant `σ̂²` covered 100 % at `x = 0.2` and 84.3 % at
+/// `x = 0.8`; the squared leave-one-out residuals smoothed by Nadaraya–Watson (`h = 0.1`) as
+/// [`Noise::PerSample`] covered 96.5 % and 94.3 %.
+///
 /// # Errors
 /// - as [`local_linear`](crate::fit::local_linear) for the shapes of `q`, `x`, `y`, and its
 ///   errors for the fit (`Singular` only for `Fit::LocalLinear`);
@@ -565,5 +570,76 @@ mod tests {
         for bad in [0.0, 1.0, -0.5, f64::NAN] {
             assert_eq!(band_z(bad), Err(Error::InvalidProbability));
         }
+    }
+
+    /// Heteroscedastic noise, `σ(x) = 0.05 + 0.5x`: the squared leave-one-out residuals smoothed
+    /// by Nadaraya–Watson (`h = 0.1`, [`crate::attention`]) as `Noise::PerSample` keep the band
+    /// near 95 % at both a quiet (`x = 0.2`) and a loud (`x = 0.8`) point, where one constant
+    /// `σ̂²` over-covers the first and under-covers the second.
+    #[test]
+    fn heteroscedastic_coverage() {
+        let (n, reps, h) = (400usize, 400usize, 0.02f32);
+        let truth = |x: f64| (2.0 * core::f64::consts::PI * x).sin();
+        let sd = |x: f64| 0.05 + 0.5 * x;
+        let z = band_z(0.95).unwrap();
+        let (k, ks) = (Gaussian::new(h).unwrap(), Gaussian::new(0.1).unwrap());
+        let mut r = lcg(99);
+        let mut hits = [[0usize; 2]; 2]; // [constant, per-sample][x = 0.2, 0.8]
+        for _ in 0..reps {
+            let x: Vec<f32> = (0..n).map(|_| r()).collect();
+            let y: Vec<f32> = x
+                .iter()
+                .map(|&v| (truth(f64::from(v)) + sd(f64::from(v)) * normal(&mut r)) as f32)
+                .collect();
+            let (xr, yr) = (Rows::new(&x, 1).unwrap(), Rows::new(&y, 1).unwrap());
+            let mut res = std::vec![0.0f32; n];
+            loo_residuals(
+                Fit::LocalLinear,
+                &k,
+                xr,
+                yr,
+                RowsMut::new(&mut res, 1).unwrap(),
+            )
+            .unwrap();
+            let r2: Vec<f32> = res.iter().map(|v| v * v).collect();
+            let mut s2x = std::vec![0.0f32; n];
+            crate::attention(
+                &ks,
+                xr,
+                xr,
+                Rows::new(&r2, 1).unwrap(),
+                crate::Mask::None,
+                RowsMut::new(&mut s2x, 1).unwrap(),
+            )
+            .unwrap();
+            let mut s2 = [0.0];
+            residual_variance(Fit::LocalLinear, &k, xr, yr, &mut s2).unwrap();
+            for (j, q) in [0.2f32, 0.8].into_iter().enumerate() {
+                let t = truth(f64::from(q));
+                for (m, noise) in [
+                    Noise::Constant(&s2),
+                    Noise::PerSample(Rows::new(&s2x, 1).unwrap()),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    let mut e = [Estimate::default()];
+                    standard_error(Fit::LocalLinear, &k, &[q], xr, yr, noise, &mut e).unwrap();
+                    let (lo, hi) = e[0].band(z);
+                    hits[m][j] += usize::from(f64::from(lo) <= t && t <= f64::from(hi));
+                }
+            }
+        }
+        let cov = hits.map(|h| h.map(|c| c as f64 / reps as f64));
+        std::println!(
+            "heteroscedastic 95% coverage at x = 0.2, 0.8: constant σ² {:?}, smoothed σ²(x) {:?}",
+            cov[0],
+            cov[1]
+        );
+        // Binomial sd at 400 intervals: 1.1 %.
+        for c in cov[1] {
+            assert!((0.92..=0.98).contains(&c), "smoothed: {cov:?}");
+        }
+        assert!(cov[0][0] > 0.985 && cov[0][1] < 0.93, "constant: {cov:?}");
     }
 }
