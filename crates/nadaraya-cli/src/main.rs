@@ -1,8 +1,8 @@
 //! `nadaraya`: the command line of the nadaraya crates.
 //!
-//! One subcommand so far, `plot` (the figures of `nadaraya-plot`); fitting a bandwidth (`fit`),
-//! learning projections (`learn`) and predicting from a fitted model (`predict`) are planned as
-//! further variants of [`Command`].
+//! `plot` draws the figures of `nadaraya-plot`; `fit` chooses bandwidths by cross-validation,
+//! `predict` evaluates the fit with standard errors and bootstrap bands, `generate` writes the
+//! benchmark data sets (the library `nadaraya_cli`).
 
 use std::process::ExitCode;
 
@@ -23,12 +23,35 @@ enum Command {
     /// Draw the seed's scenario figures (PNG, SVG and the plotted values as CSV) into a folder
     /// (`./nadaraya-figures` unless `--out` says otherwise).
     Plot(nadaraya_plot::cli::PlotArgs),
+    /// Choose the bandwidth(s) of a CSV file's data by least-squares leave-one-out
+    /// cross-validation; prints `bandwidth h_1 … h_D` and `cv <mean squared LOO error>`.
+    Fit(nadaraya_cli::fit::FitArgs),
+    /// Evaluate the fit (cv_ls bandwidths, or `--bandwidth`) at points or over a grid, as CSV,
+    /// with standard errors and bootstrap bands.
+    Predict(nadaraya_cli::predict::PredictArgs),
+    /// Write a benchmark data set (benches/statsmodels) as CSV.
+    Generate(nadaraya_cli::generate::GenerateArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let (name, result) = match &cli.command {
-        Command::Plot(args) => ("plot", nadaraya_plot::cli::run(args)),
+        Command::Plot(args) => (
+            "plot",
+            nadaraya_plot::cli::run(args).map_err(|e| e.to_string()),
+        ),
+        Command::Fit(args) => (
+            "fit",
+            nadaraya_cli::fit::run(args).map_err(|e| e.to_string()),
+        ),
+        Command::Predict(args) => (
+            "predict",
+            nadaraya_cli::predict::run(args).map_err(|e| e.to_string()),
+        ),
+        Command::Generate(args) => (
+            "generate",
+            nadaraya_cli::generate::run(args).map_err(|e| e.to_string()),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -139,7 +139,7 @@ fn every_message_names_the_flag_typed_and_what_is_wrong() {
         ),
         (
             &["--only", "default", "--x-q", "1e30"][..],
-            "scenario `default` (--h 0.5, --tau 1, --x-q 1e30): nadaraya: a kernel score",
+            "scenario `default` (--h 0.5, --tau 1, --x-q 1e30): nadaraya: no sample in the kernel",
         ),
     ] {
         let e = stderr_of(args);

@@ -275,6 +275,212 @@ impl Dataset {
     }
 }
 
+/// A table of numbers read from CSV: `D ≥ 1` input columns `x_1 … x_D` and, last, the response
+/// `y`, one sample a line; what `nadaraya fit` and `nadaraya predict` read (see [`TABLE_RULES`]).
+///
+/// # Examples
+/// ```
+/// use nadaraya_plot::Table;
+/// let t = Table::from_csv_str("t", "a,b,y\n0,1,2\n3,4,5\n", 2)?;
+/// assert_eq!((t.len(), t.dims()), (2, 2));
+/// assert_eq!((t.x(), t.y()), (&[0.0, 1.0, 3.0, 4.0][..], &[2.0, 5.0][..]));
+/// assert_eq!(t.header(), Some(&["a".to_owned(), "b".to_owned(), "y".to_owned()][..]));
+/// let e = Table::from_csv_str("t", "0,1,2\n3,x,5\n", 2).unwrap_err().to_string();
+/// assert!(e.contains("line 2, column 2 (x_2): `x` is not a number"), "{e}");
+/// # Ok::<(), nadaraya_plot::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Table {
+    name: String,
+    header: Option<Vec<String>>,
+    dims: usize,
+    rows: usize,
+    x: Vec<f32>,
+    y: Vec<f32>,
+}
+
+impl Table {
+    /// A table from CSV text whose last column is `y` and whose other columns are `x_1 … x_D`;
+    /// at least `min_rows` samples (see [`TABLE_RULES`]). Fields are split by the
+    /// [`csv`](https://docs.rs/csv) crate one line at a time, so that every message names the
+    /// line as the file numbers it. The byte-order mark, blank lines, `#` comments and the
+    /// header rule are those of [`Dataset::from_csv_str`]: the first line is a header exactly
+    /// when none of its fields is empty or number-like.
+    ///
+    /// # Errors
+    /// [`Error::Data`] naming the line and the column of the first cell that is empty, not a
+    /// number, NaN or infinite, or beyond `±f32::MAX`; a line with another number of fields than
+    /// the first (naming the line and both counts); a first line of one field (there is no `x`);
+    /// fewer than `min_rows` samples.
+    pub fn from_csv_str(name: &str, text: &str, min_rows: usize) -> Result<Self, Error> {
+        Self::read(name, text, min_rows, true)
+    }
+
+    /// Points without a response: every column is an input `x_1 … x_D` (`y()` is empty). The
+    /// rules and messages are those of [`from_csv_str`](Self::from_csv_str), a single column
+    /// allowed, at least one point.
+    ///
+    /// # Errors
+    /// As [`from_csv_str`](Self::from_csv_str).
+    ///
+    /// # Examples
+    /// ```
+    /// use nadaraya_plot::Table;
+    /// let t = Table::points_from_csv_str("q", "0.5\n1.5\n")?;
+    /// assert_eq!((t.len(), t.dims(), t.x()), (2, 1, &[0.5, 1.5][..]));
+    /// # Ok::<(), nadaraya_plot::Error>(())
+    /// ```
+    pub fn points_from_csv_str(name: &str, text: &str) -> Result<Self, Error> {
+        Self::read(name, text, 1, false)
+    }
+
+    /// Points from a CSV file (see [`points_from_csv_str`](Self::points_from_csv_str)).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the file cannot be read, otherwise as
+    /// [`points_from_csv_str`](Self::points_from_csv_str).
+    pub fn points_from_csv_file(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::points_from_csv_str(&path.display().to_string(), &text)
+    }
+
+    fn read(name: &str, text: &str, min_rows: usize, response: bool) -> Result<Self, Error> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut header = None;
+        let mut width = None;
+        let mut rows = 0usize;
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let at_line = |why: String| Error::Data(format!("{name}, line {}{why}", n + 1));
+            let fields = split_fields(line).map_err(at_line)?;
+            let w = match width {
+                Some(w) => w,
+                None => {
+                    let w = fields.len();
+                    if response && w < 2 {
+                        return Err(at_line(format!(
+                            ": one field (`{line}`), but a line needs the x columns and then y, \
+                             separated by commas"
+                        )));
+                    }
+                    width = Some(w);
+                    if is_header(&fields) {
+                        header = Some(fields);
+                        continue;
+                    }
+                    w
+                }
+            };
+            if fields.len() != w {
+                return Err(at_line(format!(
+                    ": {} field{} where the first line has {w} (`{line}`)",
+                    fields.len(),
+                    if fields.len() == 1 { "" } else { "s" }
+                )));
+            }
+            for (i, f) in fields.iter().enumerate() {
+                let last = response && i + 1 == w;
+                let axis = if last {
+                    "y".to_owned()
+                } else {
+                    format!("x_{}", i + 1)
+                };
+                let v = parse_field(f, i + 1, &axis).map_err(at_line)?;
+                if last { y.push(v) } else { x.push(v) }
+            }
+            rows += 1;
+        }
+        if rows < min_rows.max(1) {
+            return Err(Error::Data(format!(
+                "{name}: {rows} {}{}, at least {} needed",
+                if response { "sample" } else { "point" },
+                if rows == 1 { "" } else { "s" },
+                min_rows.max(1)
+            )));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            header,
+            dims: width.unwrap_or(2) - usize::from(response),
+            rows,
+            x,
+            y,
+        })
+    }
+
+    /// A table from a CSV file (see [`from_csv_str`](Self::from_csv_str)).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the file cannot be read (or is not UTF-8), otherwise as
+    /// [`from_csv_str`](Self::from_csv_str).
+    pub fn from_csv_file(path: &Path, min_rows: usize) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_csv_str(&path.display().to_string(), &text, min_rows)
+    }
+
+    /// The name (the file path).
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The header line's fields, if the first line was one.
+    #[must_use]
+    pub fn header(&self) -> Option<&[String]> {
+        self.header.as_deref()
+    }
+
+    /// The number of input columns `D`.
+    #[must_use]
+    pub fn dims(&self) -> usize {
+        self.dims
+    }
+
+    /// The number of samples (rows).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// Never true: a table holds at least one row.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// The inputs, `len() × dims()` row-major.
+    #[must_use]
+    pub fn x(&self) -> &[f32] {
+        &self.x
+    }
+
+    /// The responses `y_i` (empty for points read without a response).
+    #[must_use]
+    pub fn y(&self) -> &[f32] {
+        &self.y
+    }
+}
+
+/// The rules [`Table::from_csv_str`] reads a CSV file by, as `nadaraya fit --help` states them.
+pub const TABLE_RULES: &str = "The CSV file holds one sample a line: the inputs x_1 … x_D and, \
+last, the response y, separated by commas (a field may be enclosed in double quotes). A UTF-8 \
+byte-order mark is removed; blank lines and lines starting with `#` are skipped. The first other \
+line is a header exactly when none of its fields is empty or number-like (an optional sign, then \
+a digit or `.`, or a spelling of NaN or infinity). Every data line must have as many fields as \
+the first line, each a finite number within the f32 range (rounded to the nearest f32); anything \
+else (NaN, infinity, 1e39, a missing or extra field, a word) is an error naming the line and \
+column. At least two samples are needed.";
+
 /// The rules [`Dataset::from_csv_str`] reads a CSV file by, as `--help` and the README state
 /// them.
 pub const CSV_RULES: &str = "A CSV file holds one `x,y` pair a line, separated by a comma (a field \

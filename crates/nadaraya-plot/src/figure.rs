@@ -268,6 +268,17 @@ pub enum Source {
         /// The dimension of queries and keys.
         d: usize,
     },
+    /// The leave-one-out cross-validation score of Gaussian Nadaraya–Watson smoothing against
+    /// the bandwidth: point `j` is `(h_j, nadaraya::fit::loo_cv(Gaussian h_j))`, the mean over
+    /// samples of `(y_i − ŷ_{−i}(x_i))²`.
+    Cv {
+        /// Key rows (sample locations), `N×d` row-major.
+        keys: Vec<f32>,
+        /// The responses, `N` of them.
+        values: Vec<f32>,
+        /// The dimension of the keys.
+        d: usize,
+    },
     /// A guide line `c/√x`: point `j` is `(x_j, c/√x_j)`.
     InverseSqrt {
         /// The constant.
@@ -435,6 +446,32 @@ impl Series {
                 values,
                 d,
             },
+        })
+    }
+
+    /// The leave-one-out CV score ([`nadaraya::fit::loo_cv`]) of Gaussian smoothing of the
+    /// samples at every bandwidth of `hs`.
+    ///
+    /// # Errors
+    /// [`Error::Core`] from the objective or for an invalid bandwidth.
+    pub fn cv(
+        label: String,
+        mark: Mark,
+        color: usize,
+        hs: &[f32],
+        (keys, values, d): (Vec<f32>, Vec<f32>, usize),
+    ) -> Result<Self, Error> {
+        let (x, y) = (Rows::new(&keys, d)?, Rows::new(&values, 1)?);
+        let points = hs
+            .iter()
+            .map(|&h| Ok((h, nadaraya::fit::loo_cv(&Gaussian::new(h)?, x, y)? as f32)))
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok(Self {
+            label,
+            mark,
+            color,
+            points,
+            source: Source::Cv { keys, values, d },
         })
     }
 

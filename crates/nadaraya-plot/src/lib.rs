@@ -33,7 +33,7 @@ mod error;
 mod figure;
 pub mod scenarios;
 
-pub use data::{BUILTIN, CSV_RULES, Column, Columns, Dataset};
+pub use data::{BUILTIN, CSV_RULES, Column, Columns, Dataset, TABLE_RULES, Table};
 pub use error::Error;
 pub use figure::{Figure, KernelSpec, Mark, Panel, SAMPLING, Series, Source, median, rms_diff};
 pub use scenarios::Params;

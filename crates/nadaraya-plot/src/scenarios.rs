@@ -32,6 +32,7 @@ pub const NAMES: &[&str] = &[
     "sign",
     "bandwidth-temperature",
     "random-features",
+    "bandwidth-selection",
 ];
 
 /// The feature counts `m` whose predictions the `random-features` scenario draws.
@@ -108,6 +109,7 @@ fn flags(name: &str, p: &Params) -> String {
         "small-h" => vec![h, format!("--small-h {}", Short(p.small_h))],
         "small-tau" => vec![tau, format!("--small-tau {}", Short(p.small_tau)), x_q],
         "clustered" | "bandwidth-temperature" => vec![h, x_q],
+        "bandwidth-selection" => vec![format!("--data {}", p.data.name())],
         _ => {
             let m: Vec<String> = p.features.iter().map(usize::to_string).collect();
             vec![
@@ -191,6 +193,14 @@ impl Params {
                 h()?;
                 x_q()
             }
+            // Uses no flag's value: the bandwidth is chosen from the data, which leave-one-out
+            // needs two samples of.
+            "bandwidth-selection" if self.data.x().len() < 2 => Err(Error::Option(format!(
+                "`--data {}`: the bandwidth-selection scenario leaves one sample out, so it needs \
+                 at least two (name the others with `--only`)",
+                self.data.name()
+            ))),
+            "bandwidth-selection" => Ok(()),
             "bandwidth-temperature" => {
                 h()?;
                 let t = (f64::from(self.h) * f64::from(self.h)) as f32;
@@ -286,6 +296,7 @@ fn compute(name: &str, p: &Params) -> Result<Figure, Error> {
         "sign" => sign(p),
         "bandwidth-temperature" => bandwidth_temperature(p),
         "random-features" => random_features(p),
+        "bandwidth-selection" => bandwidth_selection(p),
         _ => Err(Error::Option(format!(
             "`--only {name}`: no such scenario (scenarios: {})",
             NAMES.join(", ")
@@ -847,4 +858,103 @@ mod tests {
             assert_eq!(check_temperature("--tau", t, "τ = ").is_ok(), ok, "τ = {t}");
         }
     }
+}
+
+/// How far the `bandwidth-selection` figure's under- and over-smoothed fits are from the chosen
+/// bandwidth: `h/4` and `4h`.
+pub const SMOOTHING_FACTOR: f32 = 4.0;
+/// The `bandwidth-selection` figure's CV curve spans the chosen `h` times `1/30 … 30`, at this
+/// many points evenly spaced in `ln h`.
+pub const CV_POINTS: usize = 61;
+
+/// The CV curve against `h` with the bandwidth that `nadaraya::fit::select_bandwidth` chooses
+/// marked, and the fit at it beside an under- and an over-smoothed fit.
+fn bandwidth_selection(p: &Params) -> Result<Figure, Error> {
+    use nadaraya::fit::{Search, select_bandwidth};
+    let d = &p.data;
+    let (x, y) = (
+        nadaraya::Rows::new(d.x(), 1)?,
+        nadaraya::Rows::new(d.y(), 1)?,
+    );
+    let (_, sel) = select_bandwidth::<Gaussian>(x, y, &Search::default())?;
+    let h = sel.bandwidth;
+    let samples = || (d.x().to_vec(), d.y().to_vec(), 1);
+    let hs: Vec<f32> = (0..CV_POINTS)
+        .map(|k| {
+            let t = -1.0 + 2.0 * k as f64 / (CV_POINTS - 1) as f64;
+            (f64::from(h) * 30f64.powf(t)) as f32
+        })
+        .collect();
+    let curve_cv = Series::cv("CV(h)".into(), Mark::Line, BLUE, &hs, samples())?;
+    let chosen = Series::cv(
+        format!("chosen h={} (cv_ls)", Short(h)),
+        Mark::Points,
+        RED,
+        &[h],
+        samples(),
+    )?;
+    let (lo, hi) = min_max(&curve_cv.points.iter().map(|p| p.1).collect::<Vec<_>>());
+    // Logarithmic axes unless some score is 0 (data the smoother fits exactly), which a
+    // logarithmic axis cannot show.
+    let log_log = lo > 0.0 && lo.is_finite() && hi.is_finite();
+    let cv_panel = Panel {
+        id: "cv".into(),
+        x_label: "bandwidth h".into(),
+        y_label: "leave-one-out CV".into(),
+        x_range: (hs[0], hs[CV_POINTS - 1]),
+        y_range: log_log.then_some((lo / 1.2, hi * 1.2)),
+        queries: Vec::new(),
+        shade: None,
+        log_log,
+        series: vec![curve_cv, chosen],
+    };
+    let r = view(d.x(), &[]);
+    let under = KernelSpec::Gaussian {
+        h: h / SMOOTHING_FACTOR,
+    };
+    let best = KernelSpec::Gaussian { h };
+    let over = KernelSpec::Gaussian {
+        h: h * SMOOTHING_FACTOR,
+    };
+    Ok(Figure {
+        name: "bandwidth-selection".into(),
+        title: format!(
+            "Bandwidth chosen by leave-one-out cross-validation: h={}",
+            Short(h)
+        ),
+        panels: vec![
+            cv_panel,
+            prediction_panel(
+                r,
+                Vec::new(),
+                vec![
+                    Series::data("data (x_i, y_i)", d.x(), d.y()),
+                    curve(
+                        under,
+                        format!("under-smoothed, h/4={}", Short(h / SMOOTHING_FACTOR)),
+                        Mark::Line,
+                        ORANGE,
+                        d,
+                        r,
+                    )?,
+                    curve(
+                        best,
+                        format!("chosen, h={}", Short(h)),
+                        Mark::Line,
+                        RED,
+                        d,
+                        r,
+                    )?,
+                    curve(
+                        over,
+                        format!("over-smoothed, 4h={}", Short(h * SMOOTHING_FACTOR)),
+                        Mark::Line,
+                        GREEN,
+                        d,
+                        r,
+                    )?,
+                ],
+            ),
+        ],
+    })
 }

@@ -224,6 +224,20 @@ fn every_plotted_value_matches_the_f64_reference() {
                             checked += 1;
                         }
                     }
+                    Source::Cv { keys, values, d } => {
+                        assert_eq!(*d, 1);
+                        let (x, y) = (widen(keys), widen(values));
+                        for &(h, v) in &s.points {
+                            let want = loo_cv_f64(&x, &y, f64::from(h));
+                            assert!(
+                                (f64::from(v) - want).abs() <= 1e-5 * want,
+                                "{} / {} at h={h}: {v} vs reference {want}",
+                                fig.name,
+                                s.label
+                            );
+                            checked += 1;
+                        }
+                    }
                     Source::InverseSqrt { c } => {
                         for &(x, v) in &s.points {
                             let want = f64::from(*c) / f64::from(x).sqrt();
@@ -329,6 +343,59 @@ fn rf_reference(
 }
 
 /// Values of a series sorted by x.
+/// Leave-one-out CV of 1-D Gaussian Nadaraya–Watson smoothing, plainly in f64 (weights relative
+/// to the largest score of the other samples).
+fn loo_cv_f64(x: &[f64], y: &[f64], h: f64) -> f64 {
+    let n = x.len();
+    let mut sum = 0.0;
+    for i in 0..n {
+        let s: Vec<f64> = x
+            .iter()
+            .map(|&xj| -(x[i] - xj).powi(2) / (2.0 * h * h))
+            .collect();
+        let m = (0..n)
+            .filter(|&j| j != i)
+            .map(|j| s[j])
+            .fold(f64::NEG_INFINITY, f64::max);
+        let (mut w, mut wy) = (0.0, 0.0);
+        for j in (0..n).filter(|&j| j != i) {
+            let e = (s[j] - m).exp();
+            w += e;
+            wy += e * y[j];
+        }
+        sum += (y[i] - wy / w).powi(2);
+    }
+    sum / n as f64
+}
+
+#[test]
+fn the_chosen_bandwidth_is_the_curves_minimum_and_the_fits_bracket_it() {
+    let fig = scenarios::figure("bandwidth-selection", &Params::default()).unwrap();
+    let curve = &fig.panels[0].series[0].points;
+    let (h, cv) = fig.panels[0].series[1].points[0];
+    // No bandwidth of the plotted curve (h/30 … 30h) nor of a fine f64 grid does better.
+    assert!(
+        curve.iter().all(|&(_, c)| cv <= c * (1.0 + 1e-6)),
+        "{cv} {curve:?}"
+    );
+    let data = Params::default().data;
+    let (x, y) = (widen(data.x()), widen(data.y()));
+    let best = (0..2000)
+        .map(|k| 1e-2 * 1e4f64.powf(k as f64 / 1999.0))
+        .map(|g| loo_cv_f64(&x, &y, g))
+        .fold(f64::INFINITY, f64::min);
+    assert!(f64::from(cv) <= best * (1.0 + 1e-5), "{cv} vs grid {best}");
+    let labels: Vec<&str> = fig.panels[1]
+        .series
+        .iter()
+        .map(|s| s.label.as_str())
+        .collect();
+    assert_eq!(labels[1], format!("under-smoothed, h/4={}", h / 4.0));
+    assert_eq!(labels[2], format!("chosen, h={h}"));
+    assert_eq!(labels[3], format!("over-smoothed, 4h={}", h * 4.0));
+    assert!(fig.title.ends_with(&format!("h={h}")));
+}
+
 fn by_x(s: &Series) -> Vec<(f32, f32)> {
     let mut p = s.points.clone();
     p.sort_by(|a, b| a.0.total_cmp(&b.0));

@@ -171,7 +171,18 @@ fn estimates_far_outside_the_axis_are_drawn_without_overflow() {
             data: Dataset::new("one", vec![5.0], vec![y]).unwrap(),
             ..Params::default()
         };
-        for fig in scenarios::all(&p).unwrap() {
+        // Leave-one-out needs two samples: that scenario says so, the others draw.
+        let e = scenarios::all(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("bandwidth-selection scenario leaves one sample out"),
+            "{e}"
+        );
+        let others: Vec<&str> = scenarios::NAMES
+            .iter()
+            .copied()
+            .filter(|n| *n != "bandwidth-selection")
+            .collect();
+        for fig in scenarios::figures(&others, &p).unwrap() {
             let (w, h) = draw::size(&fig);
             let mut buf = vec![0u8; (w * h * 3) as usize];
             draw::draw(
@@ -181,4 +192,25 @@ fn estimates_far_outside_the_axis_are_drawn_without_overflow() {
             .unwrap();
         }
     }
+}
+
+#[test]
+fn a_cv_curve_of_zeros_is_drawn_on_linear_axes_and_finishes() {
+    use plotters::prelude::*;
+    // Constant responses: every leave-one-out residual is 0, which a logarithmic axis cannot
+    // show (drawing one once never ended).
+    let p = Params {
+        data: Dataset::new("flat", vec![0.0, 1.0, 2.0], vec![0.5; 3]).unwrap(),
+        ..Params::default()
+    };
+    let fig = scenarios::figure("bandwidth-selection", &p).unwrap();
+    assert!(!fig.panels[0].log_log);
+    assert!(fig.panels[0].series[0].points.iter().all(|&(_, c)| c == 0.0));
+    let (w, h) = draw::size(&fig);
+    let mut buf = vec![0u8; (w * h * 3) as usize];
+    draw::draw(
+        &fig,
+        &BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area(),
+    )
+    .unwrap();
 }

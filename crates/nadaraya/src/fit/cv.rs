@@ -160,7 +160,12 @@ fn absorb_one_column<K: Kernel + ?Sized>(
         let rows = (kt.len() / d).min(vt.len()).min(WIDE_TILE);
         let Some(s) = buf.get_mut(..rows) else { break };
         kernel.scores(q, kt, s);
-        let m = simd::max_finite(s)?;
+        // Merge fix (fit-cv's fused path on fit-compact's scores): a tile whose every score is
+        // -inf has no weight and is skipped; NaN and +inf stay ScoreOverflow.
+        let (m, _) = simd::max_score(s)?;
+        if m == f32::NEG_INFINITY {
+            continue;
+        }
         if m > l.max {
             if l.sum != 0.0 {
                 let f = simd::exp_scalar(l.max - m);
