@@ -104,6 +104,16 @@ impl Lse {
         Ok(())
     }
 
+    /// `max + ln(sum)`: the log-sum-exp of the scores absorbed (`-inf` when none were).
+    #[inline]
+    pub(crate) fn log_sum_exp(&self) -> f32 {
+        if self.sum == 0.0 {
+            f32::NEG_INFINITY
+        } else {
+            self.max + libm::logf(self.sum)
+        }
+    }
+
     /// `acc / sum`, or [`Error::Empty`] when nothing was absorbed, or [`Error::Overflow`] when
     /// the accumulator is not finite (a partial sum of huge values overflowed, or a non-finite
     /// value the caller did not check: it poisons the sum even at weight 0, as `0 · inf = NaN`).
