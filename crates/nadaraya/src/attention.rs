@@ -155,6 +155,23 @@ pub fn attention<K: Kernel + ?Sized>(
     out: RowsMut<'_>,
 ) -> Result<(), Error> {
     let shape = check_shapes(q, keys, values, mask, out.as_rows())?;
+    smooth_checked(kernel, shape, q, keys, values, mask, out, &mut [])
+}
+
+/// [`attention`] after its shape check, writing each query's log-sum-exp to `lse` where it has
+/// that entry (see [`smooth_blocks`]).
+#[inline]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn smooth_checked<K: Kernel + ?Sized>(
+    kernel: &K,
+    shape: Shape,
+    q: Rows<'_>,
+    keys: Rows<'_>,
+    values: Rows<'_>,
+    mask: Mask,
+    out: RowsMut<'_>,
+    lse: &mut [f32],
+) -> Result<(), Error> {
     // `max(1)`: a no-op on the non-zero widths, but the no-panic proof sees the divisor is not 0.
     let (d, dv) = (shape.d.get().max(1), shape.dv.get().max(1));
     let (q, keys, values, out) = (
@@ -179,7 +196,7 @@ pub fn attention<K: Kernel + ?Sized>(
             _ => Ok(()),
         };
     }
-    smooth_blocks(kernel, q, keys, values, d, dv, out, causal)
+    smooth_blocks(kernel, q, keys, values, d, dv, out, causal, lse)
         .map_err(|e| diagnose(e, &[q, keys, values]))
 }
 
@@ -293,6 +310,8 @@ const QUERY_BLOCK: usize = 4;
 /// `causal` (shapes already checked, `M ≤ N` when causal), [`QUERY_BLOCK`] queries at a time.
 ///
 /// Returns the error of the first query (in row order) that fails, as one query at a time would.
+/// Row `t`'s log-sum-exp of scores goes to `lse[t]` where `lse` has that entry (the backward
+/// pass's saved state, [`crate::attention_lse`]; empty for plain attention).
 #[inline]
 #[allow(clippy::too_many_arguments)]
 fn smooth_blocks<K: Kernel + ?Sized>(
@@ -304,6 +323,7 @@ fn smooth_blocks<K: Kernel + ?Sized>(
     dv: usize,
     out: &mut [f32],
     causal: bool,
+    lse: &mut [f32],
 ) -> Result<(), Error> {
     let (m, n) = (q.len() / d, keys.len() / d);
     // Exactly the query rows of `out`: rows past them are the caller's and stay untouched.
@@ -367,6 +387,9 @@ fn smooth_blocks<K: Kernel + ?Sized>(
                 return Err(shape(Dim::ValueRows, n, values.len()));
             };
             finish_or_exact(l, kernel, qr, &[(kt, vt)], dv, o)?;
+            if let Some(x) = lse.get_mut(first.saturating_add(i)) {
+                *x = l.log_sum_exp();
+            }
         }
         first = first.saturating_add(QUERY_BLOCK);
     }

@@ -147,6 +147,19 @@ pub enum Dim {
     /// a row, the width between rows; `found`: its stride, 0 if negative). Only with the
     /// `ndarray` feature.
     Stride,
+    /// The log-sum-exp slice of [`attention_lse`](crate::attention_lse) or
+    /// [`attention_backward`](crate::attention_backward) has not one entry per query
+    /// (`expected`: the query rows, `found`: its length).
+    Lse,
+    /// A gradient operand of [`attention_backward`](crate::attention_backward) (`d_out`, `d_q`,
+    /// `d_keys`, `d_values`, checked in that order) has a different number of rows than the
+    /// operand it belongs to (`expected`: the rows of the output, queries, keys or values).
+    GradientRows,
+    /// A gradient operand of [`attention_backward`](crate::attention_backward) (in the order of
+    /// [`GradientRows`](Self::GradientRows)) has a different width than the operand it belongs
+    /// to (`expected`: the value width for `d_out` and `d_values`, the key width for `d_q` and
+    /// `d_keys`).
+    GradientWidth,
 }
 
 impl fmt::Display for Dim {
@@ -161,6 +174,9 @@ impl fmt::Display for Dim {
             Self::CausalQueries => "the causal query rows (expected: at most)",
             Self::Batch => "a batched operand (expected: the batch size, found: its rows)",
             Self::Stride => "a view's stride (not row-major: expected, found in elements)",
+            Self::Lse => "the log-sum-exp slice (expected: one entry per query)",
+            Self::GradientRows => "the rows of a gradient operand",
+            Self::GradientWidth => "the width of a gradient operand",
         })
     }
 }

@@ -6,6 +6,7 @@
 extern crate std;
 
 mod attention;
+mod backward;
 mod compact;
 mod error;
 pub mod fit;
@@ -25,6 +26,7 @@ mod softmax;
 mod testing;
 
 pub use attention::{attention, attention_batch, attention_shape, weights, weights_shape};
+pub use backward::{Gradients, KernelGrad, ScoreGrad, Upstream, attention_backward, attention_lse};
 pub use compact::{Epanechnikov, Tricube, Uniform};
 pub use error::{Dim, Error};
 pub use kernel::{Gaussian, Kernel, SoftmaxDot};

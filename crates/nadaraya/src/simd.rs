@@ -13,7 +13,7 @@ pub(crate) const LANES: usize = 8;
 /// True where `wide` has float SIMD (x86 SSE2 and up, aarch64 NEON, wasm simd128). Elsewhere —
 /// Cortex-M — its lanes are emulated one float at a time, and plain scalar loops over the same
 /// arithmetic cost fewer instructions (measured by `scripts/firmware-cost`).
-const SIMD: bool = cfg!(any(
+pub(crate) const SIMD: bool = cfg!(any(
     target_feature = "sse2",
     all(target_arch = "aarch64", target_feature = "neon"),
     target_feature = "simd128"

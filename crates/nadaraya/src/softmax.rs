@@ -117,6 +117,16 @@ impl Lse {
         Ok(())
     }
 
+    /// `max + ln(sum)`: the log-sum-exp of the scores absorbed (`-inf` when none were).
+    #[inline]
+    pub(crate) fn log_sum_exp(&self) -> f32 {
+        if self.sum == 0.0 {
+            f32::NEG_INFINITY
+        } else {
+            self.max + libm::logf(self.sum)
+        }
+    }
+
     /// `acc / sum`, or [`Error::NoSupport`] when no absorbed score had weight (every one was
     /// `-inf`; the callers never finish a state that absorbed no rows at all), or
     /// [`Error::Overflow`] when the accumulator is not finite (a partial sum of huge values
