@@ -8,6 +8,7 @@ extern crate std;
 mod attention;
 mod error;
 pub mod fit;
+pub mod fixed;
 #[cfg(any(feature = "ndarray", feature = "nalgebra"))]
 mod interop;
 mod kernel;
