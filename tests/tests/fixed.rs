@@ -4,6 +4,7 @@
 use nadaraya::fixed::{self, Q15Kernel};
 use nadaraya::{Dim, Error, Gaussian, SoftmaxDot};
 use nadaraya_tests::Rng;
+use nadaraya_tests::reference::{self, RefKernel};
 
 /// The documented bound: three Q15 steps.
 const TOL: f64 = 3.0 / 32768.0;
@@ -12,36 +13,16 @@ fn deq(x: i16) -> f64 {
     f64::from(x) / 32768.0
 }
 
-/// Nadaraya–Watson in f64 on the dequantised inputs: max-shifted weights, one query.
+/// Nadaraya–Watson in f64 on the dequantised inputs (the workspace's reference), one query.
 fn reference(gaussian: bool, param: f64, q: &[i16], keys: &[i16], values: &[i16]) -> Vec<f64> {
-    let (d, dv) = (q.len(), values.len() / (keys.len() / q.len()));
-    let scores: Vec<f64> = keys
-        .chunks_exact(d)
-        .map(|k| {
-            if gaussian {
-                let d2: f64 = q
-                    .iter()
-                    .zip(k)
-                    .map(|(a, b)| (deq(*a) - deq(*b)).powi(2))
-                    .sum();
-                -d2 / (2.0 * param * param)
-            } else {
-                q.iter().zip(k).map(|(a, b)| deq(*a) * deq(*b)).sum::<f64>() / param
-            }
-        })
-        .collect();
-    let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let w: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
-    let den: f64 = w.iter().sum();
-    (0..dv)
-        .map(|j| {
-            w.iter()
-                .zip(values.chunks_exact(dv))
-                .map(|(w, v)| w * deq(v[j]))
-                .sum::<f64>()
-                / den
-        })
-        .collect()
+    let dv = values.len() / (keys.len() / q.len());
+    let deq_all = |xs: &[i16]| -> Vec<f64> { xs.iter().map(|&x| deq(x)).collect() };
+    let k = if gaussian {
+        RefKernel::Gaussian { h: param }
+    } else {
+        RefKernel::SoftmaxDot { tau: param }
+    };
+    reference::smooth(k, &deq_all(q), &deq_all(keys), &deq_all(values), dv)
 }
 
 fn random_i16(rng: &mut Rng, spread: f32) -> i16 {
