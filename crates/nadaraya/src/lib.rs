@@ -10,6 +10,7 @@ mod backward;
 mod compact;
 mod error;
 pub mod fit;
+pub mod fixed;
 #[cfg(any(feature = "ndarray", feature = "nalgebra"))]
 mod interop;
 mod kernel;

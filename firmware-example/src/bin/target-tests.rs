@@ -16,6 +16,8 @@ mod golden;
 use golden::{ATTENTION, AttCase, EXP, MHA, MHA_CAUSAL, MhaCase, WINDOW};
 #[path = "../core_flat.rs"]
 mod core_flat;
+#[path = "../fixed_tests.rs"]
+mod fixed_tests;
 use core_flat::{attention, causal_attention, scalar, weights};
 use nadaraya::{
     Dim, Error, Gaussian, Kernel, Mask, MhaScratch, MhaWeights, MultiHeadAttention, OnlineSoftmax,
@@ -562,6 +564,7 @@ fn main() -> ! {
     h.run("errors", "attention", attention_errors);
     h.run("errors", "online softmax", online_errors);
     h.run("errors", "multi-head", mha_errors);
+    fixed_tests::run(|name, f| h.run("fixed::attention", name, f));
     defmt::println!("{} passed, {} failed", h.passed, h.failed);
     common::exit(h.failed == 0)
 }
