@@ -454,6 +454,59 @@ pub(crate) fn row_scores<const GAUSS: bool>(q: &[f32], keys: &[f32], scale: f32,
     }
 }
 
+/// Scores of the rows of `keys` (row length `q.len()`) with one scale per column:
+/// `Σ_j scale_j (q_j − k_j)²` (the product Gaussian, `scale_j = −1/(2h_j²)`), eight rows at a
+/// time with one lane per row; a last block of fewer rows is padded with zero rows, so every
+/// row is computed by the same lane arithmetic wherever it falls.
+#[inline]
+pub(crate) fn diagonal_scores(q: &[f32], keys: &[f32], scale: &[f32], out: &mut [f32]) {
+    let d = q.len().min(scale.len());
+    if d == 0 {
+        out.fill(0.0);
+        return;
+    }
+    if !SIMD {
+        for (o, k) in out.iter_mut().zip(keys.chunks_exact(q.len())) {
+            let mut s = 0.0f32;
+            for ((a, b), c) in q.iter().zip(k).zip(scale) {
+                let t = a - b;
+                s += t * t * c;
+            }
+            *o = s;
+        }
+        return;
+    }
+    let w = q.len();
+    let lanes = |block: &[f32]| {
+        let mut acc = f32x8::ZERO;
+        for (j, (&qj, &cj)) in q.iter().zip(scale).enumerate() {
+            let k = f32x8::new(core::array::from_fn(|l| {
+                block.get(l * w + j).copied().unwrap_or(0.0)
+            }));
+            let t = f32x8::splat(qj) - k;
+            acc = (t * t).mul_add(f32x8::splat(cj), acc);
+        }
+        acc.to_array()
+    };
+    let n = (keys.len() / w).min(out.len());
+    let (Some(out), Some(keys)) = (out.get_mut(..n), keys.get(..n * w)) else {
+        return;
+    };
+    let mut blocks = keys.chunks_exact(LANES * w);
+    let mut outs = out.chunks_exact_mut(LANES);
+    for (b, o) in (&mut blocks).zip(&mut outs) {
+        for (o, v) in o.iter_mut().zip(lanes(b)) {
+            *o = v;
+        }
+    }
+    let rest = blocks.remainder();
+    if !rest.is_empty() {
+        for (o, v) in outs.into_remainder().iter_mut().zip(lanes(rest)) {
+            *o = v;
+        }
+    }
+}
+
 /// `acc[j] += Σ_i p_i · values[i·dv + j]` over the rows present in both `p` and `values`.
 #[inline]
 pub(crate) fn weighted_sum_into(p: &[f32], values: &[f32], dv: usize, acc: &mut [f32]) {
