@@ -123,7 +123,8 @@ pub fn attention_shape(
 /// # Errors
 /// - the shape errors of [`attention_shape`], in its order;
 /// - [`Error::NonFinite`] if any input is NaN or infinite;
-/// - [`Error::ScoreOverflow`] if a score is not finite in `f32`;
+/// - [`Error::ScoreOverflow`] if a score is NaN or `+inf` (a score of `-inf` is weight 0);
+/// - [`Error::NoSupport`] if every score of a query (over the keys it sees) is `-inf`;
 /// - [`Error::Overflow`] if an output row, the weighted average computed from the `f32` scores,
 ///   has a component beyond `±f32::MAX`: a convex combination of finite values, so only for
 ///   values within rounding of `±f32::MAX`. Never because a partial sum overflowed: that row is
@@ -381,8 +382,10 @@ fn smooth_blocks<K: Kernel + ?Sized>(
 /// - [`Error::Shape`] with [`Dim::OutputWidth`] if `out`'s width is not `N`;
 /// - [`Error::Shape`] with [`Dim::OutputRows`] if `out` has not one row per query;
 /// - [`Error::NonFinite`] if any input is NaN or infinite;
-/// - [`Error::ScoreOverflow`] if a score is not finite in `f32`.
+/// - [`Error::ScoreOverflow`] if a score is NaN or `+inf`;
+/// - [`Error::NoSupport`] if every score of a query is `-inf`.
 ///
+/// A score of `-inf` (outside a compact kernel's support) gives a weight of exactly `0.0`.
 /// On error `out` may hold partial results (never after a shape error).
 ///
 /// # Examples
@@ -425,7 +428,12 @@ pub(crate) fn weights_row<K: Kernel + ?Sized>(
     {
         kernel.scores(q, kt, s);
     }
-    normalise_scores(out).map_err(|e| diagnose(e, &[q, keys]))
+    match normalise_scores(out) {
+        // A key that is not finite scores `-inf` under a distance kernel: an input error.
+        Ok(true) if !(simd::all_finite(keys) && simd::all_finite(q)) => Err(Error::NonFinite),
+        Ok(_) => Ok(()),
+        Err(e) => Err(diagnose(e, &[q, keys])),
+    }
 }
 
 /// The number of keys `N` of a [`weights`] call with these operands, or the shape error that
@@ -463,13 +471,20 @@ pub fn weights_shape(q: Rows<'_>, keys: Rows<'_>, out: Rows<'_>) -> Result<usize
     Ok(n)
 }
 
-/// Turns scores into softmax weights in place.
+/// Turns scores into softmax weights in place (a score of `-inf` into exactly 0); returns
+/// whether a score was `-inf`.
+///
+/// Errors: [`Error::ScoreOverflow`] for a NaN or `+inf` score, [`Error::NoSupport`] if every
+/// score is `-inf`.
 #[inline]
-pub(crate) fn normalise_scores(s: &mut [f32]) -> Result<(), Error> {
-    let m = simd::max_finite(s)?;
+pub(crate) fn normalise_scores(s: &mut [f32]) -> Result<bool, Error> {
+    let (m, gaps) = simd::max_score(s)?;
+    if m == f32::NEG_INFINITY {
+        return Err(Error::NoSupport);
+    }
     let sum = simd::exp_shift_sum(s, m);
     simd::div_in_place(s, sum);
-    Ok(())
+    Ok(gaps)
 }
 
 #[cfg(test)]

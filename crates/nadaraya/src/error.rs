@@ -25,8 +25,15 @@ pub enum Error {
     Empty,
     /// The fixed-capacity store is full; the rejected sample is handed back.
     Full,
-    /// A kernel score is not finite in `f32` (for example `q·k` overflowed).
+    /// A kernel score is NaN or `+inf` in `f32` (for example `q·k` overflowed upwards, or
+    /// `inf - inf`). A score of `-inf` is not an error: it means weight exactly 0 (a sample
+    /// outside a compact kernel's support, or a Gaussian or softmax-dot score below `-f32::MAX`).
     ScoreOverflow,
+    /// A query has no sample with weight: every one of its scores is `-inf`, so no sample lies
+    /// in the kernel's support ([`Epanechnikov`](crate::Epanechnikov),
+    /// [`Tricube`](crate::Tricube) and [`Uniform`](crate::Uniform) give `-inf` at distances of
+    /// `h` or more, `Uniform` beyond `h`). Never answered with a plain average of the samples.
+    NoSupport,
     /// A result is not representable in `f32`: its exact value, computed in `f64` from the same
     /// `f32` scores and operands, has a component whose magnitude rounds beyond `f32::MAX`.
     ///
@@ -80,7 +87,8 @@ impl fmt::Display for Error {
             Self::NonFinite => "input contains NaN or infinity",
             Self::Empty => "nothing to average over",
             Self::Full => "fixed-capacity store is full",
-            Self::ScoreOverflow => "a kernel score is not finite in f32",
+            Self::ScoreOverflow => "a kernel score is NaN or +infinity in f32",
+            Self::NoSupport => "no sample in the kernel's support: every score is -infinity",
             Self::Overflow => "a result is not representable in f32",
             Self::ZeroDimension => "a dimension is zero",
             Self::OutputTooSmall => "output buffer is too small",

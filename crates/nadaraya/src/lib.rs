@@ -6,6 +6,7 @@
 extern crate std;
 
 mod attention;
+mod compact;
 mod error;
 pub mod fit;
 mod kernel;
@@ -20,6 +21,7 @@ mod softmax;
 mod testing;
 
 pub use attention::{attention, attention_batch, attention_shape, weights, weights_shape};
+pub use compact::{Epanechnikov, Tricube, Uniform};
 pub use error::{Dim, Error};
 pub use kernel::{Gaussian, Kernel, SoftmaxDot};
 pub use multihead::{MhaScratch, MhaWeights, MultiHeadAttention};

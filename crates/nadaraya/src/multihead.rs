@@ -170,8 +170,9 @@ impl<'w, K: Kernel, const DM: usize, const H: usize, const DH: usize>
     ///   value (computed in `f64` from the same `f32` operands) has a component that rounds
     ///   beyond `±f32::MAX`; an `f32` partial sum that overflows while the exact value is
     ///   representable is recomputed, not reported;
-    /// - [`Error::ScoreOverflow`] if a score of the projected queries and keys is not finite in
-    ///   `f32`.
+    /// - [`Error::ScoreOverflow`] if a score of the projected queries and keys is NaN or `+inf`
+    ///   in `f32` (a score of `-inf` is weight 0);
+    /// - [`Error::NoSupport`] if every score of a query is `-inf`.
     ///
     /// `out` is written only on success: `Ok` means every output is finite.
     #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
@@ -373,7 +374,8 @@ mod tests {
     /// scores), weights and head outputs in `f64`. Returns each output and the scale
     /// `Σ_h Σ_j |o_j W_O[j][i]|` its rounding error is measured against, or the error: `Overflow`
     /// where an exact projection or output is not representable in `f32`, `ScoreOverflow` where
-    /// an `f32` score is not finite (in `forward`'s order: head by head, outputs last).
+    /// an `f32` score is NaN or `+inf`, `NoSupport` where every score of a query is `-inf` (in
+    /// `forward`'s order: head by head, outputs last).
     #[allow(clippy::type_complexity)]
     fn reference<K: Kernel, const DM: usize, const H: usize, const DH: usize>(
         m: &MultiHeadAttention<'_, K, DM, H, DH>,
@@ -402,8 +404,11 @@ mod tests {
                 let s: Vec<f32> = (0..seen)
                     .map(|i| m.kernels[h].score(&q[t], &k[i]))
                     .collect();
-                if !s.iter().all(|s| s.is_finite()) {
+                if s.iter().any(|s| s.is_nan() || *s == f32::INFINITY) {
                     return Err(Error::ScoreOverflow);
+                }
+                if s.iter().all(|s| *s == f32::NEG_INFINITY) {
+                    return Err(Error::NoSupport);
                 }
                 let s: Vec<f64> = s.into_iter().map(f64::from).collect();
                 let mx = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);

@@ -2,7 +2,9 @@
 //!
 //! These exist to test the lanes against (at every length and at edge values) and to measure
 //! what SIMD buys (`benches/`). They use [`Kernel::score`] and the scalar twin of the lanes'
-//! exponential, in two passes (maximum, then exponentials and sums).
+//! exponential, in two passes (maximum, then exponentials and sums). A score of `-inf` has
+//! weight exactly 0, and a query whose every score is `-inf` is [`Error::NoSupport`], as in the
+//! SIMD paths.
 
 use crate::attention::check_shapes;
 use crate::softmax::headroom;
@@ -64,10 +66,14 @@ pub fn attention<K: Kernel + ?Sized>(
         let mut m = f32::NEG_INFINITY;
         for k in keys.chunks_exact(d) {
             let s = kernel.score(qr, k);
-            if !s.is_finite() {
+            if s.is_nan() || s == f32::INFINITY {
                 return Err(Error::ScoreOverflow);
             }
             m = m.max(s);
+        }
+        // Every score -inf: no key in the support. (A score of -inf otherwise has weight 0.)
+        if m == f32::NEG_INFINITY {
+            return Err(Error::NoSupport);
         }
         o.fill(0.0);
         let mut sum = 0.0f32;
@@ -137,10 +143,13 @@ fn weights_row<K: Kernel + ?Sized>(
     let mut m = f32::NEG_INFINITY;
     for (o, k) in out.iter_mut().zip(keys.chunks_exact(d)) {
         *o = kernel.score(q, k);
-        if !o.is_finite() {
+        if o.is_nan() || *o == f32::INFINITY {
             return Err(Error::ScoreOverflow);
         }
         m = m.max(*o);
+    }
+    if m == f32::NEG_INFINITY {
+        return Err(Error::NoSupport);
     }
     let mut sum = 0.0f32;
     for o in out.iter_mut() {

@@ -107,6 +107,161 @@ pub(crate) fn exp_scalar(x: f32) -> f32 {
     y * f32::from_bits((((n as i32) + 127) << 23) as u32)
 }
 
+// ln x = e·ln 2 + ln m with x = m·2^e, m in [√½, √2): Cephes' `logf` (S. L. Moshier, Cephes
+// Math Library 2.2), its minimax polynomial for (ln(1+f) - f + f²/2) / f³ on f = m - 1, highest
+// degree first, as published; ln 2 split as in the exponential (LN2_HI, LN2_LO).
+#[allow(clippy::excessive_precision)]
+const LN_P: [f32; 9] = [
+    7.037_683_6e-2,
+    -1.151_461_03e-1,
+    1.167_699_874e-1,
+    -1.242_014_084_6e-1,
+    1.424_932_278_7e-1,
+    -1.666_805_766_5e-1,
+    2.000_071_476_5e-1,
+    -2.499_999_399_3e-1,
+    3.333_333_117_4e-1,
+];
+const SQRT_HALF: f32 = core::f32::consts::FRAC_1_SQRT_2;
+
+/// `ln x` in eight lanes for normal positive `x` (the compact kernels pass `x` in
+/// `[2^-24, 1]`); other inputs give unspecified values, which the callers replace.
+#[inline(always)]
+fn ln_lanes(x: f32x8) -> f32x8 {
+    let bits: i32x8 = wide::bytemuck::cast(x);
+    // x = m·2^e with m in [0.5, 1).
+    let e: i32x8 = (bits >> 23_u32) - i32x8::splat(126);
+    let m: f32x8 =
+        wide::bytemuck::cast((bits & i32x8::splat(0x007f_ffff)) | i32x8::splat(0x3f00_0000));
+    // m < √½: take m·2 and e - 1, so that f = m - 1 lies in [√½ - 1, √2 - 1).
+    let small = m.simd_lt(f32x8::splat(SQRT_HALF));
+    let f = small.select(m + m, m) - f32x8::ONE;
+    let e = e.round_float() - small.select(f32x8::ONE, f32x8::ZERO);
+    let z = f * f;
+    let mut y = f32x8::splat(LN_P[0]);
+    for c in &LN_P[1..] {
+        y = y.mul_add(f, f32x8::splat(*c));
+    }
+    let y = y * f * z;
+    let y = e.mul_add(f32x8::splat(LN2_LO), y);
+    let y = z.mul_add(f32x8::splat(-0.5), y);
+    e.mul_add(f32x8::splat(LN2_HI), f + y)
+}
+
+/// The same algorithm as [`ln_lanes`] on one value, in plain scalar arithmetic.
+#[inline]
+pub(crate) fn ln_scalar(x: f32) -> f32 {
+    let bits = x.to_bits() as i32;
+    let mut e = ((bits >> 23) - 126) as f32;
+    let mut m = f32::from_bits(((bits & 0x007f_ffff) | 0x3f00_0000) as u32);
+    if m < SQRT_HALF {
+        m += m;
+        e -= 1.0;
+    }
+    let f = m - 1.0;
+    let z = f * f;
+    let mut y = LN_P[0];
+    for c in &LN_P[1..] {
+        y = y * f + c;
+    }
+    let y = y * f * z;
+    let y = e * LN2_LO + y;
+    let y = z * -0.5 + y;
+    e * LN2_HI + (f + y)
+}
+
+/// `ln(1 - v)` for `v` in `[0, 1)` in lanes, accurate in relative terms for small `v` too:
+/// `w = 1 - v` is rounded, and `ln w · (-v) / (w - 1)` undoes the rounding (Goldberg's
+/// `log1p`; `w - 1` is exact). NaN gives NaN.
+#[inline(always)]
+fn ln_one_minus_lanes(v: f32x8) -> f32x8 {
+    let w = f32x8::ONE - v;
+    let r = ln_lanes(w) * (-v / (w - f32x8::ONE));
+    w.simd_eq(f32x8::ONE).select(-v, r)
+}
+
+/// The scalar twin of [`ln_one_minus_lanes`].
+#[inline]
+fn ln_one_minus_scalar(v: f32) -> f32 {
+    let w = 1.0 - v;
+    if w == 1.0 {
+        -v
+    } else {
+        ln_scalar(w) * (-v / (w - 1.0))
+    }
+}
+
+/// The profile of a compact kernel: `ln K(u)` from the Gaussian score `g = -u²/2` of the same
+/// bandwidth, `-inf` outside the support, NaN for NaN.
+pub(crate) const EPANECHNIKOV: u8 = 0;
+/// See [`EPANECHNIKOV`]: `3·ln(1 - u³)`.
+pub(crate) const TRICUBE: u8 = 1;
+/// See [`EPANECHNIKOV`]: `0` on `u ≤ 1`.
+pub(crate) const UNIFORM: u8 = 2;
+
+/// `ln K(u)` of profile `P` from `g = -u²/2`, in lanes.
+#[inline(always)]
+fn profile_lanes<const P: u8>(g: f32x8) -> f32x8 {
+    let v = g * f32x8::splat(-2.0);
+    let ninf = f32x8::splat(f32::NEG_INFINITY);
+    match P {
+        EPANECHNIKOV => v.simd_ge(f32x8::ONE).select(ninf, ln_one_minus_lanes(v)),
+        TRICUBE => {
+            let c = v * v.sqrt();
+            let r = ln_one_minus_lanes(c) * f32x8::splat(3.0);
+            c.simd_ge(f32x8::ONE).select(ninf, r)
+        }
+        // v·0 keeps NaN as NaN.
+        _ => v.simd_gt(f32x8::ONE).select(ninf, v * f32x8::ZERO),
+    }
+}
+
+/// `ln K(u)` of profile `P` from `g = -u²/2`: the scalar twin of [`profile_lanes`], and the
+/// definition of the compact kernels' scores.
+#[inline]
+pub(crate) fn profile_scalar<const P: u8>(g: f32) -> f32 {
+    let v = g * -2.0;
+    if v.is_nan() {
+        return v;
+    }
+    match P {
+        EPANECHNIKOV if v < 1.0 => ln_one_minus_scalar(v),
+        TRICUBE => {
+            // Not `f32::sqrt`: `libm` keeps the core free of std; a square root is exact.
+            let c = v * libm::sqrtf(v);
+            if c < 1.0 {
+                3.0 * ln_one_minus_scalar(c)
+            } else {
+                f32::NEG_INFINITY
+            }
+        }
+        UNIFORM if v <= 1.0 => 0.0,
+        _ => f32::NEG_INFINITY,
+    }
+}
+
+/// `s[i] = profile(s[i])` (profile `P`, see [`profile_lanes`]) in place; the tail is padded
+/// into a full lane so that every element is rounded the same way.
+#[inline]
+pub(crate) fn profile_in_place<const P: u8>(s: &mut [f32]) {
+    if !SIMD {
+        for v in s {
+            *v = profile_scalar::<P>(*v);
+        }
+        return;
+    }
+    let (body, tail) = s.as_chunks_mut::<LANES>();
+    for c in body {
+        *c = profile_lanes::<P>(load(c)).to_array();
+    }
+    if !tail.is_empty() {
+        let mut pad = [0.0; LANES];
+        pad[..tail.len()].copy_from_slice(tail);
+        let e = profile_lanes::<P>(load(&pad)).to_array();
+        tail.copy_from_slice(&e[..tail.len()]);
+    }
+}
+
 #[inline(always)]
 fn load(c: &[f32; LANES]) -> f32x8 {
     f32x8::new(*c)
@@ -196,7 +351,7 @@ pub(crate) fn exp_shift_sum_dot(s: &[f32], y: &[f32], m: f32) -> (f32, f32) {
 }
 
 /// `exp(x)` for every element, in lanes (the public face of [`exp_lanes`]), NaN kept as NaN as
-/// [`exp_scalar`] keeps it. The hot loops never pass NaN ([`max_finite`] has rejected it first),
+/// [`exp_scalar`] keeps it. The hot loops never pass NaN ([`max_score`] has rejected it first),
 /// so only this entry point pays for the select.
 #[inline]
 pub(crate) fn exp_in_place(s: &mut [f32]) {
@@ -220,9 +375,14 @@ pub(crate) fn exp_in_place(s: &mut [f32]) {
     }
 }
 
-/// The largest score, or `Err(ScoreOverflow)` if any score is NaN or infinite.
+/// The largest score and whether any score is `-inf` (no weight), or `Err(ScoreOverflow)` if a
+/// score is NaN or `+inf`. The maximum is `-inf` when every score is (or `s` is empty).
+///
+/// The lanes only look for non-finite scores; a block that has one is scanned again in scalar
+/// code ([`max_score_cold`]), so finite blocks (every Gaussian and softmax-dot block in range)
+/// cost what they cost before `-inf` meant "no weight".
 #[inline]
-pub(crate) fn max_finite(s: &[f32]) -> Result<f32, crate::Error> {
+pub(crate) fn max_score(s: &[f32]) -> Result<(f32, bool), crate::Error> {
     if !SIMD {
         let (mut m, mut poison) = (f32::NEG_INFINITY, 0.0f32);
         for &v in s {
@@ -232,10 +392,10 @@ pub(crate) fn max_finite(s: &[f32]) -> Result<f32, crate::Error> {
             }
             poison += v * 0.0;
         }
-        return if poison == 0.0 && m.is_finite() {
-            Ok(m)
+        return if poison == 0.0 {
+            Ok((m, false))
         } else {
-            Err(crate::Error::ScoreOverflow)
+            max_score_cold(s)
         };
     }
     let (body, tail) = s.as_chunks::<LANES>();
@@ -253,11 +413,31 @@ pub(crate) fn max_finite(s: &[f32]) -> Result<f32, crate::Error> {
         m = m.max(v);
         p += v * 0.0;
     }
-    if p == 0.0 && m.is_finite() {
-        Ok(m)
+    if p == 0.0 {
+        Ok((m, false))
     } else {
-        Err(crate::Error::ScoreOverflow)
+        max_score_cold(s)
     }
+}
+
+/// [`max_score`] of a block with a non-finite score, one score at a time.
+#[cold]
+#[inline(never)]
+fn max_score_cold(s: &[f32]) -> Result<(f32, bool), crate::Error> {
+    let (mut m, mut gaps) = (f32::NEG_INFINITY, false);
+    for &v in s {
+        // NaN and +inf both fail `v < inf`.
+        #[allow(clippy::neg_cmp_op_on_partial_ord)]
+        if !(v < f32::INFINITY) {
+            return Err(crate::Error::ScoreOverflow);
+        }
+        if v > m {
+            m = v;
+        } else if v == f32::NEG_INFINITY {
+            gaps = true;
+        }
+    }
+    Ok((m, gaps))
 }
 
 /// True if every element is finite.
@@ -782,6 +962,86 @@ mod tests {
         assert!(worst <= 2.0, "worst exp error {worst} ulp");
     }
 
+    /// The lane `ln` and its scalar twin within 2 ulp of `f64` over `[2^-24, 1]` (every 97th
+    /// `f32`, and every `f32` in the last binade below 1 at a stride of 7), where the compact
+    /// kernels use it; the twins within 2 ulp of each other; and `ln(1 - v)` (Goldberg's
+    /// `log1p`) within 3 ulp of `f64::ln_1p` for `v` in `[0, 1)`, small `v` included.
+    #[test]
+    fn ln_within_two_ulp_of_f64() {
+        let (lo, one) = (2f32.powi(-24).to_bits(), 1f32.to_bits());
+        let xs: Vec<f32> = (lo..=one)
+            .step_by(97)
+            .chain((0.5f32.to_bits()..one).step_by(7))
+            .chain([one])
+            .map(f32::from_bits)
+            .collect();
+        let mut worst = (0.0f64, 0.0f64);
+        for c in xs.chunks(LANES) {
+            let mut pad = [1.0f32; LANES];
+            pad[..c.len()].copy_from_slice(c);
+            let lanes = ln_lanes(f32x8::new(pad)).to_array();
+            for (x, l) in c.iter().zip(lanes) {
+                let want = f64::from(*x).ln();
+                let twin = ln_scalar(*x);
+                let (el, es) = if want == 0.0 {
+                    (f64::from(l.abs()) * 1e30, f64::from(twin.abs()) * 1e30)
+                } else {
+                    (
+                        crate::testing::ulp_error(l, want),
+                        crate::testing::ulp_error(twin, want),
+                    )
+                };
+                worst = (worst.0.max(el), worst.1.max(es));
+                assert!(
+                    crate::testing::ulp_error(l, f64::from(twin)) <= 2.0 || l == twin,
+                    "lanes {l:e} vs twin {twin:e} at {x:e}"
+                );
+            }
+        }
+        assert!(
+            worst.0 <= 2.0 && worst.1 <= 2.0,
+            "worst ln error {worst:?} ulp"
+        );
+        let mut rng = crate::testing::lcg(13);
+        let vs: Vec<f32> = (0..4000)
+            .map(|i| match i % 4 {
+                0 => rng(),
+                1 => rng() * 1e-4,
+                2 => 2f32.powf(-30.0 * rng()),
+                _ => 1.0 - 2f32.powf(-24.0 * rng()),
+            })
+            .filter(|v| *v < 1.0)
+            .collect();
+        for c in vs.chunks(LANES) {
+            let mut pad = [0.0f32; LANES];
+            pad[..c.len()].copy_from_slice(c);
+            let lanes = ln_one_minus_lanes(f32x8::new(pad)).to_array();
+            for (v, l) in c.iter().zip(lanes) {
+                let want = (-f64::from(*v)).ln_1p();
+                for got in [l, ln_one_minus_scalar(*v)] {
+                    assert!(
+                        crate::testing::ulp_error(got, want) <= 3.0,
+                        "ln(1 - {v:e}) = {got:e}, want {want:e}"
+                    );
+                }
+            }
+        }
+        assert!(ln_one_minus_lanes(f32x8::splat(f32::NAN)).to_array()[0].is_nan());
+        assert!(ln_one_minus_scalar(f32::NAN).is_nan());
+        for p in [
+            profile_scalar::<EPANECHNIKOV>,
+            profile_scalar::<TRICUBE>,
+            profile_scalar::<UNIFORM>,
+        ] {
+            assert!(p(f32::NAN).is_nan());
+            assert_eq!(p(f32::NEG_INFINITY), f32::NEG_INFINITY);
+        }
+        let mut s = [f32::NAN, f32::NEG_INFINITY, -0.5, 0.0, -0.125];
+        profile_in_place::<UNIFORM>(&mut s);
+        assert!(s[0].is_nan());
+        assert_eq!(&s[1..], &[f32::NEG_INFINITY, 0.0, 0.0, 0.0]);
+    }
+
     fn scalar_rows(gauss: bool, q: &[f32], keys: &[f32], scale: f32) -> Vec<f64> {
         keys.chunks_exact(q.len())
             .map(|k| {
@@ -884,12 +1144,27 @@ mod tests {
     fn finite_checks_find_every_position() {
         for n in 0..=67 {
             assert!(all_finite(&vec![1.0f32; n]));
-            for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            for bad in [f32::NAN, -f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
                 for pos in 0..n {
                     let mut v = vec![1.0f32; n];
                     v[pos] = bad;
                     assert!(!all_finite(&v), "n={n} pos={pos}");
-                    assert_eq!(max_finite(&v), Err(crate::Error::ScoreOverflow));
+                    // -inf is a score of weight 0: accepted, and reported; NaN and +inf are not.
+                    let want = if bad == f32::NEG_INFINITY {
+                        Ok((if n > 1 { 1.0 } else { f32::NEG_INFINITY }, true))
+                    } else {
+                        Err(crate::Error::ScoreOverflow)
+                    };
+                    assert_eq!(max_score(&v), want, "n={n} pos={pos} {bad}");
+                    // A NaN or +inf after or among -inf scores is still found.
+                    let mut w = vec![f32::NEG_INFINITY; n];
+                    w[pos] = bad;
+                    let want = if bad == f32::NEG_INFINITY {
+                        Ok((f32::NEG_INFINITY, true))
+                    } else {
+                        Err(crate::Error::ScoreOverflow)
+                    };
+                    assert_eq!(max_score(&w), want, "all -inf but {bad} at {pos} of {n}");
                 }
             }
         }
@@ -903,7 +1178,8 @@ mod tests {
         let mut rng = lcg(3);
         for n in 1..=67 {
             let s: Vec<f32> = (0..n).map(|_| 50.0 * rng() - 25.0).collect();
-            let m = max_finite(&s).unwrap();
+            let (m, gaps) = max_score(&s).unwrap();
+            assert!(!gaps);
             assert_eq!(m, s.iter().copied().fold(f32::NEG_INFINITY, f32::max));
             let mut e = s.clone();
             let sum = exp_shift_sum(&mut e, m);

@@ -334,7 +334,9 @@ impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, 
     ///
     /// # Errors
     /// [`Error::Empty`] if no sample is stored, [`Error::NonFinite`] if `xq` is not finite,
-    /// [`Error::ScoreOverflow`] if a score is not finite in `f32`, [`Error::Overflow`] if the
+    /// [`Error::ScoreOverflow`] if a score is NaN or `+inf` (a score of `-inf` is weight 0),
+    /// [`Error::NoSupport`] if every score is `-inf` (no stored sample in the kernel's
+    /// support), [`Error::Overflow`] if the
     /// weighted average has a component beyond `±f32::MAX` (only for responses within rounding
     /// of `±f32::MAX`; see [`Error::Overflow`]).
     #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
@@ -376,8 +378,9 @@ impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, 
     /// - [`Error::Shape`] with [`Dim::OutputRows`] if `out` has not one row per query;
     /// - [`Error::Empty`] if no sample is stored;
     /// - [`Error::NonFinite`] if any query is not finite (before anything is written);
-    /// - then [`Error::ScoreOverflow`] or [`Error::Overflow`] as [`predict`](Self::predict)
-    ///   gives for the first query that fails (rows of `out` may hold partial results).
+    /// - then [`Error::ScoreOverflow`], [`Error::NoSupport`] or [`Error::Overflow`] as
+    ///   [`predict`](Self::predict) gives for the first query that fails (rows of `out` may
+    ///   hold partial results).
     #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn predict_many(&self, xq: Rows<'_>, out: RowsMut<'_>) -> Result<(), Error> {
         for (w, expected) in [(xq.width(), D), (out.width(), DV)] {
@@ -435,7 +438,8 @@ impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, 
     /// # Errors
     /// [`Error::Empty`] if no sample is stored, [`Error::OutputTooSmall`] if
     /// `out.len() < len()`, [`Error::NonFinite`] if `xq` is not finite,
-    /// [`Error::ScoreOverflow`] if a score is not finite in `f32`.
+    /// [`Error::ScoreOverflow`] if a score is NaN or `+inf`, [`Error::NoSupport`] if every
+    /// score is `-inf`. A score of `-inf` gives a weight of exactly `0.0`.
     #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn weights(&self, xq: &[f32; D], out: &mut [f32]) -> Result<(), Error> {
         if self.is_empty() {
@@ -455,7 +459,7 @@ impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, 
             }
             rest = tail;
         }
-        normalise_scores(out)
+        normalise_scores(out).map(|_| ())
     }
 }
 

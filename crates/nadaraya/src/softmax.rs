@@ -47,7 +47,13 @@ impl Lse {
     };
 
     /// Absorbs one block of scores (`s`, overwritten with their exponentials) and the matching
-    /// value rows into `self` and `acc`.
+    /// value rows into `self` and `acc`. A score of `-inf` has weight exactly 0; returns whether
+    /// the block had one (the caller then checks that its keys are finite: an infinite key
+    /// scores `-inf` under a distance kernel, and must be an input error, not "no weight").
+    ///
+    /// While every score so far is `-inf` the state stays `(-inf, 0)`, and the values still
+    /// meet the accumulator at weight 0, so that a NaN among them poisons it as it does under
+    /// finite scores.
     #[inline]
     pub(crate) fn absorb_scores(
         &mut self,
@@ -55,11 +61,11 @@ impl Lse {
         values: &[f32],
         dv: usize,
         acc: &mut [f32],
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         if s.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
-        let m = simd::max_finite(s)?;
+        let (m, gaps) = simd::max_score(s)?;
         if m > self.max {
             if self.sum != 0.0 {
                 let f = simd::exp_scalar(self.max - m);
@@ -68,9 +74,13 @@ impl Lse {
             }
             self.max = m;
         }
-        self.sum += simd::exp_shift_sum(s, self.max);
+        if self.max == f32::NEG_INFINITY {
+            zero_cold(s);
+        } else {
+            self.sum += simd::exp_shift_sum(s, self.max);
+        }
         simd::weighted_sum_into(s, values, dv, acc);
-        Ok(())
+        Ok(gaps)
     }
 
     /// Absorbs the rows of `keys` (row length `q.len() > 0`) and `values` (row length `dv`),
@@ -99,25 +109,49 @@ impl Lse {
             let rows = (kt.len() / d).min(vt.len() / dv).min(TILE);
             let s = &mut buf[..rows];
             kernel.scores(q, kt, s);
-            self.absorb_scores(s, vt, dv, acc)?;
+            if self.absorb_scores(s, vt, dv, acc)? {
+                finite_or_error(kt, q)?;
+            }
         }
         Ok(())
     }
 
-    /// `acc / sum`, or [`Error::Empty`] when nothing was absorbed, or [`Error::Overflow`] when
-    /// the accumulator is not finite (a partial sum of huge values overflowed, or a non-finite
-    /// value the caller did not check: it poisons the sum even at weight 0, as `0 · inf = NaN`).
-    /// Callers with the samples at hand go through [`finish_or_exact`] instead.
+    /// `acc / sum`, or [`Error::NoSupport`] when no absorbed score had weight (every one was
+    /// `-inf`; the callers never finish a state that absorbed no rows at all), or
+    /// [`Error::Overflow`] when the accumulator is not finite (a partial sum of huge values
+    /// overflowed, or a non-finite value the caller did not check: it poisons the sum even at
+    /// weight 0, as `0 · inf = NaN`). Callers with the samples at hand go through
+    /// [`finish_or_exact`] instead.
     #[inline]
     pub(crate) fn finish(&self, acc: &mut [f32]) -> Result<(), Error> {
         if self.sum == 0.0 {
-            return Err(Error::Empty);
+            return Err(Error::NoSupport);
         }
         if !simd::all_finite(acc) {
             return Err(Error::Overflow);
         }
         simd::div_in_place(acc, self.sum);
         Ok(())
+    }
+}
+
+/// Weights 0 for a block while no score so far has weight: out of line, as
+/// [`finite_or_error`].
+#[cold]
+#[inline(never)]
+fn zero_cold(s: &mut [f32]) {
+    s.fill(0.0);
+}
+
+/// `Ok` if `keys` and `q` are finite, else [`Error::NonFinite`]: the check behind a tile with a
+/// `-inf` score, out of line so that the hot loop stays as it was.
+#[cold]
+#[inline(never)]
+fn finite_or_error(keys: &[f32], q: &[f32]) -> Result<(), Error> {
+    if simd::all_finite(keys) && simd::all_finite(q) {
+        Ok(())
+    } else {
+        Err(Error::NonFinite)
     }
 }
 
@@ -166,7 +200,8 @@ pub(crate) fn headroom(n: usize) -> (f32, f32) {
 /// rounds beyond `±f32::MAX` (possible only for values within rounding of `±f32::MAX`).
 ///
 /// Errors as found ([`Error::ScoreOverflow`], [`Error::Overflow`], [`Error::Empty`] for no
-/// rows); the caller names a non-finite input with [`diagnose`].
+/// rows, [`Error::NoSupport`] if every score is `-inf`); the caller names a non-finite input
+/// with [`diagnose`].
 #[cold]
 #[inline(never)]
 pub(crate) fn exact_average<K: Kernel + ?Sized>(
@@ -201,6 +236,9 @@ pub(crate) fn exact_average<K: Kernel + ?Sized>(
     if n == 0 {
         return Err(Error::Empty);
     }
+    if m == f32::NEG_INFINITY {
+        return Err(Error::NoSupport);
+    }
     // Pass 2: every weight against the one maximum, scaled down before it meets a value. Scalar
     // exponentials: this path is rare, and on a microcontroller its flash counts.
     let (down, up) = headroom(n);
@@ -222,15 +260,16 @@ pub(crate) fn exact_average<K: Kernel + ?Sized>(
 // The kernel-independent steps of `exact_average`, out of line: one copy in flash whatever the
 // number of kernels and shapes.
 
-/// The larger of `m` and the largest score of `s`, or `Err(ScoreOverflow)`.
+/// The larger of `m` and the largest score of `s` (`-inf` allowed), or `Err(ScoreOverflow)`.
 #[inline(never)]
 fn max_of_tile(s: &[f32], m: f32) -> Result<f32, Error> {
-    let tm = simd::max_finite(s)?;
+    let (tm, _) = simd::max_score(s)?;
     // Not `f32::max`: a libm call on Cortex-M4.
     Ok(if tm > m { tm } else { m })
 }
 
-/// `out += Σ_i 2^-k·exp(s_i - m)·values_i` with `down = 2^-k`; returns `Σ_i exp(s_i - m)`.
+/// `out += Σ_i 2^-k·exp(s_i - m)·values_i` with `down = 2^-k` (`m` finite; a score of `-inf`
+/// has weight 0); returns `Σ_i exp(s_i - m)`.
 #[inline(never)]
 fn accumulate_tile(
     s: &mut [f32],
@@ -300,6 +339,8 @@ pub struct OnlineSoftmax<const DV: usize> {
     max: f32,
     sum: f32,
     mean: [f32; DV],
+    // A sample has been absorbed (perhaps only samples of score `-inf`, when `sum == 0`).
+    seen: bool,
 }
 
 impl<const DV: usize> Default for OnlineSoftmax<DV> {
@@ -316,8 +357,15 @@ impl<const DV: usize> OnlineSoftmax<DV> {
             max: Lse::EMPTY.max,
             sum: Lse::EMPTY.sum,
             mean: [0.0; DV],
+            seen: false,
         }
     }
+
+    /// The state over samples none of which has weight (every score `-inf`).
+    const NO_SUPPORT: Self = Self {
+        seen: true,
+        ..Self::new()
+    };
 
     /// `self` merged with `other`, or [`Error::Overflow`] if the merged average is not finite.
     fn merged(&self, other: &Self) -> Result<Self, Error> {
@@ -339,7 +387,7 @@ impl<const DV: usize> OnlineSoftmax<DV> {
     /// - [`Error::Shape`] with [`Dim::Width`] if the values' width is not `DV`;
     /// - [`Error::Shape`] with [`Dim::ValueRows`] if `values` has not one row per key;
     /// - [`Error::NonFinite`] if any input is NaN or infinite;
-    /// - [`Error::ScoreOverflow`] if a score is not finite in `f32`;
+    /// - [`Error::ScoreOverflow`] if a score is NaN or `+inf` (a score of `-inf` is weight 0);
     /// - [`Error::Overflow`] if the weighted average over the state's samples and the new ones,
     ///   computed from the `f32` scores, has a component beyond `±f32::MAX` (it is a convex
     ///   combination of the values, so only values within rounding of `±f32::MAX` can get
@@ -376,13 +424,22 @@ impl<const DV: usize> OnlineSoftmax<DV> {
             };
         }
         // The block on its own, then merged: non-finite inputs surface as a non-finite score or
-        // accumulator, and only then are the inputs read again to name the cause.
+        // accumulator, and only then are the inputs read again to name the cause. A block with
+        // no score of weight (every one `-inf`) is a state too: it has seen samples.
         let mut block = Self::new();
         let mut l = Lse::EMPTY;
-        l.absorb(kernel, q, keys, values, DV, &mut block.mean)
+        let r = l
+            .absorb(kernel, q, keys, values, DV, &mut block.mean)
             .and_then(|()| finish_or_exact(&l, kernel, q, &[(keys, values)], DV, &mut block.mean))
-            .map_err(|e| diagnose(e, &[q, keys, values]))?;
-        block.set_lse(l);
+            .map_err(|e| diagnose(e, &[q, keys, values]));
+        match r {
+            Ok(()) => {
+                block.set_lse(l);
+                block.seen = true;
+            }
+            Err(Error::NoSupport) => block = Self::NO_SUPPORT,
+            Err(e) => return Err(e),
+        }
         *self = self.merged(&block)?;
         Ok(())
     }
@@ -392,23 +449,33 @@ impl<const DV: usize> OnlineSoftmax<DV> {
         self.sum = l.sum;
     }
 
-    /// Absorbs one sample given by its score and value.
+    /// Absorbs one sample given by its score and value. A score of `-inf` is a sample of weight
+    /// 0 (outside a compact kernel's support): it changes no average, but the state is no longer
+    /// [empty](Self::is_empty).
     ///
     /// # Errors
-    /// [`Error::ScoreOverflow`] if `score` is not finite, [`Error::NonFinite`] if `value` is not,
-    /// [`Error::Overflow`] as for [`update`](Self::update); the state is then unchanged.
+    /// [`Error::ScoreOverflow`] if `score` is NaN or `+inf`, [`Error::NonFinite`] if `value` is
+    /// not finite, [`Error::Overflow`] as for [`update`](Self::update); the state is then
+    /// unchanged.
     #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn push_score(&mut self, score: f32, value: &[f32; DV]) -> Result<(), Error> {
         if !simd::all_finite(value) {
             return Err(Error::NonFinite);
         }
-        if !score.is_finite() {
+        // NaN and +inf both fail `score < inf`.
+        #[allow(clippy::neg_cmp_op_on_partial_ord)]
+        if !(score < f32::INFINITY) {
             return Err(Error::ScoreOverflow);
         }
-        let one = Self {
-            max: score,
-            sum: 1.0,
-            mean: *value,
+        let one = if score == f32::NEG_INFINITY {
+            Self::NO_SUPPORT
+        } else {
+            Self {
+                max: score,
+                sum: 1.0,
+                mean: *value,
+                seen: true,
+            }
         };
         *self = self.merged(&one)?;
         Ok(())
@@ -424,11 +491,13 @@ impl<const DV: usize> OnlineSoftmax<DV> {
     #[must_use]
     #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn merge(&self, other: &Self) -> Self {
-        if other.is_empty() {
-            return *self;
+        // A state without weight (empty, or only `-inf` scores) adds none, but what it has seen.
+        let seen = self.seen || other.seen;
+        if other.sum == 0.0 {
+            return Self { seen, ..*self };
         }
-        if self.is_empty() {
-            return *other;
+        if self.sum == 0.0 {
+            return Self { seen, ..*other };
         }
         // Not `f32::max`: a libm call on Cortex-M4; both maxima are finite.
         let m = if other.max > self.max {
@@ -445,6 +514,7 @@ impl<const DV: usize> OnlineSoftmax<DV> {
             max: m,
             sum,
             mean: self.mean,
+            seen,
         };
         for (x, y) in out.mean.iter_mut().zip(&other.mean) {
             *x = *x * wa + *y * wb;
@@ -452,22 +522,24 @@ impl<const DV: usize> OnlineSoftmax<DV> {
         out
     }
 
-    /// True if no sample has been absorbed.
+    /// True if no sample has been absorbed (a sample of score `-inf` counts: it was absorbed,
+    /// with weight 0).
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.sum == 0.0
+        !self.seen
     }
 
-    /// The largest score seen (`-inf` when empty).
+    /// The largest score seen (`-inf` when empty or when every score was `-inf`).
     #[must_use]
     pub fn max_score(&self) -> f32 {
         self.max
     }
 
-    /// `log Σ exp(s_i)` over the samples seen (`-inf` when empty).
+    /// `log Σ exp(s_i)` over the samples seen (`-inf` when empty or when every score was
+    /// `-inf`).
     #[must_use]
     pub fn log_sum_exp(&self) -> f32 {
-        if self.is_empty() {
+        if self.sum == 0.0 {
             f32::NEG_INFINITY
         } else {
             self.max + libm::logf(self.sum)
@@ -477,7 +549,8 @@ impl<const DV: usize> OnlineSoftmax<DV> {
     /// The weighted average `Σ α_i y_i`.
     ///
     /// # Errors
-    /// [`Error::Empty`] if no sample has been absorbed; [`Error::Overflow`] if the average has a
+    /// [`Error::Empty`] if no sample has been absorbed; [`Error::NoSupport`] if every sample
+    /// absorbed had score `-inf` (none has weight); [`Error::Overflow`] if the average has a
     /// component beyond `±f32::MAX` (only after [`merge`](Self::merge)s of averages within
     /// rounding of `±f32::MAX`: [`update`](Self::update) and [`push_score`](Self::push_score)
     /// refuse such a state).
@@ -485,6 +558,9 @@ impl<const DV: usize> OnlineSoftmax<DV> {
     pub fn finish(&self) -> Result<[f32; DV], Error> {
         if self.is_empty() {
             return Err(Error::Empty);
+        }
+        if self.sum == 0.0 {
+            return Err(Error::NoSupport);
         }
         if !simd::all_finite(&self.mean) {
             return Err(Error::Overflow);
