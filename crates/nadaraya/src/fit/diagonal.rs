@@ -291,7 +291,7 @@ pub fn select_bandwidths(
             hi.get_mut(k),
             fixed.get_mut(k),
         ) {
-            (*a, *b, *c, *e) = (t.clamp(l.min(u), u.max(l)), l, u, f);
+            (*a, *b, *c, *e) = (within(t, l, u), l, u, f);
         }
     }
     let mut hbuf = [0.0f32; MAX_DIMS];
@@ -323,7 +323,7 @@ pub fn select_bandwidths(
         if let (Some(t), Some(t0), Some(l), Some(u)) =
             (theta.get_mut(k), theta0.get(k), lo.get(k), hi.get(k))
         {
-            *t = (t0 + lc).clamp(l.min(*u), u.max(*l));
+            *t = within(t0 + lc, *l, *u);
         }
     }
     // 3. BFGS on θ.
@@ -354,7 +354,7 @@ pub fn select_bandwidths(
     let mut evals = 1u32;
     let project = |t: &mut [f64; MAX_DIMS]| {
         for ((v, l), u) in t.iter_mut().zip(&lo).zip(&hi).take(d) {
-            *v = v.clamp(l.min(*u), u.max(*l));
+            *v = within(*v, *l, *u);
         }
     };
     let mut first = true;
@@ -477,6 +477,18 @@ pub fn select_bandwidths(
         *o = if *fx { 1.0 } else { *v };
     }
     Ok(f)
+}
+
+/// `v` within `[lo, hi]` (not `clamp`, which panics on a reversed or NaN bound).
+#[inline]
+fn within(v: f64, lo: f64, hi: f64) -> f64 {
+    if v < lo {
+        lo
+    } else if v > hi {
+        hi
+    } else {
+        v
+    }
 }
 
 /// `H ← (I − ρ s qᵀ) H (I − ρ q sᵀ) + ρ s sᵀ`, `ρ = 1/(sᵀq)`: the BFGS update of the inverse
