@@ -14,7 +14,10 @@ use nadaraya_benches::Rng;
 fn data(n: usize) -> (Vec<f32>, Vec<f32>) {
     let mut g = Rng::new(n as u64 * 7 + 1);
     let x = g.vec(n);
-    let y = x.iter().map(|x| (3.0 * x).sin() + 0.2 * g.next_f32()).collect();
+    let y = x
+        .iter()
+        .map(|x| (3.0 * x).sin() + 0.2 * g.next_f32())
+        .collect();
     (x, y)
 }
 
