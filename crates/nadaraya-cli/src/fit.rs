@@ -139,7 +139,7 @@ fn searched(r: Result<f64, nadaraya::Error>) -> Result<f64, nadaraya::Error> {
 
 /// The search of a compact kernel's bandwidth: the default's bracket, a 64-point grid, the four
 /// lowest local minima refined.
-const COMPACT_SEARCH: Search = Search {
+pub const COMPACT_SEARCH: Search = Search {
     grid: 64,
     refine: 4,
     max_evaluations: 200,
@@ -185,19 +185,22 @@ const PER_DIM_DECADES: (f32, f32) = (2.0, 7.0);
 
 /// Selects the bandwidth(s) of `table` by cv_ls.
 ///
-/// One bandwidth: [`corefit::select_bandwidth`] for Nadaraya–Watson, and for local-linear
-/// [`corefit::minimize_log_bandwidth`] over [`corefit::loo_cv_local_linear`] in the bracket
-/// that [`corefit::rule_of_thumb`] implies ([`corefit::bracket`]).
+/// One bandwidth: [`corefit::select_bandwidth`] (Gaussian Nadaraya–Watson) or
+/// [`corefit::select_bandwidth_local_linear`] (`local_linear`, any family); a compact family with
+/// Nadaraya–Watson searches the same bracket with [`corefit::minimize_log_bandwidth`] over
+/// [`corefit::loo_cv`] on a finer grid ([`COMPACT_SEARCH`]), a bandwidth at which some sample has
+/// no other in its support scoring `+inf`.
 ///
 /// Per dimension (the product Gaussian kernel, `h_j` for column `j`): starting from the one
 /// common bandwidth, coordinate searches with [`corefit::minimize_log_bandwidth`] over each
-/// `ln h_j` in turn (three sweeps, keeping a coordinate's move only if it lowers the CV), the
-/// objective evaluated on the columns scaled by `1/h_j` with a Gaussian of bandwidth 1. For
-/// local-linear this is exact too: its fit is unchanged by scaling the inputs.
+/// `ln h_j` in turn, from `h_j/100` to `10⁷·h_j` (up to three sweeps, a move kept only if it
+/// lowers the CV), the objective evaluated on the columns scaled by `1/h_j` with a Gaussian of
+/// bandwidth 1. Exact for local-linear too: its fit is unchanged by scaling the inputs.
 ///
 /// # Errors
-/// [`Error::Option`] for `--per-dim` with a compact kernel; [`Error::Core`] if the core
-/// rejects the data or finds no bandwidth whose objective is finite.
+/// [`Error::Option`] for `per_dim` with a compact kernel; [`Error::Core`] if the core rejects
+/// the data (fewer than two samples, a value out of range) or finds no bandwidth whose
+/// objective is finite ([`nadaraya::Error::Singular`], [`nadaraya::Error::NoSupport`]).
 pub fn select(
     table: &Table,
     kernel: KernelName,

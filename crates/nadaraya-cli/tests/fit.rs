@@ -303,7 +303,7 @@ fn a_bad_file_names_the_line_and_the_cell() {
 
 /// Leave-one-out CV of 1-D Nadaraya–Watson with the kernel profile `k(u)` (0 outside the
 /// support), plainly in f64; infinite where some sample has no other sample in its support.
-fn loo_profile(x: &[Vec<f64>], y: &[f64], h: f64, k: fn(f64) -> f64) -> f64 {
+fn loo_profile(x: &[Vec<f64>], y: &[f64], h: f64, k: Profile) -> f64 {
     let n = y.len();
     let mut sum = 0.0;
     for i in 0..n {
@@ -321,11 +321,14 @@ fn loo_profile(x: &[Vec<f64>], y: &[f64], h: f64, k: fn(f64) -> f64) -> f64 {
     sum / n as f64
 }
 
+/// A kernel profile `k(|u|)`.
+type Profile = fn(f64) -> f64;
+
 #[test]
 fn compact_kernels_match_a_brute_force_grid() {
     let (x, y, text) = data(120, 1, 6, |x| (2.0 * x[0]).sin(), false);
     let path = file("compact.csv", &text);
-    let kernels: [(&str, fn(f64) -> f64); 3] = [
+    let kernels: [(&str, Profile); 3] = [
         ("epanechnikov", |u| if u < 1.0 { 1.0 - u * u } else { 0.0 }),
         ("tricube", |u| {
             if u < 1.0 {
