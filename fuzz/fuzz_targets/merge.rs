@@ -185,7 +185,8 @@ fn run<K: Kernel>(k: &K, rk: RefKernel, input: &Input) {
             }
             Bad::ShortValues => flat::update(&mut states[i], k, &q, &keys[..d], &values[..DV - 1]),
             Bad::NonFiniteScore(f) => {
-                let s = if f.0.is_finite() { f32::INFINITY } else { f.0 };
+                // NaN or +inf: a score of -inf is a sample of weight 0, not an error.
+                let s = if f.0.is_nan() { f.0 } else { f32::INFINITY };
                 states[i].push_score(s, &[1.0; DV])
             }
             Bad::EmptyQuery => flat::update(&mut states[i], k, &[], &keys[..d], &values[..DV]),

@@ -685,6 +685,7 @@ fn fourier(f: &FourierFeatures, rows: &[f32], h: f32, guard: MassGuard, c: &Call
         risky,
         certain,
         near_max,
+        ..Default::default()
     };
     if r == Err(Error::Empty) {
         assert!(

@@ -207,9 +207,15 @@ pub struct RefScore {
     pub err: f64,
     /// True if an intermediate may exceed `f32` range: `ScoreOverflow` is then legitimate.
     pub risky: bool,
-    /// True if the score itself is beyond `f32` range whatever the rounding (`|s| - err >
-    /// f32::MAX`): it cannot be finite in `f32`, so the call must fail with `ScoreOverflow`.
+    /// True if the score itself is above `f32` range whatever the rounding (`s - err >
+    /// f32::MAX`): it is `+inf` in `f32`, so the call must fail with `ScoreOverflow`.
     pub certain: bool,
+    /// True if the score may be `-inf` in `f32` (an intermediate may overflow, and the score is
+    /// not positive): a sample of weight 0. A score of `-inf` is not an error (issue 12); where
+    /// every score of a row may be `-inf`, `NoSupport` is legitimate.
+    pub may_vanish: bool,
+    /// True if the score is below `-f32::MAX` whatever the rounding: certainly `-inf` in `f32`.
+    pub vanishes: bool,
 }
 
 /// Scores `q` against one key row.
@@ -259,11 +265,14 @@ pub fn ref_score_approx(
         + (d + 4.0) * EPS * c.abs() * abs
         + 4.0 * (d + 2.0) * TINY * c.abs().max(1.0)
         + EPS * s.abs();
+    let risky = abs > OVERFLOW_RISK || c.abs() * abs > OVERFLOW_RISK || biggest > OVERFLOW_RISK;
     RefScore {
         s,
         err,
-        risky: abs > OVERFLOW_RISK || c.abs() * abs > OVERFLOW_RISK || biggest > OVERFLOW_RISK,
-        certain: s.abs() - err > f64::from(f32::MAX),
+        risky,
+        certain: s - err > f64::from(f32::MAX),
+        may_vanish: risky && s - err <= 0.0,
+        vanishes: s + err < -f64::from(f32::MAX),
     }
 }
 
@@ -302,7 +311,8 @@ pub struct RefRow {
 /// the same samples. `Overflow` is legitimate exactly when the exact result, within its error
 /// bound, reaches the band of relative width `1e-5` below `f32::MAX` (which stays undecided); a
 /// score that may overflow on the way makes `ScoreOverflow` legitimate, one that must overflow
-/// makes it obligatory.
+/// makes it obligatory. A score of `-inf` has weight 0 (issue 12): `NoSupport` is legitimate
+/// where every score of a row may be `-inf`, and obligatory where every one certainly is.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Flags {
     /// A score may overflow on the way: `ScoreOverflow` is legitimate.
@@ -312,6 +322,11 @@ pub struct Flags {
     /// An output coordinate may round beyond `NEAR_MAX`: `Overflow` is legitimate, and the
     /// verdict may differ between orders (the undecided band).
     pub near_max: bool,
+    /// Every score of a row may be `-inf` in `f32`: `NoSupport` is legitimate.
+    pub no_support: bool,
+    /// Every score of a row is certainly `-inf`: `Ok` is wrong (`NoSupport`, or `ScoreOverflow`
+    /// where that is legitimate too).
+    pub no_support_certain: bool,
 }
 
 impl core::ops::BitOrAssign for Flags {
@@ -319,6 +334,8 @@ impl core::ops::BitOrAssign for Flags {
         self.risky |= o.risky;
         self.certain |= o.certain;
         self.near_max |= o.near_max;
+        self.no_support |= o.no_support;
+        self.no_support_certain |= o.no_support_certain;
     }
 }
 
@@ -339,7 +356,18 @@ impl Flags {
                     !self.certain || self.near_max,
                     "{what}: Ok although a score is beyond f32 range ({self:?})"
                 );
+                assert!(
+                    !self.no_support_certain,
+                    "{what}: Ok although every score of a row is -inf in f32 ({self:?})"
+                );
                 true
+            }
+            Err(Error::NoSupport) => {
+                assert!(
+                    self.no_support,
+                    "{what}: NoSupport although a score has weight ({self:?})"
+                );
+                false
             }
             Err(Error::ScoreOverflow) => {
                 assert!(
@@ -443,6 +471,8 @@ pub fn ref_row_approx(
         risky: scores.iter().any(|r| r.risky),
         certain: scores.iter().any(|r| r.certain),
         near_max: false,
+        no_support: scores.iter().all(|r| r.may_vanish),
+        no_support_certain: scores.iter().all(|r| r.vanishes),
     };
     let max_score = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let lse = max_score + s.iter().map(|v| (v - max_score).exp()).sum::<f64>().ln();

@@ -141,7 +141,11 @@ fn permute_rows(xs: &[f32], w: usize, perm: &[usize]) -> Vec<f32> {
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum ScoreClass {
     Finite,
+    /// `+inf` or NaN in `f32`: `ScoreOverflow`.
     Overflow,
+    /// Certainly `-inf` in `f32` (a Gaussian `|q - x|²` beyond `f32`, or a dot product below
+    /// `-f32::MAX` whose every term is `≤ 0`): weight 0, not an error (issue 12).
+    Vanish,
     /// Near `f32::MAX` or with cancelling huge terms: the order of the sum decides.
     Unsure,
 }
@@ -149,18 +153,21 @@ enum ScoreClass {
 fn score_class(rk: RefKernel, q: &[f32], x: &[f32]) -> ScoreClass {
     let max = f64::from(f32::MAX);
     let (q, x) = (widen(q), widen(x));
-    let (total, abs_total, s) = match rk {
+    let (total, abs_total, s, gauss) = match rk {
         RefKernel::Gaussian { h } => {
             let t: f64 = q.iter().zip(&x).map(|(a, b)| (a - b) * (a - b)).sum();
-            (t, t, t / (2.0 * h * h))
+            (t, t, t / (2.0 * h * h), true)
         }
         RefKernel::SoftmaxDot { tau } => {
             let t: f64 = q.iter().zip(&x).map(|(a, b)| a * b).sum();
             let a: f64 = q.iter().zip(&x).map(|(a, b)| (a * b).abs()).sum();
-            (t, a, t / tau)
+            (t, a, t / tau, false)
         }
     };
-    if total.abs() > max * (1.0 + 1e-3) || s.abs() > max * (1.0 + 1e-3) {
+    let over = total.abs() > max * (1.0 + 1e-3) || s.abs() > max * (1.0 + 1e-3);
+    if over && (gauss || (total < 0.0 && abs_total == -total)) {
+        ScoreClass::Vanish
+    } else if over && (total > 0.0 || abs_total == total) {
         ScoreClass::Overflow
     } else if abs_total <= max * (1.0 - 1e-3) && s.abs() <= max * (1.0 - 1e-3) {
         ScoreClass::Finite
@@ -186,6 +193,10 @@ fn want_row(k: Kern, q: &[f32], keys: &[f32], values: &[f32], dv: usize) -> RowW
     }
     if classes.contains(&ScoreClass::Unsure) {
         w.may_fail = Some(Error::ScoreOverflow);
+        return w;
+    }
+    if classes.iter().all(|c| *c == ScoreClass::Vanish) {
+        w.must_fail = Some(Error::NoSupport);
         return w;
     }
     // The verdict: the exact average of the same f32 scores.
@@ -484,7 +495,9 @@ fn check_weights(what: &str, k: Kern, q: &[f32], keys: &[f32]) -> Result<Vec<f32
                 row.may_fail
             ),
         }
-        if let Some(r) = &result {
+        // A score at the edge of overflow (`may_fail`) may round to `-inf` (weight 0) in one
+        // twin's summation order and overflow to `+inf` or NaN in the other's.
+        if let (Some(r), None) = (&result, row.may_fail) {
             assert_eq!(
                 r.as_ref().map(|_| ()),
                 got.as_ref().map(|_| ()),
@@ -599,8 +612,10 @@ fn every_permutation_gets_the_same_verdict() {
     }
 }
 
-/// Scores that are not finite in `f32` (keys near `±3e38`, or `|q - x|²` overflowing) are
-/// `ScoreOverflow`, decided per score: the same in every order and every entry point.
+/// Scores that are `+inf` in `f32` (keys near `3e38` under the dot product) are `ScoreOverflow`,
+/// decided per score: the same in every order and every entry point. A Gaussian `|q - x|²`
+/// that overflows is a score of `-inf`, weight 0 (issue 12): `Ok`, the average of the rest, in
+/// every order; and `NoSupport` when every score is `-inf`.
 #[test]
 fn score_overflow_is_decided_per_score() {
     let p = Problem {
@@ -610,9 +625,21 @@ fn score_overflow_is_decided_per_score() {
         keys: vec![0.0, 0.0, 3e38, 3e38, 1.0, 1.0, -1.0, 0.5],
         values: vec![1.0, 2.0, 3.0, 4.0],
     };
-    for k in [Kern::dot(1.0), Kern::gauss(1.0)] {
+    let far = Problem {
+        d: 1,
+        dv: 1,
+        q: vec![-3e38],
+        keys: vec![3e38, 2e38, 1e38],
+        values: vec![1.0, 2.0, 3.0],
+    };
+    let want = check_attention("no support", Kern::gauss(1.0), &far);
+    assert_eq!(want, Some(Err(Error::NoSupport)));
+    for (k, verdict) in [
+        (Kern::dot(1.0), Err(Error::ScoreOverflow)),
+        (Kern::gauss(1.0), Ok(())),
+    ] {
         let want = check_attention("score overflow", k, &p);
-        assert_eq!(want, Some(Err(Error::ScoreOverflow)));
+        assert_eq!(want, Some(verdict));
         for perm in permutations(4) {
             assert_eq!(
                 check_attention("score overflow", k, &p.permuted(&perm)),
@@ -1028,8 +1055,9 @@ fn online_softmax_random_merge_trees_of_64_states() {
     }
 }
 
-/// Bad samples to an `OnlineSoftmax`: a non-finite value is `NonFinite`, a non-finite score
-/// `ScoreOverflow`, a NaN in `update` `NonFinite`; the state is unchanged each time.
+/// Bad samples to an `OnlineSoftmax`: a non-finite value is `NonFinite`, a NaN or `+inf` score
+/// `ScoreOverflow` (`-inf` is weight 0), a NaN in `update` `NonFinite`; the state is unchanged
+/// each time.
 #[test]
 fn online_softmax_rejects_non_finite_and_keeps_its_state() {
     let mut s = OnlineSoftmax::<2>::new();
@@ -1039,7 +1067,13 @@ fn online_softmax_rejects_non_finite_and_keeps_its_state() {
     for bad in NON_FINITE {
         assert_eq!(s.push_score(0.0, &[bad, 1.0]), Err(Error::NonFinite));
         assert_eq!(s.push_score(0.0, &[1.0, bad]), Err(Error::NonFinite));
-        assert_eq!(s.push_score(bad, &[1.0, 1.0]), Err(Error::ScoreOverflow));
+        if bad == f32::NEG_INFINITY {
+            let mut t = s;
+            t.push_score(bad, &[1.0, 1.0]).unwrap();
+            assert_eq!(t.finish(), s.finish(), "a score of -inf has weight 0");
+        } else {
+            assert_eq!(s.push_score(bad, &[1.0, 1.0]), Err(Error::ScoreOverflow));
+        }
         for pos in 0..3 {
             let mut qkv = [0.1f32, 0.2, 0.3, 0.4];
             qkv[pos] = bad;

@@ -634,6 +634,59 @@ pub(crate) fn row_scores<const GAUSS: bool>(q: &[f32], keys: &[f32], scale: f32,
     }
 }
 
+/// Scores of the rows of `keys` (row length `q.len()`) with one scale per column:
+/// `Σ_j scale_j (q_j − k_j)²` (the product Gaussian, `scale_j = −1/(2h_j²)`), eight rows at a
+/// time with one lane per row; a last block of fewer rows is padded with zero rows, so every
+/// row is computed by the same lane arithmetic wherever it falls.
+#[inline]
+pub(crate) fn diagonal_scores(q: &[f32], keys: &[f32], scale: &[f32], out: &mut [f32]) {
+    let d = q.len().min(scale.len());
+    if d == 0 {
+        out.fill(0.0);
+        return;
+    }
+    if !SIMD {
+        for (o, k) in out.iter_mut().zip(keys.chunks_exact(q.len())) {
+            let mut s = 0.0f32;
+            for ((a, b), c) in q.iter().zip(k).zip(scale) {
+                let t = a - b;
+                s += t * t * c;
+            }
+            *o = s;
+        }
+        return;
+    }
+    let w = q.len();
+    let lanes = |block: &[f32]| {
+        let mut acc = f32x8::ZERO;
+        for (j, (&qj, &cj)) in q.iter().zip(scale).enumerate() {
+            let k = f32x8::new(core::array::from_fn(|l| {
+                block.get(l * w + j).copied().unwrap_or(0.0)
+            }));
+            let t = f32x8::splat(qj) - k;
+            acc = (t * t).mul_add(f32x8::splat(cj), acc);
+        }
+        acc.to_array()
+    };
+    let n = (keys.len() / w).min(out.len());
+    let (Some(out), Some(keys)) = (out.get_mut(..n), keys.get(..n * w)) else {
+        return;
+    };
+    let mut blocks = keys.chunks_exact(LANES * w);
+    let mut outs = out.chunks_exact_mut(LANES);
+    for (b, o) in (&mut blocks).zip(&mut outs) {
+        for (o, v) in o.iter_mut().zip(lanes(b)) {
+            *o = v;
+        }
+    }
+    let rest = blocks.remainder();
+    if !rest.is_empty() {
+        for (o, v) in outs.into_remainder().iter_mut().zip(lanes(rest)) {
+            *o = v;
+        }
+    }
+}
+
 /// `acc[j] += Σ_i p_i · values[i·dv + j]` over the rows present in both `p` and `values`.
 #[inline]
 pub(crate) fn weighted_sum_into(p: &[f32], values: &[f32], dv: usize, acc: &mut [f32]) {
@@ -907,6 +960,86 @@ mod tests {
             ));
         }
         assert!(worst <= 2.0, "worst exp error {worst} ulp");
+    }
+
+    /// The lane `ln` and its scalar twin within 2 ulp of `f64` over `[2^-24, 1]` (every 97th
+    /// `f32`, and every `f32` in the last binade below 1 at a stride of 7), where the compact
+    /// kernels use it; the twins within 2 ulp of each other; and `ln(1 - v)` (Goldberg's
+    /// `log1p`) within 3 ulp of `f64::ln_1p` for `v` in `[0, 1)`, small `v` included.
+    #[test]
+    fn ln_within_two_ulp_of_f64() {
+        let (lo, one) = (2f32.powi(-24).to_bits(), 1f32.to_bits());
+        let xs: Vec<f32> = (lo..=one)
+            .step_by(97)
+            .chain((0.5f32.to_bits()..one).step_by(7))
+            .chain([one])
+            .map(f32::from_bits)
+            .collect();
+        let mut worst = (0.0f64, 0.0f64);
+        for c in xs.chunks(LANES) {
+            let mut pad = [1.0f32; LANES];
+            pad[..c.len()].copy_from_slice(c);
+            let lanes = ln_lanes(f32x8::new(pad)).to_array();
+            for (x, l) in c.iter().zip(lanes) {
+                let want = f64::from(*x).ln();
+                let twin = ln_scalar(*x);
+                let (el, es) = if want == 0.0 {
+                    (f64::from(l.abs()) * 1e30, f64::from(twin.abs()) * 1e30)
+                } else {
+                    (
+                        crate::testing::ulp_error(l, want),
+                        crate::testing::ulp_error(twin, want),
+                    )
+                };
+                worst = (worst.0.max(el), worst.1.max(es));
+                assert!(
+                    crate::testing::ulp_error(l, f64::from(twin)) <= 2.0 || l == twin,
+                    "lanes {l:e} vs twin {twin:e} at {x:e}"
+                );
+            }
+        }
+        assert!(
+            worst.0 <= 2.0 && worst.1 <= 2.0,
+            "worst ln error {worst:?} ulp"
+        );
+        let mut rng = crate::testing::lcg(13);
+        let vs: Vec<f32> = (0..4000)
+            .map(|i| match i % 4 {
+                0 => rng(),
+                1 => rng() * 1e-4,
+                2 => 2f32.powf(-30.0 * rng()),
+                _ => 1.0 - 2f32.powf(-24.0 * rng()),
+            })
+            .filter(|v| *v < 1.0)
+            .collect();
+        for c in vs.chunks(LANES) {
+            let mut pad = [0.0f32; LANES];
+            pad[..c.len()].copy_from_slice(c);
+            let lanes = ln_one_minus_lanes(f32x8::new(pad)).to_array();
+            for (v, l) in c.iter().zip(lanes) {
+                let want = (-f64::from(*v)).ln_1p();
+                for got in [l, ln_one_minus_scalar(*v)] {
+                    assert!(
+                        crate::testing::ulp_error(got, want) <= 3.0,
+                        "ln(1 - {v:e}) = {got:e}, want {want:e}"
+                    );
+                }
+            }
+        }
+        assert!(ln_one_minus_lanes(f32x8::splat(f32::NAN)).to_array()[0].is_nan());
+        assert!(ln_one_minus_scalar(f32::NAN).is_nan());
+        for p in [
+            profile_scalar::<EPANECHNIKOV>,
+            profile_scalar::<TRICUBE>,
+            profile_scalar::<UNIFORM>,
+        ] {
+            assert!(p(f32::NAN).is_nan());
+            assert_eq!(p(f32::NEG_INFINITY), f32::NEG_INFINITY);
+        }
+        let mut s = [f32::NAN, f32::NEG_INFINITY, -0.5, 0.0, -0.125];
+        profile_in_place::<UNIFORM>(&mut s);
+        assert!(s[0].is_nan());
+        assert_eq!(&s[1..], &[f32::NEG_INFINITY, 0.0, 0.0, 0.0]);
     }
 
     fn scalar_rows(gauss: bool, q: &[f32], keys: &[f32], scale: f32) -> Vec<f64> {

@@ -75,7 +75,7 @@ impl Lse {
             self.max = m;
         }
         if self.max == f32::NEG_INFINITY {
-            s.fill(0.0);
+            zero_cold(s);
         } else {
             self.sum += simd::exp_shift_sum(s, self.max);
         }
@@ -109,9 +109,8 @@ impl Lse {
             let rows = (kt.len() / d).min(vt.len() / dv).min(TILE);
             let s = &mut buf[..rows];
             kernel.scores(q, kt, s);
-            if self.absorb_scores(s, vt, dv, acc)? && !(simd::all_finite(kt) && simd::all_finite(q))
-            {
-                return Err(Error::NonFinite);
+            if self.absorb_scores(s, vt, dv, acc)? {
+                finite_or_error(kt, q)?;
             }
         }
         Ok(())
@@ -133,6 +132,26 @@ impl Lse {
         }
         simd::div_in_place(acc, self.sum);
         Ok(())
+    }
+}
+
+/// Weights 0 for a block while no score so far has weight: out of line, as
+/// [`finite_or_error`].
+#[cold]
+#[inline(never)]
+fn zero_cold(s: &mut [f32]) {
+    s.fill(0.0);
+}
+
+/// `Ok` if `keys` and `q` are finite, else [`Error::NonFinite`]: the check behind a tile with a
+/// `-inf` score, out of line so that the hot loop stays as it was.
+#[cold]
+#[inline(never)]
+fn finite_or_error(keys: &[f32], q: &[f32]) -> Result<(), Error> {
+    if simd::all_finite(keys) && simd::all_finite(q) {
+        Ok(())
+    } else {
+        Err(Error::NonFinite)
     }
 }
 

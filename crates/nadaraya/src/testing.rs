@@ -23,7 +23,9 @@ pub(crate) fn ulp_error(got: f32, want: f64) -> f64 {
             f64::INFINITY
         };
     }
-    let ulp = f64::from(f32::from_bits(w.to_bits() + 1) - w);
+    // Away from zero: for a negative `w` the next bit pattern is the next more negative float,
+    // and without `abs` every error of a negative result came out negative (within any bound).
+    let ulp = f64::from(f32::from_bits(w.to_bits() + 1) - w).abs();
     (f64::from(got) - want).abs() / ulp
 }
 

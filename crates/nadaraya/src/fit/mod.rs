@@ -5,9 +5,11 @@
 //! separate and generic over the objective.
 
 mod cv;
+mod diagonal;
 mod search;
 
 pub use cv::{MAX_VALUE_WIDTH, kfold_cv, loo_cv};
+pub use diagonal::{DiagonalGaussian, MAX_DIMS, MAX_SPREADS, loo_cv_diagonal, select_bandwidths};
 pub use search::{
     MAX_GRID, MAX_REFINE, Search, Selection, bracket, minimize_log_bandwidth, rule_of_thumb,
     select_bandwidth,
