@@ -77,8 +77,9 @@ pub struct Fit {
     pub model: Model,
     /// The mean squared leave-one-out error at the selected bandwidth(s).
     pub cv: f64,
-    /// How many objective evaluations the search made.
-    pub evaluations: u32,
+    /// How many objective evaluations the search made, where the selector counts them (not
+    /// [`corefit::select_bandwidths`]).
+    pub evaluations: Option<u32>,
 }
 
 /// The columns of the row-major `x` divided by their bandwidths `h` (one per column, or one for
@@ -191,10 +192,12 @@ const PER_DIM_DECADES: (f32, f32) = (2.0, 7.0);
 /// [`corefit::loo_cv`] on a finer grid ([`COMPACT_SEARCH`]), a bandwidth at which some sample has
 /// no other in its support scoring `+inf`.
 ///
-/// Per dimension (the product Gaussian kernel, `h_j` for column `j`): starting from the one
-/// common bandwidth, coordinate searches with [`corefit::minimize_log_bandwidth`] over each
-/// `ln h_j` in turn, from `h_j/100` to `10⁷·h_j`, then a decade either side (up to three sweeps, a move kept only if it
-/// lowers the CV), the objective evaluated on the columns scaled by `1/h_j` with a Gaussian of
+/// Per dimension (the product Gaussian kernel, `h_j` for column `j`): Nadaraya–Watson by the
+/// core's [`corefit::select_bandwidths`]. Local-linear: from the one common bandwidth,
+/// coordinate searches with [`corefit::minimize_log_bandwidth`] over each `ln h_j` in turn,
+/// from `h_j/100` to `10⁷·h_j`, then a decade either side (up to three sweeps, a move kept only
+/// if it lowers the CV), the objective evaluated on the columns scaled by `1/h_j` with a Gaussian
+/// of
 /// bandwidth 1. Exact for local-linear too: its fit is unchanged by scaling the inputs.
 ///
 /// # Errors
@@ -228,9 +231,16 @@ pub fn select(
             bandwidths: vec![sel.bandwidth; if per_dim { d } else { 1 }],
         },
         cv: sel.cv,
-        evaluations: sel.evaluations,
+        evaluations: Some(sel.evaluations),
     };
-    if per_dim && d > 1 {
+    if per_dim && d > 1 && !local_linear {
+        // The core's selector: per-column rules of thumb, one common factor, then BFGS on
+        // ln h with the gradient from the same pass (it does not count its evaluations).
+        let mut h = vec![0.0f32; d];
+        fit.cv = corefit::select_bandwidths(x, y, &mut h, &search)?;
+        fit.model.bandwidths = h;
+        fit.evaluations = None;
+    } else if per_dim && d > 1 {
         per_dim_search(table, &mut fit, &search)?;
     }
     Ok(fit)
@@ -270,7 +280,7 @@ fn per_dim_search(table: &Table, fit: &mut Fit, search: &Search) -> Result<(), E
                 hi,
                 search,
             )?;
-            fit.evaluations += sel.evaluations;
+            fit.evaluations = fit.evaluations.map(|e| e + sel.evaluations);
             if sel.cv < fit.cv {
                 fit.cv = sel.cv;
                 fit.model.bandwidths[j] = sel.bandwidth;
@@ -389,13 +399,11 @@ pub fn run(args: &FitArgs) -> Result<(), Error> {
     let start = Instant::now();
     let fit = select(&table, args.kernel, args.per_dim, args.local_linear)?;
     let took = start.elapsed();
-    let mut out = format!(
-        "bandwidth {}\ncv {}\nevaluations {}\ntime {:.6} s\n",
-        join(&fit.model.bandwidths),
-        fit.cv,
-        fit.evaluations,
-        took.as_secs_f64()
-    );
+    let mut out = format!("bandwidth {}\ncv {}\n", join(&fit.model.bandwidths), fit.cv);
+    if let Some(e) = fit.evaluations {
+        out.push_str(&format!("evaluations {e}\n"));
+    }
+    out.push_str(&format!("time {:.6} s\n", took.as_secs_f64()));
     if let Some(points) = args.curve {
         for (factor, cv) in curve(&fit.model, &table, points)? {
             let h: Vec<f32> = fit.model.bandwidths.iter().map(|h| h * factor).collect();
