@@ -7,7 +7,9 @@
 //!   4096 samples, `M` queries answered by `M` calls of `predict` or one `predict_many`, `R`
 //!   times; `predict64` / `predict_many64` the same with `D = DV = 64`;
 //! - `icount 1 R loo`: `fit::loo_cv` with a Gaussian kernel over `N = 4096` samples, `D = DV = 1`
-//!   (`N·(N − 1)` kernel evaluations per call), `R` times.
+//!   (`N·(N − 1)` kernel evaluations per call), `R` times;
+//! - `icount 1 R select3`: `fit::select_bandwidths` on `N = 500`, `D = 3` samples whose third
+//!   coordinate is irrelevant, `R` times (prints the bandwidths and the CV).
 //!
 //! ```text
 //! cargo build --release -p nadaraya --example icount
@@ -38,6 +40,7 @@ fn main() {
             return smoother::<64>(m, reps, mode == "predict64", &mut rng);
         }
         "loo" => return loo(reps, &mut rng),
+        "select3" => return select3(reps, &mut rng),
         _ => {}
     }
     let keys: Vec<f32> = (0..n * d).map(|_| rng()).collect();
@@ -109,4 +112,24 @@ fn loo(reps: usize, rng: &mut impl FnMut() -> f32) {
         total += nadaraya::fit::loo_cv(&k, black_box(xr), yr).unwrap_or(f64::NAN);
     }
     println!("{}", black_box(total));
+}
+
+/// `fit::select_bandwidths` on 500 three-dimensional samples, `x_3` irrelevant, `R` times.
+fn select3(reps: usize, rng: &mut impl FnMut() -> f32) {
+    let n = 500;
+    let x: Vec<f32> = (0..3 * n).map(|_| rng()).collect();
+    let y: Vec<f32> = x
+        .chunks_exact(3)
+        .map(|r| (4.0 * r[0]).sin() + r[1] * r[1] + 0.1 * rng())
+        .collect();
+    let (Ok(xr), Ok(yr)) = (Rows::new(&x, 3), Rows::new(&y, 1)) else {
+        std::process::exit(1)
+    };
+    let mut h = [0.0f32; 3];
+    let mut cv = 0.0;
+    for _ in 0..reps {
+        cv = nadaraya::fit::select_bandwidths(black_box(xr), yr, &mut h, &Default::default())
+            .unwrap_or(f64::NAN);
+    }
+    println!("h {h:?} cv {cv}");
 }

@@ -10,7 +10,7 @@
 use nadaraya::fit::{self, Estimate, Fit, Noise};
 use nadaraya::{
     Error, Gaussian, Mask, MhaScratch, MhaWeights, MultiHeadAttention, OnlineSoftmax, Rows,
-    RowsMut, Smoother, SoftmaxDot, attention, attention_batch, attention_shape, math, scalar,
+    RowsMut, Smoother, SoftmaxDot, attention, attention_batch, attention_shape, fit, math, scalar,
     weights, weights_shape,
 };
 use std::hint::black_box;
@@ -175,6 +175,30 @@ fn main() {
     ok &= a.update(&s, q0, keys, values).is_ok();
     ok &= b.push_score(black_box(1.5), &[1.0, 2.0]).is_ok();
     ok &= a.merge(&b).finish().is_ok();
+
+    // Fitting: objectives and selectors (results may be Err on these inputs; only the absence
+    // of a panic path is checked).
+    {
+        let search = fit::Search::default();
+        let _ = black_box(fit::loo_cv(&g, keys, values));
+        let _ = black_box(fit::kfold_cv(&g, keys, values, black_box(3)));
+        let _ = black_box(fit::rule_of_thumb(keys));
+        let _ = black_box(fit::bracket(black_box(0.5), &search));
+        let _ = black_box(fit::minimize_log_bandwidth(
+            |h| Ok(f64::from(h) * f64::from(h) - f64::from(h)),
+            black_box(0.01),
+            black_box(10.0),
+            &search,
+        ));
+        let _ = black_box(fit::select_bandwidth::<Gaussian>(keys, values, &search));
+        let _ = black_box(sm.select_bandwidth(&search));
+        let mut grad = [0.0f64; 4];
+        let hs = black_box([0.5f32; 4]);
+        let _ = black_box(fit::loo_cv_diagonal(&hs, keys, values, Some(&mut grad)));
+        let mut hsel = [0.0f32; 4];
+        let _ = black_box(fit::select_bandwidths(keys, values, &mut hsel, &search));
+        let _ = black_box(fit::DiagonalGaussian::new(black_box([0.5f32; 4])));
+    }
 
     let mut e = black_box([-1.0f32, -2.0, -3.0]);
     math::exp_neg_in_place(&mut e);

@@ -45,6 +45,8 @@ pub(crate) fn check_samples(x: Rows<'_>, y: Rows<'_>) -> Result<(), Error> {
 /// - [`Error::Empty`] if there are fewer than two samples (leaving one out leaves nothing);
 /// - [`Error::NonFinite`] if any coordinate or response is NaN or infinite;
 /// - [`Error::ScoreOverflow`] if a score is not finite in `f32`;
+/// - [`Error::NoSupport`] if a sample has no other sample in the kernel's support (a compact
+///   kernel at a bandwidth below the distance to its nearest neighbour);
 /// - [`Error::Overflow`] if a leave-one-out prediction is not representable in `f32` (only for
 ///   responses within rounding of `±f32::MAX`, as everywhere in the crate).
 ///
@@ -160,8 +162,8 @@ fn absorb_one_column<K: Kernel + ?Sized>(
         let rows = (kt.len() / d).min(vt.len()).min(WIDE_TILE);
         let Some(s) = buf.get_mut(..rows) else { break };
         kernel.scores(q, kt, s);
-        // Merge fix (fit-cv's fused path on fit-compact's scores): a tile whose every score is
-        // -inf has no weight and is skipped; NaN and +inf stay ScoreOverflow.
+        // A score of -inf is weight 0 (a compact kernel's outside); the samples were checked
+        // finite up front, so it never hides a non-finite input.
         let (m, _) = simd::max_score(s)?;
         if m == f32::NEG_INFINITY {
             continue;
@@ -454,15 +456,60 @@ pub(crate) mod tests {
             loo_cv(&k, r(&[1.0, 2.0], 1), Rows::new(&wide, 65).unwrap()),
             Err(Error::CapacityExceeded)
         );
-        // Scores that overflow f32.
+        // Squared distances that overflow f32: scores of -inf, weight 0 (as everywhere in the
+        // core), so neither sample has another of weight.
         assert_eq!(
             loo_cv(&k, r(&[-3e38, 3e38], 1), r(&[1.0, 2.0], 1)),
-            Err(Error::ScoreOverflow)
+            Err(Error::NoSupport)
         );
         assert_eq!(
             kfold_cv(&k, r(&[1.0, 2.0], 1), r(&[1.0, 2.0], 1), 1),
             Err(Error::ZeroDimension)
         );
+    }
+
+    /// A compact kernel: where a sample has no other sample in its support the objective is
+    /// `NoSupport` (whatever the order), elsewhere it matches the plain `f64` objective with
+    /// weights `1 − u²`; the selector skips the too-narrow bandwidths.
+    #[test]
+    fn compact_kernel_objective_and_selection() {
+        use crate::Epanechnikov;
+        let (x, y) = data(4, 120, 1, 1);
+        let reference = |h: f64| {
+            let mut total = 0.0;
+            for i in 0..120 {
+                let (mut sw, mut swy) = (0.0, 0.0);
+                for j in (0..120).filter(|&j| j != i) {
+                    let u = (f64::from(x[i]) - f64::from(x[j])) / h;
+                    let w = if u.abs() < 1.0 { 1.0 - u * u } else { 0.0 };
+                    sw += w;
+                    swy += w * f64::from(y[j]);
+                }
+                if sw == 0.0 {
+                    return None;
+                }
+                total += (f64::from(y[i]) - swy / sw).powi(2);
+            }
+            Some(total / 120.0)
+        };
+        for h in [1e-4f32, 0.01, 0.03, 0.1, 0.5, 3.0] {
+            let got = loo_cv(&Epanechnikov::new(h).unwrap(), rows(&x, 1), rows(&y, 1));
+            match reference(f64::from(h)) {
+                None => assert_eq!(got, Err(Error::NoSupport), "h {h}"),
+                Some(want) => {
+                    let got = got.unwrap();
+                    assert!((got - want).abs() < 1e-5 * want, "h {h}: {got} vs {want}");
+                }
+            }
+        }
+        let (k, sel) = crate::fit::select_bandwidth::<Epanechnikov>(
+            rows(&x, 1),
+            rows(&y, 1),
+            &crate::fit::Search::default(),
+        )
+        .unwrap();
+        let want = reference(f64::from(crate::fit::Bandwidth::bandwidth(&k))).unwrap();
+        assert!((sel.cv - want).abs() < 1e-5 * want);
     }
 
     /// Responses near `f32::MAX`: the running sums overflow, the exact average does not.

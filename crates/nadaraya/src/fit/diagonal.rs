@@ -15,6 +15,11 @@ pub const MAX_DIMS: usize = 16;
 /// no longer vary: `10⁶ σ_k`.
 pub const MAX_SPREADS: f64 = 1e6;
 
+/// A bandwidth goes to its upper cap when that raises the CV by at most this, relative: a
+/// coordinate that explains less than that of the CV is treated as irrelevant (the simpler
+/// model), rather than kept at a moderate bandwidth that fits a few parts per million of noise.
+pub const CAP_TOLERANCE: f64 = 1e-5;
+
 /// The product Gaussian kernel with one bandwidth per input dimension (a diagonal metric):
 /// `score = −Σ_k (q_k − x_k)² / (2 h_k²)`.
 ///
@@ -235,9 +240,13 @@ fn half_distance(a: &[f32], b: &[f32], inv: &[f32], u: &mut [f32; MAX_DIMS]) -> 
 /// 3. BFGS on `θ = ln h` with the gradient of [`loo_cv_diagonal`], backtracking (Armijo) line
 ///    searches, each `θ_k` kept within `ln σ_k ± ln MAX_SPREADS` ([`MAX_SPREADS`]); at most
 ///    [`Search::max_evaluations`] gradient evaluations.
-/// 4. Each bandwidth is tried at its upper cap, and kept there if the CV does not rise: a
-///    coordinate that does not matter ends with a huge bandwidth, `10⁶ σ_k`, rather than
-///    wherever the flat curve stopped the descent.
+/// 4. Each bandwidth is tried at its upper cap, and kept there if the CV rises by at most
+///    [`CAP_TOLERANCE`] (relative): a coordinate that does not matter ends with a huge
+///    bandwidth, `10⁶ σ_k`, rather than wherever the flat curve stopped the descent or at a
+///    moderate bandwidth that fits noise (measured: N = 500, D = 3, an irrelevant `x_3` at
+///    `h_3 = 8 σ_3` was 4.4e-6 below the cap's CV).
+///
+/// The result's CV is therefore within `CAP_TOLERANCE` of the lowest the descent found.
 ///
 /// # Errors
 /// As [`loo_cv_diagonal`] (with `h` as the output: it must have one slot per column); if the
@@ -291,7 +300,7 @@ pub fn select_bandwidths(
             hi.get_mut(k),
             fixed.get_mut(k),
         ) {
-            (*a, *b, *c, *e) = (t.clamp(l.min(u), u.max(l)), l, u, f);
+            (*a, *b, *c, *e) = (within(t, l, u), l, u, f);
         }
     }
     let mut hbuf = [0.0f32; MAX_DIMS];
@@ -301,6 +310,13 @@ pub fn select_bandwidths(
         }
     };
     // 2. One common factor by the global scalar search.
+    // A coarse pre-search: a starting basin, not the answer.
+    let coarse = Search {
+        grid: search.grid.min(12),
+        refine: search.refine.min(1),
+        tolerance: search.tolerance.max(1e-2),
+        ..*search
+    };
     let sel = minimize_log_bandwidth(
         |c| {
             let mut hs = [0.0f32; MAX_DIMS];
@@ -315,7 +331,7 @@ pub fn select_bandwidths(
         },
         (libm::pow(10.0, -f64::from(search.decades_below))) as f32,
         (libm::pow(10.0, f64::from(search.decades_above))) as f32,
-        search,
+        &coarse,
     )?;
     let lc = libm::log(f64::from(sel.bandwidth));
     let mut theta = [0.0f64; MAX_DIMS];
@@ -323,7 +339,7 @@ pub fn select_bandwidths(
         if let (Some(t), Some(t0), Some(l), Some(u)) =
             (theta.get_mut(k), theta0.get(k), lo.get(k), hi.get(k))
         {
-            *t = (t0 + lc).clamp(l.min(*u), u.max(*l));
+            *t = within(t0 + lc, *l, *u);
         }
     }
     // 3. BFGS on θ.
@@ -354,7 +370,7 @@ pub fn select_bandwidths(
     let mut evals = 1u32;
     let project = |t: &mut [f64; MAX_DIMS]| {
         for ((v, l), u) in t.iter_mut().zip(&lo).zip(&hi).take(d) {
-            *v = v.clamp(l.min(*u), u.max(*l));
+            *v = within(*v, *l, *u);
         }
     };
     let mut first = true;
@@ -448,7 +464,7 @@ pub fn select_bandwidths(
         if sq > 1e-300 {
             bfgs_update(&mut hinv, &s, &q, sq, d);
         }
-        if improvement <= 1e-12 * f.abs() {
+        if improvement <= 1e-9 * f.abs() {
             break;
         }
     }
@@ -466,7 +482,7 @@ pub fn select_bandwidths(
         }
         let mut gg = [0.0f64; MAX_DIMS];
         if let Ok(v) = eval(&t, &mut gg, &mut hbuf)
-            && v <= f
+            && v <= f * (1.0 + CAP_TOLERANCE)
         {
             theta = t;
             f = v;
@@ -477,6 +493,18 @@ pub fn select_bandwidths(
         *o = if *fx { 1.0 } else { *v };
     }
     Ok(f)
+}
+
+/// `v` within `[lo, hi]` (not `clamp`, which panics on a reversed or NaN bound).
+#[inline]
+fn within(v: f64, lo: f64, hi: f64) -> f64 {
+    if v < lo {
+        lo
+    } else if v > hi {
+        hi
+    } else {
+        v
+    }
 }
 
 /// `H ← (I − ρ s qᵀ) H (I − ρ q sᵀ) + ρ s sᵀ`, `ρ = 1/(sᵀq)`: the BFGS update of the inverse
@@ -695,7 +723,7 @@ mod tests {
     }
 
     /// The selector's CV at or below the best point of a coarse 3-D `f64` grid (7 bandwidths per
-    /// axis from σ/100 to 10σ, and the cap).
+    /// axis from σ/100 to 10σ, and the cap), up to [`CAP_TOLERANCE`].
     #[test]
     fn selector_beats_a_coarse_grid() {
         let (x, y) = data3(5, 150);
@@ -723,7 +751,10 @@ mod tests {
         let hd: Vec<f64> = h.iter().map(|v| f64::from(*v)).collect();
         let ours = reference(&hd, &x, &y);
         std::println!("ours {ours} at {h:?}, grid {best}");
-        assert!(ours <= best * (1.0 + 1e-6), "{ours} vs grid {best}");
+        assert!(
+            ours <= best * (1.0 + CAP_TOLERANCE),
+            "{ours} vs grid {best}"
+        );
         assert!((cv - ours).abs() <= 1e-5 * ours);
     }
 }

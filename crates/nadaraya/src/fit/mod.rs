@@ -9,7 +9,9 @@ mod diagonal;
 mod search;
 
 pub use cv::{MAX_VALUE_WIDTH, kfold_cv, loo_cv};
-pub use diagonal::{DiagonalGaussian, MAX_DIMS, MAX_SPREADS, loo_cv_diagonal, select_bandwidths};
+pub use diagonal::{
+    CAP_TOLERANCE, DiagonalGaussian, MAX_DIMS, MAX_SPREADS, loo_cv_diagonal, select_bandwidths,
+};
 pub use search::{
     MAX_GRID, MAX_REFINE, Search, Selection, bracket, minimize_log_bandwidth, rule_of_thumb,
     select_bandwidth,

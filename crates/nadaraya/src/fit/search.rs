@@ -90,7 +90,11 @@ pub struct Selection {
 fn infeasible(e: Error) -> bool {
     matches!(
         e,
-        Error::InvalidBandwidth | Error::ScoreOverflow | Error::Empty | Error::Overflow
+        Error::InvalidBandwidth
+            | Error::ScoreOverflow
+            | Error::Empty
+            | Error::NoSupport
+            | Error::Overflow
     )
 }
 
@@ -215,12 +219,13 @@ impl<F: FnMut(f32) -> Result<f64, Error>> Tracker<F> {
 /// 3. The best point seen is returned, with the number of evaluations.
 ///
 /// A bandwidth whose objective fails with [`Error::InvalidBandwidth`], [`Error::ScoreOverflow`],
-/// [`Error::Empty`] or [`Error::Overflow`] is skipped as infeasible (for example a bandwidth
+/// [`Error::Empty`], [`Error::NoSupport`] (a compact kernel too narrow for some sample) or
+/// [`Error::Overflow`] is skipped as infeasible (for example a bandwidth
 /// that the kernel family does not accept); any other error ends the search and is returned.
 ///
 /// # Errors
 /// - [`Error::InvalidBandwidth`] if `lo` or `hi` is not finite and `> 0`, or `lo > hi`;
-/// - the first error of the objective that is not one of the four above;
+/// - the first error of the objective that is not one of the five above;
 /// - if no bandwidth was feasible, the first error that made one infeasible.
 ///
 /// # Examples
