@@ -161,23 +161,9 @@ fn select_one<K: Bandwidth + 'static>(
     if core::any::TypeId::of::<K>() == core::any::TypeId::of::<Gaussian>() {
         return Ok(corefit::select_bandwidth::<K>(x, y, search)?.1);
     }
-    // A compact kernel: `select_bandwidth`'s search does not skip `NoSupport` (fit-cv has not
-    // merged fit-compact), so the same bracket and search, with that bandwidth scored +inf; and
-    // a finer grid: a compact kernel's CV curve is bumpy (samples enter and leave the support),
-    // and the default 16-point grid missed the best basin by 1 % (tests/fit.rs).
-    let search = &COMPACT_SEARCH;
-    let (lo, hi) = corefit::bracket(corefit::rule_of_thumb(x)?, search);
-    let sel = corefit::minimize_log_bandwidth(
-        |h| searched(corefit::loo_cv(&K::with_bandwidth(h)?, x, y)),
-        lo,
-        hi,
-        search,
-    )?;
-    if sel.cv.is_finite() {
-        Ok(sel)
-    } else {
-        Err(nadaraya::Error::NoSupport)
-    }
+    // A compact kernel: a finer grid. Its CV curve is bumpy (samples enter and leave the
+    // support), and the default 16-point grid missed the best basin by 1 % (tests/fit.rs).
+    Ok(corefit::select_bandwidth::<K>(x, y, &COMPACT_SEARCH)?.1)
 }
 
 /// The widest bracket a per-dimension coordinate search looks in: from 1/100 of the starting
@@ -188,9 +174,7 @@ const PER_DIM_DECADES: (f32, f32) = (2.0, 7.0);
 ///
 /// One bandwidth: [`corefit::select_bandwidth`] (Gaussian Nadaraya–Watson) or
 /// [`corefit::select_bandwidth_local_linear`] (`local_linear`, any family); a compact family with
-/// Nadaraya–Watson searches the same bracket with [`corefit::minimize_log_bandwidth`] over
-/// [`corefit::loo_cv`] on a finer grid ([`COMPACT_SEARCH`]), a bandwidth at which some sample has
-/// no other in its support scoring `+inf`.
+/// Nadaraya–Watson searches a finer grid ([`COMPACT_SEARCH`]).
 ///
 /// Per dimension (the product Gaussian kernel, `h_j` for column `j`): Nadaraya–Watson by the
 /// core's [`corefit::select_bandwidths`]. Local-linear: from the one common bandwidth,
