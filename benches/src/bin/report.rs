@@ -843,6 +843,11 @@ fn main() -> Res<()> {
               tabulated and plotted here the same way.\n";
         s += &others;
     }
+    s += "\n## Fitting against statsmodels\n\n";
+    match std::fs::read_to_string("benches/statsmodels/README.md") {
+        Ok(text) => s += &text,
+        Err(_) => s += "(benches/statsmodels/README.md not found)\n",
+    }
     s += "\n## What holds us back\n\n";
     match std::fs::read_to_string("benches/analysis.md") {
         Ok(text) => s += &text,

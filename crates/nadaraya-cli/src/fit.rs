@@ -77,8 +77,9 @@ pub struct Fit {
     pub model: Model,
     /// The mean squared leave-one-out error at the selected bandwidth(s).
     pub cv: f64,
-    /// How many objective evaluations the search made.
-    pub evaluations: u32,
+    /// How many objective evaluations the search made, where the selector counts them (not
+    /// [`corefit::select_bandwidths`]).
+    pub evaluations: Option<u32>,
 }
 
 /// The columns of the row-major `x` divided by their bandwidths `h` (one per column, or one for
@@ -139,7 +140,7 @@ fn searched(r: Result<f64, nadaraya::Error>) -> Result<f64, nadaraya::Error> {
 
 /// The search of a compact kernel's bandwidth: the default's bracket, a 64-point grid, the four
 /// lowest local minima refined.
-const COMPACT_SEARCH: Search = Search {
+pub const COMPACT_SEARCH: Search = Search {
     grid: 64,
     refine: 4,
     max_evaluations: 200,
@@ -160,23 +161,9 @@ fn select_one<K: Bandwidth + 'static>(
     if core::any::TypeId::of::<K>() == core::any::TypeId::of::<Gaussian>() {
         return Ok(corefit::select_bandwidth::<K>(x, y, search)?.1);
     }
-    // A compact kernel: `select_bandwidth`'s search does not skip `NoSupport` (fit-cv has not
-    // merged fit-compact), so the same bracket and search, with that bandwidth scored +inf; and
-    // a finer grid: a compact kernel's CV curve is bumpy (samples enter and leave the support),
-    // and the default 16-point grid missed the best basin by 1 % (tests/fit.rs).
-    let search = &COMPACT_SEARCH;
-    let (lo, hi) = corefit::bracket(corefit::rule_of_thumb(x)?, search);
-    let sel = corefit::minimize_log_bandwidth(
-        |h| searched(corefit::loo_cv(&K::with_bandwidth(h)?, x, y)),
-        lo,
-        hi,
-        search,
-    )?;
-    if sel.cv.is_finite() {
-        Ok(sel)
-    } else {
-        Err(nadaraya::Error::NoSupport)
-    }
+    // A compact kernel: a finer grid. Its CV curve is bumpy (samples enter and leave the
+    // support), and the default 16-point grid missed the best basin by 1 % (tests/fit.rs).
+    Ok(corefit::select_bandwidth::<K>(x, y, &COMPACT_SEARCH)?.1)
 }
 
 /// The widest bracket a per-dimension coordinate search looks in: from 1/100 of the starting
@@ -185,19 +172,22 @@ const PER_DIM_DECADES: (f32, f32) = (2.0, 7.0);
 
 /// Selects the bandwidth(s) of `table` by cv_ls.
 ///
-/// One bandwidth: [`corefit::select_bandwidth`] for Nadaraya–Watson, and for local-linear
-/// [`corefit::minimize_log_bandwidth`] over [`corefit::loo_cv_local_linear`] in the bracket
-/// that [`corefit::rule_of_thumb`] implies ([`corefit::bracket`]).
+/// One bandwidth: [`corefit::select_bandwidth`] (Gaussian Nadaraya–Watson) or
+/// [`corefit::select_bandwidth_local_linear`] (`local_linear`, any family); a compact family with
+/// Nadaraya–Watson searches a finer grid ([`COMPACT_SEARCH`]).
 ///
-/// Per dimension (the product Gaussian kernel, `h_j` for column `j`): starting from the one
-/// common bandwidth, coordinate searches with [`corefit::minimize_log_bandwidth`] over each
-/// `ln h_j` in turn (three sweeps, keeping a coordinate's move only if it lowers the CV), the
-/// objective evaluated on the columns scaled by `1/h_j` with a Gaussian of bandwidth 1. For
-/// local-linear this is exact too: its fit is unchanged by scaling the inputs.
+/// Per dimension (the product Gaussian kernel, `h_j` for column `j`): Nadaraya–Watson by the
+/// core's [`corefit::select_bandwidths`]. Local-linear: from the one common bandwidth,
+/// coordinate searches with [`corefit::minimize_log_bandwidth`] over each `ln h_j` in turn,
+/// from `h_j/100` to `10⁷·h_j`, then a decade either side (up to three sweeps, a move kept only
+/// if it lowers the CV), the objective evaluated on the columns scaled by `1/h_j` with a Gaussian
+/// of
+/// bandwidth 1. Exact for local-linear too: its fit is unchanged by scaling the inputs.
 ///
 /// # Errors
-/// [`Error::Option`] for `--per-dim` with a compact kernel; [`Error::Core`] if the core
-/// rejects the data or finds no bandwidth whose objective is finite.
+/// [`Error::Option`] for `per_dim` with a compact kernel; [`Error::Core`] if the core rejects
+/// the data (fewer than two samples, a value out of range) or finds no bandwidth whose
+/// objective is finite ([`nadaraya::Error::Singular`], [`nadaraya::Error::NoSupport`]).
 pub fn select(
     table: &Table,
     kernel: KernelName,
@@ -225,9 +215,16 @@ pub fn select(
             bandwidths: vec![sel.bandwidth; if per_dim { d } else { 1 }],
         },
         cv: sel.cv,
-        evaluations: sel.evaluations,
+        evaluations: Some(sel.evaluations),
     };
-    if per_dim && d > 1 {
+    if per_dim && d > 1 && !local_linear {
+        // The core's selector: per-column rules of thumb, one common factor, then BFGS on
+        // ln h with the gradient from the same pass (it does not count its evaluations).
+        let mut h = vec![0.0f32; d];
+        fit.cv = corefit::select_bandwidths(x, y, &mut h, &search)?;
+        fit.model.bandwidths = h;
+        fit.evaluations = None;
+    } else if per_dim && d > 1 {
         per_dim_search(table, &mut fit, &search)?;
     }
     Ok(fit)
@@ -239,14 +236,22 @@ fn per_dim_search(table: &Table, fit: &mut Fit, search: &Search) -> Result<(), E
     let y = Rows::new(table.y(), 1)?;
     let unit = Gaussian::new(1.0)?;
     let ll = fit.model.local_linear;
-    for _sweep in 0..3 {
+    // The first sweep searches the wide bracket; later ones a decade either side of h_j with
+    // a coarser grid (the basin is known by then).
+    let narrow = Search { grid: 8, ..*search };
+    for sweep in 0..3 {
         let before = fit.cv;
+        let (below, above, search) = if sweep == 0 {
+            (PER_DIM_DECADES.0, PER_DIM_DECADES.1, search)
+        } else {
+            (1.0, 1.0, &narrow)
+        };
         for j in 0..d {
             let mut h = fit.model.bandwidths.clone();
             let h0 = h[j];
             let (lo, hi) = (
-                h0 * 10f32.powf(-PER_DIM_DECADES.0),
-                (f64::from(h0) * 10f64.powf(f64::from(PER_DIM_DECADES.1))).min(1e18) as f32,
+                h0 * 10f32.powf(-below),
+                (f64::from(h0) * 10f64.powf(f64::from(above))).min(1e18) as f32,
             );
             let sel = corefit::minimize_log_bandwidth(
                 |hj| {
@@ -259,13 +264,13 @@ fn per_dim_search(table: &Table, fit: &mut Fit, search: &Search) -> Result<(), E
                 hi,
                 search,
             )?;
-            fit.evaluations += sel.evaluations;
+            fit.evaluations = fit.evaluations.map(|e| e + sel.evaluations);
             if sel.cv < fit.cv {
                 fit.cv = sel.cv;
                 fit.model.bandwidths[j] = sel.bandwidth;
             }
         }
-        if fit.cv >= before * (1.0 - 1e-9) {
+        if fit.cv >= before * (1.0 - 1e-7) {
             break;
         }
     }
@@ -378,13 +383,11 @@ pub fn run(args: &FitArgs) -> Result<(), Error> {
     let start = Instant::now();
     let fit = select(&table, args.kernel, args.per_dim, args.local_linear)?;
     let took = start.elapsed();
-    let mut out = format!(
-        "bandwidth {}\ncv {}\nevaluations {}\ntime {:.6} s\n",
-        join(&fit.model.bandwidths),
-        fit.cv,
-        fit.evaluations,
-        took.as_secs_f64()
-    );
+    let mut out = format!("bandwidth {}\ncv {}\n", join(&fit.model.bandwidths), fit.cv);
+    if let Some(e) = fit.evaluations {
+        out.push_str(&format!("evaluations {e}\n"));
+    }
+    out.push_str(&format!("time {:.6} s\n", took.as_secs_f64()));
     if let Some(points) = args.curve {
         for (factor, cv) in curve(&fit.model, &table, points)? {
             let h: Vec<f32> = fit.model.bandwidths.iter().map(|h| h * factor).collect();

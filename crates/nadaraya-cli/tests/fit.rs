@@ -303,7 +303,7 @@ fn a_bad_file_names_the_line_and_the_cell() {
 
 /// Leave-one-out CV of 1-D Nadaraya–Watson with the kernel profile `k(u)` (0 outside the
 /// support), plainly in f64; infinite where some sample has no other sample in its support.
-fn loo_profile(x: &[Vec<f64>], y: &[f64], h: f64, k: fn(f64) -> f64) -> f64 {
+fn loo_profile(x: &[Vec<f64>], y: &[f64], h: f64, k: Profile) -> f64 {
     let n = y.len();
     let mut sum = 0.0;
     for i in 0..n {
@@ -321,11 +321,14 @@ fn loo_profile(x: &[Vec<f64>], y: &[f64], h: f64, k: fn(f64) -> f64) -> f64 {
     sum / n as f64
 }
 
+/// A kernel profile `k(|u|)`.
+type Profile = fn(f64) -> f64;
+
 #[test]
 fn compact_kernels_match_a_brute_force_grid() {
     let (x, y, text) = data(120, 1, 6, |x| (2.0 * x[0]).sin(), false);
     let path = file("compact.csv", &text);
-    let kernels: [(&str, fn(f64) -> f64); 3] = [
+    let kernels: [(&str, Profile); 3] = [
         ("epanechnikov", |u| if u < 1.0 { 1.0 - u * u } else { 0.0 }),
         ("tricube", |u| {
             if u < 1.0 {
@@ -356,4 +359,72 @@ fn compact_kernels_match_a_brute_force_grid() {
             "{name}: h {h:?} cv {at}, grid {best:?}"
         );
     }
+}
+
+/// Leave-one-out CV of local-linear regression in two dimensions with the product Gaussian of
+/// bandwidths `h`, plainly in f64: the 3×3 weighted normal equations at each `x_i` without
+/// sample i, solved by Gaussian elimination with partial pivoting (infinite if singular).
+fn loo_ll2(x: &[Vec<f64>], y: &[f64], h: &[f64]) -> f64 {
+    let n = y.len();
+    let mut sum = 0.0;
+    for i in 0..n {
+        let mut a = [[0.0f64; 4]; 3];
+        for j in (0..n).filter(|&j| j != i) {
+            let u = [1.0, x[j][0] - x[i][0], x[j][1] - x[i][1]];
+            let w = (-((u[1] / h[0]).powi(2) + (u[2] / h[1]).powi(2)) / 2.0).exp();
+            for r in 0..3 {
+                for c in 0..3 {
+                    a[r][c] += w * u[r] * u[c];
+                }
+                a[r][3] += w * u[r] * y[j];
+            }
+        }
+        for c in 0..3 {
+            let p = (c..3)
+                .max_by(|&r, &s| a[r][c].abs().total_cmp(&a[s][c].abs()))
+                .unwrap();
+            a.swap(c, p);
+            if a[c][c].abs() < 1e-300 {
+                return f64::INFINITY;
+            }
+            for r in 0..3 {
+                if r != c {
+                    let f = a[r][c] / a[c][c];
+                    for k in 0..4 {
+                        a[r][k] -= f * a[c][k];
+                    }
+                }
+            }
+        }
+        sum += (y[i] - a[0][3] / a[0][0]).powi(2);
+    }
+    sum / n as f64
+}
+
+#[test]
+fn per_dimension_local_linear_matches_a_brute_force_grid() {
+    let (x, y, text) = data(60, 2, 7, |x| (2.0 * x[0]).sin() + x[1], false);
+    let (h, cv) = parse(&fit(&[
+        "--per-dim",
+        "--local-linear",
+        file("pll.csv", &text).to_str().unwrap(),
+    ]));
+    let at = loo_ll2(&x, &y, &h);
+    assert!(rel(cv, at) < 1e-5, "cv {cv} vs f64 {at} at h = {h:?}");
+    let g = grid(5e-2, 1e4, 40);
+    let mut best = (0.0, 0.0, f64::INFINITY);
+    for &a in &g {
+        for &b in &g {
+            let c = loo_ll2(&x, &y, &[a, b]);
+            if c < best.2 {
+                best = (a, b, c);
+            }
+        }
+    }
+    assert!(
+        at <= best.2 * (1.0 + 1e-4),
+        "h {h:?} cv {at}, grid {best:?}"
+    );
+    // y is linear in the second column: local-linear needs no locality there.
+    assert!(h[1] > 10.0 * h[0], "{h:?}");
 }

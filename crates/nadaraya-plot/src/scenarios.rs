@@ -835,31 +835,6 @@ fn random_features(p: &Params) -> Result<Figure, Error> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_ranges_the_messages_quote_are_the_core_limits() {
-        for (h, ok) in [
-            (3.8e-20, false),
-            (3.9e-20, true),
-            (6.5e18, true),
-            (6.6e18, false),
-        ] {
-            assert_eq!(check_bandwidth("--h", h).is_ok(), ok, "h = {h}");
-        }
-        for (t, ok) in [
-            (2.9e-39, false),
-            (3e-39, true),
-            (8.5e37, true),
-            (8.6e37, false),
-        ] {
-            assert_eq!(check_temperature("--tau", t, "τ = ").is_ok(), ok, "τ = {t}");
-        }
-    }
-}
-
 /// How far the `bandwidth-selection` figure's under- and over-smoothed fits are from the chosen
 /// bandwidth: `h/4` and `4h`.
 pub const SMOOTHING_FACTOR: f32 = 4.0;
@@ -957,4 +932,29 @@ fn bandwidth_selection(p: &Params) -> Result<Figure, Error> {
             ),
         ],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ranges_the_messages_quote_are_the_core_limits() {
+        for (h, ok) in [
+            (3.8e-20, false),
+            (3.9e-20, true),
+            (6.5e18, true),
+            (6.6e18, false),
+        ] {
+            assert_eq!(check_bandwidth("--h", h).is_ok(), ok, "h = {h}");
+        }
+        for (t, ok) in [
+            (2.9e-39, false),
+            (3e-39, true),
+            (8.5e37, true),
+            (8.6e37, false),
+        ] {
+            assert_eq!(check_temperature("--tau", t, "τ = ").is_ok(), ok, "τ = {t}");
+        }
+    }
 }

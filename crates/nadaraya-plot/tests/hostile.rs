@@ -205,7 +205,12 @@ fn a_cv_curve_of_zeros_is_drawn_on_linear_axes_and_finishes() {
     };
     let fig = scenarios::figure("bandwidth-selection", &p).unwrap();
     assert!(!fig.panels[0].log_log);
-    assert!(fig.panels[0].series[0].points.iter().all(|&(_, c)| c == 0.0));
+    assert!(
+        fig.panels[0].series[0]
+            .points
+            .iter()
+            .all(|&(_, c)| c == 0.0)
+    );
     let (w, h) = draw::size(&fig);
     let mut buf = vec![0u8; (w * h * 3) as usize];
     draw::draw(
