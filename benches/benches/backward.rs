@@ -17,13 +17,16 @@ use nadaraya_benches::{Rng, ensure_single_thread};
 const LS: [usize; 2] = [512, 2048];
 const D: usize = 64;
 
+fn rows(x: &[f32]) -> Rows<'_> {
+    Rows::new(x, D).expect("width divides")
+}
+
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("backward_d64");
     let kernel = SoftmaxDot::for_dim(D).expect("d > 0");
     for l in LS {
         let mut g = Rng::new(l as u64);
         let (q, k, v, d_out) = (g.vec(l * D), g.vec(l * D), g.vec(l * D), g.vec(l * D));
-        let rows = |x: &[f32]| Rows::new(x, D).expect("width divides");
         let (mut out, mut lse) = (vec![0.0f32; l * D], vec![0.0f32; l]);
         let forward = |out: &mut [f32], lse: &mut [f32]| {
             let o = RowsMut::new(out, D).expect("width divides");
