@@ -9,9 +9,9 @@
 
 use nadaraya::fit::{self, Estimate, Fit, Noise};
 use nadaraya::{
-    Error, Gaussian, Mask, MhaScratch, MhaWeights, MultiHeadAttention, OnlineSoftmax, Rows,
-    RowsMut, Smoother, SoftmaxDot, attention, attention_batch, attention_shape, fit, math, scalar,
-    weights, weights_shape,
+    Error, Gaussian, Gradients, KernelGrad, Mask, MhaScratch, MhaWeights, MultiHeadAttention,
+    OnlineSoftmax, Rows, RowsMut, Smoother, SoftmaxDot, Upstream, attention, attention_backward,
+    attention_batch, attention_lse, attention_shape, math, scalar, weights, weights_shape,
 };
 use std::hint::black_box;
 
@@ -167,6 +167,48 @@ fn main() {
         ));
         ok &= fit::band_z(black_box(0.95)).is_ok();
         let _ = black_box(e[0].band(1.96));
+    }
+
+    {
+        // The backward pass: 2 queries, 4 keys (d = 4, dv = 2), both kernels, both masks.
+        let (q2, k4, v4) = (
+            q.slice(0, 2).unwrap_or(q),
+            keys.slice(0, 4).unwrap_or(keys),
+            values.slice(0, 4).unwrap_or(values),
+        );
+        let (mut o, mut lse, mut dq, mut dk, mut dvv) = (
+            [0.0f32; 4],
+            [0.0f32; 2],
+            [0.0f32; 8],
+            [0.0f32; 16],
+            [0.0f32; 8],
+        );
+        let g_out = black_box([0.5f32; 4]);
+        for mask in [Mask::None, black_box(Mask::Causal)] {
+            let out = rows_mut(&mut o, dv).unwrap_or_else(exit);
+            ok &= attention_lse(&s, q2, k4, v4, mask, out, &mut lse).is_ok();
+            let out = rows_mut(&mut o, dv).unwrap_or_else(exit);
+            ok &= attention_lse(&g, q2, k4, v4, mask, out, &mut lse).is_ok();
+            let up = Upstream {
+                out: rows(&o, dv).unwrap_or_else(exit),
+                lse: &lse,
+                d_out: rows(&g_out, dv).unwrap_or_else(exit),
+            };
+            for gauss in [false, black_box(true)] {
+                let gr = Gradients {
+                    d_q: rows_mut(&mut dq, d).unwrap_or_else(exit),
+                    d_keys: rows_mut(&mut dk, d).unwrap_or_else(exit),
+                    d_values: rows_mut(&mut dvv, dv).unwrap_or_else(exit),
+                };
+                let r = if gauss {
+                    attention_backward(&g, q2, k4, v4, mask, up, gr)
+                } else {
+                    attention_backward(&s, q2, k4, v4, mask, up, gr)
+                };
+                ok &= r.is_ok();
+            }
+        }
+        ok &= g.score_grad().distance && !s.score_grad().distance;
     }
 
     let mut a = OnlineSoftmax::<2>::new();

@@ -833,4 +833,153 @@ mod tests {
         }
         std::println!("worst relative error against central differences: {worst:?}");
     }
+
+    /// `attention_lse` writes what `attention` writes, bit for bit, and each query's log-sum-exp
+    /// within `1e-6` of the plain `f64` one (scores promoted from `f32`).
+    #[test]
+    fn lse_forward_is_attention_plus_the_log_sum_exp() {
+        for (p, [qf, kf, vf, _]) in problems() {
+            let (d, dv) = (p.d, p.dv);
+            let mask = if p.causal { Mask::Causal } else { Mask::None };
+            let k = SoftmaxDot::new(0.8).unwrap();
+            let (q, keys, values) = (
+                Rows::new(&qf, d).unwrap(),
+                Rows::new(&kf, d).unwrap(),
+                Rows::new(&vf, dv).unwrap(),
+            );
+            let (mut a, mut b, mut lse) =
+                (vec![0.0; p.m * dv], vec![1.0; p.m * dv], vec![0.0; p.m]);
+            crate::attention(&k, q, keys, values, mask, RowsMut::new(&mut a, dv).unwrap()).unwrap();
+            let o = RowsMut::new(&mut b, dv).unwrap();
+            attention_lse(&k, q, keys, values, mask, o, &mut lse).unwrap();
+            assert_eq!(a, b);
+            for i in 0..p.m {
+                let s: Vec<f64> = (0..seen(&p, i))
+                    .map(|j| f64::from(k.score(&qf[i * d..][..d], &kf[j * d..][..d])))
+                    .collect();
+                let mx = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let want = mx + s.iter().map(|x| (x - mx).exp()).sum::<f64>().ln();
+                crate::testing::assert_close(
+                    f64::from(lse[i]),
+                    want,
+                    1e-6 * want.abs().max(1.0),
+                    "lse",
+                );
+            }
+        }
+    }
+
+    /// Every shape error names its operand, before anything is written; a NaN or infinity in
+    /// any input is `NonFinite`.
+    #[test]
+    fn bad_shapes_and_non_finite_inputs_are_errors() {
+        let k = Gaussian::new(1.0).unwrap();
+        let (q, keys, values) = ([0.5f32; 4], [0.25f32; 6], [1.0f32; 3]);
+        let (q, keys, values) = (
+            Rows::new(&q, 2).unwrap(),
+            Rows::new(&keys, 2).unwrap(),
+            Rows::new(&values, 1).unwrap(),
+        );
+        let (mut out, mut lse) = ([0.0f32; 2], [0.0f32; 2]);
+        let sh = |what, expected, found| {
+            Err(Error::Shape {
+                what,
+                expected,
+                found,
+            })
+        };
+        let o = RowsMut::new(&mut out, 1).unwrap();
+        assert_eq!(
+            attention_lse(&k, q, keys, values, Mask::None, o, &mut lse[..1]),
+            sh(Dim::Lse, 2, 1)
+        );
+        let o = RowsMut::new(&mut out, 1).unwrap();
+        attention_lse(&k, q, keys, values, Mask::None, o, &mut lse).unwrap();
+        let g = [1.0f32; 8];
+        // (lse length, d_out, dq, dk, dv as (len, width)) and the error.
+        let ok = (2, (2, 1), (4, 2), (6, 2), (3, 1));
+        let cases = [
+            ((1, ok.1, ok.2, ok.3, ok.4), sh(Dim::Lse, 2, 1)),
+            ((2, (4, 2), ok.2, ok.3, ok.4), sh(Dim::GradientWidth, 1, 2)),
+            ((2, (3, 1), ok.2, ok.3, ok.4), sh(Dim::GradientRows, 2, 3)),
+            ((2, ok.1, (4, 1), ok.3, ok.4), sh(Dim::GradientWidth, 2, 1)),
+            ((2, ok.1, (2, 2), ok.3, ok.4), sh(Dim::GradientRows, 2, 1)),
+            ((2, ok.1, ok.2, (4, 2), ok.4), sh(Dim::GradientRows, 3, 2)),
+            ((2, ok.1, ok.2, ok.3, (6, 2)), sh(Dim::GradientWidth, 1, 2)),
+            ((2, ok.1, ok.2, ok.3, (2, 1)), sh(Dim::GradientRows, 3, 2)),
+        ];
+        for ((nl, (ng, wg), (nq, wq), (nk, wk), (nv, wv)), want) in cases {
+            let (mut dq, mut dk, mut dv) = ([7.0f32; 8], [7.0f32; 8], [7.0f32; 8]);
+            let up = Upstream {
+                out: Rows::new(&out, 1).unwrap(),
+                lse: &lse[..nl],
+                d_out: Rows::new(&g[..ng], wg).unwrap(),
+            };
+            let gr = Gradients {
+                d_q: RowsMut::new(&mut dq[..nq], wq).unwrap(),
+                d_keys: RowsMut::new(&mut dk[..nk], wk).unwrap(),
+                d_values: RowsMut::new(&mut dv[..nv], wv).unwrap(),
+            };
+            assert_eq!(
+                attention_backward(&k, q, keys, values, Mask::None, up, gr).map(|_| ()),
+                want
+            );
+            assert_eq!(
+                (dq, dk, dv),
+                ([7.0; 8], [7.0; 8], [7.0; 8]),
+                "nothing written"
+            );
+        }
+        // The forward's own shape errors come first, for `out` as the output.
+        let (mut dq, mut dk, mut dv) = ([0.0f32; 4], [0.0f32; 6], [0.0f32; 3]);
+        let up = Upstream {
+            out: Rows::new(&out[..1], 1).unwrap(),
+            lse: &lse,
+            d_out: Rows::new(&g[..2], 1).unwrap(),
+        };
+        let gr = Gradients {
+            d_q: RowsMut::new(&mut dq, 2).unwrap(),
+            d_keys: RowsMut::new(&mut dk, 2).unwrap(),
+            d_values: RowsMut::new(&mut dv, 1).unwrap(),
+        };
+        assert_eq!(
+            attention_backward(&k, q, keys, values, Mask::None, up, gr).map(|_| ()),
+            sh(Dim::OutputRows, 2, 1)
+        );
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            for pos in 0..6 {
+                let (mut qa, mut ka, mut va) = ([0.5f32; 4], [0.25f32; 6], [1.0f32; 3]);
+                let (mut oa, mut la, mut ga) = (out, lse, [1.0f32; 2]);
+                match pos {
+                    0 => qa[3] = bad,
+                    1 => ka[5] = bad,
+                    2 => va[2] = bad,
+                    3 => oa[1] = bad,
+                    4 => la[1] = bad,
+                    _ => ga[0] = bad,
+                }
+                let (mut dq, mut dk, mut dv) = ([0.0f32; 4], [0.0f32; 6], [0.0f32; 3]);
+                let up = Upstream {
+                    out: Rows::new(&oa, 1).unwrap(),
+                    lse: &la,
+                    d_out: Rows::new(&ga, 1).unwrap(),
+                };
+                let gr = Gradients {
+                    d_q: RowsMut::new(&mut dq, 2).unwrap(),
+                    d_keys: RowsMut::new(&mut dk, 2).unwrap(),
+                    d_values: RowsMut::new(&mut dv, 1).unwrap(),
+                };
+                let (qr, kr, vr) = (
+                    Rows::new(&qa, 2).unwrap(),
+                    Rows::new(&ka, 2).unwrap(),
+                    Rows::new(&va, 1).unwrap(),
+                );
+                assert_eq!(
+                    attention_backward(&k, qr, kr, vr, Mask::Causal, up, gr),
+                    Err(Error::NonFinite),
+                    "pos {pos}"
+                );
+            }
+        }
+    }
 }

@@ -1,0 +1,89 @@
+//! The backward pass of attention against its forward: `L` queries against `L` keys,
+//! `d = dv = 64`, softmax-dot with `τ = √d`, one thread. `forward` is `nadaraya::attention_lse`
+//! (attention that also saves each query's log-sum-exp), `backward` is
+//! `nadaraya::attention_backward` (dQ, dK, dV from dO, the output and the log-sum-exp).
+//! Criterion ids: `backward_d64/<forward|backward>/<L>`.
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion};
+use nadaraya::{
+    Gradients, Mask, Rows, RowsMut, SoftmaxDot, Upstream, attention_backward, attention_lse,
+};
+use nadaraya_benches::{Rng, ensure_single_thread};
+
+const LS: [usize; 2] = [512, 2048];
+const D: usize = 64;
+
+fn rows(x: &[f32]) -> Rows<'_> {
+    Rows::new(x, D).expect("width divides")
+}
+
+fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("backward_d64");
+    let kernel = SoftmaxDot::for_dim(D).expect("d > 0");
+    for l in LS {
+        let mut g = Rng::new(l as u64);
+        let (q, k, v, d_out) = (g.vec(l * D), g.vec(l * D), g.vec(l * D), g.vec(l * D));
+        let (mut out, mut lse) = (vec![0.0f32; l * D], vec![0.0f32; l]);
+        let forward = |out: &mut [f32], lse: &mut [f32]| {
+            let o = RowsMut::new(out, D).expect("width divides");
+            attention_lse(
+                &kernel,
+                rows(black_box(&q)),
+                rows(&k),
+                rows(&v),
+                Mask::None,
+                o,
+                lse,
+            )
+            .expect("valid shapes");
+        };
+        group.bench_with_input(BenchmarkId::new("forward", l), &l, |b, _| {
+            b.iter(|| {
+                forward(&mut out, &mut lse);
+                black_box(&out);
+            });
+        });
+        forward(&mut out, &mut lse);
+        let (mut dq, mut dk, mut dv) = (vec![0.0; l * D], vec![0.0; l * D], vec![0.0; l * D]);
+        group.bench_with_input(BenchmarkId::new("backward", l), &l, |b, _| {
+            b.iter(|| {
+                let up = Upstream {
+                    out: rows(&out),
+                    lse: &lse,
+                    d_out: rows(&d_out),
+                };
+                let grads = Gradients {
+                    d_q: RowsMut::new(&mut dq, D).expect("width divides"),
+                    d_keys: RowsMut::new(&mut dk, D).expect("width divides"),
+                    d_values: RowsMut::new(&mut dv, D).expect("width divides"),
+                };
+                let r = attention_backward(
+                    &kernel,
+                    rows(black_box(&q)),
+                    rows(&k),
+                    rows(&v),
+                    Mask::None,
+                    up,
+                    grads,
+                );
+                black_box(r.expect("valid shapes"));
+            });
+        });
+    }
+    group.finish();
+}
+
+fn main() {
+    ensure_single_thread();
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(10)
+        .configure_from_args();
+    bench(&mut c);
+    c.final_summary();
+}
