@@ -300,11 +300,16 @@ pub fn attention(
         s: s.min(31),
         m: kernel.m,
     };
+    // Widths 1, 8 and 16 get loops of a constant length (unrolled); others a run-time width.
     match (kernel.dot, d) {
-        (false, 1) => smooth::<false, true>(q, keys, values, out, params),
-        (false, _) => smooth::<false, false>(q, keys, values, out, params),
-        (true, 1) => smooth::<true, true>(q, keys, values, out, params),
-        (true, _) => smooth::<true, false>(q, keys, values, out, params),
+        (false, 1) => smooth::<false, 1>(q, keys, values, out, params),
+        (false, 8) => smooth::<false, 8>(q, keys, values, out, params),
+        (false, 16) => smooth::<false, 16>(q, keys, values, out, params),
+        (false, _) => smooth::<false, 0>(q, keys, values, out, params),
+        (true, 1) => smooth::<true, 1>(q, keys, values, out, params),
+        (true, 8) => smooth::<true, 8>(q, keys, values, out, params),
+        (true, 16) => smooth::<true, 16>(q, keys, values, out, params),
+        (true, _) => smooth::<true, 0>(q, keys, values, out, params),
     }
     Ok(())
 }
@@ -321,8 +326,9 @@ struct Params {
 /// The penalty of key row `x`: the squared distance, or `2^31 -` the dot product (so that a
 /// larger score is a smaller penalty; in `[0, 2^32)` because the shifted sum is within `±2^30`).
 #[inline(always)]
-fn penalty<const DOT: bool, const ONE: bool>(q: &[i16], x: &[i16], g: u32) -> u32 {
-    if ONE {
+fn penalty<const DOT: bool, const W: usize>(q: &[i16], x: &[i16], g: u32) -> u32 {
+    if W == 1 {
+        // g = 0 at width 1: no shift, no loop.
         let (a, b) = (
             i32::from(q.first().copied().unwrap_or(0)),
             i32::from(x.first().copied().unwrap_or(0)),
@@ -334,6 +340,11 @@ fn penalty<const DOT: bool, const ONE: bool>(q: &[i16], x: &[i16], g: u32) -> u3
             t * t
         };
     }
+    // W > 1: the caller checked that q and x have W elements.
+    let (q, x) = match (q.first_chunk::<W>(), x.first_chunk::<W>()) {
+        (Some(a), Some(b)) if W > 0 => (a.as_slice(), b.as_slice()),
+        _ => (q, x),
+    };
     if DOT {
         let mut acc = 0i32;
         for (a, b) in q.iter().zip(x) {
@@ -352,7 +363,7 @@ fn penalty<const DOT: bool, const ONE: bool>(q: &[i16], x: &[i16], g: u32) -> u3
 
 /// Both passes: the smallest penalty, then weights and sums; shapes are checked by the caller
 /// (`d = q.len() ≥ 1`, `dv = out.len() ≥ 1`, one value row per key row).
-fn smooth<const DOT: bool, const ONE: bool>(
+fn smooth<const DOT: bool, const W: usize>(
     q: &[i16],
     keys: &[i16],
     values: &[i16],
@@ -362,10 +373,10 @@ fn smooth<const DOT: bool, const ONE: bool>(
     let (d, dv) = (q.len(), out.len());
     let mut p_min = u32::MAX;
     for x in keys.chunks_exact(d) {
-        p_min = p_min.min(penalty::<DOT, ONE>(q, x, p.g));
+        p_min = p_min.min(penalty::<DOT, W>(q, x, p.g));
     }
     let weight = |x: &[i16]| -> u32 {
-        let pk = ((penalty::<DOT, ONE>(q, x, p.g) - p_min) >> p.k).min((1 << 18) - 1);
+        let pk = ((penalty::<DOT, W>(q, x, p.g) - p_min) >> p.k).min((1 << 18) - 1);
         exp2_neg((pk * p.m) >> p.s)
     };
     if let [o] = out {
