@@ -11,7 +11,7 @@ use nadaraya::fit::{self, Estimate, Fit, Noise};
 use nadaraya::{
     Error, Gaussian, Gradients, KernelGrad, Mask, MhaScratch, MhaWeights, MultiHeadAttention,
     OnlineSoftmax, Rows, RowsMut, Smoother, SoftmaxDot, Upstream, attention, attention_backward,
-    attention_batch, attention_lse, attention_shape, math, scalar, weights, weights_shape,
+    attention_batch, attention_lse, attention_shape, fixed, math, scalar, weights, weights_shape,
 };
 use std::hint::black_box;
 
@@ -259,6 +259,17 @@ fn main() {
     ok &= mha
         .forward(&x, black_box(Mask::Causal), &mut scratch, &mut y)
         .is_ok();
+
+    // The Q15 path.
+    let kq = fixed::Q15Kernel::gaussian(&g).unwrap_or_else(exit);
+    let ks = fixed::Q15Kernel::softmax_dot(&s).unwrap_or_else(exit);
+    let fq: Vec<i16> = black_box(vec![fixed::q15(black_box(0.1)); 4]);
+    let fk: Vec<i16> = black_box(vec![300; 32]);
+    let fv: Vec<i16> = black_box(vec![-200; 16]);
+    let mut fo = [0i16; 2];
+    ok &= fixed::attention(&kq, &fq, &fk, &fv[..8], &mut fo[..1]).is_ok();
+    ok &= fixed::attention(&ks, &fq, &fk, &fv, &mut fo).is_ok();
+    ok &= fixed::exp2_neg(black_box(12345)) > 0;
 
     println!(
         "no-panic entry points exercised: {}",

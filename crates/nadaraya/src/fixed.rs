@@ -293,44 +293,101 @@ pub fn attention(
     let base = (kernel.s0 + 15 - g as i32).max(0) as u32;
     let k = base.saturating_sub(11).min(14);
     let s = base - k;
-    let (s1, s2) = (s.min(31), s - s.min(31));
-    let (m, dot) = (kernel.m, kernel.dot);
-    let penalty = |x: &[i16]| -> u32 {
-        if dot {
-            let mut acc = 0i32;
-            for (a, b) in q.iter().zip(x) {
-                acc += (i32::from(*a) * i32::from(*b)) >> g;
-            }
-            // Negated and offset so that a larger score is a smaller penalty: 2^31 - acc,
-            // in [0, 2^32) because |acc| ≤ 2^30.
-            (1u32 << 31).wrapping_sub(acc as u32)
-        } else {
-            let mut acc = 0u32;
-            for (a, b) in q.iter().zip(x) {
-                let t = (i32::from(*a) - i32::from(*b)).unsigned_abs();
-                acc += (t * t) >> g;
-            }
-            acc
-        }
+    // s ≤ 30: base ≤ 29 + 15 (MIN_SCALE), and k = 14 whenever base > 25.
+    let params = Params {
+        g,
+        k,
+        s: s.min(31),
+        m: kernel.m,
     };
+    // Widths 1, 8 and 16 get loops of a constant length (unrolled); others a run-time width.
+    match (kernel.dot, d) {
+        (false, 1) => smooth::<false, 1>(q, keys, values, out, params),
+        (false, 8) => smooth::<false, 8>(q, keys, values, out, params),
+        (false, 16) => smooth::<false, 16>(q, keys, values, out, params),
+        (false, _) => smooth::<false, 0>(q, keys, values, out, params),
+        (true, 1) => smooth::<true, 1>(q, keys, values, out, params),
+        (true, 8) => smooth::<true, 8>(q, keys, values, out, params),
+        (true, 16) => smooth::<true, 16>(q, keys, values, out, params),
+        (true, _) => smooth::<true, 0>(q, keys, values, out, params),
+    }
+    Ok(())
+}
+
+/// The integer scale of one call: width shift, penalty shift, product shift and mantissa.
+#[derive(Clone, Copy)]
+struct Params {
+    g: u32,
+    k: u32,
+    s: u32,
+    m: u32,
+}
+
+/// The penalty of key row `x`: the squared distance, or `2^31 -` the dot product (so that a
+/// larger score is a smaller penalty; in `[0, 2^32)` because the shifted sum is within `±2^30`).
+#[inline(always)]
+fn penalty<const DOT: bool, const W: usize>(q: &[i16], x: &[i16], g: u32) -> u32 {
+    if W == 1 {
+        // g = 0 at width 1: no shift, no loop.
+        let (a, b) = (
+            i32::from(q.first().copied().unwrap_or(0)),
+            i32::from(x.first().copied().unwrap_or(0)),
+        );
+        return if DOT {
+            (1u32 << 31).wrapping_sub((a * b) as u32)
+        } else {
+            let t = (a - b).unsigned_abs();
+            t * t
+        };
+    }
+    // W > 1: the caller checked that q and x have W elements.
+    let (q, x) = match (q.first_chunk::<W>(), x.first_chunk::<W>()) {
+        (Some(a), Some(b)) if W > 0 => (a.as_slice(), b.as_slice()),
+        _ => (q, x),
+    };
+    if DOT {
+        let mut acc = 0i32;
+        for (a, b) in q.iter().zip(x) {
+            acc += (i32::from(*a) * i32::from(*b)) >> g;
+        }
+        (1u32 << 31).wrapping_sub(acc as u32)
+    } else {
+        let mut acc = 0u32;
+        for (a, b) in q.iter().zip(x) {
+            let t = (i32::from(*a) - i32::from(*b)).unsigned_abs();
+            acc += (t * t) >> g;
+        }
+        acc
+    }
+}
+
+/// Both passes: the smallest penalty, then weights and sums; shapes are checked by the caller
+/// (`d = q.len() ≥ 1`, `dv = out.len() ≥ 1`, one value row per key row).
+fn smooth<const DOT: bool, const W: usize>(
+    q: &[i16],
+    keys: &[i16],
+    values: &[i16],
+    out: &mut [i16],
+    p: Params,
+) {
+    let (d, dv) = (q.len(), out.len());
     let mut p_min = u32::MAX;
     for x in keys.chunks_exact(d) {
-        p_min = p_min.min(penalty(x));
+        p_min = p_min.min(penalty::<DOT, W>(q, x, p.g));
     }
     let weight = |x: &[i16]| -> u32 {
-        let p = penalty(x) - p_min;
-        let pk = (p >> k).min((1 << 18) - 1);
-        exp2_neg(((pk * m) >> s1) >> s2)
+        let pk = ((penalty::<DOT, W>(q, x, p.g) - p_min) >> p.k).min((1 << 18) - 1);
+        exp2_neg((pk * p.m) >> p.s)
     };
-    if dv == 1 {
+    if let [o] = out {
         let (mut num, mut den) = (0i64, 0u32);
         for (x, v) in keys.chunks_exact(d).zip(values) {
             let w = weight(x);
             den += w;
             num += i64::from(w as i32 * i32::from(*v));
         }
-        out[0] = round_div(num, den);
-        return Ok(());
+        *o = round_div(num, den);
+        return;
     }
     // Wider values: the weights are recomputed for each output component, which needs no
     // buffer; dv is small where this module is used.
@@ -343,7 +400,6 @@ pub fn attention(
         }
         *o = round_div(num, den);
     }
-    Ok(())
 }
 
 fn shape(what: Dim, expected: usize, found: usize) -> Error {
