@@ -8,7 +8,7 @@
 //! `scripts/no-panic` runs the check; without the cfg this is an ordinary program.
 
 use nadaraya::{
-    Error, Gaussian, Mask, MhaScratch, MhaWeights, MultiHeadAttention, OnlineSoftmax, Rows,
+    Epanechnikov, Error, Gaussian, Tricube, Uniform, Mask, MhaScratch, MhaWeights, MultiHeadAttention, OnlineSoftmax, Rows,
     RowsMut, Smoother, SoftmaxDot, attention, attention_batch, attention_shape, math, scalar,
     weights, weights_shape,
 };
@@ -17,6 +17,11 @@ use std::hint::black_box;
 #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
 fn gaussian(h: f32) -> Result<Gaussian, Error> {
     Gaussian::check_bandwidth(h).and_then(|_| Gaussian::new(h))
+}
+
+#[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
+fn compact(h: f32) -> Result<(Epanechnikov, Tricube, Uniform), Error> {
+    Ok((Epanechnikov::new(h)?, Tricube::new(h)?, Uniform::new(h)?))
 }
 
 #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
@@ -79,6 +84,17 @@ fn main() {
         )
         .is_ok();
         ok &= row_access(q, &mut out, black_box(1)) > 0.0;
+        // The compact kernels: every score inside the support here (u = 0.4).
+        let (ep, tc, un) = compact(black_box(0.5)).unwrap_or_else(exit);
+        ok &= attention(&ep, q, keys, values, Mask::None, out.reborrow()).is_ok();
+        ok &= attention(&tc, q, keys, values, Mask::Causal, out.reborrow()).is_ok();
+        ok &= attention(&un, q, keys, values, Mask::None, out.reborrow()).is_ok();
+        ok &= scalar::attention(&tc, q, keys, values, Mask::None, out.reborrow()).is_ok();
+        let mut sc: Smoother<Tricube, 16, 4, 2> = Smoother::new(tc);
+        ok &= sc.push(black_box([0.2; 4]), [1.0, 2.0]).is_ok();
+        ok &= sc.predict(&black_box([0.1; 4])).is_ok();
+        ok &= sc.predict(&black_box([9.0; 4])) == Err(Error::NoSupport);
+        ok &= sc.predict_many(q, out.reborrow()).is_ok();
     }
     {
         let w = rows_mut(&mut ov, 16).unwrap_or_else(exit);
