@@ -5,7 +5,9 @@
 //!   `M` queries, called `R` times;
 //! - `icount M R predict` / `icount M R predict_many`: a `Smoother<Gaussian, 4096, 1, 1>` holding
 //!   4096 samples, `M` queries answered by `M` calls of `predict` or one `predict_many`, `R`
-//!   times; `predict64` / `predict_many64` the same with `D = DV = 64`.
+//!   times; `predict64` / `predict_many64` the same with `D = DV = 64`;
+//! - `icount 1 R loo`: `fit::loo_cv` with a Gaussian kernel over `N = 4096` samples, `D = DV = 1`
+//!   (`N·(N − 1)` kernel evaluations per call), `R` times.
 //!
 //! ```text
 //! cargo build --release -p nadaraya --example icount
@@ -35,6 +37,7 @@ fn main() {
         "predict64" | "predict_many64" => {
             return smoother::<64>(m, reps, mode == "predict64", &mut rng);
         }
+        "loo" => return loo(reps, &mut rng),
         _ => {}
     }
     let keys: Vec<f32> = (0..n * d).map(|_| rng()).collect();
@@ -91,4 +94,19 @@ fn smoother<const D: usize>(
         }
     }
     println!("{}", black_box(out[0][0]));
+}
+
+/// `fit::loo_cv` over 4096 one-dimensional samples, `R` times.
+fn loo(reps: usize, rng: &mut impl FnMut() -> f32) {
+    let n = 4096;
+    let x: Vec<f32> = (0..n).map(|_| rng()).collect();
+    let y: Vec<f32> = x.iter().map(|x| (6.0 * x).sin() + 0.1 * rng()).collect();
+    let (Ok(xr), Ok(yr), Ok(k)) = (Rows::new(&x, 1), Rows::new(&y, 1), Gaussian::new(0.05)) else {
+        std::process::exit(1)
+    };
+    let mut total = 0.0;
+    for _ in 0..reps {
+        total += nadaraya::fit::loo_cv(&k, black_box(xr), yr).unwrap_or(f64::NAN);
+    }
+    println!("{}", black_box(total));
 }

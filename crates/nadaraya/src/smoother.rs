@@ -315,7 +315,7 @@ impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, 
     }
 
     /// Keys and values as (at most) two contiguous runs each, oldest first.
-    fn runs(&self) -> [(&[f32], &[f32]); 2] {
+    pub(crate) fn runs(&self) -> [(&[f32], &[f32]); 2] {
         let (x0, x1) = self.x.as_slices();
         let (y0, y1) = self.y.as_slices();
         [

@@ -4,6 +4,17 @@
 //! Every objective is written plainly first and tested against `f64`; the optimisers are
 //! separate and generic over the objective.
 
+mod cv;
+mod diagonal;
+mod search;
+
+pub use cv::{MAX_VALUE_WIDTH, kfold_cv, loo_cv};
+pub use diagonal::{DiagonalGaussian, MAX_DIMS, MAX_SPREADS, loo_cv_diagonal, select_bandwidths};
+pub use search::{
+    MAX_GRID, MAX_REFINE, Search, Selection, bracket, minimize_log_bandwidth, rule_of_thumb,
+    select_bandwidth,
+};
+
 use crate::{Error, Gaussian, Kernel};
 
 /// A kernel family with one bandwidth `h`: what the bandwidth selectors search over.
