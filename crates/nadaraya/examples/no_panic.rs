@@ -8,9 +8,9 @@
 //! `scripts/no-panic` runs the check; without the cfg this is an ordinary program.
 
 use nadaraya::{
-    Epanechnikov, Error, Gaussian, Tricube, Uniform, Mask, MhaScratch, MhaWeights, MultiHeadAttention, OnlineSoftmax, Rows,
-    RowsMut, Smoother, SoftmaxDot, attention, attention_batch, attention_shape, math, scalar,
-    weights, weights_shape,
+    Epanechnikov, Error, Gaussian, Mask, MhaScratch, MhaWeights, MultiHeadAttention, OnlineSoftmax,
+    Rows, RowsMut, Smoother, SoftmaxDot, Tricube, Uniform, attention, attention_batch,
+    attention_shape, math, scalar, weights, weights_shape,
 };
 use std::hint::black_box;
 

@@ -44,7 +44,10 @@ pub(crate) fn check_samples(x: Rows<'_>, y: Rows<'_>) -> Result<(), Error> {
 /// - [`Error::CapacityExceeded`] if `y` is wider than [`MAX_VALUE_WIDTH`];
 /// - [`Error::Empty`] if there are fewer than two samples (leaving one out leaves nothing);
 /// - [`Error::NonFinite`] if any coordinate or response is NaN or infinite;
-/// - [`Error::ScoreOverflow`] if a score is not finite in `f32`;
+/// - [`Error::ScoreOverflow`] if a score is NaN or `+inf` in `f32` (a score of `-inf` is
+///   weight 0);
+/// - [`Error::NoSupport`] if a sample left out has no other sample with weight (every score
+///   `-inf`: a compact kernel's bandwidth below the distance to its nearest neighbour);
 /// - [`Error::Overflow`] if a leave-one-out prediction is not representable in `f32` (only for
 ///   responses within rounding of `±f32::MAX`, as everywhere in the crate).
 ///
@@ -160,7 +163,9 @@ fn absorb_one_column<K: Kernel + ?Sized>(
         let rows = (kt.len() / d).min(vt.len()).min(WIDE_TILE);
         let Some(s) = buf.get_mut(..rows) else { break };
         kernel.scores(q, kt, s);
-        let m = simd::max_finite(s)?;
+        // A score of -inf (outside a compact kernel's support) has weight 0; the inputs were
+        // checked finite, so no key behind one is infinite.
+        let (m, _) = simd::max_score(s)?;
         if m > l.max {
             if l.sum != 0.0 {
                 let f = simd::exp_scalar(l.max - m);
@@ -168,6 +173,9 @@ fn absorb_one_column<K: Kernel + ?Sized>(
                 *acc *= f;
             }
             l.max = m;
+        }
+        if l.max == f32::NEG_INFINITY {
+            continue;
         }
         let (sum, dot) = simd::exp_shift_sum_dot(s, vt, l.max);
         l.sum += sum;
@@ -270,7 +278,8 @@ fn masked_average<K: Kernel + ?Sized>(
     for xj in x.iter() {
         if keep(xj) {
             let s = kernel.score(q, xj);
-            if !s.is_finite() {
+            // -inf is weight 0 (outside a compact kernel's support); NaN and +inf are errors.
+            if s.is_nan() || s == f32::INFINITY {
                 return Err(Error::ScoreOverflow);
             }
             if s > m {
@@ -281,6 +290,9 @@ fn masked_average<K: Kernel + ?Sized>(
     }
     if n == 0 {
         return Err(Error::Empty);
+    }
+    if m == f32::NEG_INFINITY {
+        return Err(Error::NoSupport);
     }
     let (down, up) = crate::softmax::headroom(n);
     out.fill(0.0);
@@ -449,10 +461,11 @@ pub(crate) mod tests {
             loo_cv(&k, r(&[1.0, 2.0], 1), Rows::new(&wide, 65).unwrap()),
             Err(Error::CapacityExceeded)
         );
-        // Scores that overflow f32.
+        // A Gaussian |x_i - x_j|² beyond f32 is a score of -inf (weight 0, issue 12): each
+        // sample left out has no other with weight.
         assert_eq!(
             loo_cv(&k, r(&[-3e38, 3e38], 1), r(&[1.0, 2.0], 1)),
-            Err(Error::ScoreOverflow)
+            Err(Error::NoSupport)
         );
         assert_eq!(
             kfold_cv(&k, r(&[1.0, 2.0], 1), r(&[1.0, 2.0], 1), 1),

@@ -90,7 +90,11 @@ pub struct Selection {
 fn infeasible(e: Error) -> bool {
     matches!(
         e,
-        Error::InvalidBandwidth | Error::ScoreOverflow | Error::Empty | Error::Overflow
+        Error::InvalidBandwidth
+            | Error::ScoreOverflow
+            | Error::NoSupport
+            | Error::Empty
+            | Error::Overflow
     )
 }
 
@@ -215,8 +219,10 @@ impl<F: FnMut(f32) -> Result<f64, Error>> Tracker<F> {
 /// 3. The best point seen is returned, with the number of evaluations.
 ///
 /// A bandwidth whose objective fails with [`Error::InvalidBandwidth`], [`Error::ScoreOverflow`],
-/// [`Error::Empty`] or [`Error::Overflow`] is skipped as infeasible (for example a bandwidth
-/// that the kernel family does not accept); any other error ends the search and is returned.
+/// [`Error::NoSupport`], [`Error::Empty`] or [`Error::Overflow`] is skipped as infeasible (for
+/// example a bandwidth that the kernel family does not accept, or a compact kernel's bandwidth
+/// below some sample's distance to its nearest neighbour); any other error ends the search and
+/// is returned.
 ///
 /// # Errors
 /// - [`Error::InvalidBandwidth`] if `lo` or `hi` is not finite and `> 0`, or `lo > hi`;
