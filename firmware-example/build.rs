@@ -207,7 +207,10 @@ fn main() {
         }
     }
     let h_best = ((a + b) / 2.0).exp();
-    assert!(best > 0 && best < points - 1, "the CV minimum is at the grid's end");
+    assert!(
+        best > 0 && best < points - 1,
+        "the CV minimum is at the grid's end"
+    );
     assert!(
         loo(h_best) < 0.9 * grid[0],
         "the CV minimum is not well below the h -> 0 plateau"

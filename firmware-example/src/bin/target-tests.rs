@@ -18,8 +18,8 @@ use golden::{ATTENTION, AttCase, EXP, MHA, MHA_CAUSAL, MhaCase, WINDOW, WINDOW_S
 mod core_flat;
 use core_flat::{attention, causal_attention, scalar, weights};
 use nadaraya::{
-    Dim, Epanechnikov, Error, Gaussian, Kernel, Mask, MhaScratch, MhaWeights, MultiHeadAttention, OnlineSoftmax,
-    Smoother, SoftmaxDot,
+    Dim, Epanechnikov, Error, Gaussian, Kernel, Mask, MhaScratch, MhaWeights, MultiHeadAttention,
+    OnlineSoftmax, Smoother, SoftmaxDot,
 };
 
 /// A test's verdict; the details are logged where the check fails.
@@ -222,14 +222,18 @@ fn smoother_case<K: Kernel, const N: usize, const D: usize, const DV: usize>(
 /// of the `f64` minimum, sets the kernel to it, and predicts with it.
 fn window_selection() -> Outcome {
     let g = &WINDOW_SELECTION;
-    check("host minimum interior", g.grid_best_index > 0 && g.grid_best_index < 19_999)?;
+    check(
+        "host minimum interior",
+        g.grid_best_index > 0 && g.grid_best_index < 19_999,
+    )?;
     // A wrapped ring: four older samples pushed first and evicted.
     let mut s: Smoother<Gaussian, 16, 1, 1> =
         Smoother::new(ok("Gaussian::new", Gaussian::new(0.25))?);
     for i in 0..4 {
         ok(
             "push_evicting",
-            s.push_evicting([-1.0 - i as f32], [9.0]).map_err(|r| r.error),
+            s.push_evicting([-1.0 - i as f32], [9.0])
+                .map_err(|r| r.error),
         )?;
     }
     for (&x, &y) in g.xs.iter().zip(g.ys) {
@@ -252,7 +256,10 @@ fn window_selection() -> Outcome {
     );
     check("kernel set", s.kernel().bandwidth() == sel.bandwidth)?;
     close("selected h", &[sel.bandwidth / g.h], &[1.0], |_| 0.01)?;
-    check("cv within 1e-5 of the f64 minimum", (sel.cv - g.cv).abs() <= 1e-5 * g.cv)?;
+    check(
+        "cv within 1e-5 of the f64 minimum",
+        (sel.cv - g.cv).abs() <= 1e-5 * g.cv,
+    )?;
     let y = ok("predict", s.predict(&[g.xs[7]]))?;
     check("prediction finite", y[0].is_finite())
 }
@@ -395,8 +402,17 @@ fn smoother_errors() -> Outcome {
         Smoother::new(ok("Epanechnikov::new", Epanechnikov::new(0.5))?);
     ok("push", compact.push([0.0], [1.0]).map_err(|r| r.error))?;
     ok("push", compact.push([2.0], [3.0]).map_err(|r| r.error))?;
-    expect_err("outside the support", compact.predict(&[1.0]), Error::NoSupport)?;
-    close("inside the support", &ok("predict", compact.predict(&[1.9]))?, &[3.0], |_| 0.0)
+    expect_err(
+        "outside the support",
+        compact.predict(&[1.0]),
+        Error::NoSupport,
+    )?;
+    close(
+        "inside the support",
+        &ok("predict", compact.predict(&[1.9]))?,
+        &[3.0],
+        |_| 0.0,
+    )
 }
 
 fn attention_errors() -> Outcome {
@@ -599,7 +615,11 @@ fn main() -> ! {
         smoother_case::<_, 70, 8, 4>(&ATTENTION[3], ok("s", SoftmaxDot::new(ATTENTION[3].param))?)
     });
     h.run("Smoother", "sliding window", window_case);
-    h.run("Smoother", "sliding window cv_ls selection", window_selection);
+    h.run(
+        "Smoother",
+        "sliding window cv_ls selection",
+        window_selection,
+    );
     h.run("MultiHeadAttention", "forward", || mha_case(&MHA, false));
     h.run("MultiHeadAttention", "forward causal", || {
         mha_case(&MHA_CAUSAL, true)
