@@ -212,6 +212,67 @@ fn main() {
     )
     .unwrap();
 
+    // The bandwidth a sensor window's cv_ls selection must find: 16 samples of sin(t) plus
+    // uniform noise of width 0.6, one every 0.1 s (the demo's signal), whose leave-one-out CV in
+    // plain f64 (reference::smooth over the other 15) is minimised by a grid of 20000 points
+    // evenly spaced in ln h over [1e-4, 1e3] and then golden-section search between the best
+    // point's neighbours, to 1e-9 in ln h. The minimum must be interior and well below the
+    // nearest-neighbour plateau of h -> 0 (checked here), so that the h it names is well posed.
+    let sel_xs: Vec<f32> = (0..16).map(|i| i as f32 * 0.1).collect();
+    let sel_ys: Vec<f32> = sel_xs
+        .iter()
+        .map(|&x| libm_free_sin(x) + rng.range(-0.3, 0.3))
+        .collect();
+    let (k64, v64) = (reference::widen(&sel_xs), reference::widen(&sel_ys));
+    let loo = |h: f64| -> f64 {
+        let k = RefKernel::Gaussian { h };
+        let n = k64.len();
+        let mut total = 0.0;
+        for i in 0..n {
+            let (mut kx, mut vy) = (k64.clone(), v64.clone());
+            kx.remove(i);
+            vy.remove(i);
+            let y = reference::smooth(k, &[k64[i]], &kx, &vy, 1)[0];
+            total += (v64[i] - y) * (v64[i] - y);
+        }
+        total / n as f64
+    };
+    let (lo, hi, points) = (1e-4f64.ln(), 1e3f64.ln(), 20_000usize);
+    let at = |i: usize| lo + (hi - lo) * i as f64 / (points - 1) as f64;
+    let grid: Vec<f64> = (0..points).map(|i| loo(at(i).exp())).collect();
+    let best = (0..points)
+        .min_by(|&a, &b| grid[a].total_cmp(&grid[b]))
+        .unwrap();
+    let (mut a, mut b) = (at(best.saturating_sub(1)), at((best + 1).min(points - 1)));
+    let phi = (5f64.sqrt() - 1.0) / 2.0;
+    while b - a > 1e-9 {
+        let (c, d) = (b - phi * (b - a), a + phi * (b - a));
+        if loo(c.exp()) < loo(d.exp()) {
+            b = d;
+        } else {
+            a = c;
+        }
+    }
+    let h_best = ((a + b) / 2.0).exp();
+    assert!(
+        best > 0 && best < points - 1,
+        "the CV minimum is at the grid's end"
+    );
+    assert!(
+        loo(h_best) < 0.9 * grid[0],
+        "the CV minimum is not well below the h -> 0 plateau"
+    );
+    writeln!(
+        src,
+        "pub static WINDOW_SELECTION: SelectionCase = SelectionCase {{ xs: {}, ys: {}, h: {:?}, \
+         cv: {:?}, grid_best_index: {best} }};\n",
+        arr(&sel_xs),
+        arr(&sel_ys),
+        h_best as f32,
+        loo(h_best),
+    )
+    .unwrap();
+
     // Multi-head self-attention, DM = 4, H = 2, DH = 2, six tokens, softmax-dot with tau = sqrt 2:
     // projections and output projection evaluated in f64 around the reference's attention.
     let (dm, h_, dh, l) = (4usize, 2usize, 2usize, 6usize);

@@ -31,6 +31,19 @@ pub struct WindowCase {
     pub tol: &'static [f32],
 }
 
+/// A sensor window (16 samples of a noisy sine, the demo's signal) and its cv_ls bandwidth for
+/// a Gaussian, found on the host in `f64` (a 20000-point grid in `ln h` over `[1e-4, 1e3]`,
+/// then golden-section search).
+pub struct SelectionCase {
+    pub xs: &'static [f32],
+    pub ys: &'static [f32],
+    pub h: f32,
+    /// The leave-one-out CV there, in `f64`.
+    pub cv: f64,
+    /// Where on the grid the best point lay (not at either end: the minimum is interior).
+    pub grid_best_index: usize,
+}
+
 /// Multi-head self-attention, DM = 4, H = 2, DH = 2, six tokens (weights flattened row-major).
 pub struct MhaCase {
     pub tau: f32,

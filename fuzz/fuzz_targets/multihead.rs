@@ -249,7 +249,20 @@ impl RefForward {
                     !self.flags.certain || overflow_ok,
                     "{what}: Ok although a score is beyond f32 range"
                 );
+                assert!(
+                    !self.flags.no_support_certain || self.proj_risky,
+                    "{what}: Ok although every score of a query is -inf in f32"
+                );
                 true
+            }
+            Err(Error::NoSupport) => {
+                // Every score of a query may be -inf (weight 0, issue 12).
+                assert!(
+                    self.flags.no_support || self.proj_risky,
+                    "{what}: NoSupport although a score has weight ({:?})",
+                    self.flags
+                );
+                false
             }
             Err(Error::NonFinite) => {
                 assert!(self.proj_risky, "{what}: NonFinite for modest projections");

@@ -548,9 +548,8 @@ impl Splitter {
             match res {
                 ReadFieldResult::InputEmpty | ReadFieldResult::OutputFull => {}
                 ReadFieldResult::Field { record_end } => {
-                    let f = String::from_utf8(std::mem::take(&mut field)).map_err(|_| {
-                        format!(": cannot split `{line}` into fields (not UTF-8)")
-                    })?;
+                    let f = String::from_utf8(std::mem::take(&mut field))
+                        .map_err(|_| format!(": cannot split `{line}` into fields (not UTF-8)"))?;
                     // `1, "2"`: a quote after a blank is literal to the csv crate; strip one pair.
                     fields.push(unquote(&f).to_owned());
                     if record_end {

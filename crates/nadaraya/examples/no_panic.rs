@@ -9,15 +9,21 @@
 
 use nadaraya::fit::{self, Estimate, Fit, Noise};
 use nadaraya::{
-    Error, Gaussian, Gradients, KernelGrad, Mask, MhaScratch, MhaWeights, MultiHeadAttention,
-    OnlineSoftmax, Rows, RowsMut, Smoother, SoftmaxDot, Upstream, attention, attention_backward,
-    attention_batch, attention_lse, attention_shape, fixed, math, scalar, weights, weights_shape,
+    Epanechnikov, Error, Gaussian, Gradients, KernelGrad, Mask, MhaScratch, MhaWeights,
+    MultiHeadAttention, OnlineSoftmax, Rows, RowsMut, Smoother, SoftmaxDot, Tricube, Uniform,
+    Upstream, attention, attention_backward, attention_batch, attention_lse, attention_shape,
+    fixed, math, scalar, weights, weights_shape,
 };
 use std::hint::black_box;
 
 #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
 fn gaussian(h: f32) -> Result<Gaussian, Error> {
     Gaussian::check_bandwidth(h).and_then(|_| Gaussian::new(h))
+}
+
+#[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
+fn compact(h: f32) -> Result<(Epanechnikov, Tricube, Uniform), Error> {
+    Ok((Epanechnikov::new(h)?, Tricube::new(h)?, Uniform::new(h)?))
 }
 
 #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
@@ -80,6 +86,17 @@ fn main() {
         )
         .is_ok();
         ok &= row_access(q, &mut out, black_box(1)) > 0.0;
+        // The compact kernels: every score inside the support here (u = 0.4).
+        let (ep, tc, un) = compact(black_box(0.5)).unwrap_or_else(exit);
+        ok &= attention(&ep, q, keys, values, Mask::None, out.reborrow()).is_ok();
+        ok &= attention(&tc, q, keys, values, Mask::Causal, out.reborrow()).is_ok();
+        ok &= attention(&un, q, keys, values, Mask::None, out.reborrow()).is_ok();
+        ok &= scalar::attention(&tc, q, keys, values, Mask::None, out.reborrow()).is_ok();
+        let mut sc: Smoother<Tricube, 16, 4, 2> = Smoother::new(tc);
+        ok &= sc.push(black_box([0.2; 4]), [1.0, 2.0]).is_ok();
+        ok &= sc.predict(&black_box([0.1; 4])).is_ok();
+        ok &= sc.predict(&black_box([9.0; 4])) == Err(Error::NoSupport);
+        ok &= sc.predict_many(q, out.reborrow()).is_ok();
     }
     {
         let w = rows_mut(&mut ov, 16).unwrap_or_else(exit);

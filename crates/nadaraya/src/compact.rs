@@ -632,4 +632,28 @@ mod tests {
             }
         }
     }
+
+    /// The selector over a compact family: bandwidths below a sample's nearest-neighbour
+    /// distance have no support (`NoSupport`), are skipped as infeasible, and the chosen `h`
+    /// is feasible, its CV what `loo_cv` gives there and no worse than a plain grid's best.
+    #[test]
+    fn select_bandwidth_skips_bandwidths_without_support() {
+        let x: Vec<[f32; 1]> = (0..40).map(|i| [i as f32 * 0.1]).collect();
+        let y: Vec<[f32; 1]> = x.iter().map(|x| [libm::sinf(3.0 * x[0])]).collect();
+        let (xr, yr) = (Rows::from_arrays(&x), Rows::from_arrays(&y));
+        let tiny = Epanechnikov::new(0.05).unwrap();
+        assert_eq!(crate::fit::loo_cv(&tiny, xr, yr), Err(Error::NoSupport));
+        let search = crate::fit::Search::default();
+        let (k, sel) = crate::fit::select_bandwidth::<Epanechnikov>(xr, yr, &search).unwrap();
+        assert_eq!(k.bandwidth(), sel.bandwidth);
+        assert!(sel.bandwidth > 0.1, "{sel:?}");
+        assert_eq!(crate::fit::loo_cv(&k, xr, yr), Ok(sel.cv));
+        let best = (1..400)
+            .filter_map(|i| {
+                let h = 0.1 * 1.01f32.powi(i);
+                crate::fit::loo_cv(&Epanechnikov::new(h).unwrap(), xr, yr).ok()
+            })
+            .fold(f64::INFINITY, f64::min);
+        assert!(sel.cv <= best * (1.0 + 1e-3), "{sel:?} vs grid {best}");
+    }
 }

@@ -314,7 +314,67 @@ fn run() -> Result<(), Error> {
         "| `libm::expf` loop, 256 values, per value | {:.1} |",
         libm_loop as f32 / 256.0
     );
+    selection(cal)?;
     fixed_cost::rows(cal)
+}
+
+/// The demo's sensor window: 16 samples of `sin(t)` plus uniform noise of width 0.6, one every
+/// 0.1 s, in a `Smoother<Gaussian, 16, 1, 1>`; the cost of one cv_ls re-selection of `h` over it
+/// (`Smoother::select_bandwidth` with `Search::default()`) and of one leave-one-out evaluation.
+fn selection(cal: Cal) -> Result<(), Error> {
+    let mut s: Smoother<Gaussian, 16, 1, 1> = Smoother::new(Gaussian::new(0.25)?);
+    let mut noise = rng::Rng::new(7);
+    for i in 0..16 {
+        let t = i as f32 * 0.1;
+        s.push([t], [libm::sinf(t) + 0.6 * noise.range(-0.5, 0.5)])
+            .map_err(|r| r.error)?;
+    }
+    let mut sel = None;
+    let mut w = s.clone();
+    let select = insns(cal, || sel = Some(select_once(black_box(&mut w))));
+    let sel = sel.ok_or(Error::Empty)??;
+    let (xs, ys): ([[f32; 1]; 16], [[f32; 1]; 16]) = {
+        let mut xs = [[0.0f32]; 16];
+        let mut ys = [[0.0f32]; 16];
+        for (i, p) in s.iter().enumerate() {
+            xs[i] = p.x;
+            ys[i] = p.y;
+        }
+        (xs, ys)
+    };
+    let k = Gaussian::new(sel.bandwidth)?;
+    let mut cv = Ok(0.0);
+    let one = insns(cal, || cv = loo_once(black_box(&k), &xs, &ys));
+    let cv = cv?;
+    say!("");
+    say!(
+        "| cv_ls over the demo's window (`Smoother<Gaussian, 16, 1, 1>`, 16 samples) | instr/call |"
+    );
+    say!("|---|---:|");
+    say!(
+        "| `Smoother::select_bandwidth(&Search::default())`: one re-selection, {} evaluations, h = {:.4} | {select} |",
+        sel.evaluations,
+        sel.bandwidth
+    );
+    say!(
+        "| `fit::loo_cv` at that h, one evaluation (16 x 15 kernel evaluations, cv = {:.5}) | {one} |",
+        cv
+    );
+    Ok(())
+}
+
+#[inline(never)]
+fn select_once(s: &mut Smoother<Gaussian, 16, 1, 1>) -> Result<nadaraya::fit::Selection, Error> {
+    s.select_bandwidth(&nadaraya::fit::Search::default())
+}
+
+#[inline(never)]
+fn loo_once(k: &Gaussian, xs: &[[f32; 1]; 16], ys: &[[f32; 1]; 16]) -> Result<f64, Error> {
+    nadaraya::fit::loo_cv(
+        k,
+        nadaraya::Rows::from_arrays(xs),
+        nadaraya::Rows::from_arrays(ys),
+    )
 }
 
 /// The core's plain scalar twin, `nadaraya::scalar::attention`, on the same samples.

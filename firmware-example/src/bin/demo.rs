@@ -21,7 +21,8 @@ use core::fmt::Write as _;
 
 use heapless::String;
 use nadaraya::{
-    Error, Gaussian, Kernel, Mask, MhaScratch, MhaWeights, MultiHeadAttention, Smoother, SoftmaxDot,
+    Error, Gaussian, Kernel, Mask, MhaScratch, MhaWeights, MultiHeadAttention, Smoother,
+    SoftmaxDot, fit::Search,
 };
 
 type Line = String<160>;
@@ -149,7 +150,10 @@ fn sensor() -> Result<(), Error> {
     say!(
         "== 2. Streaming sensor smoother: Smoother<Gaussian, 16, 1, 1>, a sliding window over time"
     );
-    say!("   signal sin(t) + uniform noise of width 0.6, one sample every 0.1 s, h = 0.25 s");
+    say!(
+        "   signal sin(t) + uniform noise of width 0.6, one sample every 0.1 s, h = 0.25 s at first;"
+    );
+    say!("   every 16 samples the window re-selects h on the device by cv_ls (leave-one-out CV)");
     let mut s: Smoother<Gaussian, 16, 1, 1> = Smoother::new(Gaussian::new(0.25)?);
     // Deterministic noise for the synthetic sensor, uniform in [-0.5, 0.5).
     let mut noise = rng::Rng::new(7);
@@ -169,6 +173,15 @@ fn sensor() -> Result<(), Error> {
         }
         if i % 8 == 7 {
             say!("   {t:4.1} {truth:+.3}  {raw:+.3}  {y:+.3}");
+        }
+        if s.is_full() && i % 16 == 15 {
+            let sel = s.select_bandwidth(&Search::default())?;
+            say!(
+                "   t = {t:4.1}: cv_ls over the window re-selected h = {:.4} s (cv {:.5}, {} evaluations)",
+                sel.bandwidth,
+                sel.cv,
+                sel.evaluations
+            );
         }
     }
     let (rr, rs) = (

@@ -13,15 +13,15 @@ mod common;
 #[allow(dead_code, clippy::approx_constant)]
 mod golden;
 
-use golden::{ATTENTION, AttCase, EXP, MHA, MHA_CAUSAL, MhaCase, WINDOW};
+use golden::{ATTENTION, AttCase, EXP, MHA, MHA_CAUSAL, MhaCase, WINDOW, WINDOW_SELECTION};
 #[path = "../core_flat.rs"]
 mod core_flat;
 #[path = "../fixed_tests.rs"]
 mod fixed_tests;
 use core_flat::{attention, causal_attention, scalar, weights};
 use nadaraya::{
-    Dim, Error, Gaussian, Kernel, Mask, MhaScratch, MhaWeights, MultiHeadAttention, OnlineSoftmax,
-    Smoother, SoftmaxDot,
+    Dim, Epanechnikov, Error, Gaussian, Kernel, Mask, MhaScratch, MhaWeights, MultiHeadAttention,
+    OnlineSoftmax, Smoother, SoftmaxDot,
 };
 
 /// A test's verdict; the details are logged where the check fails.
@@ -219,6 +219,53 @@ fn smoother_case<K: Kernel, const N: usize, const D: usize, const DV: usize>(
     close("Smoother::weights", &w, c.weights, |_| c.weights_tol)
 }
 
+/// cv_ls on the target: a sliding window's `select_bandwidth` (over a wrapped ring) finds the
+/// host's `f64` minimiser ([`WINDOW_SELECTION`]) to 1% in `h`, with a CV within 1e-5 relative
+/// of the `f64` minimum, sets the kernel to it, and predicts with it.
+fn window_selection() -> Outcome {
+    let g = &WINDOW_SELECTION;
+    check(
+        "host minimum interior",
+        g.grid_best_index > 0 && g.grid_best_index < 19_999,
+    )?;
+    // A wrapped ring: four older samples pushed first and evicted.
+    let mut s: Smoother<Gaussian, 16, 1, 1> =
+        Smoother::new(ok("Gaussian::new", Gaussian::new(0.25))?);
+    for i in 0..4 {
+        ok(
+            "push_evicting",
+            s.push_evicting([-1.0 - i as f32], [9.0])
+                .map_err(|r| r.error),
+        )?;
+    }
+    for (&x, &y) in g.xs.iter().zip(g.ys) {
+        ok(
+            "push_evicting",
+            s.push_evicting([x], [y]).map_err(|r| r.error),
+        )?;
+    }
+    let sel = ok(
+        "select_bandwidth",
+        s.select_bandwidth(&nadaraya::fit::Search::default()),
+    )?;
+    defmt::println!(
+        "selected h = {=f32} (host {=f32}), cv = {=f64} (host {=f64}), {=u32} evaluations",
+        sel.bandwidth,
+        g.h,
+        sel.cv,
+        g.cv,
+        sel.evaluations
+    );
+    check("kernel set", s.kernel().bandwidth() == sel.bandwidth)?;
+    close("selected h", &[sel.bandwidth / g.h], &[1.0], |_| 0.01)?;
+    check(
+        "cv within 1e-5 of the f64 minimum",
+        (sel.cv - g.cv).abs() <= 1e-5 * g.cv,
+    )?;
+    let y = ok("predict", s.predict(&[g.xs[7]]))?;
+    check("prediction finite", y[0].is_finite())
+}
+
 fn window_case() -> Outcome {
     let c = &WINDOW;
     let mut s: Smoother<Gaussian, 16, 1, 1> =
@@ -351,7 +398,23 @@ fn smoother_errors() -> Outcome {
         ok("push", f.push([-3e38], [1.0]).map_err(|r| r.error))?;
         f
     };
-    expect_err("score overflow", far.predict(&[3e38]), Error::ScoreOverflow)
+    // |x_q - x_i|² beyond f32: a score of -inf, weight 0 (issue 12), and no other sample.
+    expect_err("no support", far.predict(&[3e38]), Error::NoSupport)?;
+    let mut compact: Smoother<Epanechnikov, 4, 1, 1> =
+        Smoother::new(ok("Epanechnikov::new", Epanechnikov::new(0.5))?);
+    ok("push", compact.push([0.0], [1.0]).map_err(|r| r.error))?;
+    ok("push", compact.push([2.0], [3.0]).map_err(|r| r.error))?;
+    expect_err(
+        "outside the support",
+        compact.predict(&[1.0]),
+        Error::NoSupport,
+    )?;
+    close(
+        "inside the support",
+        &ok("predict", compact.predict(&[1.9]))?,
+        &[3.0],
+        |_| 0.0,
+    )
 }
 
 fn attention_errors() -> Outcome {
@@ -554,6 +617,11 @@ fn main() -> ! {
         smoother_case::<_, 70, 8, 4>(&ATTENTION[3], ok("s", SoftmaxDot::new(ATTENTION[3].param))?)
     });
     h.run("Smoother", "sliding window", window_case);
+    h.run(
+        "Smoother",
+        "sliding window cv_ls selection",
+        window_selection,
+    );
     h.run("MultiHeadAttention", "forward", || mha_case(&MHA, false));
     h.run("MultiHeadAttention", "forward causal", || {
         mha_case(&MHA_CAUSAL, true)

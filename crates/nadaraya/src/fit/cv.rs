@@ -176,6 +176,9 @@ fn absorb_one_column<K: Kernel + ?Sized>(
             }
             l.max = m;
         }
+        if l.max == f32::NEG_INFINITY {
+            continue;
+        }
         let (sum, dot) = simd::exp_shift_sum_dot(s, vt, l.max);
         l.sum += sum;
         *acc += dot;
@@ -277,7 +280,8 @@ fn masked_average<K: Kernel + ?Sized>(
     for xj in x.iter() {
         if keep(xj) {
             let s = kernel.score(q, xj);
-            if !s.is_finite() {
+            // -inf is weight 0 (outside a compact kernel's support); NaN and +inf are errors.
+            if s.is_nan() || s == f32::INFINITY {
                 return Err(Error::ScoreOverflow);
             }
             if s > m {
@@ -288,6 +292,9 @@ fn masked_average<K: Kernel + ?Sized>(
     }
     if n == 0 {
         return Err(Error::Empty);
+    }
+    if m == f32::NEG_INFINITY {
+        return Err(Error::NoSupport);
     }
     let (down, up) = crate::softmax::headroom(n);
     out.fill(0.0);
