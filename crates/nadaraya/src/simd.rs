@@ -697,6 +697,11 @@ pub(crate) fn weighted_sum_into(p: &[f32], values: &[f32], dv: usize, acc: &mut 
     if dv == 0 {
         return;
     }
+    // The common rows, once, so that no path below can pair a weight with another row.
+    let n = p.len().min(values.len() / dv);
+    let (Some(p), Some(values)) = (p.get(..n), values.get(..n.saturating_mul(dv))) else {
+        return;
+    };
     if !SIMD {
         for (&w, row) in p.iter().zip(values.chunks_exact(dv)) {
             for (a, v) in acc.iter_mut().zip(row) {
@@ -707,8 +712,7 @@ pub(crate) fn weighted_sum_into(p: &[f32], values: &[f32], dv: usize, acc: &mut 
     }
     if dv == 1 {
         if let Some(a) = acc.first_mut() {
-            let n = p.len().min(values.len());
-            *a += dot(&p[..n], &values[..n]);
+            *a += dot(p, values);
         }
         return;
     }
@@ -1139,6 +1143,39 @@ mod tests {
                             .sum::<f64>();
                     let tol = 4.0 * f64::from(f32::EPSILON) * (rows as f64 + 1.0);
                     assert_close(f64::from(acc[j]), want, tol, "weighted sum");
+                }
+            }
+        }
+    }
+
+    /// "Over the rows present in both": more value rows than weights, or more weights than value
+    /// rows, sums the common prefix only (the 1 < dv < 8 path paired its leftover weights with
+    /// the leftover rows of a longer `values`, by position).
+    #[test]
+    fn weighted_sum_takes_the_rows_present_in_both() {
+        let mut rng = lcg(9);
+        for dv in (1..=19).chain([64, 72]) {
+            for (np, nv) in [
+                (10, 17),
+                (17, 10),
+                (8, 16),
+                (9, 9),
+                (3, 40),
+                (40, 3),
+                (0, 5),
+            ] {
+                let p: Vec<f32> = (0..np).map(|_| rng()).collect();
+                let v: Vec<f32> = (0..nv * dv).map(|_| 2.0 * rng() - 1.0).collect();
+                let mut acc = vec![0.5f32; dv];
+                weighted_sum_into(&p, &v, dv, &mut acc);
+                let n = np.min(nv);
+                for j in 0..dv {
+                    let want: f64 = 0.5
+                        + (0..n)
+                            .map(|i| f64::from(p[i]) * f64::from(v[i * dv + j]))
+                            .sum::<f64>();
+                    let tol = 4.0 * f64::from(f32::EPSILON) * (n as f64 + 1.0);
+                    assert_close(f64::from(acc[j]), want, tol, "weighted sum, unequal rows");
                 }
             }
         }
