@@ -111,6 +111,117 @@ pub(crate) fn exp_scalar(x: f32) -> f32 {
     y * f32::from_bits((((n as i32) + 127) << 23) as u32)
 }
 
+// The table-driven exponential of the targets without float SIMD (Cortex-M): exp(x) = 2^e ·
+// 2^(j/64) · exp(r) with k = 64e + j = round(x·64/ln 2) and |r| ≤ ln 2/128, so that a degree-3
+// polynomial is exact to 4e-11 and the error is the table entry's rounding plus the last one.
+// Measured over every f32 in [EXP_MIN, 0] against f64 `exp` (the ignored test
+// `exp_table_within_1_5_ulp_exhaustive`): see `exp_table`.
+
+/// The fraction bits of `2^(j/64)` rounded to `f32` (exponent 0 removed), for `j = 0..64`.
+const EXP2_64_FRACTION: [u32; 64] = [
+    0x000000, 0x0164d2, 0x02cd87, 0x043a29, 0x05aac3, 0x071f62, 0x08980f, 0x0a14d5, 0x0b95c2,
+    0x0d1adf, 0x0ea43a, 0x1031dc, 0x11c3d3, 0x135a2b, 0x14f4f0, 0x16942d, 0x1837f0, 0x19e046,
+    0x1b8d3a, 0x1d3eda, 0x1ef532, 0x20b051, 0x227043, 0x243516, 0x25fed7, 0x27cd94, 0x29a15b,
+    0x2b7a3a, 0x2d583f, 0x2f3b79, 0x3123f6, 0x3311c4, 0x3504f3, 0x36fd92, 0x38fbaf, 0x3aff5b,
+    0x3d08a4, 0x3f179a, 0x412c4d, 0x4346cd, 0x45672a, 0x478d75, 0x49b9be, 0x4bec15, 0x4e248c,
+    0x506334, 0x52a81e, 0x54f35b, 0x5744fd, 0x599d16, 0x5bfbb8, 0x5e60f5, 0x60ccdf, 0x633f89,
+    0x65b907, 0x68396a, 0x6ac0c7, 0x6d4f30, 0x6fe4ba, 0x728177, 0x75257d, 0x77d0df, 0x7a83b3,
+    0x7d3e0c,
+];
+/// 64 / ln 2.
+const EXP_TABLE_K: f32 = 92.332_48;
+/// ln 2 / 64 to 11 significant bits, so that `n · EXP_TABLE_HI` is exact for `|n| < 2^13`, and
+/// the rest (Cody–Waite).
+#[allow(clippy::excessive_precision)]
+const EXP_TABLE_HI: f32 = 0.010_833_740_234_375;
+const EXP_TABLE_LO: f32 = -3.315_538_2e-6;
+/// The bits of `ROUNDER + k` minus these, shifted right by 6, are `floor(k/64) + 127`: the
+/// biased exponent of `2^floor(k/64)`.
+const EXP_TABLE_BIAS: i32 = ROUNDER_BITS - (127 << 6);
+
+/// `exp(x)` by a 64-entry table of `2^(j/64)` and a degree-3 polynomial, branch-free, for the
+/// fused passes of the targets without float SIMD (`Lse::absorb_fused`).
+///
+/// - `x` in `[EXP_MIN, 0]`: within 1.5 ulp of `exp(x)` (measured over every `f32` there, see
+///   the tests; results below `f32::MIN_POSITIVE` are subnormal).
+/// - `x` below about -88.03: a value below `2^-79` in magnitude (between `EXP_MIN` and -88.03,
+///   0 or a subnormal; exactly 0 below about -1.36e5), or NaN where the reduction loses every
+///   bit (`|x|` beyond about 1e25). The callers' shift is one of the scores, so their sum of
+///   weights is at least 1, beside which such a value is nothing.
+/// - NaN and `±inf` give NaN, `x` above 88.72 an infinity or NaN: the callers check the tile's
+///   sum once ([`TILE_SUM_MAX`]) and redo such a tile on the exact path.
+#[inline(always)]
+pub(crate) fn exp_table(x: f32) -> f32 {
+    let big = x * EXP_TABLE_K + ROUNDER;
+    let n = big - ROUNDER;
+    let r = x - n * EXP_TABLE_HI;
+    let r = r - n * EXP_TABLE_LO;
+    // exp(r) - 1 = r + r²·(1/2 + r/6) to 4e-11 for |r| ≤ ln 2/128.
+    let q = r + (r * r) * (0.5 + r * (1.0 / 6.0));
+    let b = big.to_bits() as i32;
+    // A negative `big` (x below about -1.36e5) counts as k = -inf: exponent 0, entry 0, t = +0.
+    let b = b & !(b >> 31);
+    // The biased exponent of 2^floor(k/64), saturated to [0, 255] (one `usat` on Armv7E-M),
+    // added to the entry's fraction: field 0 makes t a subnormal below 2^-126, field 255 an
+    // infinity or a NaN.
+    let e = ((b - EXP_TABLE_BIAS) >> 6).clamp(0, 255) as u32;
+    let t = f32::from_bits(EXP2_64_FRACTION[(b & 63) as usize] | (e << 23));
+    t * q + t
+}
+
+/// The largest tile sum of `exp(s_i - shift)` that a fused pass accepts (the shift is one of
+/// the scores or an earlier tile's shift, so every accepted weight is below `2^16`); a NaN,
+/// infinite or larger sum sends the tile to the exact path.
+pub(crate) const TILE_SUM_MAX: f32 = 65_536.0;
+
+/// Partial sums of the fused table passes: 4 interleaved chains on Helium (`-C
+/// target-cpu=cortex-m55`, cfg `nadaraya_helium` from the build script), where LLVM vectorises
+/// four of them into one MVE register; one elsewhere (an in-order Cortex-M4 gains nothing from
+/// more, and four spilled registers there: 37 instructions per sample against 28, measured by
+/// `scripts/firmware-cost`).
+pub(crate) const FUSED_CHAINS: usize = if cfg!(nadaraya_helium) { 4 } else { 1 };
+
+/// `((a_0 + a_1) + (a_2 + a_3)) …`: the pairwise sum of the partial sums of a fused pass.
+#[inline(always)]
+pub(crate) fn pairwise<const C: usize>(a: [f32; C]) -> f32 {
+    match C {
+        1 => a[0],
+        2 => a[0] + a[1],
+        4 => (a[0] + a[1]) + (a[2] + a[3]),
+        _ => a.iter().sum(),
+    }
+}
+
+/// `s[i] = exp_table(s[i] - m)` in place; returns their sum, in [`FUSED_CHAINS`] interleaved
+/// partial sums (element `i` goes to sum `i mod C`, added pairwise at the end).
+#[inline]
+pub(crate) fn exp_table_shift_sum(s: &mut [f32], m: f32) -> f32 {
+    const C: usize = FUSED_CHAINS;
+    if C == 1 {
+        let mut sum = 0.0f32;
+        for v in s.iter_mut() {
+            *v = exp_table(*v - m);
+            sum += *v;
+        }
+        return sum;
+    }
+    let (sb, st) = s.as_chunks_mut::<C>();
+    let mut sum = [0.0f32; C];
+    for sc in sb {
+        for (a, v) in sum.iter_mut().zip(sc.iter_mut()) {
+            let e = exp_table(*v - m);
+            *v = e;
+            *a += e;
+        }
+    }
+    for (j, v) in st.iter_mut().enumerate() {
+        let e = exp_table(*v - m);
+        *v = e;
+        sum[j % C] += e;
+    }
+    pairwise(sum)
+}
+
 // ln x = e·ln 2 + ln m with x = m·2^e, m in [√½, √2): Cephes' `logf` (S. L. Moshier, Cephes
 // Math Library 2.2), its minimax polynomial for (ln(1+f) - f + f²/2) / f³ on f = m - 1, highest
 // degree first, as published; ln 2 split as in the exponential (LN2_HI, LN2_LO).
