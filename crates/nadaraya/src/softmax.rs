@@ -756,6 +756,89 @@ mod tests {
     use super::*;
     use crate::{Gaussian, SoftmaxDot};
 
+    /// `acc / sum` after `absorb_with::<FUSED>` over `keys`/`values`, finished as the callers do.
+    fn run_with<const FUSED: bool>(
+        kernel: &dyn Kernel,
+        q: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        dv: usize,
+    ) -> Result<std::vec::Vec<f32>, Error> {
+        let mut acc = std::vec![0.0f32; dv];
+        let mut l = Lse::EMPTY;
+        l.absorb_with::<FUSED, dyn Kernel>(kernel, q, keys, values, dv, &mut acc)?;
+        finish_or_exact(&l, kernel, q, &[(keys, values)], dv, &mut acc)?;
+        Ok(acc)
+    }
+
+    /// The fused table pass of the Cortex-M targets, run here on the host: the same verdict as
+    /// the exact path (`absorb`) on every case, and the value within the README's bound of the
+    /// `f64` average of the same scores — at every length across the tile boundaries, for
+    /// scores that rise from tile to tile (every tile redone), a query far from every sample,
+    /// compact kernels with `-inf` scores, non-finite keys and values, and huge values.
+    #[test]
+    fn fused_pass_matches_the_exact_path_and_the_reference() {
+        use crate::testing::{assert_average, lcg, reference_average};
+        use crate::{Epanechnikov, Tricube};
+        use std::vec::Vec;
+        let mut rng = lcg(41);
+        let g = Gaussian::new(0.4).unwrap();
+        let narrow = Gaussian::new(0.01).unwrap();
+        let sd = SoftmaxDot::new(0.05).unwrap();
+        let ep = Epanechnikov::new(0.3).unwrap();
+        let tc = Tricube::new(0.5).unwrap();
+        let kernels: [&dyn Kernel; 5] = [&g, &narrow, &sd, &ep, &tc];
+        let mut checked = 0;
+        for n in [1usize, 2, 3, 5, 63, 64, 65, 130, 200] {
+            for (d, dv) in [(1, 1), (3, 1), (8, 1), (2, 3)] {
+                for case in 0..7 {
+                    let mut keys: Vec<f32> = (0..n * d).map(|_| 2.0 * rng() - 1.0).collect();
+                    let mut values: Vec<f32> = (0..n * dv).map(|_| 4.0 * rng() - 2.0).collect();
+                    let mut q: Vec<f32> = (0..d).map(|_| 2.0 * rng() - 1.0).collect();
+                    match case {
+                        // Rising scores: each key further along the query than the last.
+                        1 => {
+                            q.fill(1.0);
+                            for (i, k) in keys.chunks_exact_mut(d).enumerate() {
+                                k.fill(i as f32 / n as f32);
+                            }
+                        }
+                        // Far from every sample: all Gaussian scores very negative.
+                        2 => q.iter_mut().for_each(|x| *x += 40.0),
+                        // An infinite key, a NaN key, a NaN value.
+                        3 => keys[(n / 2) * d] = f32::INFINITY,
+                        4 => keys[n * d - 1] = f32::NAN,
+                        5 => values[n / 3 * dv] = f32::NAN,
+                        // Huge values: the accumulator overflows, the average does not.
+                        6 => values.iter_mut().for_each(|v| *v *= 1e38),
+                        _ => {}
+                    }
+                    for kernel in kernels {
+                        let fused = run_with::<true>(kernel, &q, &keys, &values, dv);
+                        let exact = run_with::<false>(kernel, &q, &keys, &values, dv);
+                        let what = std::format!("n {n} d {d} dv {dv} case {case}");
+                        match (&fused, &exact) {
+                            (Ok(f), Ok(_)) => {
+                                let mut scores = std::vec![0.0f32; n];
+                                for (o, k) in scores.iter_mut().zip(keys.chunks_exact(d)) {
+                                    *o = kernel.score(&q, k);
+                                }
+                                let want = reference_average(&scores, &values, dv);
+                                assert_average(Ok(f), &want, &values, &what);
+                                checked += 1;
+                            }
+                            _ => assert_eq!(fused, exact, "{what}"),
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            checked > 500,
+            "{checked} cases checked against the reference"
+        );
+    }
+
     #[test]
     fn empty_state_and_bad_input_are_errors_that_change_nothing() {
         let mut s = OnlineSoftmax::<2>::new();
