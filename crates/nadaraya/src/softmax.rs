@@ -309,10 +309,11 @@ fn fused_sum_dot<K: Kernel + ?Sized>(
             dot[j] += e * w;
         }
     }
-    for (j, (k, w)) in kc.remainder().chunks_exact(d).zip(yt).enumerate() {
+    let rest = kc.remainder().chunks_exact(d).zip(yt);
+    for ((a, b), (k, w)) in sum.iter_mut().zip(dot.iter_mut()).zip(rest) {
         let e = simd::exp_table(kernel.score(q, k) - shift);
-        sum[j % C] += e;
-        dot[j % C] += e * w;
+        *a += e;
+        *b += e * w;
     }
     (simd::pairwise(sum), simd::pairwise(dot))
 }
