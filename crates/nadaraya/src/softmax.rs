@@ -126,8 +126,8 @@ impl Lse {
     /// quotient `acc / sum` and [`log_sum_exp`](Self::log_sum_exp) are the same. A tile whose
     /// sum is NaN, infinite or above [`simd::TILE_SUM_MAX`] (a NaN or infinite score, a
     /// `-inf` score, a score far above the shift) is redone by `absorb_scores` with its true
-    /// maximum, so every verdict is `absorb`'s. The weights of a tile are summed in four
-    /// interleaved partial sums, not in row order. Not for [`OnlineSoftmax`], whose
+    /// maximum, so every verdict is `absorb`'s. The weights of a tile are summed in
+    /// [`simd::FUSED_CHAINS`] interleaved partial sums (four on Helium, else row order). Not for [`OnlineSoftmax`], whose
     /// `max_score` is the largest score.
     #[inline(always)]
     pub(crate) fn absorb_fused<K: Kernel + ?Sized>(
