@@ -367,7 +367,7 @@ fn smooth_blocks<K: Kernel + ?Sized>(
                 let (Some(kt), Some(vt)) = tile else {
                     return Err(shape(Dim::ValueRows, n, values.len()));
                 };
-                if let Err(e) = l.absorb(kernel, qr, kt, vt, dv, o) {
+                if let Err(e) = l.absorb_fused(kernel, qr, kt, vt, dv, o) {
                     *f = Some(e);
                 }
             }

@@ -282,7 +282,7 @@ impl<'w, K: Kernel, const DM: usize, const H: usize, const DH: usize>
             let (kf, vf) = (ks.as_flattened(), vs.as_flattened());
             let mut o = [0.0f32; DH];
             let mut l = Lse::EMPTY;
-            l.absorb(kernel, &qt, kf, vf, DH, &mut o)?;
+            l.absorb_fused(kernel, &qt, kf, vf, DH, &mut o)?;
             finish_or_exact(&l, kernel, &qt, &[(kf, vf)], DH, &mut o)?;
             for (oj, row) in o.iter().zip(w_o) {
                 for (a, w) in acc.iter_mut().zip(row) {

@@ -111,6 +111,183 @@ pub(crate) fn exp_scalar(x: f32) -> f32 {
     y * f32::from_bits((((n as i32) + 127) << 23) as u32)
 }
 
+// The table-driven exponential of the targets without float SIMD (Cortex-M): exp(x) = 2^e ·
+// 2^(j/64) · exp(r) with k = 64e + j = round(x·64/ln 2) and |r| ≤ ln 2/128, so that a degree-3
+// polynomial is exact to 4e-11 and the error is the table entry's rounding plus the last one.
+// Measured over every f32 in [EXP_MIN, 0] against f64 `exp` (the ignored test
+// `exp_table_within_1_5_ulp_exhaustive`): see `exp_table`.
+
+/// The fraction bits of `2^(j/64)` rounded to `f32` (exponent 0 removed), for `j = 0..64`.
+const EXP2_64_FRACTION: [u32; 64] = [
+    0x000000, 0x0164d2, 0x02cd87, 0x043a29, 0x05aac3, 0x071f62, 0x08980f, 0x0a14d5, 0x0b95c2,
+    0x0d1adf, 0x0ea43a, 0x1031dc, 0x11c3d3, 0x135a2b, 0x14f4f0, 0x16942d, 0x1837f0, 0x19e046,
+    0x1b8d3a, 0x1d3eda, 0x1ef532, 0x20b051, 0x227043, 0x243516, 0x25fed7, 0x27cd94, 0x29a15b,
+    0x2b7a3a, 0x2d583f, 0x2f3b79, 0x3123f6, 0x3311c4, 0x3504f3, 0x36fd92, 0x38fbaf, 0x3aff5b,
+    0x3d08a4, 0x3f179a, 0x412c4d, 0x4346cd, 0x45672a, 0x478d75, 0x49b9be, 0x4bec15, 0x4e248c,
+    0x506334, 0x52a81e, 0x54f35b, 0x5744fd, 0x599d16, 0x5bfbb8, 0x5e60f5, 0x60ccdf, 0x633f89,
+    0x65b907, 0x68396a, 0x6ac0c7, 0x6d4f30, 0x6fe4ba, 0x728177, 0x75257d, 0x77d0df, 0x7a83b3,
+    0x7d3e0c,
+];
+/// 64 / ln 2.
+const EXP_TABLE_K: f32 = 92.332_48;
+/// ln 2 / 64 to 11 significant bits, so that `n · EXP_TABLE_HI` is exact for `|n| < 2^13`, and
+/// the rest (Cody–Waite).
+#[allow(clippy::excessive_precision)]
+const EXP_TABLE_HI: f32 = 0.010_833_740_234_375;
+const EXP_TABLE_LO: f32 = -3.315_538_2e-6;
+/// The bits of `ROUNDER + k` minus these, shifted right by 6, are `floor(k/64) + 127`: the
+/// biased exponent of `2^floor(k/64)`.
+const EXP_TABLE_BIAS: i32 = ROUNDER_BITS - (127 << 6);
+
+/// `exp(x)` by a 64-entry table of `2^(j/64)` and a degree-3 polynomial, branch-free, for the
+/// fused passes of the targets without float SIMD (`Lse::absorb_fused`).
+///
+/// - `x` in `[EXP_MIN, 0]`: within 1.5 ulp of `exp(x)` (measured over every `f32` there, see
+///   the tests; results below `f32::MIN_POSITIVE` are subnormal).
+/// - `x` below about -88.03: a value below `2^-79` in magnitude (between `EXP_MIN` and -88.03,
+///   0 or a subnormal; exactly 0 below about -1.36e5), or NaN where the reduction loses every
+///   bit (`|x|` beyond about 1e19). The callers' shift is one of the scores, so their sum of
+///   weights is at least 1, beside which such a value is nothing.
+/// - NaN and `±inf` give NaN, `x` above 88.72 an infinity or NaN: the callers check the tile's
+///   sum once ([`TILE_SUM_MAX`]) and redo such a tile on the exact path.
+#[inline(always)]
+pub(crate) fn exp_table(x: f32) -> f32 {
+    let big = x * EXP_TABLE_K + ROUNDER;
+    let n = big - ROUNDER;
+    let r = x - n * EXP_TABLE_HI;
+    let r = r - n * EXP_TABLE_LO;
+    // exp(r) - 1 = r + r²·(1/2 + r/6) to 4e-11 for |r| ≤ ln 2/128.
+    let q = r + (r * r) * (0.5 + r * (1.0 / 6.0));
+    let b = big.to_bits() as i32;
+    // A negative `big` (x below about -1.36e5) counts as k = -inf: exponent 0, entry 0, t = +0.
+    let b = b & !(b >> 31);
+    // The biased exponent of 2^floor(k/64), saturated to [0, 255] (one `usat` on Armv7E-M),
+    // added to the entry's fraction: field 0 makes t a subnormal below 2^-126, field 255 an
+    // infinity or a NaN.
+    let e = ((b - EXP_TABLE_BIAS) >> 6).clamp(0, 255) as u32;
+    let t = f32::from_bits(EXP2_64_FRACTION[(b & 63) as usize] | (e << 23));
+    t * q + t
+}
+
+/// The largest tile sum of `exp(s_i - shift)` that a fused pass accepts (the shift is one of
+/// the scores or an earlier tile's shift, so every accepted weight is below `2^16`); a NaN,
+/// infinite or larger sum sends the tile to the exact path.
+pub(crate) const TILE_SUM_MAX: f32 = 65_536.0;
+
+/// Partial sums of the fused table passes: 4 interleaved chains on Helium (`-C
+/// target-cpu=cortex-m55`, cfg `nadaraya_helium` from the build script), where LLVM vectorises
+/// four of them into one MVE register; one elsewhere (an in-order Cortex-M4 gains nothing from
+/// more, and four chains spill registers there: an earlier four-chain form of the pass took 39.3
+/// instructions per sample at Gaussian D = 1, N = 256, the one-chain loop takes 29.3,
+/// `scripts/firmware-cost`).
+pub(crate) const FUSED_CHAINS: usize = if cfg!(nadaraya_helium) { 4 } else { 1 };
+
+/// `((a_0 + a_1) + (a_2 + a_3)) …`: the pairwise sum of the partial sums of a fused pass.
+#[inline(always)]
+pub(crate) fn pairwise<const C: usize>(a: [f32; C]) -> f32 {
+    match C {
+        1 => a[0],
+        2 => a[0] + a[1],
+        4 => (a[0] + a[1]) + (a[2] + a[3]),
+        _ => a.iter().sum(),
+    }
+}
+
+/// True on a Cortex-M55 build (cfg `nadaraya_helium`): the loops below that LLVM vectorises
+/// with Helium (MVE) lanes replace the scalar ones there.
+pub(crate) const HELIUM: bool = cfg!(nadaraya_helium);
+
+/// On Helium, [`div_in_place`] of more elements than this multiplies by the reciprocal (an
+/// accumulator of a few values keeps the exact quotient).
+const DIV_BY_RECIPROCAL_ABOVE: usize = 16;
+
+/// [`exp_shift_sum`] for Helium: the table exponential over the slice (a loop LLVM vectorises,
+/// the table read by a gather), `-inf` and anything below `EXP_MIN` selected to exactly 0, then
+/// the sum in four interleaved partial sums (element `i` into sum `i mod 4`, added pairwise):
+/// another order than the scalar loop's, the same bound. `m` is the maximum of `s`.
+#[inline]
+fn exp_shift_sum_helium(s: &mut [f32], m: f32) -> f32 {
+    for v in s.iter_mut() {
+        let x = *v - m;
+        let e = exp_table(x);
+        *v = if x >= EXP_MIN { e } else { 0.0 };
+    }
+    sum_interleaved(s)
+}
+
+/// `Σ s_i` in four interleaved partial sums, added pairwise (Helium: one MVE register; fused
+/// into the exponential's loop instead, LLVM's SLP form cost 21.0 instructions per weight
+/// against 15.8 for the two loops, `scripts/firmware-cost`).
+#[inline]
+fn sum_interleaved(s: &[f32]) -> f32 {
+    let (b, t) = s.as_chunks::<4>();
+    let mut a = [0.0f32; 4];
+    for c in b {
+        for (x, v) in a.iter_mut().zip(c) {
+            *x += v;
+        }
+    }
+    for (x, v) in a.iter_mut().zip(t) {
+        *x += v;
+    }
+    pairwise(a)
+}
+
+/// [`max_score`] for Helium: four running maxima and four poison sums, lane-parallel.
+#[inline]
+fn max_score_helium(s: &[f32]) -> Result<(f32, bool), crate::Error> {
+    let (b, t) = s.as_chunks::<4>();
+    let mut mx = [f32::NEG_INFINITY; 4];
+    let mut poison = [0.0f32; 4];
+    for c in b {
+        for ((m, p), &v) in mx.iter_mut().zip(&mut poison).zip(c) {
+            *m = if v > *m { v } else { *m };
+            *p += v * 0.0;
+        }
+    }
+    for ((m, p), &v) in mx.iter_mut().zip(&mut poison).zip(t) {
+        *m = if v > *m { v } else { *m };
+        *p += v * 0.0;
+    }
+    let m01 = if mx[1] > mx[0] { mx[1] } else { mx[0] };
+    let m23 = if mx[3] > mx[2] { mx[3] } else { mx[2] };
+    if pairwise(poison) == 0.0 {
+        Ok((if m23 > m01 { m23 } else { m01 }, false))
+    } else {
+        max_score_cold(s)
+    }
+}
+
+/// `s[i] = exp_table(s[i] - m)` in place; returns their sum, in [`FUSED_CHAINS`] interleaved
+/// partial sums (element `i` goes to sum `i mod C`, added pairwise at the end).
+#[inline]
+pub(crate) fn exp_table_shift_sum(s: &mut [f32], m: f32) -> f32 {
+    const C: usize = FUSED_CHAINS;
+    if C == 1 {
+        let mut sum = 0.0f32;
+        for v in s.iter_mut() {
+            *v = exp_table(*v - m);
+            sum += *v;
+        }
+        return sum;
+    }
+    let (sb, st) = s.as_chunks_mut::<C>();
+    let mut sum = [0.0f32; C];
+    for sc in sb {
+        for (a, v) in sum.iter_mut().zip(sc.iter_mut()) {
+            let e = exp_table(*v - m);
+            *v = e;
+            *a += e;
+        }
+    }
+    for (a, v) in sum.iter_mut().zip(st.iter_mut()) {
+        let e = exp_table(*v - m);
+        *v = e;
+        *a += e;
+    }
+    pairwise(sum)
+}
+
 // ln x = e·ln 2 + ln m with x = m·2^e, m in [√½, √2): Cephes' `logf` (S. L. Moshier, Cephes
 // Math Library 2.2), its minimax polynomial for (ln(1+f) - f + f²/2) / f³ on f = m - 1, highest
 // degree first, as published; ln 2 split as in the exponential (LN2_HI, LN2_LO).
@@ -274,6 +451,9 @@ fn load(c: &[f32; LANES]) -> f32x8 {
 /// `s[i] = exp(s[i] - m)` in place; returns the sum of the results.
 #[inline]
 pub(crate) fn exp_shift_sum(s: &mut [f32], m: f32) -> f32 {
+    if HELIUM {
+        return exp_shift_sum_helium(s, m);
+    }
     if !SIMD {
         let mut sum = 0.0;
         for v in s {
@@ -387,6 +567,9 @@ pub(crate) fn exp_in_place(s: &mut [f32]) {
 /// cost what they cost before `-inf` meant "no weight".
 #[inline]
 pub(crate) fn max_score(s: &[f32]) -> Result<(f32, bool), crate::Error> {
+    if HELIUM {
+        return max_score_helium(s);
+    }
     if !SIMD {
         let (mut m, mut poison) = (f32::NEG_INFINITY, 0.0f32);
         for &v in s {
@@ -821,6 +1004,15 @@ pub(crate) fn scale_in_place(xs: &mut [f32], f: f32) {
 /// `xs[i] /= d`.
 #[inline]
 pub(crate) fn div_in_place(xs: &mut [f32], d: f32) {
+    if HELIUM && xs.len() > DIV_BY_RECIPROCAL_ABOVE {
+        // Helium has no vector divide: one reciprocal, then lanes of multiplies (two roundings
+        // instead of one: within 2^-23 of the quotient, relative).
+        let r = 1.0 / d;
+        for x in xs.iter_mut() {
+            *x *= r;
+        }
+        return;
+    }
     let dv = f32x8::splat(d);
     let (body, tail) = xs.as_chunks_mut::<LANES>();
     for c in body {
@@ -1239,5 +1431,81 @@ mod tests {
                 "stored exps",
             );
         }
+    }
+
+    /// The worst ulp error of [`exp_table`] over the `f32` whose bit patterns run from `-0`
+    /// (0x8000_0000) to `EXP_MIN` in steps of `step`, against `f64::exp`.
+    fn exp_table_worst_ulp(step: usize) -> (f64, f32) {
+        let mut worst = (0.0f64, 0.0f32);
+        for bits in (0x8000_0000u32..=EXP_MIN.to_bits()).step_by(step) {
+            let x = f32::from_bits(bits);
+            let e = crate::testing::ulp_error(exp_table(x), f64::from(x).exp());
+            if e > worst.0 {
+                worst = (e, x);
+            }
+        }
+        worst
+    }
+
+    /// 1.5 ulp over a dense sample of [EXP_MIN, 0] (every 1009th `f32`, about 1.1 M values,
+    /// both ends included); the table entries are 2^(j/64) correctly rounded.
+    #[test]
+    fn exp_table_within_1_5_ulp_sampled() {
+        for (j, f) in EXP2_64_FRACTION.iter().enumerate() {
+            let want = (j as f64 / 64.0).exp2() as f32;
+            assert_eq!(f32::from_bits(0x3f80_0000 | f), want, "2^({j}/64)");
+        }
+        let (worst, at) = exp_table_worst_ulp(1009);
+        assert!(worst <= 1.5, "exp_table: {worst} ulp at {at:e}");
+        for x in [0.0f32, -0.0, EXP_MIN, -1e-30, -0.5, -1.0, -10.0, -87.0] {
+            let e = crate::testing::ulp_error(exp_table(x), f64::from(x).exp());
+            assert!(e <= 1.5, "exp_table({x:e}): {e} ulp");
+        }
+        assert_eq!(exp_table(0.0), 1.0);
+    }
+
+    /// Every `f32` in [EXP_MIN, 0] (1.12e9 values): `cargo test --release -p nadaraya --lib
+    /// exp_table_within_1_5_ulp_exhaustive -- --ignored` (measured: 1.02 ulp at worst).
+    #[test]
+    #[ignore = "exhaustive, 1.12e9 values: run in release"]
+    fn exp_table_within_1_5_ulp_exhaustive() {
+        let (worst, at) = exp_table_worst_ulp(1);
+        std::println!("exp_table: worst {worst} ulp at {at:e}");
+        assert!(worst <= 1.5, "exp_table: {worst} ulp at {at:e}");
+    }
+
+    /// Outside [EXP_MIN, 0]: negligible below, NaN for NaN and ±inf, non-finite above 88.72 —
+    /// what the fused passes' one check per tile relies on.
+    #[test]
+    fn exp_table_outside_its_range() {
+        let mut x = -88.0f32;
+        while x > -f32::MAX / 1.01 {
+            let e = exp_table(x);
+            if x > -1.36e5 {
+                assert!(e.abs() < 2f32.powi(-79), "exp_table({x:e}) = {e:e}");
+            } else if x > -1e19 {
+                assert_eq!(e, 0.0, "exp_table({x:e})");
+            } else {
+                assert!(e == 0.0 || e.is_nan(), "exp_table({x:e}) = {e:e}");
+            }
+            x *= 1.01;
+        }
+        for x in [f32::NAN, f32::NEG_INFINITY, f32::INFINITY] {
+            assert!(exp_table(x).is_nan(), "exp_table({x:e}) = {}", exp_table(x));
+        }
+        for x in [88.8f32, 100.0, 1e6, f32::MAX] {
+            assert!(
+                !exp_table(x).is_finite(),
+                "exp_table({x:e}) = {}",
+                exp_table(x)
+            );
+        }
+        let mut v = [0.0f32, -1.0, -100.0, 0.5];
+        let sum = exp_table_shift_sum(&mut v, 0.5);
+        let want: f64 = [0.0f64, -1.0, -100.0, 0.5]
+            .iter()
+            .map(|x| (x - 0.5).exp())
+            .sum();
+        assert_close(f64::from(sum), want, 4e-7 * want, "exp_table_shift_sum");
     }
 }

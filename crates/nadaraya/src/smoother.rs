@@ -414,7 +414,7 @@ impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, 
         let mut l = Lse::EMPTY;
         let runs = self.runs();
         for (keys, values) in runs {
-            l.absorb(&self.kernel, xq, keys, values, DV, &mut acc)?;
+            l.absorb_fused(&self.kernel, xq, keys, values, DV, &mut acc)?;
         }
         finish_or_exact(&l, &self.kernel, xq, &runs, DV, &mut acc)?;
         Ok(acc)
@@ -488,7 +488,7 @@ impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, 
             let mut l = Lse::EMPTY;
             o.fill(0.0);
             for (keys, values) in runs {
-                l.absorb(&self.kernel, q, keys, values, DV, o)?;
+                l.absorb_fused(&self.kernel, q, keys, values, DV, o)?;
             }
             finish_or_exact(&l, &self.kernel, q, &runs, DV, o)?;
         }

@@ -116,6 +116,138 @@ impl Lse {
         Ok(())
     }
 
+    /// [`absorb`](Self::absorb) for the hot paths of `predict` and `attention`: on targets
+    /// without float SIMD (Cortex-M) one fused pass per tile — each row's score
+    /// ([`Kernel::score`]), its exponential by the table ([`simd::exp_table`]) and the weighted
+    /// sum — with no buffer of scores for one-column values; on the others `absorb` itself.
+    ///
+    /// The fused pass skips the maximum: `max` is then a *shift*, the first score seen (or the
+    /// shift so far), not necessarily the largest, and `sum` is `Σ exp(s_i - shift) ≥ 1`; the
+    /// quotient `acc / sum` and [`log_sum_exp`](Self::log_sum_exp) are the same. A tile whose
+    /// sum is NaN, infinite or above [`simd::TILE_SUM_MAX`] (a NaN or infinite score, a
+    /// `-inf` score, a score far above the shift) is redone by `absorb_scores` with its true
+    /// maximum, so every verdict is `absorb`'s. The weights of a tile are summed in
+    /// [`simd::FUSED_CHAINS`] interleaved partial sums (four on Helium, else row order). Not for [`OnlineSoftmax`], whose
+    /// `max_score` is the largest score.
+    #[inline(always)]
+    pub(crate) fn absorb_fused<K: Kernel + ?Sized>(
+        &mut self,
+        kernel: &K,
+        q: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        dv: usize,
+        acc: &mut [f32],
+    ) -> Result<(), Error> {
+        self.absorb_with::<{ !simd::SIMD }, K>(kernel, q, keys, values, dv, acc)
+    }
+
+    /// [`absorb_fused`](Self::absorb_fused) with the fused pass (`FUSED`) or without, on any
+    /// target (the host tests run both).
+    #[inline(always)]
+    pub(crate) fn absorb_with<const FUSED: bool, K: Kernel + ?Sized>(
+        &mut self,
+        kernel: &K,
+        q: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        dv: usize,
+        acc: &mut [f32],
+    ) -> Result<(), Error> {
+        if !FUSED || dv != 1 {
+            return self.absorb_table::<FUSED, K>(kernel, q, keys, values, dv, acc);
+        }
+        let d = q.len();
+        if d == 0 {
+            return Err(Error::ZeroDimension);
+        }
+        let Some(a) = acc.first_mut() else {
+            return self.absorb(kernel, q, keys, values, dv, acc);
+        };
+        let mut value_tiles = values.chunks(TILE);
+        for kt in keys.chunks(TILE.saturating_mul(d)) {
+            let Some(vt) = value_tiles.next() else { break };
+            let rows = (kt.len() / d).min(vt.len()).min(TILE);
+            let (Some(kt), Some(vt)) = (kt.get(..rows * d), vt.get(..rows)) else {
+                break;
+            };
+            let Some(k0) = kt.get(..d) else { continue };
+            // The shift: the state's, or this tile's first score (then its sum is at least 1).
+            let shift = if self.sum == 0.0 {
+                kernel.score(q, k0)
+            } else {
+                self.max
+            };
+            let (sum, dot) = fused_sum_dot(kernel, q, kt, vt, shift);
+            if sum <= simd::TILE_SUM_MAX {
+                self.max = shift;
+                self.sum += sum;
+                *a += dot;
+            } else {
+                self.absorb_cold(kernel, q, kt, vt, core::slice::from_mut(a))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One tile on the exact path (`absorb`), for a fused tile whose sum failed the check.
+    #[cold]
+    #[inline(never)]
+    fn absorb_cold<K: Kernel + ?Sized>(
+        &mut self,
+        kernel: &K,
+        q: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        acc: &mut [f32],
+    ) -> Result<(), Error> {
+        self.absorb(kernel, q, keys, values, acc.len(), acc)
+    }
+
+    /// The tiles of scores in a buffer, each through one table pass ([`simd::exp_table_shift_sum`],
+    /// when `FUSED`) or through [`absorb_scores`](Self::absorb_scores).
+    #[inline]
+    fn absorb_table<const FUSED: bool, K: Kernel + ?Sized>(
+        &mut self,
+        kernel: &K,
+        q: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        dv: usize,
+        acc: &mut [f32],
+    ) -> Result<(), Error> {
+        if !FUSED {
+            return self.absorb(kernel, q, keys, values, dv, acc);
+        }
+        let d = q.len();
+        if d == 0 || dv == 0 {
+            return Err(Error::ZeroDimension);
+        }
+        let mut buf = [0.0f32; TILE];
+        let (kc, vc) = (TILE.saturating_mul(d), TILE.saturating_mul(dv));
+        let mut value_tiles = values.chunks(vc);
+        for kt in keys.chunks(kc) {
+            let Some(vt) = value_tiles.next() else { break };
+            let rows = (kt.len() / d).min(vt.len() / dv).min(TILE);
+            let s = &mut buf[..rows];
+            kernel.scores(q, kt, s);
+            let Some(&first) = s.first() else { continue };
+            let shift = if self.sum == 0.0 { first } else { self.max };
+            let sum = simd::exp_table_shift_sum(s, shift);
+            if sum <= simd::TILE_SUM_MAX {
+                self.max = shift;
+                self.sum += sum;
+                simd::weighted_sum_into(s, vt, dv, acc);
+                continue;
+            }
+            kernel.scores(q, kt, s);
+            if self.absorb_scores(s, vt, dv, acc)? {
+                finite_or_error(kt, q)?;
+            }
+        }
+        Ok(())
+    }
+
     /// `max + ln(sum)`: the log-sum-exp of the scores absorbed (`-inf` when none were).
     #[inline]
     pub(crate) fn log_sum_exp(&self) -> f32 {
@@ -143,6 +275,47 @@ impl Lse {
         simd::div_in_place(acc, self.sum);
         Ok(())
     }
+}
+
+/// `(Σ_i e_i, Σ_i e_i·y_i)` with `e_i = exp_table(score(q, key_i) - shift)` over the rows of
+/// `keys` (row length `q.len() > 0`) and `y`, in [`simd::FUSED_CHAINS`] interleaved partial
+/// sums (row `i` goes to sum `i mod C`, added pairwise at the end).
+#[inline(always)]
+fn fused_sum_dot<K: Kernel + ?Sized>(
+    kernel: &K,
+    q: &[f32],
+    keys: &[f32],
+    y: &[f32],
+    shift: f32,
+) -> (f32, f32) {
+    const C: usize = simd::FUSED_CHAINS;
+    let d = q.len();
+    if C == 1 {
+        let (mut sum, mut dot) = (0.0f32, 0.0f32);
+        for (k, w) in keys.chunks_exact(d).zip(y) {
+            let e = simd::exp_table(kernel.score(q, k) - shift);
+            sum += e;
+            dot += e * w;
+        }
+        return (sum, dot);
+    }
+    let (mut sum, mut dot) = ([0.0f32; C], [0.0f32; C]);
+    let mut kc = keys.chunks_exact(C * d);
+    let (yb, yt) = y.as_chunks::<C>();
+    for (kr, yc) in (&mut kc).zip(yb) {
+        for (j, (k, w)) in kr.chunks_exact(d).zip(yc).enumerate() {
+            let e = simd::exp_table(kernel.score(q, k) - shift);
+            sum[j] += e;
+            dot[j] += e * w;
+        }
+    }
+    let rest = kc.remainder().chunks_exact(d).zip(yt);
+    for ((a, b), (k, w)) in sum.iter_mut().zip(dot.iter_mut()).zip(rest) {
+        let e = simd::exp_table(kernel.score(q, k) - shift);
+        *a += e;
+        *b += e * w;
+    }
+    (simd::pairwise(sum), simd::pairwise(dot))
 }
 
 /// Weights 0 for a block while no score so far has weight: out of line, as
@@ -583,6 +756,89 @@ impl<const DV: usize> OnlineSoftmax<DV> {
 mod tests {
     use super::*;
     use crate::{Gaussian, SoftmaxDot};
+
+    /// `acc / sum` after `absorb_with::<FUSED>` over `keys`/`values`, finished as the callers do.
+    fn run_with<const FUSED: bool>(
+        kernel: &dyn Kernel,
+        q: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        dv: usize,
+    ) -> Result<std::vec::Vec<f32>, Error> {
+        let mut acc = std::vec![0.0f32; dv];
+        let mut l = Lse::EMPTY;
+        l.absorb_with::<FUSED, dyn Kernel>(kernel, q, keys, values, dv, &mut acc)?;
+        finish_or_exact(&l, kernel, q, &[(keys, values)], dv, &mut acc)?;
+        Ok(acc)
+    }
+
+    /// The fused table pass of the Cortex-M targets, run here on the host: the same verdict as
+    /// the exact path (`absorb`) on every case, and the value within the README's bound of the
+    /// `f64` average of the same scores — at every length across the tile boundaries, for
+    /// scores that rise from tile to tile (every tile redone), a query far from every sample,
+    /// compact kernels with `-inf` scores, non-finite keys and values, and huge values.
+    #[test]
+    fn fused_pass_matches_the_exact_path_and_the_reference() {
+        use crate::testing::{assert_average, lcg, reference_average};
+        use crate::{Epanechnikov, Tricube};
+        use std::vec::Vec;
+        let mut rng = lcg(41);
+        let g = Gaussian::new(0.4).unwrap();
+        let narrow = Gaussian::new(0.01).unwrap();
+        let sd = SoftmaxDot::new(0.05).unwrap();
+        let ep = Epanechnikov::new(0.3).unwrap();
+        let tc = Tricube::new(0.5).unwrap();
+        let kernels: [&dyn Kernel; 5] = [&g, &narrow, &sd, &ep, &tc];
+        let mut checked = 0;
+        for n in [1usize, 2, 3, 5, 63, 64, 65, 130, 200] {
+            for (d, dv) in [(1, 1), (3, 1), (8, 1), (2, 3)] {
+                for case in 0..7 {
+                    let mut keys: Vec<f32> = (0..n * d).map(|_| 2.0 * rng() - 1.0).collect();
+                    let mut values: Vec<f32> = (0..n * dv).map(|_| 4.0 * rng() - 2.0).collect();
+                    let mut q: Vec<f32> = (0..d).map(|_| 2.0 * rng() - 1.0).collect();
+                    match case {
+                        // Rising scores: each key further along the query than the last.
+                        1 => {
+                            q.fill(1.0);
+                            for (i, k) in keys.chunks_exact_mut(d).enumerate() {
+                                k.fill(i as f32 / n as f32);
+                            }
+                        }
+                        // Far from every sample: all Gaussian scores very negative.
+                        2 => q.iter_mut().for_each(|x| *x += 40.0),
+                        // An infinite key, a NaN key, a NaN value.
+                        3 => keys[(n / 2) * d] = f32::INFINITY,
+                        4 => keys[n * d - 1] = f32::NAN,
+                        5 => values[n / 3 * dv] = f32::NAN,
+                        // Huge values: the accumulator overflows, the average does not.
+                        6 => values.iter_mut().for_each(|v| *v *= 1e38),
+                        _ => {}
+                    }
+                    for kernel in kernels {
+                        let fused = run_with::<true>(kernel, &q, &keys, &values, dv);
+                        let exact = run_with::<false>(kernel, &q, &keys, &values, dv);
+                        let what = std::format!("n {n} d {d} dv {dv} case {case}");
+                        match (&fused, &exact) {
+                            (Ok(f), Ok(_)) => {
+                                let mut scores = std::vec![0.0f32; n];
+                                for (o, k) in scores.iter_mut().zip(keys.chunks_exact(d)) {
+                                    *o = kernel.score(&q, k);
+                                }
+                                let want = reference_average(&scores, &values, dv);
+                                assert_average(Ok(f), &want, &values, &what);
+                                checked += 1;
+                            }
+                            _ => assert_eq!(fused, exact, "{what}"),
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            checked > 500,
+            "{checked} cases checked against the reference"
+        );
+    }
 
     #[test]
     fn empty_state_and_bad_input_are_errors_that_change_nothing() {

@@ -314,6 +314,10 @@ fn run() -> Result<(), Error> {
         "| `libm::expf` loop, 256 values, per value | {:.1} |",
         libm_loop as f32 / 256.0
     );
+    let per_weight = weights_cost(cal)?;
+    say!(
+        "| Gaussian `Smoother::weights`, D = 1, N = 256, per weight (scores, maximum, exp, sum, normalisation) | {per_weight:.1} |"
+    );
     selection(cal)?;
     fixed_cost::rows(cal)
 }
@@ -375,6 +379,31 @@ fn loo_once(k: &Gaussian, xs: &[[f32; 1]; 16], ys: &[[f32; 1]; 16]) -> Result<f6
         nadaraya::Rows::from_arrays(xs),
         nadaraya::Rows::from_arrays(ys),
     )
+}
+
+/// Instructions per weight of `Smoother::<Gaussian, 256, 1, 1>::weights` (issue 15 compares
+/// it with CMSIS-NN's `arm_softmax_f32`, 14.2 per element on the M55).
+fn weights_cost(cal: Cal) -> Result<f32, Error> {
+    let mut rng = rng::Rng::new(256 * 31 + 1);
+    let mut s: Smoother<Gaussian, 256, 1, 1> = Smoother::new(Gaussian::new(0.5)?);
+    for _ in 0..256 {
+        let (x, y) = (rng.next_f32(), rng.next_f32());
+        s.push([x], [y]).map_err(|r| r.error)?;
+    }
+    let q = [rng.next_f32()];
+    let mut w = [0.0f32; 256];
+    let n = insns(cal, || weights_once(black_box(&s), black_box(&q), &mut w));
+    black_box(&w);
+    Ok(n as f32 / 256.0)
+}
+
+#[inline(never)]
+fn weights_once(
+    s: &Smoother<Gaussian, 256, 1, 1>,
+    q: &[f32; 1],
+    w: &mut [f32; 256],
+) -> Result<(), Error> {
+    s.weights(q, w)
 }
 
 /// The core's plain scalar twin, `nadaraya::scalar::attention`, on the same samples.
