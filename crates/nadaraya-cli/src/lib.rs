@@ -9,6 +9,8 @@ pub mod bootstrap;
 mod error;
 pub mod fit;
 pub mod generate;
+pub mod lbfgs;
+pub mod learn;
 pub mod predict;
 
 pub use error::Error;

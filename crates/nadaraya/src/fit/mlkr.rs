@@ -17,18 +17,18 @@ use crate::{Dim, Error, Rows, RowsMut, simd};
 pub const MAX_METRIC_ROWS: usize = MAX_DIMS;
 
 /// The length of the scratch slice [`loo_cv_metric`] and [`learn_metric`] need for `n` samples
-/// of `d` inputs and a map to `k` dimensions: `n·(d + k + 2)` floats (the centred inputs, their
-/// projections, one row of weights and the column sums of the gradient's coefficients), or
-/// `usize::MAX` if that overflows.
+/// of `d` inputs and a map to `k` dimensions: `n·(d + 2k + 2)` floats (the centred inputs
+/// column by column, their projections row by row and column by column, one row of weights and
+/// the column sums of the gradient's coefficients), or `usize::MAX` if that overflows.
 ///
 /// # Examples
 /// ```
-/// assert_eq!(nadaraya::fit::metric_scratch_len(400, 5, 1), 400 * 8);
+/// assert_eq!(nadaraya::fit::metric_scratch_len(400, 5, 1), 400 * 9);
 /// ```
 #[inline]
 #[must_use]
 pub const fn metric_scratch_len(n: usize, d: usize, k: usize) -> usize {
-    let w = d.saturating_add(k).saturating_add(2);
+    let w = d.saturating_add(k.saturating_mul(2)).saturating_add(2);
     n.saturating_mul(w)
 }
 
@@ -66,10 +66,13 @@ fn check_metric(w: Rows<'_>, x: Rows<'_>, y: Rows<'_>) -> Result<(usize, usize, 
 /// `c_ij = α_ij r_i·(y_j − ŷ_{−i})`.
 ///
 /// The sum over pairs never forms a `K×D` (or `D×D`) matrix per pair: it is
-/// `Σ_i [a_i z_i x_iᵀ − (Σ_j c_ij z_j) x_iᵀ − z_i (Σ_j c_ij x_j)ᵀ] + Σ_j (Σ_i c_ij) z_j x_jᵀ`
-/// (`a_i = Σ_j c_ij`), so each pair costs `O(D + K)` and each sample `O(K·D)`.
+/// `Σ_i [−(Σ_j c_ij z_j) x_iᵀ − z_i (Σ_j c_ij x_j)ᵀ] + Σ_j (Σ_i c_ij) z_j x_jᵀ` (the term
+/// `(Σ_j c_ij) z_i x_iᵀ` vanishes: `Σ_j α_ij (y_j − ŷ_{−i}) = 0`), so each pair costs
+/// `O(D + K)` and each sample `O(K·D)`.
 ///
-/// The inputs are centred (in `f64`) and projected once into `scratch`; per held-out sample
+/// The inputs are centred (in `f64`) and projected once into `scratch` (the inputs and the
+/// projections also column by column, so that the sums over `j` are dot products of contiguous
+/// columns); per held-out sample
 /// the scores of the samples before and after it are computed separately and its own weight
 /// is exactly zero (the softmax state is built without it, never as the full state minus the
 /// self term), with the largest score subtracted before the exponentials. Weights, weighted
@@ -135,10 +138,11 @@ pub fn loo_cv_metric(
     let Some(scratch) = scratch.get_mut(..need) else {
         return Err(Error::OutputTooSmall);
     };
-    let (xc, rest) = scratch.split_at_mut(n * d);
+    let (xt, rest) = scratch.split_at_mut(n * d);
     let (z, rest) = rest.split_at_mut(n * k);
+    let (zt, rest) = rest.split_at_mut(n * k);
     let (wbuf, col) = rest.split_at_mut(n);
-    project(w.as_slice(), x, d, k, xc, z)?;
+    project(w.as_slice(), x, d, k, xt, z, zt)?;
     col.fill(0.0);
     let want = grad.is_some();
     let mut total = 0.0f64;
@@ -146,11 +150,8 @@ pub fn loo_cv_metric(
     let ys = y.as_slice();
     for i in 0..n {
         let mut zi = [0.0f32; MAX_METRIC_ROWS];
-        let (Some(zrow), Some(xi), Some(yi)) = (
-            z.get(i * k..(i + 1) * k),
-            xc.get(i * d..(i + 1) * d),
-            ys.get(i * dv..(i + 1) * dv),
-        ) else {
+        let (Some(zrow), Some(yi)) = (z.get(i * k..(i + 1) * k), ys.get(i * dv..(i + 1) * dv))
+        else {
             break;
         };
         for (a, b) in zi.iter_mut().zip(zrow) {
@@ -227,31 +228,36 @@ pub fn loo_cv_metric(
                 *c *= t;
             }
         }
-        let mut sx = [0.0f32; MAX_DIMS];
-        let mut sz = [0.0f32; MAX_METRIC_ROWS];
-        simd::weighted_sum_into(wbuf, xc, d, sx.get_mut(..d).unwrap_or(&mut []));
-        simd::weighted_sum_into(wbuf, z, k, sz.get_mut(..k).unwrap_or(&mut []));
-        let mut a = 0.0f64;
+        // Σ_j c_j x_j and Σ_j c_j z_j, one contiguous column at a time; x_i from its columns.
+        let mut sx = [0.0f64; MAX_DIMS];
+        let mut xi = [0.0f64; MAX_DIMS];
+        for ((s, xv), column) in sx.iter_mut().zip(xi.iter_mut()).zip(xt.chunks_exact(n)) {
+            *s = f64::from(simd::dot(wbuf, column));
+            *xv = f64::from(column.get(i).copied().unwrap_or(0.0));
+        }
+        let mut sz = [0.0f64; MAX_METRIC_ROWS];
+        for (s, column) in sz.iter_mut().zip(zt.chunks_exact(n)) {
+            *s = f64::from(simd::dot(wbuf, column));
+        }
         for (s, c) in col.iter_mut().zip(wbuf.iter()) {
             *s += *c;
-            a += f64::from(*c);
         }
         for ((grow, zik), szk) in g.iter_mut().zip(zi).zip(&sz) {
-            let (zik, szk) = (f64::from(*zik), f64::from(*szk));
-            for ((gl, xil), sxl) in grow.iter_mut().zip(xi).zip(&sx) {
-                let xil = f64::from(*xil);
-                *gl += (a * zik - szk) * xil - zik * f64::from(*sxl);
+            let zik = f64::from(*zik);
+            for ((gl, xil), sxl) in grow.iter_mut().zip(&xi).zip(&sx) {
+                *gl -= szk * xil + zik * sxl;
             }
         }
     }
     if let Some(out) = grad {
-        for ((cj, zj), xj) in col.iter().zip(z.chunks_exact(k)).zip(xc.chunks_exact(d)) {
-            let cj = f64::from(*cj);
-            for (grow, zjk) in g.iter_mut().zip(zj) {
-                let t = cj * f64::from(*zjk);
-                for (gl, xjl) in grow.iter_mut().zip(xj) {
-                    *gl += t * f64::from(*xjl);
+        // Σ_j col_j z_jk x_jl, column against column.
+        for (grow, zcol) in g.iter_mut().zip(zt.chunks_exact(n)) {
+            for (gl, xcol) in grow.iter_mut().zip(xt.chunks_exact(n)) {
+                let mut t = 0.0f64;
+                for ((c, zv), xv) in col.iter().zip(zcol).zip(xcol) {
+                    t += f64::from(*c) * f64::from(*zv) * f64::from(*xv);
                 }
+                *gl += t;
             }
         }
         let scale = 2.0 / (n as f64 * dv as f64);
@@ -267,15 +273,17 @@ pub fn loo_cv_metric(
     Ok(total / (n as f64 * dv as f64))
 }
 
-/// Centres the rows of `x` on their mean (in `f64`) into `xc` and writes `z_i = W(x_i − x̄)`
-/// into `z`; [`Error::Overflow`] if a centred input or a projection is not finite in `f32`.
+/// Centres the rows of `x` on their mean (in `f64`) into the columns of `xt` (`d` columns of
+/// `n`) and writes `z_i = W(x_i − x̄)` into the rows of `z` and the columns of `zt`;
+/// [`Error::Overflow`] if a centred input or a projection is not finite in `f32`.
 fn project(
     w: &[f32],
     x: Rows<'_>,
     d: usize,
     k: usize,
-    xc: &mut [f32],
+    xt: &mut [f32],
     z: &mut [f32],
+    zt: &mut [f32],
 ) -> Result<(), Error> {
     let n = x.len();
     let mut mean = [0.0f64; MAX_DIMS];
@@ -287,26 +295,27 @@ fn project(
     for m in mean.iter_mut() {
         *m /= n as f64;
     }
-    for ((row, c), zr) in x
-        .iter()
-        .zip(xc.chunks_exact_mut(d))
-        .zip(z.chunks_exact_mut(k))
-    {
+    for (i, (row, zr)) in x.iter().zip(z.chunks_exact_mut(k)).enumerate() {
         let mut t = [0.0f64; MAX_DIMS];
-        for (((tv, cv), v), m) in t.iter_mut().zip(c.iter_mut()).zip(row).zip(&mean) {
+        for (((l, tv), v), m) in t.iter_mut().enumerate().zip(row).zip(&mean) {
             *tv = f64::from(*v) - m;
-            *cv = *tv as f32;
+            if let Some(slot) = xt.get_mut(l * n + i) {
+                *slot = *tv as f32;
+            }
         }
-        for (zv, wr) in zr.iter_mut().zip(w.chunks_exact(d)) {
+        for (r, (zv, wr)) in zr.iter_mut().zip(w.chunks_exact(d)).enumerate() {
             let mut s = 0.0f64;
             for (a, b) in wr.iter().zip(&t) {
                 s += f64::from(*a) * b;
             }
             *zv = s as f32;
+            if let Some(slot) = zt.get_mut(r * n + i) {
+                *slot = *zv;
+            }
         }
-        if !(simd::all_finite(c) && simd::all_finite(zr)) {
-            return Err(Error::Overflow);
-        }
+    }
+    if !(simd::all_finite(xt) && simd::all_finite(z)) {
+        return Err(Error::Overflow);
     }
     Ok(())
 }
