@@ -261,7 +261,13 @@ fn main() {
         let mut scratch = [0.0f32; 64];
         let mut gw = [0.0f64; 4];
         if let Ok(wr) = nadaraya::Rows::new(&wm, keys.width()) {
-            let _ = black_box(fit::loo_cv_metric(wr, keys, values, &mut scratch, Some(&mut gw)));
+            let _ = black_box(fit::loo_cv_metric(
+                wr,
+                keys,
+                values,
+                &mut scratch,
+                Some(&mut gw),
+            ));
         }
         let mut wl = black_box([0.5f32, -0.25, 0.1, 0.3]);
         if let Ok(wr) = nadaraya::RowsMut::new(&mut wl, keys.width()) {

@@ -76,7 +76,7 @@ fn check_metric(w: Rows<'_>, x: Rows<'_>, y: Rows<'_>) -> Result<(usize, usize, 
 /// the scores of the samples before and after it are computed separately and its own weight
 /// is exactly zero (the softmax state is built without it, never as the full state minus the
 /// self term), with the largest score subtracted before the exponentials. Weights, weighted
-/// sums and coefficients are `f32` in lanes ([`simd`](crate::simd)); squared errors and the
+/// sums and coefficients are `f32` in SIMD lanes; squared errors and the
 /// gradient are summed in `f64`.
 ///
 /// # Accuracy
