@@ -83,3 +83,35 @@ pub fn training(traces: &[(&str, &[f64])]) -> Figure {
         }],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_figures_plot_the_values_given() {
+        let f = coordinates(
+            &[0.0, 1.0, 2.0],
+            &[5.0, 4.0, 3.0],
+            &[1.0, -1.0, 0.5],
+            0.01,
+            0.25,
+        );
+        assert_eq!(f.panels.len(), 2);
+        assert_eq!(
+            f.panels[0].series[0].points,
+            vec![(0.0, 1.0), (1.0, -1.0), (2.0, 0.5)]
+        );
+        assert_eq!(
+            f.panels[1].series[0].points,
+            vec![(5.0, 1.0), (4.0, -1.0), (3.0, 0.5)]
+        );
+        assert!(f.panels[0].x_range.0 < 0.0 && f.panels[0].x_range.1 > 2.0);
+        let t = training(&[("a", &[0.5, 0.1, 0.01][..]), ("b", &[0.5, 0.2][..])]);
+        let s = &t.panels[0].series;
+        assert_eq!(s[0].points, vec![(1.0, 0.5), (2.0, 0.1), (3.0, 0.01)]);
+        assert_eq!(s[0].label, "a (2 steps)");
+        assert_eq!(s[1].label, "b (1 steps)");
+        assert!(t.panels[0].log_log && t.panels[0].x_range == (1.0, 3.0));
+    }
+}
