@@ -124,7 +124,7 @@ pub fn loo_cv_metric(
     grad: Option<&mut [f64]>,
 ) -> Result<f64, Error> {
     let (n, d, k) = check_metric(w, x, y)?;
-    let dv = y.width();
+    let dv = y.width_nonzero().get();
     if let Some(g) = &grad
         && g.len() != k * d
     {
@@ -138,10 +138,20 @@ pub fn loo_cv_metric(
     let Some(scratch) = scratch.get_mut(..need) else {
         return Err(Error::OutputTooSmall);
     };
-    let (xt, rest) = scratch.split_at_mut(n * d);
-    let (z, rest) = rest.split_at_mut(n * k);
-    let (zt, rest) = rest.split_at_mut(n * k);
-    let (wbuf, col) = rest.split_at_mut(n);
+    let Some((xt, rest)) = scratch.split_at_mut_checked(n * d) else {
+        return Err(Error::OutputTooSmall);
+    };
+    let Some((z, rest)) = rest.split_at_mut_checked(n * k) else {
+        return Err(Error::OutputTooSmall);
+    };
+    let Some((zt, rest)) = rest.split_at_mut_checked(n * k) else {
+        return Err(Error::OutputTooSmall);
+    };
+    let Some((wbuf, col)) = rest.split_at_mut_checked(n) else {
+        return Err(Error::OutputTooSmall);
+    };
+    // Never 0 (checked above); `max(1)` keeps every `chunks_exact` free of a panic path.
+    let (n1, d1, dv1) = (n.max(1), d.max(1), dv.max(1));
     project(w.as_slice(), x, d, k, xt, z, zt)?;
     col.fill(0.0);
     let want = grad.is_some();
@@ -159,11 +169,15 @@ pub fn loo_cv_metric(
         }
         let zi = zi.get(..k).unwrap_or(&[]);
         // The scores of the samples before and after i; i's own slot stays out of both.
-        let (before, after) = wbuf.split_at_mut(i);
+        let Some((before, after)) = wbuf.split_at_mut_checked(i) else {
+            break;
+        };
         let Some((own, after)) = after.split_first_mut() else {
             break;
         };
-        let (zb, za) = z.split_at(i * k);
+        let Some((zb, za)) = z.split_at_checked(i * k) else {
+            break;
+        };
         let za = za.get(k..).unwrap_or(&[]);
         simd::row_scores::<true>(zi, zb, -0.5, before);
         simd::row_scores::<true>(zi, za, -0.5, after);
@@ -187,7 +201,7 @@ pub fn loo_cv_metric(
             }
         } else {
             // An f32 partial sum overflowed (responses near ±f32::MAX): the same sums in f64.
-            for (wj, yj) in wbuf.iter().zip(ys.chunks_exact(dv)) {
+            for (wj, yj) in wbuf.iter().zip(ys.chunks_exact(dv1)) {
                 for (p, v) in pred.iter_mut().zip(yj) {
                     *p += f64::from(*wj) * f64::from(*v);
                 }
@@ -220,7 +234,7 @@ pub fn loo_cv_metric(
                 *a = (rc / sw) as f32;
                 *b = *p as f32;
             }
-            for (c, yj) in wbuf.iter_mut().zip(ys.chunks_exact(dv)) {
+            for (c, yj) in wbuf.iter_mut().zip(ys.chunks_exact(dv1)) {
                 let mut t = 0.0f32;
                 for ((v, p), rc) in yj.iter().zip(&ps).zip(&rs) {
                     t += (v - p) * rc;
@@ -231,12 +245,12 @@ pub fn loo_cv_metric(
         // Σ_j c_j x_j and Σ_j c_j z_j, one contiguous column at a time; x_i from its columns.
         let mut sx = [0.0f64; MAX_DIMS];
         let mut xi = [0.0f64; MAX_DIMS];
-        for ((s, xv), column) in sx.iter_mut().zip(xi.iter_mut()).zip(xt.chunks_exact(n)) {
+        for ((s, xv), column) in sx.iter_mut().zip(xi.iter_mut()).zip(xt.chunks_exact(n1)) {
             *s = f64::from(simd::dot(wbuf, column));
             *xv = f64::from(column.get(i).copied().unwrap_or(0.0));
         }
         let mut sz = [0.0f64; MAX_METRIC_ROWS];
-        for (s, column) in sz.iter_mut().zip(zt.chunks_exact(n)) {
+        for (s, column) in sz.iter_mut().zip(zt.chunks_exact(n1)) {
             *s = f64::from(simd::dot(wbuf, column));
         }
         for (s, c) in col.iter_mut().zip(wbuf.iter()) {
@@ -251,8 +265,8 @@ pub fn loo_cv_metric(
     }
     if let Some(out) = grad {
         // Σ_j col_j z_jk x_jl, column against column.
-        for (grow, zcol) in g.iter_mut().zip(zt.chunks_exact(n)) {
-            for (gl, xcol) in grow.iter_mut().zip(xt.chunks_exact(n)) {
+        for (grow, zcol) in g.iter_mut().zip(zt.chunks_exact(n1)) {
+            for (gl, xcol) in grow.iter_mut().zip(xt.chunks_exact(n1)) {
                 let mut t = 0.0f64;
                 for ((c, zv), xv) in col.iter().zip(zcol).zip(xcol) {
                     t += f64::from(*c) * f64::from(*zv) * f64::from(*xv);
@@ -261,7 +275,7 @@ pub fn loo_cv_metric(
             }
         }
         let scale = 2.0 / (n as f64 * dv as f64);
-        for (orow, grow) in out.chunks_exact_mut(d).zip(&g) {
+        for (orow, grow) in out.chunks_exact_mut(d1).zip(&g) {
             for (o, v) in orow.iter_mut().zip(grow) {
                 *o = v * scale;
                 if !o.is_finite() || o.abs() > f64::from(f32::MAX) {
@@ -286,6 +300,7 @@ fn project(
     zt: &mut [f32],
 ) -> Result<(), Error> {
     let n = x.len();
+    let (d, k) = (d.max(1), k.max(1));
     let mut mean = [0.0f64; MAX_DIMS];
     for row in x.iter() {
         for (m, v) in mean.iter_mut().zip(row) {
@@ -462,8 +477,12 @@ pub fn learn_metric(
         }
         let Some(ft) = accepted else { break };
         let drop = f - ft;
-        cur_s.copy_from_slice(trial_s);
-        g.copy_from_slice(gt);
+        for (c, t) in cur_s.iter_mut().zip(trial_s.iter()) {
+            *c = *t;
+        }
+        for (a, b) in g.iter_mut().zip(gt.iter()) {
+            *a = *b;
+        }
         f = ft;
         if let Some(slot) = trace
             .as_deref_mut()
