@@ -1,8 +1,9 @@
 //! `nadaraya`: the command line of the nadaraya crates.
 //!
 //! `plot` draws the figures of `nadaraya-plot`; `fit` chooses bandwidths by cross-validation,
-//! `predict` evaluates the fit with standard errors and bootstrap bands, `generate` writes the
-//! benchmark data sets (the library `nadaraya_cli`).
+//! `predict` evaluates the fit with standard errors and bootstrap bands, `learn` learns a metric
+//! for kernel regression (MLKR), `generate` writes the benchmark data sets (the library
+//! `nadaraya_cli`).
 
 use std::process::ExitCode;
 
