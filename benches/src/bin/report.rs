@@ -848,6 +848,11 @@ fn main() -> Res<()> {
         Ok(text) => s += &text,
         Err(_) => s += "(benches/statsmodels/README.md not found)\n",
     }
+    s += "\n## Metric learning against metric-learn\n\n";
+    match std::fs::read_to_string("benches/metric-learn/README.md") {
+        Ok(text) => s += &text,
+        Err(_) => s += "(benches/metric-learn/README.md not found)\n",
+    }
     s += "\n## What holds us back\n\n";
     match std::fs::read_to_string("benches/analysis.md") {
         Ok(text) => s += &text,

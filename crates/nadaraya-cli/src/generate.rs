@@ -26,6 +26,21 @@ pub const CASES: &[(&str, &str)] = &[
         "N=500, D=3: x uniform on [-2, 2)³, y = sin(2·x_1) + 0.5·x_2² + 0.3·noise; x_3 is \
          irrelevant",
     ),
+    (
+        "oblique-400",
+        "N=400, D=5: x standard normal in 5-D, y = sin(1.6·u·x) + 0.1·noise with the oblique unit \
+         vector u = (1, 2, -1, 0.5, 1.5)/√8.5 (`OBLIQUE`): the metric-learning anchor of \
+         benches/metric-learn",
+    ),
+];
+
+/// The hidden direction of the `oblique-400` data set: `(1, 2, −1, 0.5, 1.5)/√8.5`.
+pub const OBLIQUE: [f64; 5] = [
+    0.342_997_170_285_018,
+    0.685_994_340_570_036,
+    -0.342_997_170_285_018,
+    0.171_498_585_142_509,
+    0.514_495_755_427_527,
 ];
 
 /// The options of `nadaraya generate`.
@@ -83,6 +98,16 @@ pub fn samples(name: &str, seed: u64) -> Result<(Vec<f32>, Vec<f32>, usize), Err
                 y.push(yi as f32);
             }
             3
+        }
+        "oblique-400" => {
+            for _ in 0..400 {
+                let r: [f64; 5] = core::array::from_fn(|_| noise(&mut rng));
+                let t: f64 = r.iter().zip(&OBLIQUE).map(|(a, b)| a * b).sum();
+                let yi = (1.6 * t).sin() + 0.1 * noise(&mut rng);
+                x.extend(r.iter().map(|&v| v as f32));
+                y.push(yi as f32);
+            }
+            5
         }
         _ => {
             let names: Vec<&str> = CASES.iter().map(|c| c.0).collect();

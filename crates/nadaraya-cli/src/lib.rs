@@ -1,6 +1,7 @@
 //! The library behind the `nadaraya` command: fitting bandwidths to a CSV file's data
 //! ([`fit`]), predicting from the fit with standard errors and bootstrap bands ([`predict`],
-//! [`bootstrap`]), and the benchmark data sets ([`generate`]).
+//! [`bootstrap`]), learning a metric for kernel regression ([`learn`], with the L-BFGS of
+//! [`lbfgs`]), and the benchmark data sets ([`generate`]).
 //!
 //! `nadaraya plot` lives in the `nadaraya-plot` crate; its CSV rules are shared
 //! ([`nadaraya_plot::Table`]).
@@ -9,6 +10,8 @@ pub mod bootstrap;
 mod error;
 pub mod fit;
 pub mod generate;
+pub mod lbfgs;
+pub mod learn;
 pub mod predict;
 
 pub use error::Error;

@@ -1,8 +1,9 @@
 //! `nadaraya`: the command line of the nadaraya crates.
 //!
 //! `plot` draws the figures of `nadaraya-plot`; `fit` chooses bandwidths by cross-validation,
-//! `predict` evaluates the fit with standard errors and bootstrap bands, `generate` writes the
-//! benchmark data sets (the library `nadaraya_cli`).
+//! `predict` evaluates the fit with standard errors and bootstrap bands, `learn` learns a metric
+//! for kernel regression (MLKR), `generate` writes the benchmark data sets (the library
+//! `nadaraya_cli`).
 
 use std::process::ExitCode;
 
@@ -29,6 +30,9 @@ enum Command {
     /// Evaluate the fit (cv_ls bandwidths, or `--bandwidth`) at points or over a grid, as CSV,
     /// with standard errors and bootstrap bands.
     Predict(nadaraya_cli::predict::PredictArgs),
+    /// Learn a linear map W (K×D) for Gaussian kernel regression (MLKR) by leave-one-out
+    /// cross-validation; prints `projection w_11 … w_KD` and `cv <mean squared LOO error>`.
+    Learn(nadaraya_cli::learn::LearnArgs),
     /// Write a benchmark data set (benches/statsmodels) as CSV.
     Generate(nadaraya_cli::generate::GenerateArgs),
 }
@@ -47,6 +51,10 @@ fn main() -> ExitCode {
         Command::Predict(args) => (
             "predict",
             nadaraya_cli::predict::run(args).map_err(|e| e.to_string()),
+        ),
+        Command::Learn(args) => (
+            "learn",
+            nadaraya_cli::learn::run(args).map_err(|e| e.to_string()),
         ),
         Command::Generate(args) => (
             "generate",

@@ -31,6 +31,7 @@ mod data;
 pub mod draw;
 mod error;
 mod figure;
+pub mod learned;
 pub mod scenarios;
 
 pub use data::{BUILTIN, CSV_RULES, Column, Columns, Dataset, TABLE_RULES, Table};

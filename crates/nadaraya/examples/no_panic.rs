@@ -257,6 +257,29 @@ fn main() {
         let mut hsel = [0.0f32; 4];
         let _ = black_box(fit::select_bandwidths(keys, values, &mut hsel, &search));
         let _ = black_box(fit::DiagonalGaussian::new(black_box([0.5f32; 4])));
+        let wm = black_box([0.5f32, -0.25, 0.1, 0.3]);
+        let mut scratch = [0.0f32; 64];
+        let mut gw = [0.0f64; 4];
+        if let Ok(wr) = nadaraya::Rows::new(&wm, keys.width()) {
+            let _ = black_box(fit::loo_cv_metric(
+                wr,
+                keys,
+                values,
+                &mut scratch,
+                Some(&mut gw),
+            ));
+        }
+        let mut wl = black_box([0.5f32, -0.25, 0.1, 0.3]);
+        if let Ok(wr) = nadaraya::RowsMut::new(&mut wl, keys.width()) {
+            let _ = black_box(fit::learn_metric(
+                wr,
+                keys,
+                values,
+                &mut scratch,
+                &fit::Descent::DEFAULT,
+                None,
+            ));
+        }
     }
 
     let mut e = black_box([-1.0f32, -2.0, -3.0]);

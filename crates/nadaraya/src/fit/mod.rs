@@ -20,11 +20,15 @@ pub use search::{
 use crate::{Error, Gaussian, Kernel};
 
 mod local_linear;
+mod mlkr;
 mod variance;
 
 pub use local_linear::{
     Fit, MAX_DIM, MIN_PIVOT, local_linear, local_linear_batch, local_linear_slope,
     loo_cv_local_linear, select_bandwidth_local_linear,
+};
+pub use mlkr::{
+    Descent, Learned, MAX_METRIC_ROWS, learn_metric, loo_cv_metric, metric_scratch_len,
 };
 pub use variance::{Estimate, Noise, band_z, loo_residuals, residual_variance, standard_error};
 
