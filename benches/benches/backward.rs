@@ -79,6 +79,7 @@ fn bench(c: &mut Criterion) {
 
 fn main() {
     ensure_single_thread();
+    nadaraya_benches::force_level_from_env();
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3))

@@ -40,6 +40,32 @@ pub fn ensure_single_thread() {
     std::process::exit(status.code().unwrap_or(1));
 }
 
+/// Environment variable naming the [`nadaraya::dispatch::Level`] to run at (`baseline`, `avx2`,
+/// `avx512`); unset, the kernels run at the widest level the CPU has.
+pub const LEVEL_VAR: &str = "NADARAYA_LEVEL";
+
+/// Forces the level named by [`LEVEL_VAR`], if set, and returns the level in effect (printed to
+/// stderr, so that every benchmark log says which kernels it timed).
+///
+/// # Panics
+/// If the variable names no level, or a level this CPU lacks: a benchmark of the wrong level
+/// would be reported as the requested one.
+pub fn force_level_from_env() -> nadaraya::dispatch::Level {
+    use nadaraya::dispatch::{self, Level};
+    if let Ok(name) = std::env::var(LEVEL_VAR) {
+        let want = Level::from_name(&name).unwrap_or_else(|| {
+            panic!("{LEVEL_VAR}={name} names no level (baseline, avx2, avx512)")
+        });
+        assert_eq!(dispatch::force(want), want, "this CPU lacks {want}");
+    }
+    let l = dispatch::active();
+    eprintln!(
+        "nadaraya dispatch level: {l} (detected {})",
+        dispatch::detected()
+    );
+    l
+}
+
 /// The workspace's one generator of reproducible inputs (xorshift64, from `nadaraya-tests`):
 /// every run and every implementation sees the same values in `[-1, 1)`.
 pub use nadaraya_tests::Rng;

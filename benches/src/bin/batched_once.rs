@@ -6,6 +6,7 @@
 //! ```text
 //! cargo run --release -p nadaraya-benches --bin batched_once -- 2048       # L = M = 2048
 //! cargo run --release -p nadaraya-benches --bin batched_once -- 4096 1     # one query
+//! NADARAYA_LEVEL=baseline cargo run ...                                    # a forced level
 //! ```
 
 use nadaraya::SoftmaxDot;
@@ -15,6 +16,7 @@ use std::hint::black_box;
 const D: usize = 64;
 
 fn main() {
+    nadaraya_benches::force_level_from_env();
     let arg = |i: usize| std::env::args().nth(i).map(|a| a.parse::<usize>());
     let l = arg(1)
         .unwrap_or(Ok(2048))

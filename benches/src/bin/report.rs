@@ -789,8 +789,10 @@ fn main() -> Res<()> {
           writes `criterion/`. `pinned` runs its command on CPU 1 with `nice -n -20` in a new session whose scheduler autogroup \
           is set to nice -20 (as root), so that other jobs on this shared 2-vCPU machine do not take half \
           the core during a measurement. ";
-    s += "`default` is the plain x86-64 build (`wide` then uses SSE2: \
-          no FMA, 4-wide registers); `native` adds `-C target-cpu=native` (here AVX2 + FMA for `f32x8`). \
+    s += "`default` is the plain x86-64 build: `wide`'s portable lanes are SSE2 there, and the hot \
+          kernels run at the widest level `nadaraya::dispatch` detects at run time (AVX2 + FMA or \
+          AVX-512F; `NADARAYA_LEVEL=baseline|avx2|avx512` forces one, and the bench logs print the \
+          level); `native` adds `-C target-cpu=native`, which also widens the portable lanes. \
           candle runs on one thread: the benches re-run themselves with `RAYON_NUM_THREADS=1`, the variable \
           candle's matmul (`candle_core::utils::get_num_threads`) and its rayon softmax both read; candle's \
           `gemm` picks its SIMD at run time, so it is the same in both builds.\n\n";

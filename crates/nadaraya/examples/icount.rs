@@ -16,12 +16,20 @@
 //! valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/examples/icount M R [mode]
 //! ```
 //! The difference between `R = 11` and `R = 1`, divided by 10, is the cost of one call (or of
-//! one batch of `M` queries).
+//! one batch of `M` queries). `NADARAYA_LEVEL=baseline|avx2|avx512` forces a run-time dispatch
+//! level (`nadaraya::dispatch`; valgrind runs AVX2 at most).
 
 use nadaraya::{Gaussian, Mask, Rows, RowsMut, Sample, Smoother, SoftmaxDot, attention};
 use std::hint::black_box;
 
 fn main() {
+    if let Some(l) = std::env::var("NADARAYA_LEVEL")
+        .ok()
+        .and_then(|n| nadaraya::dispatch::Level::from_name(&n))
+    {
+        let got = nadaraya::dispatch::force(l);
+        eprintln!("dispatch level {got} (asked for {l})");
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let num = |i: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(1usize);
     let (m, reps) = (num(0).clamp(1, 64), num(1));

@@ -7,6 +7,7 @@
 //!
 //! `scripts/no-panic` runs the check; without the cfg this is an ordinary program.
 
+use nadaraya::dispatch::{self, Level};
 use nadaraya::fit::{self, Estimate, Fit, Noise};
 use nadaraya::{
     Epanechnikov, Error, Gaussian, Gradients, KernelGrad, Mask, MhaScratch, MhaWeights,
@@ -56,6 +57,12 @@ fn exit<T>(_: Error) -> T {
 }
 
 fn main() {
+    // The run-time dispatch: detection, the active level and forcing one (then back).
+    let best = dispatch::detected();
+    let forced = dispatch::force(black_box(Level::Baseline));
+    if forced != Level::Baseline || dispatch::force(best) != best || dispatch::active() != best {
+        std::process::exit(1);
+    }
     let g = gaussian(black_box(0.5)).unwrap_or_else(exit);
     let s = SoftmaxDot::for_dim(black_box(4))
         .and_then(|_| softmax_dot(black_box(2.0)))

@@ -8,12 +8,15 @@ extern crate std;
 mod attention;
 mod backward;
 mod compact;
+pub mod dispatch;
 mod error;
 pub mod fit;
 pub mod fixed;
 #[cfg(any(feature = "ndarray", feature = "nalgebra"))]
 mod interop;
 mod kernel;
+#[cfg(target_arch = "x86_64")]
+mod lanes;
 pub mod math;
 mod multihead;
 mod rows;
@@ -25,6 +28,11 @@ mod smoother;
 mod softmax;
 #[cfg(test)]
 mod testing;
+// The only module with `unsafe` (the workspace denies it everywhere else): CPUID, XGETBV and the
+// vector intrinsics of the run-time dispatch levels, each block with its SAFETY comment.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod x86;
 
 pub use attention::{attention, attention_batch, attention_shape, weights, weights_shape};
 pub use backward::{Gradients, KernelGrad, ScoreGrad, Upstream, attention_backward, attention_lse};
@@ -34,5 +42,4 @@ pub use kernel::{Gaussian, Kernel, SoftmaxDot};
 pub use multihead::{MhaScratch, MhaWeights, MultiHeadAttention};
 pub use rows::{Mask, Rows, RowsMut};
 pub use smoother::{Rejected, Sample, SampleIter, Smoother};
-//XRejected, Sample, Smoother};
 pub use softmax::OnlineSoftmax;

@@ -31,14 +31,14 @@ const SCORE_CHAINS: usize = if WIDE_REGISTERS { 2 } else { 1 };
 
 // Range reduction exp(x) = 2^n · exp(r), n = round(x·log2 e), r = x - n·ln 2, with ln 2 split in
 // two (Cody–Waite) so that n·LN2_HI is exact for |n| ≤ 2^9.
-const LOG2E: f32 = core::f32::consts::LOG2_E;
+pub(crate) const LOG2E: f32 = core::f32::consts::LOG2_E;
 #[allow(clippy::excessive_precision)] // exact: 355/512
-const LN2_HI: f32 = 0.693_359_375;
-const LN2_LO: f32 = -2.121_944_4e-4;
+pub(crate) const LN2_HI: f32 = 0.693_359_375;
+pub(crate) const LN2_LO: f32 = -2.121_944_4e-4;
 // Minimax polynomial for (exp(r) - 1 - r) / r² on |r| ≤ ln2/2: the coefficients of Cephes'
 // `expf` (S. L. Moshier, Cephes Math Library 2.2), highest degree first, as published.
 #[allow(clippy::excessive_precision)]
-const P: [f32; 6] = [
+pub(crate) const P: [f32; 6] = [
     1.987_569_2e-4,
     1.398_199_9e-3,
     8.333_452e-3,
@@ -47,8 +47,8 @@ const P: [f32; 6] = [
     5.000_000_1e-1,
 ];
 /// 1.5·2^23, the round-to-nearest-even constant, and its bit pattern.
-const ROUNDER: f32 = 12_582_912.0;
-const ROUNDER_BITS: i32 = 0x4b40_0000;
+pub(crate) const ROUNDER: f32 = 12_582_912.0;
+pub(crate) const ROUNDER_BITS: i32 = 0x4b40_0000;
 /// `ln(f32::MIN_POSITIVE)`: below it `exp` would be subnormal and is flushed to 0.
 pub(crate) const EXP_MIN: f32 = -87.336_55;
 
@@ -454,6 +454,10 @@ pub(crate) fn exp_shift_sum(s: &mut [f32], m: f32) -> f32 {
     if HELIUM {
         return exp_shift_sum_helium(s, m);
     }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(r) = crate::x86::exp_shift_sum(crate::x86::Chosen::active(), s, m) {
+        return r;
+    }
     if !SIMD {
         let mut sum = 0.0;
         for v in s {
@@ -497,6 +501,10 @@ pub(crate) fn exp_shift_sum(s: &mut [f32], m: f32) -> f32 {
 /// into a full lane.
 #[inline]
 pub(crate) fn exp_shift_sum_dot(s: &[f32], y: &[f32], m: f32) -> (f32, f32) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(r) = crate::x86::exp_shift_sum_dot(crate::x86::Chosen::active(), s, y, m) {
+        return r;
+    }
     let n = s.len().min(y.len());
     let (Some(s), Some(y)) = (s.get(..n), y.get(..n)) else {
         return (0.0, 0.0);
@@ -570,6 +578,10 @@ pub(crate) fn max_score(s: &[f32]) -> Result<(f32, bool), crate::Error> {
     if HELIUM {
         return max_score_helium(s);
     }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(r) = crate::x86::max_score(crate::x86::Chosen::active(), s) {
+        return r;
+    }
     if !SIMD {
         let (mut m, mut poison) = (f32::NEG_INFINITY, 0.0f32);
         for &v in s {
@@ -610,7 +622,7 @@ pub(crate) fn max_score(s: &[f32]) -> Result<(f32, bool), crate::Error> {
 /// [`max_score`] of a block with a non-finite score, one score at a time.
 #[cold]
 #[inline(never)]
-fn max_score_cold(s: &[f32]) -> Result<(f32, bool), crate::Error> {
+pub(crate) fn max_score_cold(s: &[f32]) -> Result<(f32, bool), crate::Error> {
     let (mut m, mut gaps) = (f32::NEG_INFINITY, false);
     for &v in s {
         // NaN and +inf both fail `v < inf`.
@@ -630,6 +642,10 @@ fn max_score_cold(s: &[f32]) -> Result<(f32, bool), crate::Error> {
 /// True if every element is finite.
 #[inline]
 pub(crate) fn all_finite(xs: &[f32]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(r) = crate::x86::all_finite(crate::x86::Chosen::active(), xs) {
+        return r;
+    }
     if !SIMD {
         return xs.iter().fold(0.0f32, |p, v| p + v * 0.0) == 0.0;
     }
@@ -653,6 +669,10 @@ pub(crate) fn all_finite(xs: &[f32]) -> bool {
 /// `Σ a_i b_i` with four accumulators.
 #[inline]
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(r) = crate::x86::dot(crate::x86::Chosen::active(), a, b) {
+        return r;
+    }
     let (ab, at) = a.as_chunks::<LANES>();
     let (bb, bt) = b.as_chunks::<LANES>();
     let mut acc = [f32x8::ZERO; 4];
@@ -718,6 +738,12 @@ fn four_row_sums<const GAUSS: bool, const H: usize>(
 /// with one lane per row.
 #[inline]
 pub(crate) fn row_scores<const GAUSS: bool>(q: &[f32], keys: &[f32], scale: f32, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(r) =
+        crate::x86::row_scores::<GAUSS>(crate::x86::Chosen::active(), q, keys, scale, out)
+    {
+        return r;
+    }
     let d = q.len();
     if d == 0 {
         out.fill(0.0);
@@ -877,6 +903,11 @@ pub(crate) fn diagonal_scores(q: &[f32], keys: &[f32], scale: &[f32], out: &mut 
 /// `acc[j] += Σ_i p_i · values[i·dv + j]` over the rows present in both `p` and `values`.
 #[inline]
 pub(crate) fn weighted_sum_into(p: &[f32], values: &[f32], dv: usize, acc: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(r) = crate::x86::weighted_sum_into(crate::x86::Chosen::active(), p, values, dv, acc)
+    {
+        return r;
+    }
     if dv == 0 {
         return;
     }
