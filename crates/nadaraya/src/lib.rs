@@ -8,6 +8,7 @@ extern crate std;
 mod attention;
 mod backward;
 mod compact;
+mod element;
 mod error;
 pub mod fit;
 pub mod fixed;
@@ -29,10 +30,13 @@ mod testing;
 pub use attention::{attention, attention_batch, attention_shape, weights, weights_shape};
 pub use backward::{Gradients, KernelGrad, ScoreGrad, Upstream, attention_backward, attention_lse};
 pub use compact::{Epanechnikov, Tricube, Uniform};
+pub use element::{Element, HALF_KEY_WIDTH};
 pub use error::{Dim, Error};
+/// The `half` crate, re-exported: its `f16` and `bf16` are the half-precision [`Element`]s.
+#[cfg(feature = "half")]
+pub use half;
 pub use kernel::{Gaussian, Kernel, SoftmaxDot};
 pub use multihead::{MhaScratch, MhaWeights, MultiHeadAttention};
 pub use rows::{Mask, Rows, RowsMut};
 pub use smoother::{Rejected, Sample, SampleIter, Smoother};
-//XRejected, Sample, Smoother};
 pub use softmax::OnlineSoftmax;

@@ -17,13 +17,24 @@
 //! that; a non-finite accumulator sends the row to [`exact_average`], a cold path whose result
 //! does not depend on the samples' order.
 
-use crate::{Dim, Error, Kernel, Rows, simd};
+use crate::element;
+use crate::{Dim, Element, Error, Kernel, Rows, simd};
 
 /// Names the cause of a failed computation: [`Error::NonFinite`] if any input is NaN or
 /// infinite (read only now, on the error path), else the error as found.
 #[cold]
 pub(crate) fn diagnose(e: Error, inputs: &[&[f32]]) -> Error {
     if inputs.iter().all(|x| simd::all_finite(x)) {
+        e
+    } else {
+        Error::NonFinite
+    }
+}
+
+/// [`diagnose`] for a query and its samples stored as `E`.
+#[cold]
+pub(crate) fn diagnose_samples<E: Element>(e: Error, q: &[f32], keys: &[E], values: &[E]) -> Error {
+    if simd::all_finite(q) && E::all_finite(keys) && E::all_finite(values) {
         e
     } else {
         Error::NonFinite
@@ -55,10 +66,10 @@ impl Lse {
     /// meet the accumulator at weight 0, so that a NaN among them poisons it as it does under
     /// finite scores.
     #[inline]
-    pub(crate) fn absorb_scores(
+    pub(crate) fn absorb_scores<E: Element>(
         &mut self,
         s: &mut [f32],
-        values: &[f32],
+        values: &[E],
         dv: usize,
         acc: &mut [f32],
     ) -> Result<bool, Error> {
@@ -86,12 +97,12 @@ impl Lse {
     /// Absorbs the rows of `keys` (row length `q.len() > 0`) and `values` (row length `dv`),
     /// [`TILE`] rows at a time. The caller has checked shapes and finiteness.
     #[inline]
-    pub(crate) fn absorb<K: Kernel + ?Sized>(
+    pub(crate) fn absorb<K: Kernel + ?Sized, E: Element>(
         &mut self,
         kernel: &K,
         q: &[f32],
-        keys: &[f32],
-        values: &[f32],
+        keys: &[E],
+        values: &[E],
         dv: usize,
         acc: &mut [f32],
     ) -> Result<(), Error> {
@@ -108,7 +119,7 @@ impl Lse {
             let Some(vt) = value_tiles.next() else { break };
             let rows = (kt.len() / d).min(vt.len() / dv).min(TILE);
             let s = &mut buf[..rows];
-            kernel.scores(q, kt, s);
+            element::scores(kernel, q, kt, s);
             if self.absorb_scores(s, vt, dv, acc)? {
                 finite_or_error(kt, q)?;
             }
@@ -157,8 +168,8 @@ fn zero_cold(s: &mut [f32]) {
 /// `-inf` score, out of line so that the hot loop stays as it was.
 #[cold]
 #[inline(never)]
-fn finite_or_error(keys: &[f32], q: &[f32]) -> Result<(), Error> {
-    if simd::all_finite(keys) && simd::all_finite(q) {
+fn finite_or_error<E: Element>(keys: &[E], q: &[f32]) -> Result<(), Error> {
+    if E::all_finite(keys) && simd::all_finite(q) {
         Ok(())
     } else {
         Err(Error::NonFinite)
@@ -170,11 +181,11 @@ fn finite_or_error(keys: &[f32], q: &[f32]) -> Result<(), Error> {
 /// only on the samples, not on their order, tiling or ring position: the only `Overflow` left is
 /// a weighted average that itself rounds beyond `±f32::MAX`.
 #[inline]
-pub(crate) fn finish_or_exact<K: Kernel + ?Sized>(
+pub(crate) fn finish_or_exact<K: Kernel + ?Sized, E: Element>(
     l: &Lse,
     kernel: &K,
     q: &[f32],
-    runs: &[(&[f32], &[f32])],
+    runs: &[(&[E], &[E])],
     dv: usize,
     acc: &mut [f32],
 ) -> Result<(), Error> {
@@ -214,10 +225,10 @@ pub(crate) fn headroom(n: usize) -> (f32, f32) {
 /// with [`diagnose`].
 #[cold]
 #[inline(never)]
-pub(crate) fn exact_average<K: Kernel + ?Sized>(
+pub(crate) fn exact_average<K: Kernel + ?Sized, E: Element>(
     kernel: &K,
     q: &[f32],
-    runs: &[(&[f32], &[f32])],
+    runs: &[(&[E], &[E])],
     dv: usize,
     out: &mut [f32],
 ) -> Result<(), Error> {
@@ -238,7 +249,7 @@ pub(crate) fn exact_average<K: Kernel + ?Sized>(
             let Some(vt) = value_tiles.next() else { break };
             let rows = (kt.len() / d).min(vt.len() / dv).min(TILE);
             let s = &mut buf[..rows];
-            kernel.scores(q, kt, s);
+            element::scores(kernel, q, kt, s);
             m = max_of_tile(s, m)?;
             n = n.saturating_add(rows);
         }
@@ -260,7 +271,7 @@ pub(crate) fn exact_average<K: Kernel + ?Sized>(
             let Some(vt) = value_tiles.next() else { break };
             let rows = (kt.len() / d).min(vt.len() / dv).min(TILE);
             let s = &mut buf[..rows];
-            kernel.scores(q, kt, s);
+            element::scores(kernel, q, kt, s);
             sum += accumulate_tile(s, m, down, vt, dv, out);
         }
     }
@@ -281,11 +292,11 @@ fn max_of_tile(s: &[f32], m: f32) -> Result<f32, Error> {
 /// `out += Σ_i 2^-k·exp(s_i - m)·values_i` with `down = 2^-k` (`m` finite; a score of `-inf`
 /// has weight 0); returns `Σ_i exp(s_i - m)`.
 #[inline(never)]
-fn accumulate_tile(
+fn accumulate_tile<E: Element>(
     s: &mut [f32],
     m: f32,
     down: f32,
-    values: &[f32],
+    values: &[E],
     dv: usize,
     out: &mut [f32],
 ) -> f32 {
@@ -394,7 +405,9 @@ impl<const DV: usize> OnlineSoftmax<DV> {
     ///
     /// # Errors
     /// - [`Error::Shape`] with [`Dim::QueryWidth`] if `q.len()` is not the keys' width;
-    /// - [`Error::Shape`] with [`Dim::Width`] if the values' width is not `DV`;
+    /// - [`Error::Shape`] with [`Dim::Width`] `{ expected: E::MAX_KEY_WIDTH, .. }` if the keys
+    ///   are wider than their [`Element`] takes (never for `f32`), then if the values' width is
+    ///   not `DV`;
     /// - [`Error::Shape`] with [`Dim::ValueRows`] if `values` has not one row per key;
     /// - [`Error::NonFinite`] if any input is NaN or infinite;
     /// - [`Error::ScoreOverflow`] if a score is NaN or `+inf` (a score of `-inf` is weight 0);
@@ -403,12 +416,12 @@ impl<const DV: usize> OnlineSoftmax<DV> {
     ///   combination of the values, so only values within rounding of `±f32::MAX` can get
     ///   there).
     #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
-    pub fn update<K: Kernel + ?Sized>(
+    pub fn update<K: Kernel + ?Sized, E: Element>(
         &mut self,
         kernel: &K,
         q: &[f32],
-        keys: Rows<'_>,
-        values: Rows<'_>,
+        keys: Rows<'_, E>,
+        values: Rows<'_, E>,
     ) -> Result<(), Error> {
         let shape = |what, expected, found| Error::Shape {
             what,
@@ -417,6 +430,9 @@ impl<const DV: usize> OnlineSoftmax<DV> {
         };
         if q.len() != keys.width() {
             return Err(shape(Dim::QueryWidth, keys.width(), q.len()));
+        }
+        if keys.width() > E::MAX_KEY_WIDTH {
+            return Err(shape(Dim::Width, E::MAX_KEY_WIDTH, keys.width()));
         }
         if values.width() != DV {
             return Err(shape(Dim::Width, DV, values.width()));
@@ -441,7 +457,7 @@ impl<const DV: usize> OnlineSoftmax<DV> {
         let r = l
             .absorb(kernel, q, keys, values, DV, &mut block.mean)
             .and_then(|()| finish_or_exact(&l, kernel, q, &[(keys, values)], DV, &mut block.mean))
-            .map_err(|e| diagnose(e, &[q, keys, values]));
+            .map_err(|e| diagnose_samples(e, q, keys, values));
         match r {
             Ok(()) => {
                 block.set_lse(l);
