@@ -39,4 +39,4 @@ pub use kernel::{Gaussian, Kernel, SoftmaxDot};
 pub use multihead::{MhaScratch, MhaWeights, MultiHeadAttention};
 pub use rows::{Mask, Rows, RowsMut};
 pub use smoother::{Rejected, Sample, SampleIter, Smoother};
-pub use softmax::OnlineSoftmax;
+pub use softmax::{OnlineSoftmax, merge_averages};

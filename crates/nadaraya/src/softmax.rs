@@ -323,6 +323,98 @@ fn scale_back(out: &mut [f32], sum: f32, up: f32) -> Result<(), Error> {
     }
 }
 
+/// The merge of two states `(max, sum)` of weight, both with `sum > 0` and finite maxima, and
+/// their averages: `mean_a` becomes `w_a·mean_a + w_b·mean_b` (`w_a + w_b = 1`); returns the
+/// merged `(max, sum)`. The one merge of the crate ([`OnlineSoftmax::merge`],
+/// [`merge_averages`]).
+#[inline]
+fn merge_weighted(a: (f32, f32), mean_a: &mut [f32], b: (f32, f32), mean_b: &[f32]) -> (f32, f32) {
+    // Not `f32::max`: a libm call on Cortex-M4; both maxima are finite.
+    let m = if b.0 > a.0 { b.0 } else { a.0 };
+    let sa = a.1 * simd::exp_scalar(a.0 - m);
+    let sb = b.1 * simd::exp_scalar(b.0 - m);
+    // The state with the larger maximum has weight exp(0)·S ≥ 1: no division by 0.
+    let sum = sa + sb;
+    let (wa, wb) = (sa / sum, sb / sum);
+    for (x, y) in mean_a.iter_mut().zip(mean_b) {
+        *x = *x * wa + *y * wb;
+    }
+    (m, sum)
+}
+
+/// The weighted average over the union of disjoint chunks of samples, from each chunk's
+/// log-sum-exp of scores and weighted average (what [`attention_lse`](crate::attention_lse)
+/// writes for a query over one chunk of keys), merged in the given order by the same arithmetic
+/// as [`OnlineSoftmax::merge`] (a chunk is the state `(max = lse, sum = 1, mean)`). Split-K
+/// attention ("flash decoding": chunks of keys on different cores) ends here; for a fixed split
+/// and order the result does not depend on where the chunks were computed.
+///
+/// A chunk of `lse = -inf` has no weight (every score `-inf`) and changes nothing. Returns the
+/// log-sum-exp of the union.
+///
+/// # Errors
+/// - [`Error::Shape`] with [`Dim::Width`] if a chunk's average is not `out.len()` long;
+/// - [`Error::NonFinite`] if a chunk's `lse` is NaN or `+inf`, or its average is not finite;
+/// - [`Error::NoSupport`] if no chunk has weight (also for no chunks at all);
+/// - [`Error::Overflow`] if the merged average is not finite.
+///
+/// # Examples
+/// ```
+/// use nadaraya::{attention, attention_lse, merge_averages, Mask, Rows, RowsMut, SoftmaxDot};
+/// let k = SoftmaxDot::new(1.0)?;
+/// let q = Rows::from_arrays(&[[0.5]]);
+/// let keys = Rows::from_arrays(&[[0.0], [1.0], [2.0], [3.0]]);
+/// let values = Rows::from_arrays(&[[1.0], [2.0], [3.0], [4.0]]);
+/// let (mut parts, mut lse) = ([[0.0]; 2], [0.0; 2]);
+/// for c in 0..2 {
+///     let (kc, vc) = (keys.slice(2 * c, 2 * c + 2).unwrap(), values.slice(2 * c, 2 * c + 2).unwrap());
+///     let (o, l) = (RowsMut::from_arrays(&mut parts[c..c + 1]), &mut lse[c..c + 1]);
+///     attention_lse(&k, q, kc, vc, Mask::None, o, l)?;
+/// }
+/// let mut merged = [0.0];
+/// merge_averages(lse.iter().copied().zip(parts.iter().map(|p| &p[..])), &mut merged)?;
+/// let mut whole = [[0.0]];
+/// attention(&k, q, keys, values, Mask::None, RowsMut::from_arrays(&mut whole))?;
+/// assert!((merged[0] - whole[0][0]).abs() < 1e-6);
+/// # Ok::<(), nadaraya::Error>(())
+/// ```
+pub fn merge_averages<'a, I: IntoIterator<Item = (f32, &'a [f32])>>(
+    chunks: I,
+    out: &mut [f32],
+) -> Result<f32, Error> {
+    let mut state = (f32::NEG_INFINITY, 0.0f32);
+    for (lse, mean) in chunks {
+        if mean.len() != out.len() {
+            return Err(Error::Shape {
+                what: Dim::Width,
+                expected: out.len(),
+                found: mean.len(),
+            });
+        }
+        // NaN and +inf both fail `lse < inf`.
+        #[allow(clippy::neg_cmp_op_on_partial_ord)]
+        if !(lse < f32::INFINITY) || !simd::all_finite(mean) {
+            return Err(Error::NonFinite);
+        }
+        if lse == f32::NEG_INFINITY {
+            continue;
+        }
+        if state.1 == 0.0 {
+            out.copy_from_slice(mean);
+            state = (lse, 1.0);
+        } else {
+            state = merge_weighted(state, out, (lse, 1.0), mean);
+        }
+    }
+    if state.1 == 0.0 {
+        return Err(Error::NoSupport);
+    }
+    if !simd::all_finite(out) {
+        return Err(Error::Overflow);
+    }
+    Ok(state.0 + libm::logf(state.1))
+}
+
 /// A mergeable online-softmax state over samples with `DV`-dimensional values.
 ///
 /// Feed it blocks of samples with [`update`](Self::update) (or single scores with
@@ -525,27 +617,19 @@ impl<const DV: usize> OnlineSoftmax<DV> {
         if self.sum == 0.0 {
             return Self { seen, ..*other };
         }
-        // Not `f32::max`: a libm call on Cortex-M4; both maxima are finite.
-        let m = if other.max > self.max {
-            other.max
-        } else {
-            self.max
-        };
-        let sa = self.sum * simd::exp_scalar(self.max - m);
-        let sb = other.sum * simd::exp_scalar(other.max - m);
-        // The state with the larger maximum has weight exp(0)·S ≥ 1: no division by 0.
-        let sum = sa + sb;
-        let (wa, wb) = (sa / sum, sb / sum);
-        let mut out = Self {
-            max: m,
+        let mut mean = self.mean;
+        let (max, sum) = merge_weighted(
+            (self.max, self.sum),
+            &mut mean,
+            (other.max, other.sum),
+            &other.mean,
+        );
+        Self {
+            max,
             sum,
-            mean: self.mean,
+            mean,
             seen,
-        };
-        for (x, y) in out.mean.iter_mut().zip(&other.mean) {
-            *x = *x * wa + *y * wb;
         }
-        out
     }
 
     /// True if no sample has been absorbed (a sample of score `-inf` counts: it was absorbed,
