@@ -175,8 +175,10 @@ fn bench(c: &mut Criterion) {
                         &mut ours32,
                     )
                     .expect("ours");
+                    // candle's f16 path rounds its scores and sums to f16: 1.3e-2 off (of values
+                    // in [-1, 1)) was seen at N = 64; ours accumulates in f32.
                     for ((a, b), c) in ours16.iter().zip(&ours32).zip(&c16) {
-                        assert!((a - b).abs() < 2e-3 && (a - c).abs() < 1e-2, "{a} {b} {c}");
+                        assert!((a - b).abs() < 2e-3 && (a - c).abs() < 5e-2, "{a} {b} {c}");
                     }
                 }
                 // Same answer from every implementation: a benchmark of wrong code is worthless.
