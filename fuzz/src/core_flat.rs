@@ -92,7 +92,7 @@ pub fn attention<K: Kernel + ?Sized>(
     out: &mut [f32],
 ) -> Result<(), Error> {
     call(
-        nadaraya::attention::<K>,
+        nadaraya::attention::<K, f32>,
         k,
         q,
         keys,
@@ -114,7 +114,7 @@ pub fn causal_attention<K: Kernel + ?Sized>(
     out: &mut [f32],
 ) -> Result<(), Error> {
     call(
-        nadaraya::attention::<K>,
+        nadaraya::attention::<K, f32>,
         k,
         q,
         keys,

@@ -8,6 +8,7 @@ mod favor;
 mod feature_map;
 mod fourier;
 mod gaussian;
+pub mod par;
 mod projection;
 
 /// The core crate, re-exported: its kernels, its exact attention and everything this crate's

@@ -1,9 +1,9 @@
 //! Attention and weights: `M` queries against `N` keys, row-major [`Rows`] views.
 
-use crate::softmax::{Lse, TILE, diagnose, finish_or_exact};
+use crate::softmax::{Lse, TILE, diagnose, diagnose_samples, finish_or_exact};
 use core::num::NonZeroUsize;
 
-use crate::{Dim, Error, Kernel, Mask, Rows, RowsMut, simd};
+use crate::{Dim, Element, Error, Kernel, Mask, Rows, RowsMut, simd};
 
 /// The checked shape of an attention call.
 #[derive(Clone, Copy, Debug)]
@@ -28,16 +28,19 @@ const fn shape(what: Dim, expected: usize, found: usize) -> Error {
 }
 
 /// Checks the shapes of an attention call (finiteness is found while computing).
-pub(crate) fn check_shapes(
+pub(crate) fn check_shapes<E: Element>(
     q: Rows<'_>,
-    keys: Rows<'_>,
-    values: Rows<'_>,
+    keys: Rows<'_, E>,
+    values: Rows<'_, E>,
     mask: Mask,
     out: Rows<'_>,
 ) -> Result<Shape, Error> {
     let (m, n) = (q.len(), keys.len());
     if q.width() != keys.width() {
         return Err(shape(Dim::QueryWidth, keys.width(), q.width()));
+    }
+    if keys.width() > E::MAX_KEY_WIDTH {
+        return Err(shape(Dim::Width, E::MAX_KEY_WIDTH, keys.width()));
     }
     if values.len() != n {
         return Err(shape(Dim::ValueRows, n, values.len()));
@@ -70,6 +73,9 @@ pub(crate) fn check_shapes(
 ///
 /// # Errors
 /// - [`Error::Shape`] with [`Dim::QueryWidth`] if the queries' width is not the keys' width;
+/// - [`Error::Shape`] with [`Dim::Width`] `{ expected: E::MAX_KEY_WIDTH, .. }` if the keys are
+///   wider than their [`Element`] takes ([`HALF_KEY_WIDTH`](crate::HALF_KEY_WIDTH) for
+///   half-precision keys; never for `f32`);
 /// - [`Error::Shape`] with [`Dim::ValueRows`] if `values` has not one row per key;
 /// - [`Error::Empty`] if there are no keys;
 /// - [`Error::Shape`] with [`Dim::OutputWidth`] if `out`'s width is not the values' width;
@@ -91,10 +97,10 @@ pub(crate) fn check_shapes(
 /// # Ok::<(), nadaraya::Error>(())
 /// ```
 #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
-pub fn attention_shape(
+pub fn attention_shape<E: Element>(
     q: Rows<'_>,
-    keys: Rows<'_>,
-    values: Rows<'_>,
+    keys: Rows<'_, E>,
+    values: Rows<'_, E>,
     mask: Mask,
     out: Rows<'_>,
 ) -> Result<(usize, usize), Error> {
@@ -146,11 +152,11 @@ pub fn attention_shape(
 // Out of line: the `Smoother` calls it too, and inlined there the no-panic proof fails.
 #[inline(never)]
 #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
-pub fn attention<K: Kernel + ?Sized>(
+pub fn attention<K: Kernel + ?Sized, E: Element>(
     kernel: &K,
     q: Rows<'_>,
-    keys: Rows<'_>,
-    values: Rows<'_>,
+    keys: Rows<'_, E>,
+    values: Rows<'_, E>,
     mask: Mask,
     out: RowsMut<'_>,
 ) -> Result<(), Error> {
@@ -162,12 +168,12 @@ pub fn attention<K: Kernel + ?Sized>(
 /// that entry (see [`smooth_blocks`]).
 #[inline]
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn smooth_checked<K: Kernel + ?Sized>(
+pub(crate) fn smooth_checked<K: Kernel + ?Sized, E: Element>(
     kernel: &K,
     shape: Shape,
     q: Rows<'_>,
-    keys: Rows<'_>,
-    values: Rows<'_>,
+    keys: Rows<'_, E>,
+    values: Rows<'_, E>,
     mask: Mask,
     out: RowsMut<'_>,
     lse: &mut [f32],
@@ -184,37 +190,37 @@ pub(crate) fn smooth_checked<K: Kernel + ?Sized>(
     if causal {
         // Keys no query sees are still inputs: a NaN there is an error, as without a mask.
         let (unseen_keys, unseen_values) = (keys.get(shape.m * d..), values.get(shape.m * dv..));
-        if !(unseen_keys.is_none_or(simd::all_finite) && unseen_values.is_none_or(simd::all_finite))
-        {
+        if !(unseen_keys.is_none_or(E::all_finite) && unseen_values.is_none_or(E::all_finite)) {
             return Err(Error::NonFinite);
         }
     }
     if shape.m == 0 {
         // No query reads the keys, but a NaN among them is still an input error.
-        return match diagnose(Error::Empty, &[keys, values]) {
-            Error::NonFinite => Err(Error::NonFinite),
-            _ => Ok(()),
+        return if E::all_finite(keys) && E::all_finite(values) {
+            Ok(())
+        } else {
+            Err(Error::NonFinite)
         };
     }
     smooth_blocks(kernel, q, keys, values, d, dv, out, causal, lse)
-        .map_err(|e| diagnose(e, &[q, keys, values]))
+        .map_err(|e| diagnose_samples(e, q, keys, values))
 }
 
 /// Checks a batch of `batch` problems and returns the per-problem row counts of
 /// `(q, keys, values)`.
-fn batch_rows(
+fn batch_rows<E: Element>(
     batch: usize,
     q: Rows<'_>,
-    keys: Rows<'_>,
-    values: Rows<'_>,
+    keys: Rows<'_, E>,
+    values: Rows<'_, E>,
     out: Rows<'_>,
 ) -> Result<(usize, usize, usize), Error> {
     if batch == 0 {
         return Err(Error::ZeroDimension);
     }
-    for r in [q, keys, values, out] {
-        if !r.len().is_multiple_of(batch) {
-            return Err(shape(Dim::Batch, batch, r.len()));
+    for len in [q.len(), keys.len(), values.len(), out.len()] {
+        if !len.is_multiple_of(batch) {
+            return Err(shape(Dim::Batch, batch, len));
         }
     }
     if values.len() != keys.len() {
@@ -261,12 +267,12 @@ fn batch_rows(
 /// # Ok::<(), nadaraya::Error>(())
 /// ```
 #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
-pub fn attention_batch<K: Kernel + ?Sized>(
+pub fn attention_batch<K: Kernel + ?Sized, E: Element>(
     kernel: &K,
     batch: usize,
     q: Rows<'_>,
-    keys: Rows<'_>,
-    values: Rows<'_>,
+    keys: Rows<'_, E>,
+    values: Rows<'_, E>,
     mask: Mask,
     mut out: RowsMut<'_>,
 ) -> Result<(), Error> {
@@ -314,11 +320,11 @@ const QUERY_BLOCK: usize = 4;
 /// pass's saved state, [`crate::attention_lse`]; empty for plain attention).
 #[inline]
 #[allow(clippy::too_many_arguments)]
-fn smooth_blocks<K: Kernel + ?Sized>(
+fn smooth_blocks<K: Kernel + ?Sized, E: Element>(
     kernel: &K,
     q: &[f32],
-    keys: &[f32],
-    values: &[f32],
+    keys: &[E],
+    values: &[E],
     d: usize,
     dv: usize,
     out: &mut [f32],
@@ -367,7 +373,13 @@ fn smooth_blocks<K: Kernel + ?Sized>(
                 let (Some(kt), Some(vt)) = tile else {
                     return Err(shape(Dim::ValueRows, n, values.len()));
                 };
-                if let Err(e) = l.absorb_fused(kernel, qr, kt, vt, dv, o) {
+                // The fused pass (cores without float SIMD) reads f32 storage; half
+                // storage takes the exact path, which widens it in registers.
+                let r = match (E::as_f32(kt), E::as_f32(vt)) {
+                    (Some(kt), Some(vt)) => l.absorb_fused(kernel, qr, kt, vt, dv, o),
+                    _ => l.absorb(kernel, qr, kt, vt, dv, o),
+                };
+                if let Err(e) = r {
                     *f = Some(e);
                 }
             }

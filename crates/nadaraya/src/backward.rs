@@ -16,7 +16,7 @@
 
 use crate::attention::{Shape, check_shapes, smooth_checked};
 use crate::softmax::TILE;
-use crate::{Dim, Error, Gaussian, Kernel, Mask, Rows, RowsMut, SoftmaxDot, simd};
+use crate::{Dim, Element, Error, Gaussian, Kernel, Mask, Rows, RowsMut, SoftmaxDot, simd};
 use wide::f32x8;
 
 /// How a kernel's score depends on the query, the key and the kernel's parameter: what
@@ -120,11 +120,11 @@ const fn shape(what: Dim, expected: usize, found: usize) -> Error {
 /// # Ok::<(), nadaraya::Error>(())
 /// ```
 #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
-pub fn attention_lse<K: Kernel + ?Sized>(
+pub fn attention_lse<K: Kernel + ?Sized, E: Element>(
     kernel: &K,
     q: Rows<'_>,
-    keys: Rows<'_>,
-    values: Rows<'_>,
+    keys: Rows<'_, E>,
+    values: Rows<'_, E>,
     mask: Mask,
     out: RowsMut<'_>,
     lse: &mut [f32],

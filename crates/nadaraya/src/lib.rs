@@ -9,6 +9,7 @@ mod attention;
 mod backward;
 mod compact;
 pub mod dispatch;
+mod element;
 mod error;
 pub mod fit;
 pub mod fixed;
@@ -37,9 +38,13 @@ mod x86;
 pub use attention::{attention, attention_batch, attention_shape, weights, weights_shape};
 pub use backward::{Gradients, KernelGrad, ScoreGrad, Upstream, attention_backward, attention_lse};
 pub use compact::{Epanechnikov, Tricube, Uniform};
+pub use element::{Element, HALF_KEY_WIDTH};
 pub use error::{Dim, Error};
+/// The `half` crate, re-exported: its `f16` and `bf16` are the half-precision [`Element`]s.
+#[cfg(feature = "half")]
+pub use half;
 pub use kernel::{Gaussian, Kernel, SoftmaxDot};
 pub use multihead::{MhaScratch, MhaWeights, MultiHeadAttention};
 pub use rows::{Mask, Rows, RowsMut};
 pub use smoother::{Rejected, Sample, SampleIter, Smoother};
-pub use softmax::OnlineSoftmax;
+pub use softmax::{OnlineSoftmax, merge_averages};

@@ -3,9 +3,14 @@
 use core::num::NonZeroUsize;
 use core::slice::{ChunksExact, ChunksExactMut};
 
-use crate::{Dim, Error};
+use crate::{Dim, Element, Error};
 
-/// A row-major matrix view: `len()` rows of `width()` floats each, borrowed from a flat slice.
+/// A row-major matrix view: `len()` rows of `width()` elements each, borrowed from a flat slice.
+///
+/// The elements are `f32` unless said otherwise (`Rows<'a>` is `Rows<'a, f32>`); keys and values
+/// may also be stored as another [`Element`] (with the `half` feature, `half::f16` or
+/// `half::bf16`: `Rows::new(&keys_f16, d)` is a `Rows<'_, f16>`), which attention widens to `f32`
+/// as it loads them.
 ///
 /// The width is checked once, when the view is made, so every function that takes a `Rows`
 /// knows its operands' shapes without a separate `d` argument. A column-major buffer cannot be
@@ -28,8 +33,8 @@ use crate::{Dim, Error};
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Rows<'a> {
-    data: &'a [f32],
+pub struct Rows<'a, E = f32> {
+    data: &'a [E],
     width: NonZeroUsize,
 }
 
@@ -48,15 +53,15 @@ const fn check(len: usize, width: usize) -> Result<NonZeroUsize, Error> {
     Ok(w)
 }
 
-impl<'a> Rows<'a> {
-    /// The rows of `width` floats in `data`.
+impl<'a, E: Element> Rows<'a, E> {
+    /// The rows of `width` elements in `data`.
     ///
     /// # Errors
     /// - [`Error::ZeroDimension`] if `width == 0`;
     /// - [`Error::Shape`] `{ what: Dim::Flat, expected: width, found: data.len() }` if
     ///   `data.len()` is not a multiple of `width`.
     #[inline]
-    pub const fn new(data: &'a [f32], width: usize) -> Result<Self, Error> {
+    pub const fn new(data: &'a [E], width: usize) -> Result<Self, Error> {
         match check(data.len(), width) {
             Ok(width) => Ok(Self { data, width }),
             Err(e) => Err(e),
@@ -66,7 +71,7 @@ impl<'a> Rows<'a> {
     /// The rows of an array of arrays; `W` must be non-zero (checked at compile time).
     #[inline]
     #[must_use]
-    pub const fn from_arrays<const W: usize>(rows: &'a [[f32; W]]) -> Self {
+    pub const fn from_arrays<const W: usize>(rows: &'a [[E; W]]) -> Self {
         const { assert!(W > 0, "rows must have a non-zero width") };
         match NonZeroUsize::new(W) {
             Some(width) => Self {
@@ -112,14 +117,14 @@ impl<'a> Rows<'a> {
     /// The flat row-major data, `len() · width()` floats.
     #[inline]
     #[must_use]
-    pub const fn as_slice(&self) -> &'a [f32] {
+    pub const fn as_slice(&self) -> &'a [E] {
         self.data
     }
 
     /// Row `i`, or `None` if `i >= len()`.
     #[inline]
     #[must_use]
-    pub fn row(&self, i: usize) -> Option<&'a [f32]> {
+    pub fn row(&self, i: usize) -> Option<&'a [E]> {
         let w = self.width.get();
         self.data
             .get(i.checked_mul(w)?..i.checked_mul(w)?.checked_add(w)?)
@@ -139,21 +144,21 @@ impl<'a> Rows<'a> {
 
     /// The rows, in order.
     #[inline]
-    pub fn iter(&self) -> ChunksExact<'a, f32> {
+    pub fn iter(&self) -> ChunksExact<'a, E> {
         self.data.chunks_exact(self.width.get().max(1))
     }
 }
 
-impl<'a> IntoIterator for Rows<'a> {
-    type Item = &'a [f32];
-    type IntoIter = ChunksExact<'a, f32>;
+impl<'a, E: Element> IntoIterator for Rows<'a, E> {
+    type Item = &'a [E];
+    type IntoIter = ChunksExact<'a, E>;
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
     }
 }
 
-impl<'a, const W: usize> From<&'a [[f32; W]]> for Rows<'a> {
-    fn from(rows: &'a [[f32; W]]) -> Self {
+impl<'a, E: Element, const W: usize> From<&'a [[E; W]]> for Rows<'a, E> {
+    fn from(rows: &'a [[E; W]]) -> Self {
         Self::from_arrays(rows)
     }
 }
@@ -368,7 +373,7 @@ mod tests {
             })
         );
         assert_eq!(Rows::new(&data, 0), Err(Error::ZeroDimension));
-        assert!(Rows::new(&[], 5).unwrap().is_empty());
+        assert!(Rows::<f32>::new(&[], 5).unwrap().is_empty());
         let mut buf = [0.0; 4];
         let mut m = RowsMut::new(&mut buf, 2).unwrap();
         m.iter_mut().for_each(|r| r[1] = 1.0);

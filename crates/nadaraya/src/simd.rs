@@ -7,6 +7,8 @@
 
 use wide::{f32x8, i32x8};
 
+use crate::Element;
+
 /// Lanes per vector.
 pub(crate) const LANES: usize = 8;
 
@@ -668,9 +670,11 @@ pub(crate) fn all_finite(xs: &[f32]) -> bool {
 
 /// `Σ a_i b_i` with four accumulators.
 #[inline]
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot<E: Element>(a: &[f32], b: &[E]) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if let Some(r) = crate::x86::dot(crate::x86::Chosen::active(), a, b) {
+    if let Some(b) = E::as_f32(b)
+        && let Some(r) = crate::x86::dot(crate::x86::Chosen::active(), a, b)
+    {
         return r;
     }
     let (ab, at) = a.as_chunks::<LANES>();
@@ -680,15 +684,15 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut bi = bb.chunks_exact(4);
     for (a4, b4) in (&mut ai).zip(&mut bi) {
         for k in 0..4 {
-            acc[k] = load(&a4[k]).mul_add(load(&b4[k]), acc[k]);
+            acc[k] = load(&a4[k]).mul_add(E::lanes(&b4[k]), acc[k]);
         }
     }
     for (x, y) in ai.remainder().iter().zip(bi.remainder()) {
-        acc[0] = load(x).mul_add(load(y), acc[0]);
+        acc[0] = load(x).mul_add(E::lanes(y), acc[0]);
     }
     let mut s = ((acc[0] + acc[1]) + (acc[2] + acc[3])).reduce_add();
     for (x, y) in at.iter().zip(bt) {
-        s += x * y;
+        s += x * y.widen();
     }
     s
 }
@@ -902,9 +906,11 @@ pub(crate) fn diagonal_scores(q: &[f32], keys: &[f32], scale: &[f32], out: &mut 
 
 /// `acc[j] += Σ_i p_i · values[i·dv + j]` over the rows present in both `p` and `values`.
 #[inline]
-pub(crate) fn weighted_sum_into(p: &[f32], values: &[f32], dv: usize, acc: &mut [f32]) {
+pub(crate) fn weighted_sum_into<E: Element>(p: &[f32], values: &[E], dv: usize, acc: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if let Some(r) = crate::x86::weighted_sum_into(crate::x86::Chosen::active(), p, values, dv, acc)
+    if let Some(values) = E::as_f32(values)
+        && let Some(r) =
+            crate::x86::weighted_sum_into(crate::x86::Chosen::active(), p, values, dv, acc)
     {
         return r;
     }
@@ -919,7 +925,7 @@ pub(crate) fn weighted_sum_into(p: &[f32], values: &[f32], dv: usize, acc: &mut 
     if !SIMD {
         for (&w, row) in p.iter().zip(values.chunks_exact(dv)) {
             for (a, v) in acc.iter_mut().zip(row) {
-                *a += w * v;
+                *a += w * v.widen();
             }
         }
         return;
@@ -939,10 +945,10 @@ pub(crate) fn weighted_sum_into(p: &[f32], values: &[f32], dv: usize, acc: &mut 
         let mut col = 0usize;
         while !blocks.is_empty() {
             let taken = match blocks.len() {
-                8.. if WIDE_REGISTERS => column_block::<8>(p, values, dv, col, &mut blocks),
-                4.. if WIDE_REGISTERS => column_block::<4>(p, values, dv, col, &mut blocks),
-                2.. => column_block::<2>(p, values, dv, col, &mut blocks),
-                _ => column_block::<1>(p, values, dv, col, &mut blocks),
+                8.. if WIDE_REGISTERS => column_block::<E, 8>(p, values, dv, col, &mut blocks),
+                4.. if WIDE_REGISTERS => column_block::<E, 4>(p, values, dv, col, &mut blocks),
+                2.. => column_block::<E, 2>(p, values, dv, col, &mut blocks),
+                _ => column_block::<E, 1>(p, values, dv, col, &mut blocks),
             };
             if taken == 0 {
                 break;
@@ -953,7 +959,7 @@ pub(crate) fn weighted_sum_into(p: &[f32], values: &[f32], dv: usize, acc: &mut 
             for (&w, row) in p.iter().zip(values.chunks_exact(dv)) {
                 let Some(rt) = row.get(col..) else { break };
                 for (a, r) in acc_tail.iter_mut().zip(rt) {
-                    *a += w * r;
+                    *a += w * r.widen();
                 }
             }
         }
@@ -967,7 +973,7 @@ pub(crate) fn weighted_sum_into(p: &[f32], values: &[f32], dv: usize, acc: &mut 
         let pv = f32x8::new(core::array::from_fn(|l| pc.get(l).copied().unwrap_or(0.0)));
         for (j, c) in cols.iter_mut().enumerate().take(dv) {
             let v = f32x8::new(core::array::from_fn(|l| {
-                block.get(l * dv + j).copied().unwrap_or(0.0)
+                block.get(l * dv + j).map_or(0.0, |x| x.widen())
             }));
             *c = pv.mul_add(v, *c);
         }
@@ -981,7 +987,7 @@ pub(crate) fn weighted_sum_into(p: &[f32], values: &[f32], dv: usize, acc: &mut 
         .zip(blocks.remainder().chunks_exact(dv))
     {
         for (a, v) in acc.iter_mut().zip(row) {
-            *a += w * v;
+            *a += w * v.widen();
         }
     }
 }
@@ -990,9 +996,9 @@ pub(crate) fn weighted_sum_into(p: &[f32], values: &[f32], dv: usize, acc: &mut 
 /// registers over all rows; takes the first `G` lane blocks off `blocks` and returns `G`, or 0
 /// (touching nothing) if fewer than `G` are left.
 #[inline(always)]
-fn column_block<const G: usize>(
+fn column_block<E: Element, const G: usize>(
     p: &[f32],
-    values: &[f32],
+    values: &[E],
     dv: usize,
     col: usize,
     blocks: &mut &mut [[f32; LANES]],
@@ -1010,7 +1016,7 @@ fn column_block<const G: usize>(
         };
         let wv = f32x8::splat(w);
         for (r, c) in regs.iter_mut().zip(chunks) {
-            *r = wv.mul_add(load(c), *r);
+            *r = wv.mul_add(E::lanes(c), *r);
         }
     }
     for (a, r) in acc.iter_mut().zip(regs) {

@@ -17,13 +17,24 @@
 //! that; a non-finite accumulator sends the row to [`exact_average`], a cold path whose result
 //! does not depend on the samples' order.
 
-use crate::{Dim, Error, Kernel, Rows, simd};
+use crate::element;
+use crate::{Dim, Element, Error, Kernel, Rows, simd};
 
 /// Names the cause of a failed computation: [`Error::NonFinite`] if any input is NaN or
 /// infinite (read only now, on the error path), else the error as found.
 #[cold]
 pub(crate) fn diagnose(e: Error, inputs: &[&[f32]]) -> Error {
     if inputs.iter().all(|x| simd::all_finite(x)) {
+        e
+    } else {
+        Error::NonFinite
+    }
+}
+
+/// [`diagnose`] for a query and its samples stored as `E`.
+#[cold]
+pub(crate) fn diagnose_samples<E: Element>(e: Error, q: &[f32], keys: &[E], values: &[E]) -> Error {
+    if simd::all_finite(q) && E::all_finite(keys) && E::all_finite(values) {
         e
     } else {
         Error::NonFinite
@@ -55,10 +66,10 @@ impl Lse {
     /// meet the accumulator at weight 0, so that a NaN among them poisons it as it does under
     /// finite scores.
     #[inline]
-    pub(crate) fn absorb_scores(
+    pub(crate) fn absorb_scores<E: Element>(
         &mut self,
         s: &mut [f32],
-        values: &[f32],
+        values: &[E],
         dv: usize,
         acc: &mut [f32],
     ) -> Result<bool, Error> {
@@ -86,12 +97,12 @@ impl Lse {
     /// Absorbs the rows of `keys` (row length `q.len() > 0`) and `values` (row length `dv`),
     /// [`TILE`] rows at a time. The caller has checked shapes and finiteness.
     #[inline]
-    pub(crate) fn absorb<K: Kernel + ?Sized>(
+    pub(crate) fn absorb<K: Kernel + ?Sized, E: Element>(
         &mut self,
         kernel: &K,
         q: &[f32],
-        keys: &[f32],
-        values: &[f32],
+        keys: &[E],
+        values: &[E],
         dv: usize,
         acc: &mut [f32],
     ) -> Result<(), Error> {
@@ -108,7 +119,7 @@ impl Lse {
             let Some(vt) = value_tiles.next() else { break };
             let rows = (kt.len() / d).min(vt.len() / dv).min(TILE);
             let s = &mut buf[..rows];
-            kernel.scores(q, kt, s);
+            element::scores(kernel, q, kt, s);
             if self.absorb_scores(s, vt, dv, acc)? {
                 finite_or_error(kt, q)?;
             }
@@ -330,8 +341,8 @@ fn zero_cold(s: &mut [f32]) {
 /// `-inf` score, out of line so that the hot loop stays as it was.
 #[cold]
 #[inline(never)]
-fn finite_or_error(keys: &[f32], q: &[f32]) -> Result<(), Error> {
-    if simd::all_finite(keys) && simd::all_finite(q) {
+fn finite_or_error<E: Element>(keys: &[E], q: &[f32]) -> Result<(), Error> {
+    if E::all_finite(keys) && simd::all_finite(q) {
         Ok(())
     } else {
         Err(Error::NonFinite)
@@ -343,11 +354,11 @@ fn finite_or_error(keys: &[f32], q: &[f32]) -> Result<(), Error> {
 /// only on the samples, not on their order, tiling or ring position: the only `Overflow` left is
 /// a weighted average that itself rounds beyond `±f32::MAX`.
 #[inline]
-pub(crate) fn finish_or_exact<K: Kernel + ?Sized>(
+pub(crate) fn finish_or_exact<K: Kernel + ?Sized, E: Element>(
     l: &Lse,
     kernel: &K,
     q: &[f32],
-    runs: &[(&[f32], &[f32])],
+    runs: &[(&[E], &[E])],
     dv: usize,
     acc: &mut [f32],
 ) -> Result<(), Error> {
@@ -387,10 +398,10 @@ pub(crate) fn headroom(n: usize) -> (f32, f32) {
 /// with [`diagnose`].
 #[cold]
 #[inline(never)]
-pub(crate) fn exact_average<K: Kernel + ?Sized>(
+pub(crate) fn exact_average<K: Kernel + ?Sized, E: Element>(
     kernel: &K,
     q: &[f32],
-    runs: &[(&[f32], &[f32])],
+    runs: &[(&[E], &[E])],
     dv: usize,
     out: &mut [f32],
 ) -> Result<(), Error> {
@@ -411,7 +422,7 @@ pub(crate) fn exact_average<K: Kernel + ?Sized>(
             let Some(vt) = value_tiles.next() else { break };
             let rows = (kt.len() / d).min(vt.len() / dv).min(TILE);
             let s = &mut buf[..rows];
-            kernel.scores(q, kt, s);
+            element::scores(kernel, q, kt, s);
             m = max_of_tile(s, m)?;
             n = n.saturating_add(rows);
         }
@@ -433,7 +444,7 @@ pub(crate) fn exact_average<K: Kernel + ?Sized>(
             let Some(vt) = value_tiles.next() else { break };
             let rows = (kt.len() / d).min(vt.len() / dv).min(TILE);
             let s = &mut buf[..rows];
-            kernel.scores(q, kt, s);
+            element::scores(kernel, q, kt, s);
             sum += accumulate_tile(s, m, down, vt, dv, out);
         }
     }
@@ -454,11 +465,11 @@ fn max_of_tile(s: &[f32], m: f32) -> Result<f32, Error> {
 /// `out += Σ_i 2^-k·exp(s_i - m)·values_i` with `down = 2^-k` (`m` finite; a score of `-inf`
 /// has weight 0); returns `Σ_i exp(s_i - m)`.
 #[inline(never)]
-fn accumulate_tile(
+fn accumulate_tile<E: Element>(
     s: &mut [f32],
     m: f32,
     down: f32,
-    values: &[f32],
+    values: &[E],
     dv: usize,
     out: &mut [f32],
 ) -> f32 {
@@ -483,6 +494,98 @@ fn scale_back(out: &mut [f32], sum: f32, up: f32) -> Result<(), Error> {
     } else {
         Err(Error::Overflow)
     }
+}
+
+/// The merge of two states `(max, sum)` of weight, both with `sum > 0` and finite maxima, and
+/// their averages: `mean_a` becomes `w_a·mean_a + w_b·mean_b` (`w_a + w_b = 1`); returns the
+/// merged `(max, sum)`. The one merge of the crate ([`OnlineSoftmax::merge`],
+/// [`merge_averages`]).
+#[inline]
+fn merge_weighted(a: (f32, f32), mean_a: &mut [f32], b: (f32, f32), mean_b: &[f32]) -> (f32, f32) {
+    // Not `f32::max`: a libm call on Cortex-M4; both maxima are finite.
+    let m = if b.0 > a.0 { b.0 } else { a.0 };
+    let sa = a.1 * simd::exp_scalar(a.0 - m);
+    let sb = b.1 * simd::exp_scalar(b.0 - m);
+    // The state with the larger maximum has weight exp(0)·S ≥ 1: no division by 0.
+    let sum = sa + sb;
+    let (wa, wb) = (sa / sum, sb / sum);
+    for (x, y) in mean_a.iter_mut().zip(mean_b) {
+        *x = *x * wa + *y * wb;
+    }
+    (m, sum)
+}
+
+/// The weighted average over the union of disjoint chunks of samples, from each chunk's
+/// log-sum-exp of scores and weighted average (what [`attention_lse`](crate::attention_lse)
+/// writes for a query over one chunk of keys), merged in the given order by the same arithmetic
+/// as [`OnlineSoftmax::merge`] (a chunk is the state `(max = lse, sum = 1, mean)`). Split-K
+/// attention ("flash decoding": chunks of keys on different cores) ends here; for a fixed split
+/// and order the result does not depend on where the chunks were computed.
+///
+/// A chunk of `lse = -inf` has no weight (every score `-inf`) and changes nothing. Returns the
+/// log-sum-exp of the union.
+///
+/// # Errors
+/// - [`Error::Shape`] with [`Dim::Width`] if a chunk's average is not `out.len()` long;
+/// - [`Error::NonFinite`] if a chunk's `lse` is NaN or `+inf`, or its average is not finite;
+/// - [`Error::NoSupport`] if no chunk has weight (also for no chunks at all);
+/// - [`Error::Overflow`] if the merged average is not finite.
+///
+/// # Examples
+/// ```
+/// use nadaraya::{attention, attention_lse, merge_averages, Mask, Rows, RowsMut, SoftmaxDot};
+/// let k = SoftmaxDot::new(1.0)?;
+/// let q = Rows::from_arrays(&[[0.5]]);
+/// let keys = Rows::from_arrays(&[[0.0], [1.0], [2.0], [3.0]]);
+/// let values = Rows::from_arrays(&[[1.0], [2.0], [3.0], [4.0]]);
+/// let (mut parts, mut lse) = ([[0.0]; 2], [0.0; 2]);
+/// for c in 0..2 {
+///     let (kc, vc) = (keys.slice(2 * c, 2 * c + 2).unwrap(), values.slice(2 * c, 2 * c + 2).unwrap());
+///     let (o, l) = (RowsMut::from_arrays(&mut parts[c..c + 1]), &mut lse[c..c + 1]);
+///     attention_lse(&k, q, kc, vc, Mask::None, o, l)?;
+/// }
+/// let mut merged = [0.0];
+/// merge_averages(lse.iter().copied().zip(parts.iter().map(|p| &p[..])), &mut merged)?;
+/// let mut whole = [[0.0]];
+/// attention(&k, q, keys, values, Mask::None, RowsMut::from_arrays(&mut whole))?;
+/// assert!((merged[0] - whole[0][0]).abs() < 1e-6);
+/// # Ok::<(), nadaraya::Error>(())
+/// ```
+pub fn merge_averages<'a, I: IntoIterator<Item = (f32, &'a [f32])>>(
+    chunks: I,
+    out: &mut [f32],
+) -> Result<f32, Error> {
+    let mut state = (f32::NEG_INFINITY, 0.0f32);
+    for (lse, mean) in chunks {
+        if mean.len() != out.len() {
+            return Err(Error::Shape {
+                what: Dim::Width,
+                expected: out.len(),
+                found: mean.len(),
+            });
+        }
+        // NaN and +inf both fail `lse < inf`.
+        #[allow(clippy::neg_cmp_op_on_partial_ord)]
+        if !(lse < f32::INFINITY) || !simd::all_finite(mean) {
+            return Err(Error::NonFinite);
+        }
+        if lse == f32::NEG_INFINITY {
+            continue;
+        }
+        if state.1 == 0.0 {
+            out.copy_from_slice(mean);
+            state = (lse, 1.0);
+        } else {
+            state = merge_weighted(state, out, (lse, 1.0), mean);
+        }
+    }
+    if state.1 == 0.0 {
+        return Err(Error::NoSupport);
+    }
+    if !simd::all_finite(out) {
+        return Err(Error::Overflow);
+    }
+    Ok(state.0 + libm::logf(state.1))
 }
 
 /// A mergeable online-softmax state over samples with `DV`-dimensional values.
@@ -567,7 +670,9 @@ impl<const DV: usize> OnlineSoftmax<DV> {
     ///
     /// # Errors
     /// - [`Error::Shape`] with [`Dim::QueryWidth`] if `q.len()` is not the keys' width;
-    /// - [`Error::Shape`] with [`Dim::Width`] if the values' width is not `DV`;
+    /// - [`Error::Shape`] with [`Dim::Width`] `{ expected: E::MAX_KEY_WIDTH, .. }` if the keys
+    ///   are wider than their [`Element`] takes (never for `f32`), then if the values' width is
+    ///   not `DV`;
     /// - [`Error::Shape`] with [`Dim::ValueRows`] if `values` has not one row per key;
     /// - [`Error::NonFinite`] if any input is NaN or infinite;
     /// - [`Error::ScoreOverflow`] if a score is NaN or `+inf` (a score of `-inf` is weight 0);
@@ -576,12 +681,12 @@ impl<const DV: usize> OnlineSoftmax<DV> {
     ///   combination of the values, so only values within rounding of `±f32::MAX` can get
     ///   there).
     #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
-    pub fn update<K: Kernel + ?Sized>(
+    pub fn update<K: Kernel + ?Sized, E: Element>(
         &mut self,
         kernel: &K,
         q: &[f32],
-        keys: Rows<'_>,
-        values: Rows<'_>,
+        keys: Rows<'_, E>,
+        values: Rows<'_, E>,
     ) -> Result<(), Error> {
         let shape = |what, expected, found| Error::Shape {
             what,
@@ -590,6 +695,9 @@ impl<const DV: usize> OnlineSoftmax<DV> {
         };
         if q.len() != keys.width() {
             return Err(shape(Dim::QueryWidth, keys.width(), q.len()));
+        }
+        if keys.width() > E::MAX_KEY_WIDTH {
+            return Err(shape(Dim::Width, E::MAX_KEY_WIDTH, keys.width()));
         }
         if values.width() != DV {
             return Err(shape(Dim::Width, DV, values.width()));
@@ -614,7 +722,7 @@ impl<const DV: usize> OnlineSoftmax<DV> {
         let r = l
             .absorb(kernel, q, keys, values, DV, &mut block.mean)
             .and_then(|()| finish_or_exact(&l, kernel, q, &[(keys, values)], DV, &mut block.mean))
-            .map_err(|e| diagnose(e, &[q, keys, values]));
+            .map_err(|e| diagnose_samples(e, q, keys, values));
         match r {
             Ok(()) => {
                 block.set_lse(l);
@@ -682,27 +790,19 @@ impl<const DV: usize> OnlineSoftmax<DV> {
         if self.sum == 0.0 {
             return Self { seen, ..*other };
         }
-        // Not `f32::max`: a libm call on Cortex-M4; both maxima are finite.
-        let m = if other.max > self.max {
-            other.max
-        } else {
-            self.max
-        };
-        let sa = self.sum * simd::exp_scalar(self.max - m);
-        let sb = other.sum * simd::exp_scalar(other.max - m);
-        // The state with the larger maximum has weight exp(0)·S ≥ 1: no division by 0.
-        let sum = sa + sb;
-        let (wa, wb) = (sa / sum, sb / sum);
-        let mut out = Self {
-            max: m,
+        let mut mean = self.mean;
+        let (max, sum) = merge_weighted(
+            (self.max, self.sum),
+            &mut mean,
+            (other.max, other.sum),
+            &other.mean,
+        );
+        Self {
+            max,
             sum,
-            mean: self.mean,
+            mean,
             seen,
-        };
-        for (x, y) in out.mean.iter_mut().zip(&other.mean) {
-            *x = *x * wa + *y * wb;
         }
-        out
     }
 
     /// True if no sample has been absorbed (a sample of score `-inf` counts: it was absorbed,

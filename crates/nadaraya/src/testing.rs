@@ -193,7 +193,7 @@ pub(crate) mod flat {
         out: &mut [f32],
     ) -> Result<(), Error> {
         call(
-            crate::attention::<K>,
+            crate::attention::<K, f32>,
             k,
             q,
             keys,
@@ -214,7 +214,7 @@ pub(crate) mod flat {
         out: &mut [f32],
     ) -> Result<(), Error> {
         call(
-            crate::attention::<K>,
+            crate::attention::<K, f32>,
             k,
             q,
             keys,

@@ -61,7 +61,7 @@ pub fn attention<K: Kernel + ?Sized>(
     out: &mut [f32],
 ) -> Result<(), Error> {
     call(
-        nadaraya::attention::<K>,
+        nadaraya::attention::<K, f32>,
         k,
         q,
         keys,
@@ -83,7 +83,7 @@ pub fn causal_attention<K: Kernel + ?Sized>(
     out: &mut [f32],
 ) -> Result<(), Error> {
     call(
-        nadaraya::attention::<K>,
+        nadaraya::attention::<K, f32>,
         k,
         q,
         keys,

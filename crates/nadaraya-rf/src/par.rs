@@ -1,0 +1,274 @@
+//! Exact attention on several cores: query-parallel ([`attention`]) and split-K over the keys
+//! ([`attention_split`], "flash decoding"), on the rayon pool with the `rayon` feature and on the
+//! calling thread without it, with the same results bit for bit either way.
+//!
+//! These are the core's exact [`nadaraya::attention`], not random features: they live here
+//! because this is the workspace's std layer, the one crate that already runs work on rayon
+//! (batches and heads of [`FavorPlus`](crate::FavorPlus)), so an application gets one optional
+//! `rayon` dependency and one pool for both; the `no_std` core stays free of threads and
+//! allocation. The core's keys and values may be stored as any [`Element`] (with the core's
+//! `half` feature, `f16` or `bf16`).
+
+use nadaraya::{Element, Kernel, Mask, Rows, RowsMut, attention_lse, attention_shape};
+
+use crate::Error;
+
+/// Queries per task of [`attention`]: a multiple of the core's four-query block, so every task
+/// but the last reads each tile of keys once per four queries, as the serial call does.
+const QUERY_TASK: usize = 16;
+
+/// Runs `f(i, item)` for every item, on the rayon pool when `parallel`, and returns the error of
+/// the lowest `i` that failed (every item runs).
+fn for_each<T: Send, F: Fn(usize, T) -> Result<(), Error> + Sync + Send>(
+    items: Vec<T>,
+    parallel: bool,
+    f: F,
+) -> Result<(), Error> {
+    #[cfg(feature = "rayon")]
+    if parallel {
+        use rayon::prelude::*;
+        return items
+            .into_par_iter()
+            .enumerate()
+            .filter_map(|(i, x)| f(i, x).err().map(|e| (i, e)))
+            .min_by_key(|&(i, _)| i)
+            .map_or(Ok(()), |(_, e)| Err(e));
+    }
+    let _ = parallel;
+    let mut first = Ok(());
+    for (i, x) in items.into_iter().enumerate() {
+        let r = f(i, x);
+        if first.is_ok() {
+            first = r;
+        }
+    }
+    first
+}
+
+/// True if every query, key and value is finite.
+fn all_finite<E: Element>(q: Rows<'_>, keys: Rows<'_, E>, values: Rows<'_, E>) -> bool {
+    let all = |r: Rows<'_, E>| r.as_slice().iter().all(|x| x.to_f32().is_finite());
+    q.as_slice().iter().all(|x| x.is_finite()) && all(keys) && all(values)
+}
+
+/// [`nadaraya::attention`] with the queries split over the cores: blocks of 16 queries without a
+/// mask; under [`Mask::Causal`] one query per task (row `t` over keys `0..=t`, which the core
+/// computes bit for bit as its causal row `t`). Every row is exactly the core's, whatever the
+/// number of threads (tested bit for bit against [`nadaraya::attention`]).
+///
+/// On the rayon pool with the `rayon` feature, else on the calling thread.
+///
+/// # Errors
+/// Those of [`nadaraya::attention`], mapped to this crate's [`Error`], the same one the core
+/// returns: shapes first (nothing written), then the first failing query's error in row order
+/// (every task runs; rows of failed tasks may hold partial results).
+///
+/// # Examples
+/// ```
+/// use nadaraya_rf::{par, Mask, Rows, RowsMut};
+/// use nadaraya_rf::nadaraya::{attention, SoftmaxDot};
+/// let k = SoftmaxDot::new(1.0)?;
+/// let x: Vec<f32> = (0..40).map(|i| (i as f32 * 0.37).sin()).collect();
+/// let x = Rows::new(&x, 2)?;
+/// let (mut a, mut b) = (vec![0.0; 40], vec![0.0; 40]);
+/// par::attention(&k, x, x, x, Mask::Causal, RowsMut::new(&mut a, 2)?)?;
+/// attention(&k, x, x, x, Mask::Causal, RowsMut::new(&mut b, 2)?)?;
+/// assert_eq!(a, b);
+/// # Ok::<(), nadaraya_rf::Error>(())
+/// ```
+pub fn attention<K: Kernel + Sync + ?Sized, E: Element>(
+    kernel: &K,
+    q: Rows<'_>,
+    keys: Rows<'_, E>,
+    values: Rows<'_, E>,
+    mask: Mask,
+    out: RowsMut<'_>,
+) -> Result<(), Error> {
+    attention_on(kernel, q, keys, values, mask, out, true)
+}
+
+/// [`attention`] on the calling thread, or on the pool (`parallel`).
+fn attention_on<K: Kernel + Sync + ?Sized, E: Element>(
+    kernel: &K,
+    q: Rows<'_>,
+    keys: Rows<'_, E>,
+    values: Rows<'_, E>,
+    mask: Mask,
+    out: RowsMut<'_>,
+    parallel: bool,
+) -> Result<(), Error> {
+    let (m, _) = attention_shape(q, keys, values, mask, out.as_rows())?;
+    let dv = out.width();
+    let causal = mask == Mask::Causal;
+    if m == 0 || (causal && keys.len() > m && !all_finite(q, keys, values)) {
+        // No query, or keys no query sees: the core's own checks (a NaN there is an error).
+        return nadaraya::attention(kernel, q, keys, values, mask, out).map_err(Error::from);
+    }
+    let rows = if causal { 1 } else { QUERY_TASK };
+    let blocks: Vec<&mut [f32]> = out.into_slice().chunks_mut(rows * dv).collect();
+    let run = for_each(blocks, parallel, |b, o| {
+        let o = RowsMut::new(o, dv)?;
+        let (lo, hi) = (b * rows, (b * rows + o.len()).min(m));
+        let qb = q.slice(lo, hi).unwrap_or(q);
+        let (kb, vb) = if causal {
+            (
+                keys.slice(0, hi).unwrap_or(keys),
+                values.slice(0, hi).unwrap_or(values),
+            )
+        } else {
+            (keys, values)
+        };
+        nadaraya::attention(kernel, qb, kb, vb, Mask::None, o).map_err(Error::from)
+    });
+    // The core names a non-finite input anywhere, even one only a later query reads.
+    run.map_err(|e| {
+        if all_finite(q, keys, values) {
+            e
+        } else {
+            Error::NonFinite
+        }
+    })
+}
+
+/// Split-K attention ("flash decoding"): the keys and values are cut into `chunks` consecutive
+/// runs of near-equal length (`chunks` is clamped to `1..=N`), every chunk is attended over for
+/// every query on its own core ([`nadaraya::attention_lse`]: each chunk's average and
+/// log-sum-exp), and the chunks are merged in order by [`nadaraya::merge_averages`], the core's
+/// [`OnlineSoftmax`](nadaraya::OnlineSoftmax) merge. For a single query over a long cache this
+/// is what spreads the work over the cores (query-parallel [`attention`] cannot).
+///
+/// For a given `chunks` the result does not depend on the threads: the serial path runs the
+/// same chunks and the same merge (tested bit for bit). It differs from the unsplit
+/// [`nadaraya::attention`] only by rounding, within the same bound of an `f64` reference (a
+/// merge of chunk states, as for [`OnlineSoftmax`](nadaraya::OnlineSoftmax)). No mask: decoding
+/// sees the whole cache.
+///
+/// Memory: `chunks·M·(dv + 1)` floats of partial results, allocated fallibly.
+///
+/// # Errors
+/// - the shape errors of [`nadaraya::attention`] (nothing written);
+/// - [`Error::TooManyFeatures`] if the partial results do not fit in memory;
+/// - [`Error::NonFinite`] if any input is NaN or infinite (whichever chunk found what);
+/// - else the error of the lowest failing chunk ([`Error::ScoreOverflow`]; a chunk where a query
+///   has no support under a compact kernel is a chunk of no weight for that query), then
+///   [`Error::Core`]`(`[`nadaraya::Error::NoSupport`]`)` if a query has no support in any chunk,
+///   or [`Error::Overflow`] if a merged average is not finite.
+///
+/// # Examples
+/// ```
+/// use nadaraya_rf::{par, Mask, Rows, RowsMut};
+/// use nadaraya_rf::nadaraya::{attention, SoftmaxDot};
+/// let k = SoftmaxDot::new(1.0)?;
+/// let x: Vec<f32> = (0..400).map(|i| (i as f32 * 0.37).sin()).collect();
+/// let (q, kv) = (Rows::new(&x[..2], 2)?, Rows::new(&x, 2)?);
+/// let (mut split, mut whole) = ([0.0; 2], [0.0; 2]);
+/// par::attention_split(&k, q, kv, kv, 4, RowsMut::new(&mut split, 2)?)?;
+/// attention(&k, q, kv, kv, Mask::None, RowsMut::new(&mut whole, 2)?)?;
+/// assert!((split[0] - whole[0]).abs() < 1e-6 && (split[1] - whole[1]).abs() < 1e-6);
+/// # Ok::<(), nadaraya_rf::Error>(())
+/// ```
+pub fn attention_split<K: Kernel + Sync + ?Sized, E: Element>(
+    kernel: &K,
+    q: Rows<'_>,
+    keys: Rows<'_, E>,
+    values: Rows<'_, E>,
+    chunks: usize,
+    out: RowsMut<'_>,
+) -> Result<(), Error> {
+    attention_split_on(kernel, q, keys, values, chunks, out, true)
+}
+
+/// [`attention_split`] with every chunk on the calling thread: the reference the parallel path
+/// equals bit for bit.
+///
+/// # Errors
+/// As [`attention_split`].
+pub fn attention_split_serial<K: Kernel + Sync + ?Sized, E: Element>(
+    kernel: &K,
+    q: Rows<'_>,
+    keys: Rows<'_, E>,
+    values: Rows<'_, E>,
+    chunks: usize,
+    out: RowsMut<'_>,
+) -> Result<(), Error> {
+    attention_split_on(kernel, q, keys, values, chunks, out, false)
+}
+
+/// Fallibly allocated zeros.
+fn zeros(n: usize) -> Result<Vec<f32>, Error> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| Error::TooManyFeatures)?;
+    v.resize(n, 0.0);
+    Ok(v)
+}
+
+fn attention_split_on<K: Kernel + Sync + ?Sized, E: Element>(
+    kernel: &K,
+    q: Rows<'_>,
+    keys: Rows<'_, E>,
+    values: Rows<'_, E>,
+    chunks: usize,
+    mut out: RowsMut<'_>,
+    parallel: bool,
+) -> Result<(), Error> {
+    let (m, n) = attention_shape(q, keys, values, Mask::None, out.as_rows())?;
+    let dv = out.width();
+    let c = chunks.clamp(1, n);
+    let bounds = |i: usize| (i * n / c, (i + 1) * n / c);
+    let size = c
+        .checked_mul(m)
+        .and_then(|cm| cm.checked_mul(dv))
+        .ok_or(Error::TooManyFeatures)?;
+    let mut parts = zeros(size)?;
+    let mut lse = zeros(c * m)?;
+    if m == 0 {
+        return if all_finite(q, keys, values) {
+            Ok(())
+        } else {
+            Err(Error::NonFinite)
+        };
+    }
+    let jobs: Vec<(&mut [f32], &mut [f32])> =
+        parts.chunks_mut(m * dv).zip(lse.chunks_mut(m)).collect();
+    let run = for_each(jobs, parallel, |i, (p, l)| {
+        let (lo, hi) = bounds(i);
+        let (kc, vc) = (
+            keys.slice(lo, hi).unwrap_or(keys),
+            values.slice(lo, hi).unwrap_or(values),
+        );
+        match attention_lse(kernel, q, kc, vc, Mask::None, RowsMut::new(p, dv)?, l) {
+            Err(nadaraya::Error::NoSupport) => {
+                // Cold: the queries with support here, one at a time; the others get no weight
+                // from this chunk.
+                for t in 0..m {
+                    let (qt, pt) = (q.slice(t, t + 1).unwrap_or(q), &mut p[t * dv..(t + 1) * dv]);
+                    let lt = &mut l[t..t + 1];
+                    match attention_lse(kernel, qt, kc, vc, Mask::None, RowsMut::new(pt, dv)?, lt) {
+                        Err(nadaraya::Error::NoSupport) => {
+                            pt.fill(0.0);
+                            lt[0] = f32::NEG_INFINITY;
+                        }
+                        r => r?,
+                    }
+                }
+                Ok(())
+            }
+            r => r.map_err(Error::from),
+        }
+    });
+    if let Err(e) = run {
+        return Err(if all_finite(q, keys, values) {
+            e
+        } else {
+            Error::NonFinite
+        });
+    }
+    for (t, o) in out.iter_mut().enumerate() {
+        let chunk = |i: usize| {
+            let at = i * m + t;
+            (lse[at], &parts[at * dv..(at + 1) * dv])
+        };
+        nadaraya::merge_averages((0..c).map(chunk), o)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,298 @@
+//! Storage elements of keys and values: `f32`, and with the `half` feature `f16` and `bf16`.
+//!
+//! Arithmetic is always `f32`: a half-precision element is widened to `f32` (exactly: every
+//! `f16` and `bf16` is an `f32`) as it is loaded, eight at a time in lanes, and everything after
+//! the load is the `f32` path. So keys and values stored as halves cost half the memory traffic
+//! of `f32` ones, and the results are those of the `f32` path on the widened inputs.
+
+use wide::f32x8;
+
+use crate::simd::{self, LANES};
+
+mod sealed {
+    use wide::f32x8;
+
+    /// What the crate needs of an element; not implementable outside it.
+    pub trait Sealed: Copy + Send + Sync + 'static {
+        /// The widest key row the scoring path takes (see [`super::Element::MAX_KEY_WIDTH`]).
+        const MAX_WIDTH: usize;
+        /// The element widened to `f32` (exact).
+        fn widen(self) -> f32;
+        /// Eight elements widened to `f32` lanes (exact).
+        fn lanes(c: &[Self; super::LANES]) -> f32x8;
+        /// True if every element is finite.
+        fn all_finite(xs: &[Self]) -> bool;
+        /// `xs` widened into `out`, element by element (`min` of the two lengths).
+        fn widen_into(xs: &[Self], out: &mut [f32]);
+        /// `Some(xs)` when the element is `f32`.
+        fn as_f32(xs: &[Self]) -> Option<&[f32]>;
+    }
+}
+
+/// A type keys and values can be stored as: `f32`, and with the `half` feature
+/// [`half::f16`] and [`half::bf16`] (sealed: no other type).
+///
+/// [`attention`](crate::attention), [`attention_batch`](crate::attention_batch),
+/// [`attention_shape`](crate::attention_shape) and [`OnlineSoftmax::update`](crate::OnlineSoftmax::update)
+/// take keys and values as [`Rows<E>`](crate::Rows) of any element `E` (queries and outputs are
+/// always `f32`). Every element is widened to `f32` exactly when it is loaded, and the
+/// arithmetic is the `f32` path's: the result on half-precision inputs is, bit for bit, the
+/// result on the same numbers stored as `f32` (tested). Its error against an `f64` reference on
+/// the *unrounded* data is therefore the `f32` bound plus the storage rounding, measured in the
+/// crate README ("Half-precision keys and values").
+pub trait Element: sealed::Sealed {
+    /// The widest key row a call takes with keys of this element: `usize::MAX` for `f32`; for
+    /// `f16` and `bf16`, [`HALF_KEY_WIDTH`] (wider keys are a shape error with
+    /// [`Dim::Width`](crate::Dim::Width)). Half-precision keys are widened into a stack buffer
+    /// of `HALF_KEY_WIDTH` floats (4 KiB, in L1), whole rows at a time, and scored there by the
+    /// kernel's `f32` [`scores`](crate::Kernel::scores); values are widened in registers.
+    const MAX_KEY_WIDTH: usize = Self::MAX_WIDTH;
+
+    /// The element as `f32` (exact for every element type).
+    #[must_use]
+    fn to_f32(self) -> f32 {
+        self.widen()
+    }
+}
+
+/// The widest half-precision key row: the floats of the stack buffer keys are widened into.
+pub const HALF_KEY_WIDTH: usize = 1024;
+
+impl sealed::Sealed for f32 {
+    const MAX_WIDTH: usize = usize::MAX;
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        self
+    }
+    #[inline(always)]
+    fn lanes(c: &[f32; LANES]) -> f32x8 {
+        f32x8::new(*c)
+    }
+    #[inline]
+    fn all_finite(xs: &[f32]) -> bool {
+        simd::all_finite(xs)
+    }
+    #[inline]
+    fn widen_into(xs: &[f32], out: &mut [f32]) {
+        let n = xs.len().min(out.len());
+        if let (Some(o), Some(x)) = (out.get_mut(..n), xs.get(..n)) {
+            o.copy_from_slice(x);
+        }
+    }
+    #[inline(always)]
+    fn as_f32(xs: &[f32]) -> Option<&[f32]> {
+        Some(xs)
+    }
+}
+
+impl Element for f32 {}
+
+#[cfg(feature = "half")]
+mod halves {
+    use half::{bf16, f16};
+    use wide::{f32x8, i32x8};
+
+    use super::{Element, HALF_KEY_WIDTH, LANES, sealed::Sealed};
+
+    /// `f16` bit patterns (in the low 16 bits of each lane, sign-extended) widened to `f32`,
+    /// exactly, without a branch or subnormal arithmetic: the exponent is rebased by
+    /// `127 - 15`; infinities and NaN get the `f32` exponent 255 (NaN payloads kept, quieted); zeros and
+    /// subnormals are rebased one step further and have `2^-14` subtracted, which is exact
+    /// (F. Giesen's `half_to_float`). Checked against `half`'s own conversion on every one of
+    /// the 65 536 patterns.
+    #[inline(always)]
+    pub(crate) fn f16_bits_to_f32(h: i32x8) -> f32x8 {
+        const EXP: i32 = 0x7c00 << 13;
+        let o: i32x8 = (h & i32x8::splat(0x7fff)) << 13;
+        let exp: i32x8 = o & i32x8::splat(EXP);
+        let o = o + i32x8::splat((127 - 15) << 23);
+        // Inf and NaN: a second rebase puts the exponent at 255; NaN is quieted (as `half` and
+        // the F16C instruction do).
+        let inf_nan = exp.simd_eq(i32x8::splat(EXP));
+        let payload = !(h & i32x8::splat(0x03ff)).simd_eq(i32x8::ZERO);
+        let o = o + (inf_nan & i32x8::splat((128 - 16) << 23));
+        let o = o | (inf_nan & payload & i32x8::splat(0x0040_0000));
+        let tiny = exp.simd_eq(i32x8::ZERO);
+        // Zero and subnormals: exponent 113, less 2^-14 (exact).
+        let t: f32x8 = wide::bytemuck::cast(o + i32x8::splat(1 << 23));
+        let t: i32x8 = wide::bytemuck::cast(t - f32x8::splat(f32::from_bits(113 << 23)));
+        let o = tiny.select(t, o);
+        let sign = (h & i32x8::splat(0x8000)) << 16;
+        wide::bytemuck::cast(o | sign)
+    }
+
+    impl Sealed for f16 {
+        const MAX_WIDTH: usize = HALF_KEY_WIDTH;
+        #[inline(always)]
+        fn widen(self) -> f32 {
+            self.to_f32()
+        }
+        #[inline(always)]
+        fn lanes(c: &[f16; LANES]) -> f32x8 {
+            f16_bits_to_f32(i32x8::new(c.map(|x| i32::from(x.to_bits()))))
+        }
+        #[inline]
+        fn all_finite(xs: &[f16]) -> bool {
+            xs.iter().all(|x| x.to_bits() & 0x7c00 != 0x7c00)
+        }
+        #[inline]
+        fn widen_into(xs: &[f16], out: &mut [f32]) {
+            let (xb, xt) = xs.as_chunks::<LANES>();
+            let (ob, ot) = out.as_chunks_mut::<LANES>();
+            for (o, x) in ob.iter_mut().zip(xb) {
+                *o = Self::lanes(x).to_array();
+            }
+            if ob.len() >= xb.len() {
+                for (o, x) in ot.iter_mut().zip(xt) {
+                    *o = x.to_f32();
+                }
+            }
+        }
+        #[inline(always)]
+        fn as_f32(_: &[Self]) -> Option<&[f32]> {
+            None
+        }
+    }
+
+    impl Element for f16 {}
+
+    impl Sealed for bf16 {
+        const MAX_WIDTH: usize = HALF_KEY_WIDTH;
+        #[inline(always)]
+        fn widen(self) -> f32 {
+            self.to_f32()
+        }
+        #[inline(always)]
+        fn lanes(c: &[bf16; LANES]) -> f32x8 {
+            // A bf16 is the top half of an f32: a shift.
+            let bits = i32x8::new(c.map(|x| i32::from(x.to_bits()))) << 16;
+            wide::bytemuck::cast(bits)
+        }
+        #[inline]
+        fn all_finite(xs: &[bf16]) -> bool {
+            xs.iter().all(|x| x.to_bits() & 0x7f80 != 0x7f80)
+        }
+        #[inline]
+        fn widen_into(xs: &[bf16], out: &mut [f32]) {
+            let (xb, xt) = xs.as_chunks::<LANES>();
+            let (ob, ot) = out.as_chunks_mut::<LANES>();
+            for (o, x) in ob.iter_mut().zip(xb) {
+                *o = Self::lanes(x).to_array();
+            }
+            if ob.len() >= xb.len() {
+                for (o, x) in ot.iter_mut().zip(xt) {
+                    *o = x.to_f32();
+                }
+            }
+        }
+        #[inline(always)]
+        fn as_f32(_: &[Self]) -> Option<&[f32]> {
+            None
+        }
+    }
+
+    impl Element for bf16 {}
+}
+
+/// Scores of the key rows of `keys` (row length `q.len()`, elements `E`) into `out`, through
+/// the kernel's `f32` [`scores`](crate::Kernel::scores): `f32` keys directly, half-precision ones
+/// widened whole rows at a time into a stack buffer of [`HALF_KEY_WIDTH`] floats. Rows wider than
+/// that are rejected by the shape check before any call gets here; should one arrive, its scores
+/// are NaN (an error, never a wrong weight).
+#[inline]
+pub(crate) fn scores<K: crate::Kernel + ?Sized, E: Element>(
+    kernel: &K,
+    q: &[f32],
+    keys: &[E],
+    out: &mut [f32],
+) {
+    if let Some(keys) = E::as_f32(keys) {
+        // `f32`: the keys are the kernel's input as they are.
+        kernel.scores(q, keys, out);
+        return;
+    }
+    let d = q.len();
+    if d == 0 {
+        out.fill(0.0);
+        return;
+    }
+    let per = HALF_KEY_WIDTH / d;
+    if per == 0 {
+        out.fill(f32::NAN);
+        return;
+    }
+    let mut buf = [0.0f32; HALF_KEY_WIDTH];
+    let n = (keys.len() / d).min(out.len());
+    let (Some(keys), Some(out)) = (keys.get(..n.saturating_mul(d)), out.get_mut(..n)) else {
+        return;
+    };
+    let mut outs = out.chunks_mut(per);
+    for kc in keys.chunks(per.saturating_mul(d)) {
+        let Some(o) = outs.next() else { break };
+        let Some(b) = buf.get_mut(..kc.len()) else {
+            break;
+        };
+        E::widen_into(kc, b);
+        kernel.scores(q, b, o);
+    }
+}
+
+#[cfg(all(test, feature = "half"))]
+mod tests {
+    use super::sealed::Sealed;
+    use half::{bf16, f16};
+    use std::vec::Vec;
+
+    /// Every one of the 65 536 `f16` and `bf16` bit patterns, in lanes and in the buffer
+    /// widening, against `half`'s own scalar conversion: bit for bit (NaN payloads included).
+    #[test]
+    fn lanes_widen_every_bit_pattern_exactly() {
+        let f16s: Vec<f16> = (0..=u16::MAX).map(f16::from_bits).collect();
+        let bf16s: Vec<bf16> = (0..=u16::MAX).map(bf16::from_bits).collect();
+        let mut wide = std::vec![0.0f32; f16s.len()];
+        f16::widen_into(&f16s, &mut wide);
+        for (c, w) in f16s.as_chunks::<8>().0.iter().zip(wide.as_chunks::<8>().0) {
+            let got = f16::lanes(c).to_array();
+            for ((h, g), b) in c.iter().zip(got).zip(w) {
+                assert_eq!(
+                    g.to_bits(),
+                    h.to_f32().to_bits(),
+                    "f16 {:#06x}",
+                    h.to_bits()
+                );
+                assert_eq!(
+                    b.to_bits(),
+                    h.to_f32().to_bits(),
+                    "f16 {:#06x}",
+                    h.to_bits()
+                );
+            }
+        }
+        bf16::widen_into(&bf16s, &mut wide);
+        for (c, w) in bf16s.as_chunks::<8>().0.iter().zip(wide.as_chunks::<8>().0) {
+            let got = bf16::lanes(c).to_array();
+            for ((h, g), b) in c.iter().zip(got).zip(w) {
+                // A shift: NaN stays NaN but is not quieted (`half` sets the quiet bit).
+                let want = h.to_f32();
+                if want.is_nan() {
+                    assert!(g.is_nan() && b.is_nan(), "bf16 {:#06x}", h.to_bits());
+                    continue;
+                }
+                assert_eq!(g.to_bits(), want.to_bits(), "bf16 {:#06x}", h.to_bits());
+                assert_eq!(b.to_bits(), want.to_bits(), "bf16 {:#06x}", h.to_bits());
+            }
+        }
+        // The tails (fewer than eight) too, and the finiteness test on every pattern.
+        let mut tail = [0.0f32; 5];
+        f16::widen_into(&f16s[0x7bfe..0x7c03], &mut tail);
+        for (h, t) in f16s[0x7bfe..0x7c03].iter().zip(tail) {
+            assert_eq!(t.to_bits(), h.to_f32().to_bits());
+        }
+        for h in &f16s {
+            assert_eq!(f16::all_finite(&[*h]), h.to_f32().is_finite());
+        }
+        for h in &bf16s {
+            assert_eq!(bf16::all_finite(&[*h]), h.to_f32().is_finite());
+        }
+    }
+}
