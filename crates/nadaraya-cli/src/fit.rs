@@ -202,6 +202,22 @@ pub fn select(
             "`--per-dim` is a product Gaussian kernel: it needs `--kernel gaussian`",
         ));
     }
+    if per_dim && d > 1 && !local_linear {
+        // The core's selector: per-column rules of thumb, one common factor, then BFGS on
+        // ln h with the gradient from the same pass (it does not count its evaluations). It
+        // does its own isotropic pre-search, so the one-bandwidth selection is not run first.
+        let mut h = vec![0.0f32; d];
+        let cv = corefit::select_bandwidths(x, y, &mut h, &search)?;
+        return Ok(Fit {
+            model: Model {
+                kernel,
+                local_linear,
+                bandwidths: h,
+            },
+            cv,
+            evaluations: None,
+        });
+    }
     let sel = match kernel {
         KernelName::Gaussian => select_one::<Gaussian>(x, y, local_linear, &search)?,
         KernelName::Epanechnikov => select_one::<Epanechnikov>(x, y, local_linear, &search)?,
@@ -217,14 +233,7 @@ pub fn select(
         cv: sel.cv,
         evaluations: Some(sel.evaluations),
     };
-    if per_dim && d > 1 && !local_linear {
-        // The core's selector: per-column rules of thumb, one common factor, then BFGS on
-        // ln h with the gradient from the same pass (it does not count its evaluations).
-        let mut h = vec![0.0f32; d];
-        fit.cv = corefit::select_bandwidths(x, y, &mut h, &search)?;
-        fit.model.bandwidths = h;
-        fit.evaluations = None;
-    } else if per_dim && d > 1 {
+    if per_dim && d > 1 {
         per_dim_search(table, &mut fit, &search)?;
     }
     Ok(fit)
