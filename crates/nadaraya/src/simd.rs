@@ -790,8 +790,12 @@ pub(crate) fn column_moments(
     let (yb, yt) = y.as_chunks::<LANES>();
     let mut pw = [0.0f32; LANES];
     let mut py = [0.0f32; LANES];
-    pw[..wt.len()].copy_from_slice(wt);
-    py[..yt.len().min(wt.len())].copy_from_slice(&yt[..yt.len().min(wt.len())]);
+    for (p, v) in pw.iter_mut().zip(wt) {
+        *p = *v;
+    }
+    for (p, v) in py.iter_mut().zip(yt).take(wt.len()) {
+        *p = *v;
+    }
     let tail = !wt.is_empty();
     let mut swy = f32x8::ZERO;
     for (wc, yc) in wb.iter().zip(yb) {

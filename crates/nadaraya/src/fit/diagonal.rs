@@ -116,6 +116,7 @@ fn check_diagonal(h: &[f32], x: Rows<'_>, y: Rows<'_>) -> Result<(usize, usize),
 ///   (`expected` the columns), or `grad` is given without one slot per column;
 /// - [`Error::CapacityExceeded`] if `x` or `y` is wider than [`MAX_DIMS`];
 /// - [`Error::InvalidBandwidth`] if an `h_k` is not a valid Gaussian bandwidth;
+/// - [`Error::ZeroDimension`] if `x` or `y` has rows of width 0;
 /// - as [`loo_cv`](super::loo_cv) otherwise ([`Error::Empty`] for fewer than two samples,
 ///   [`Error::NonFinite`], [`Error::ScoreOverflow`]).
 ///
@@ -164,13 +165,20 @@ pub fn loo_cv_diagonal(
     let mut total = 0.0f64;
     let mut gsum = [0.0f64; MAX_DIMS];
     let n = x.len();
+    if d == 0 || dv == 0 {
+        return Err(Error::ZeroDimension);
+    }
+    let (d, dv) = (d.max(1), dv.max(1));
     let mut tile = Tile::EMPTY;
     let mut states = [const { State::EMPTY }; QUERY_BLOCK];
-    let key_tiles = || xs.chunks(DIAG_TILE * d).zip(ys.chunks(DIAG_TILE * dv));
+    let key_tiles = || {
+        xs.chunks((DIAG_TILE * d).max(1))
+            .zip(ys.chunks((DIAG_TILE * dv).max(1)))
+    };
     // Blocks of QUERY_BLOCK queries share each transposed tile of keys.
     for (b, (qs, yqs)) in xs
-        .chunks(QUERY_BLOCK * d)
-        .zip(ys.chunks(QUERY_BLOCK * dv))
+        .chunks((QUERY_BLOCK * d).max(1))
+        .zip(ys.chunks((QUERY_BLOCK * dv).max(1)))
         .enumerate()
     {
         let first = b * QUERY_BLOCK;
@@ -250,7 +258,8 @@ impl Tile {
     /// columns; returns the number of rows.
     #[inline]
     fn load(&mut self, keys: &[f32], d: usize) -> usize {
-        let rows = (keys.len() / d.max(1)).min(DIAG_TILE);
+        let d = d.max(1);
+        let rows = (keys.len() / d).min(DIAG_TILE);
         for (k, col) in self.cols.chunks_exact_mut(DIAG_TILE).take(d).enumerate() {
             for (o, row) in col.iter_mut().zip(keys.chunks_exact(d)) {
                 if let Some(v) = row.get(k) {
@@ -329,6 +338,7 @@ impl State {
         if d == 0 || dv == 0 {
             return Err(Error::ZeroDimension);
         }
+        let dv = dv.max(1);
         let Some(s) = tile.s.get_mut(..rows) else {
             return Ok(());
         };
