@@ -138,18 +138,10 @@ fn searched(r: Result<f64, nadaraya::Error>) -> Result<f64, nadaraya::Error> {
     }
 }
 
-/// The search of a compact kernel's bandwidth: the default's bracket, a 64-point grid, the four
-/// lowest local minima refined.
-pub const COMPACT_SEARCH: Search = Search {
-    grid: 64,
-    refine: 4,
-    max_evaluations: 200,
-    ..Search::DEFAULT
-};
-
-/// The one-bandwidth selection of family `K`: [`corefit::select_bandwidth`] or
-/// [`corefit::select_bandwidth_local_linear`].
-fn select_one<K: Bandwidth + 'static>(
+/// The one-bandwidth selection of family `K` with the family's own search
+/// ([`Bandwidth::SEARCH`]): [`corefit::select_bandwidth`] or
+/// [`corefit::select_bandwidth_local_linear`] (with `search`).
+fn select_one<K: Bandwidth>(
     x: Rows,
     y: Rows,
     local_linear: bool,
@@ -158,12 +150,16 @@ fn select_one<K: Bandwidth + 'static>(
     if local_linear {
         return Ok(corefit::select_bandwidth_local_linear::<K>(x, y, search)?.1);
     }
-    if core::any::TypeId::of::<K>() == core::any::TypeId::of::<Gaussian>() {
-        return Ok(corefit::select_bandwidth::<K>(x, y, search)?.1);
-    }
-    // A compact kernel: a finer grid. Its CV curve is bumpy (samples enter and leave the
-    // support), and the default 16-point grid missed the best basin by 1 % (tests/fit.rs).
-    Ok(corefit::select_bandwidth::<K>(x, y, &COMPACT_SEARCH)?.1)
+    Ok(corefit::select_bandwidth::<K>(x, y, &K::SEARCH)?.1)
+}
+
+/// One-column samples sorted by location (then by response, bit patterns in total order): a
+/// canonical order, whatever the file's, in which the core's selector takes its windowed path
+/// ([`Bandwidth::RADIAL`]).
+fn sorted_samples(x: &[f32], y: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let mut pairs: Vec<(f32, f32)> = x.iter().copied().zip(y.iter().copied()).collect();
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    pairs.into_iter().unzip()
 }
 
 /// The widest bracket a per-dimension coordinate search looks in: from 1/100 of the starting
@@ -173,8 +169,9 @@ const PER_DIM_DECADES: (f32, f32) = (2.0, 7.0);
 /// Selects the bandwidth(s) of `table` by cv_ls.
 ///
 /// One bandwidth: [`corefit::select_bandwidth`] (Gaussian Nadaraya–Watson) or
-/// [`corefit::select_bandwidth_local_linear`] (`local_linear`, any family); a compact family with
-/// Nadaraya–Watson searches a finer grid ([`COMPACT_SEARCH`]).
+/// [`corefit::select_bandwidth_local_linear`] (`local_linear`, any family); Nadaraya–Watson
+/// searches with the family's [`Bandwidth::SEARCH`] (a finer grid for the compact families), on
+/// one-column samples sorted by location (a canonical order, and the core's windowed path).
 ///
 /// Per dimension (the product Gaussian kernel, `h_j` for column `j`): Nadaraya–Watson by the
 /// core's [`corefit::select_bandwidths`]. Local-linear: from the one common bandwidth,
@@ -195,12 +192,34 @@ pub fn select(
     local_linear: bool,
 ) -> Result<Fit, Error> {
     let d = table.dims();
-    let (x, y) = (Rows::new(table.x(), d)?, Rows::new(table.y(), 1)?);
+    let sorted;
+    let (x, y) = if d == 1 && !local_linear {
+        sorted = sorted_samples(table.x(), table.y());
+        (Rows::new(&sorted.0, 1)?, Rows::new(&sorted.1, 1)?)
+    } else {
+        (Rows::new(table.x(), d)?, Rows::new(table.y(), 1)?)
+    };
     let search = Search::default();
     if per_dim && kernel != KernelName::Gaussian {
         return Err(option(
             "`--per-dim` is a product Gaussian kernel: it needs `--kernel gaussian`",
         ));
+    }
+    if per_dim && d > 1 && !local_linear {
+        // The core's selector: per-column rules of thumb, one common factor, then BFGS on
+        // ln h with the gradient from the same pass (it does not count its evaluations). It
+        // does its own isotropic pre-search, so the one-bandwidth selection is not run first.
+        let mut h = vec![0.0f32; d];
+        let cv = corefit::select_bandwidths(x, y, &mut h, &search)?;
+        return Ok(Fit {
+            model: Model {
+                kernel,
+                local_linear,
+                bandwidths: h,
+            },
+            cv,
+            evaluations: None,
+        });
     }
     let sel = match kernel {
         KernelName::Gaussian => select_one::<Gaussian>(x, y, local_linear, &search)?,
@@ -217,14 +236,7 @@ pub fn select(
         cv: sel.cv,
         evaluations: Some(sel.evaluations),
     };
-    if per_dim && d > 1 && !local_linear {
-        // The core's selector: per-column rules of thumb, one common factor, then BFGS on
-        // ln h with the gradient from the same pass (it does not count its evaluations).
-        let mut h = vec![0.0f32; d];
-        fit.cv = corefit::select_bandwidths(x, y, &mut h, &search)?;
-        fit.model.bandwidths = h;
-        fit.evaluations = None;
-    } else if per_dim && d > 1 {
+    if per_dim && d > 1 {
         per_dim_search(table, &mut fit, &search)?;
     }
     Ok(fit)

@@ -77,6 +77,14 @@ macro_rules! compact_kernel {
         }
 
         impl Bandwidth for $name {
+            const RADIAL: bool = true;
+            const SEARCH: crate::fit::Search = crate::fit::Search {
+                grid: 64,
+                refine: 4,
+                max_evaluations: 200,
+                ..crate::fit::Search::DEFAULT
+            };
+
             #[inline]
             fn with_bandwidth(h: f32) -> Result<Self, Error> {
                 Self::new(h)

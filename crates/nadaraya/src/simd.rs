@@ -904,6 +904,152 @@ pub(crate) fn diagonal_scores(q: &[f32], keys: &[f32], scale: &[f32], out: &mut 
     }
 }
 
+/// The scores `Σ_k scale_k (q_k − x_jk)²` of the first `out.len()` rows of a tile stored by
+/// columns (`cols[k·stride + j]` is coordinate `k` of row `j`): the arithmetic of
+/// [`diagonal_scores`] (coordinates in order, one multiply-add each), bit for bit, with
+/// contiguous loads. A last partial block is padded with zero rows.
+#[inline]
+pub(crate) fn column_scores(
+    q: &[f32],
+    cols: &[f32],
+    stride: usize,
+    scale: &[f32],
+    out: &mut [f32],
+) {
+    let d = q.len().min(scale.len());
+    let n = out.len().min(stride);
+    let Some(out) = out.get_mut(..n) else { return };
+    let col = |k: usize| cols.get(k * stride..k * stride + n).unwrap_or(&[]);
+    if !SIMD {
+        out.fill(0.0);
+        for (k, (&qk, &ck)) in q.iter().zip(scale).enumerate().take(d) {
+            for (o, x) in out.iter_mut().zip(col(k)) {
+                let t = qk - x;
+                *o += t * t * ck;
+            }
+        }
+        return;
+    }
+    // Coordinate by coordinate, the partial sums kept in `out`: the first coordinate starts
+    // from zero as the lanes of `diagonal_scores` do, so the sums are the same bit for bit.
+    let (ob, ot) = out.as_chunks_mut::<LANES>();
+    let start = ob.len() * LANES;
+    let mut tail = [0.0f32; LANES];
+    for (k, (&qk, &ck)) in q.iter().zip(scale).enumerate().take(d) {
+        let c = col(k);
+        let (cb, ct) = c.as_chunks::<LANES>();
+        let (qv, cv) = (f32x8::splat(qk), f32x8::splat(ck));
+        for (o, x) in ob.iter_mut().zip(cb) {
+            let acc = if k == 0 { f32x8::ZERO } else { load(o) };
+            let t = qv - load(x);
+            *o = (t * t).mul_add(cv, acc).to_array();
+        }
+        if !ot.is_empty() {
+            let mut pad = [0.0f32; LANES];
+            for (p, v) in pad.iter_mut().zip(c.get(start..).unwrap_or(ct)) {
+                *p = *v;
+            }
+            let acc = if k == 0 { f32x8::ZERO } else { load(&tail) };
+            let t = qv - load(&pad);
+            tail = (t * t).mul_add(cv, acc).to_array();
+        }
+    }
+    for (o, v) in ot.iter_mut().zip(tail) {
+        *o = v;
+    }
+}
+
+/// Over the rows `j` present in `w` and `y` of a tile stored by columns (as [`column_scores`]):
+/// returns `Σ_j w_j y_j`, and with `moments = Some((sq, ysq))` adds `Σ_j w_j u_jk` into `sq[k]`
+/// and `Σ_j w_j y_j u_jk` into `ysq[k]`, `u_jk = (q_k − x_jk)² · inv[k]`, for every coordinate
+/// `k < q.len()`: the sums of the per-dimension leave-one-out gradient. Two accumulators per coordinate; a last
+/// partial block is padded with zero weights.
+#[inline]
+pub(crate) fn column_moments(
+    q: &[f32],
+    cols: &[f32],
+    stride: usize,
+    inv: &[f32],
+    w: &[f32],
+    y: &[f32],
+    moments: Option<(&mut [f32], &mut [f32])>,
+) -> f32 {
+    let n = w.len().min(y.len()).min(stride);
+    let (Some(w), Some(y)) = (w.get(..n), y.get(..n)) else {
+        return 0.0;
+    };
+    let col = |k: usize| cols.get(k * stride..k * stride + n).unwrap_or(&[]);
+    if !SIMD {
+        let mut swy = 0.0f32;
+        for (a, b) in w.iter().zip(y) {
+            swy += a * b;
+        }
+        if let Some((sq, ysq)) = moments {
+            for (k, (((&qk, &ik), s), ys)) in q.iter().zip(inv).zip(sq).zip(ysq).enumerate() {
+                let (mut a, mut b) = (0.0f32, 0.0f32);
+                for ((wj, yj), x) in w.iter().zip(y).zip(col(k)) {
+                    let t = qk - x;
+                    let t2 = t * t * ik;
+                    a += wj * t2;
+                    b += wj * yj * t2;
+                }
+                *s += a;
+                *ys += b;
+            }
+        }
+        return swy;
+    }
+    let (wb, wt) = w.as_chunks::<LANES>();
+    let (yb, yt) = y.as_chunks::<LANES>();
+    let mut pw = [0.0f32; LANES];
+    let mut py = [0.0f32; LANES];
+    for (p, v) in pw.iter_mut().zip(wt) {
+        *p = *v;
+    }
+    for (p, v) in py.iter_mut().zip(yt).take(wt.len()) {
+        *p = *v;
+    }
+    let tail = !wt.is_empty();
+    let mut swy = f32x8::ZERO;
+    for (wc, yc) in wb.iter().zip(yb) {
+        swy = load(wc).mul_add(load(yc), swy);
+    }
+    if tail {
+        swy = load(&pw).mul_add(load(&py), swy);
+    }
+    if let Some((sq, ysq)) = moments {
+        let start = wb.len() * LANES;
+        for (k, (((&qk, &ik), s), ys)) in q.iter().zip(inv).zip(sq).zip(ysq).enumerate() {
+            let c = col(k);
+            let (cb, _) = c.as_chunks::<LANES>();
+            let qv = f32x8::splat(qk);
+            let iv = f32x8::splat(ik);
+            let (mut a, mut b) = (f32x8::ZERO, f32x8::ZERO);
+            for ((wc, yc), xc) in wb.iter().zip(yb).zip(cb) {
+                let wv = load(wc);
+                let t = qv - load(xc);
+                let t2 = t * t * iv;
+                a = wv.mul_add(t2, a);
+                b = (wv * load(yc)).mul_add(t2, b);
+            }
+            if tail {
+                let mut px = [0.0f32; LANES];
+                for (p, v) in px.iter_mut().zip(c.get(start..).unwrap_or(&[])) {
+                    *p = *v;
+                }
+                let wv = load(&pw);
+                let t = qv - load(&px);
+                let t2 = t * t * iv;
+                a = wv.mul_add(t2, a);
+                b = (wv * load(&py)).mul_add(t2, b);
+            }
+            *s += a.reduce_add();
+            *ys += b.reduce_add();
+        }
+    }
+    swy.reduce_add()
+}
+
 /// `acc[j] += Σ_i p_i · values[i·dv + j]` over the rows present in both `p` and `values`.
 #[inline]
 pub(crate) fn weighted_sum_into<E: Element>(p: &[f32], values: &[E], dv: usize, acc: &mut [f32]) {

@@ -104,16 +104,19 @@ fn check_diagonal(h: &[f32], x: Rows<'_>, y: Rows<'_>) -> Result<(usize, usize),
 /// `∂ŷ_{−i}/∂θ_k = Σ_{j≠i} α_ij (y_j − ŷ_{−i}) u_ijk`,
 /// `∂CV/∂θ_k = −2/(N·dv) Σ_i Σ_c (y_ic − ŷ_{−i,c}) ∂ŷ_{−i,c}/∂θ_k`.
 ///
-/// Per sample `i`: one pass over `j ≠ i` for the largest score, a second that accumulates, in
-/// `f64`, `Σ w`, `Σ w y`, `Σ w u_k` and `Σ w y u_k` with `w = exp(s − max)` (the gradient is
-/// `Σ w y u/Σ w − ŷ Σ w u/Σ w`). The sample itself never enters a sum. Cost: `O(N²·d)`, scalar
-/// code (the selector's workload: a few hundred samples).
+/// Per sample `i`: one pass over `j ≠ i` in tiles of 64 samples, in SIMD lanes: the scores, a
+/// running maximum, the weights `w = exp(s − max)`, and per tile, summed into `f64`, `Σ w`,
+/// `Σ w (y_j − y_i)`, `Σ w u_k` and `Σ w (y_j − y_i) u_k` (the responses centred on `y_i`, so
+/// that `y_i − ŷ_{−i} = −Σ w (y_j − y_i)/Σ w` and the gradient
+/// `Σ α (y_j − y_i) u − (ŷ − y_i) Σ α u` lose nothing to a large common offset of `y`). The
+/// sample itself never enters a sum. Cost: `O(N²·d)`.
 ///
 /// # Errors
 /// - [`Error::Shape`] with [`Dim::Width`] if `h` has not one bandwidth per column of `x`
 ///   (`expected` the columns), or `grad` is given without one slot per column;
 /// - [`Error::CapacityExceeded`] if `x` or `y` is wider than [`MAX_DIMS`];
 /// - [`Error::InvalidBandwidth`] if an `h_k` is not a valid Gaussian bandwidth;
+/// - [`Error::ZeroDimension`] if `x` or `y` has rows of width 0;
 /// - as [`loo_cv`](super::loo_cv) otherwise ([`Error::Empty`] for fewer than two samples,
 ///   [`Error::NonFinite`], [`Error::ScoreOverflow`]).
 ///
@@ -146,87 +149,302 @@ pub fn loo_cv_diagonal(
             found: g.len(),
         });
     }
+    let mut scale = [0.0f32; MAX_DIMS];
+    for (s, hk) in scale.iter_mut().zip(h) {
+        *s = Gaussian::check_bandwidth(*hk)?;
+    }
+    let scale = scale.get(..d).unwrap_or(&[]);
+    // 1/h_k² = −2 · (−1/(2h_k²)), exact: u_jk = t² · inv_k, as the kernel's scale.
     let mut inv = [0.0f32; MAX_DIMS];
-    for (s, hk) in inv.iter_mut().zip(h) {
-        // -2 · (-1/(2h²)) = 1/h², rounded once from f64 as the kernel's scale.
-        *s = -2.0 * Gaussian::check_bandwidth(*hk)?;
+    for (i, s) in inv.iter_mut().zip(scale) {
+        *i = -2.0 * s;
     }
     let inv = inv.get(..d).unwrap_or(&[]);
     let want_grad = grad.is_some();
+    let (xs, ys) = (x.as_slice(), y.as_slice());
     let mut total = 0.0f64;
     let mut gsum = [0.0f64; MAX_DIMS];
     let n = x.len();
-    for (i, (xi, yi)) in x.iter().zip(y.iter()).enumerate() {
-        // Pass 1: the largest score over j ≠ i.
-        let mut m = f32::NEG_INFINITY;
-        for (j, xj) in x.iter().enumerate() {
-            if j != i {
-                let s = half_distance(xi, xj, inv, &mut [0.0; MAX_DIMS]);
-                if !s.is_finite() {
-                    return Err(Error::ScoreOverflow);
-                }
-                if s > m {
-                    m = s;
-                }
+    if d == 0 || dv == 0 {
+        return Err(Error::ZeroDimension);
+    }
+    let (d, dv) = (d.max(1), dv.max(1));
+    let mut tile = Tile::EMPTY;
+    let mut states = [const { State::EMPTY }; QUERY_BLOCK];
+    let key_tiles = || {
+        xs.chunks((DIAG_TILE * d).max(1))
+            .zip(ys.chunks((DIAG_TILE * dv).max(1)))
+    };
+    // Blocks of QUERY_BLOCK queries share each transposed tile of keys.
+    for (b, (qs, yqs)) in xs
+        .chunks((QUERY_BLOCK * d).max(1))
+        .zip(ys.chunks((QUERY_BLOCK * dv).max(1)))
+        .enumerate()
+    {
+        let first = b * QUERY_BLOCK;
+        for st in states.iter_mut() {
+            st.reset(d, dv);
+        }
+        for (t, (kt, vt)) in key_tiles().enumerate() {
+            let rows = tile.load(kt, d).min(vt.len() / dv);
+            let start = t * DIAG_TILE;
+            for (o, ((q, yq), st)) in qs
+                .chunks_exact(d)
+                .zip(yq_rows(yqs, dv))
+                .zip(states.iter_mut())
+                .enumerate()
+            {
+                // The query's own row in this tile, if it is there: masked out of every sum.
+                let me = (first + o).checked_sub(start).filter(|&j| j < rows);
+                st.absorb(&mut tile, rows, me, q, yq, (scale, inv), vt, want_grad)?;
             }
         }
-        // Pass 2: the sums.
-        let (mut sw, mut swy, mut swu) = (0.0f64, [0.0f64; MAX_DIMS], [0.0f64; MAX_DIMS]);
-        let mut swyu = [[0.0f64; MAX_DIMS]; MAX_DIMS];
-        let mut u = [0.0f32; MAX_DIMS];
-        for (j, (xj, yj)) in x.iter().zip(y.iter()).enumerate() {
-            if j == i {
-                continue;
-            }
-            let s = half_distance(xi, xj, inv, &mut u);
-            let w = f64::from(simd::exp_scalar(s - m));
-            sw += w;
-            for (a, v) in swy.iter_mut().zip(yj) {
-                *a += w * f64::from(*v);
-            }
-            if want_grad {
-                for (b, uk) in swu.iter_mut().zip(u.iter().take(d)) {
-                    *b += w * f64::from(*uk);
-                }
-                for (row, v) in swyu.iter_mut().zip(yj) {
-                    let wy = w * f64::from(*v);
-                    for (c, uk) in row.iter_mut().zip(u.iter().take(d)) {
-                        *c += wy * f64::from(*uk);
+        for (yq, st) in yq_rows(yqs, dv).zip(&states) {
+            // The nearest sample has weight exp(0) = 1: sw ≥ 1.
+            let sw = st.sw;
+            for (c, (v, centre)) in yq.iter().zip(&st.centre).enumerate() {
+                // ŷ_{−i} − c = Σ w (y_j − c) / Σ w, with c the response of the nearest sample.
+                let dy = st.swy.get(c).copied().unwrap_or(0.0) / sw;
+                let r = (f64::from(*v) - f64::from(*centre)) - dy;
+                total += r * r;
+                if want_grad && let Some(row) = st.swyu.get(c) {
+                    for ((g, cy), bk) in gsum.iter_mut().zip(row).zip(&st.swu).take(d) {
+                        // ∂ŷ/∂θ_k = Σ α (y_j − c) u_k − (ŷ − c) Σ α u_k.
+                        *g += -2.0 * r * (cy / sw - dy * bk / sw);
                     }
                 }
             }
         }
-        // The nearest sample has weight exp(0) = 1: sw ≥ 1.
-        for (c, v) in yi.iter().enumerate() {
-            let pred = swy.get(c).copied().unwrap_or(0.0) / sw;
-            let r = f64::from(*v) - pred;
-            total += r * r;
-            if want_grad && let Some(row) = swyu.get(c) {
-                for ((g, cy), b) in gsum.iter_mut().zip(row).zip(&swu).take(d) {
-                    *g += -2.0 * r * (cy / sw - pred * b / sw);
+    }
+    let scale_n = 1.0 / (n as f64 * dv as f64);
+    if let Some(g) = grad {
+        for (o, v) in g.iter_mut().zip(&gsum) {
+            *o = v * scale_n;
+        }
+    }
+    Ok(total * scale_n)
+}
+
+/// The rows of `dv`-wide responses.
+#[inline]
+fn yq_rows(ys: &[f32], dv: usize) -> core::slice::ChunksExact<'_, f32> {
+    ys.chunks_exact(dv.max(1))
+}
+
+/// Rows per tile of [`loo_cv_diagonal`]: the keys of a tile transposed into columns
+/// ([`MAX_DIMS`] of them) take 4 KiB of stack.
+const DIAG_TILE: usize = 64;
+
+/// Queries per block of [`loo_cv_diagonal`]: each transposed tile of keys serves this many
+/// queries (their states take about 2.3 KiB of stack each).
+const QUERY_BLOCK: usize = 4;
+
+/// One tile of keys by columns, the scores (then weights) of one query and its centred
+/// responses.
+struct Tile {
+    cols: [f32; MAX_DIMS * DIAG_TILE],
+    s: [f32; DIAG_TILE],
+    yc: [f32; DIAG_TILE],
+}
+
+impl Tile {
+    const EMPTY: Self = Self {
+        cols: [0.0; MAX_DIMS * DIAG_TILE],
+        s: [0.0; DIAG_TILE],
+        yc: [0.0; DIAG_TILE],
+    };
+
+    /// Transposes the rows of `keys` (`d` wide, at most [`DIAG_TILE`] of them) into the
+    /// columns; returns the number of rows.
+    #[inline]
+    fn load(&mut self, keys: &[f32], d: usize) -> usize {
+        let d = d.max(1);
+        let rows = (keys.len() / d).min(DIAG_TILE);
+        for (k, col) in self.cols.chunks_exact_mut(DIAG_TILE).take(d).enumerate() {
+            for (o, row) in col.iter_mut().zip(keys.chunks_exact(d)) {
+                if let Some(v) = row.get(k) {
+                    *o = *v;
                 }
             }
         }
+        rows
     }
-    let scale = 1.0 / (n as f64 * dv as f64);
-    if let Some(g) = grad {
-        for (o, v) in g.iter_mut().zip(&gsum) {
-            *o = v * scale;
-        }
-    }
-    Ok(total * scale)
 }
 
-/// `−½ Σ_k (a_k − b_k)² / h_k²` with `inv = 1/h²`; writes each `u_k = (a_k − b_k)²/h_k²`.
-#[inline]
-fn half_distance(a: &[f32], b: &[f32], inv: &[f32], u: &mut [f32; MAX_DIMS]) -> f32 {
-    let mut s = 0.0f32;
-    for (((p, q), c), uk) in a.iter().zip(b).zip(inv).zip(u.iter_mut()) {
-        let t = p - q;
-        *uk = t * t * c;
-        s += *uk;
+/// The running sums of one query of [`loo_cv_diagonal`], relative to the running maximum score
+/// `m`, in `f64`: `Σ w`, `Σ w (y_j − c)` per response column, `Σ w u_k` and `Σ w (y_j − c) u_k`
+/// (`u_k = (x_ik − x_jk)² / h_k²`), the responses centred on those `c` of the sample with the
+/// highest score so far. At a small bandwidth that sample has almost all the weight, and its
+/// term, which would otherwise dominate both parts of the gradient
+/// `Σ α (y_j − c) u − (ŷ − c) Σ α u` and cancel, is exactly 0.
+struct State {
+    m: f32,
+    centre: [f32; MAX_DIMS],
+    sw: f64,
+    swy: [f64; MAX_DIMS],
+    swu: [f64; MAX_DIMS],
+    swyu: [[f64; MAX_DIMS]; MAX_DIMS],
+}
+
+impl State {
+    const EMPTY: Self = Self {
+        m: f32::NEG_INFINITY,
+        centre: [0.0; MAX_DIMS],
+        sw: 0.0,
+        swy: [0.0; MAX_DIMS],
+        swu: [0.0; MAX_DIMS],
+        swyu: [[0.0; MAX_DIMS]; MAX_DIMS],
+    };
+
+    /// Back to empty for a query with `d` coordinates and `dv` responses (the sums past those
+    /// are never read).
+    #[inline]
+    fn reset(&mut self, d: usize, dv: usize) {
+        self.m = f32::NEG_INFINITY;
+        self.sw = 0.0;
+        for v in self.swy.iter_mut().take(dv) {
+            *v = 0.0;
+        }
+        for v in self.swu.iter_mut().take(d) {
+            *v = 0.0;
+        }
+        for row in self.swyu.iter_mut().take(dv) {
+            for v in row.iter_mut().take(d) {
+                *v = 0.0;
+            }
+        }
     }
-    -0.5 * s
+
+    /// Absorbs the first `rows` samples of the tile (keys in `tile.cols`, responses `values`,
+    /// rows of `yq.len()`) for the query `(q, yq)`, without its own row `me`: the scores
+    /// ([`simd::column_scores`], the kernel's arithmetic), the tile maximum (a score that is not
+    /// finite is [`Error::ScoreOverflow`]), the running state rescaled and re-centred when the
+    /// maximum rises, the weights ([`simd::exp_shift_sum`]), then per response column the
+    /// moments ([`simd::column_moments`]) summed into the `f64` state.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn absorb(
+        &mut self,
+        tile: &mut Tile,
+        rows: usize,
+        me: Option<usize>,
+        q: &[f32],
+        yq: &[f32],
+        (scale, inv): (&[f32], &[f32]),
+        values: &[f32],
+        want_grad: bool,
+    ) -> Result<(), Error> {
+        let (d, dv) = (q.len(), yq.len());
+        if d == 0 || dv == 0 {
+            return Err(Error::ZeroDimension);
+        }
+        let dv = dv.max(1);
+        let Some(s) = tile.s.get_mut(..rows) else {
+            return Ok(());
+        };
+        simd::column_scores(q, &tile.cols, DIAG_TILE, scale, s);
+        let (mut mt, gaps) = simd::max_score(s)?;
+        if gaps || mt == f32::NEG_INFINITY {
+            return Err(Error::ScoreOverflow);
+        }
+        if let Some(j) = me {
+            if let Some(v) = s.get_mut(j) {
+                *v = f32::NEG_INFINITY;
+            }
+            // The own score is 0, the tile's maximum: the maximum of the others.
+            mt = s
+                .iter()
+                .fold(f32::NEG_INFINITY, |a, &v| if v > a { v } else { a });
+            if mt == f32::NEG_INFINITY {
+                // The query alone in this tile.
+                return Ok(());
+            }
+        }
+        if mt > self.m {
+            // The new centre: the responses of the tile's (first) highest-scoring sample.
+            let top = s.iter().position(|v| *v == mt).unwrap_or(0);
+            let mut centre = self.centre;
+            for (o, v) in centre
+                .iter_mut()
+                .zip(values.chunks_exact(dv).nth(top).unwrap_or(&[]))
+            {
+                *o = *v;
+            }
+            if self.sw != 0.0 {
+                let f = f64::from(simd::exp_scalar(self.m - mt));
+                self.sw *= f;
+                for v in self.swy.iter_mut().take(dv) {
+                    *v *= f;
+                }
+                for v in self.swu.iter_mut().take(d) {
+                    *v *= f;
+                }
+                for row in self.swyu.iter_mut().take(dv) {
+                    for v in row.iter_mut().take(d) {
+                        *v *= f;
+                    }
+                }
+                // Σ w (y − c') = Σ w (y − c) + (c − c') Σ w, and the same with u_k.
+                for (((a, row), old), new) in self
+                    .swy
+                    .iter_mut()
+                    .zip(self.swyu.iter_mut())
+                    .zip(&self.centre)
+                    .zip(&centre)
+                    .take(dv)
+                {
+                    let shift = f64::from(*old) - f64::from(*new);
+                    *a += shift * self.sw;
+                    for (b, u) in row.iter_mut().zip(&self.swu).take(d) {
+                        *b += shift * u;
+                    }
+                }
+            }
+            self.centre = centre;
+            self.m = mt;
+        }
+        self.sw += f64::from(simd::exp_shift_sum(s, self.m));
+        for (c, y0) in self.centre.iter().take(dv).enumerate() {
+            let Some(yc) = tile.yc.get_mut(..rows) else {
+                break;
+            };
+            if dv == 1 {
+                for (o, v) in yc.iter_mut().zip(values) {
+                    *o = v - y0;
+                }
+            } else {
+                for (o, row) in yc.iter_mut().zip(values.chunks_exact(dv)) {
+                    *o = row.get(c).copied().unwrap_or(*y0) - y0;
+                }
+            }
+            let (mut sq, mut ysq) = ([0.0f32; MAX_DIMS], [0.0f32; MAX_DIMS]);
+            let moments = if want_grad {
+                Some((
+                    sq.get_mut(..d).unwrap_or(&mut []),
+                    ysq.get_mut(..d).unwrap_or(&mut []),
+                ))
+            } else {
+                None
+            };
+            let swy = simd::column_moments(q, &tile.cols, DIAG_TILE, inv, s, yc, moments);
+            if let Some(a) = self.swy.get_mut(c) {
+                *a += f64::from(swy);
+            }
+            if want_grad {
+                if c == 0 {
+                    for (a, v) in self.swu.iter_mut().zip(&sq).take(d) {
+                        *a += f64::from(*v);
+                    }
+                }
+                if let Some(row) = self.swyu.get_mut(c) {
+                    for (a, v) in row.iter_mut().zip(&ysq).take(d) {
+                        *a += f64::from(*v);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Chooses one bandwidth per column of `x` by least-squares leave-one-out cross-validation
@@ -593,7 +811,9 @@ mod tests {
 
     /// Value against the `f64` reference and gradient against central differences of it in
     /// `θ = ln h` (step 1e-4), at several bandwidths. Checked to fail with the gradient's sign
-    /// flipped and with `u_k` not divided by `h_k²`.
+    /// flipped, with `u_k` not divided by `h_k²`, and (at `h = [1e-3, 1e-3, 1e-2]`, where the
+    /// nearest sample has all the weight) with the responses centred on `y_i` instead of on
+    /// the nearest sample's response (-2.5e-5 against 2e-13: the two parts cancel in `f32`).
     #[test]
     fn gradient_matches_central_differences() {
         let (x, y) = data3(3, 80);
@@ -627,6 +847,19 @@ mod tests {
                     g[k]
                 );
             }
+        }
+        // Two response columns (the second offset by 1e3, which centring on the nearest sample
+        // keeps from swamping the sums): the mean of the two one-column objectives, over 150
+        // samples (tiles of 64 and blocks of 4 queries, both with a partial last one).
+        let (x2, y1) = data3(4, 150);
+        let y2: Vec<f32> = y1.iter().flat_map(|v| [*v, 1e3 + 2.0 * v]).collect();
+        let col2: Vec<f32> = y2.iter().skip(1).step_by(2).copied().collect();
+        let xr2 = Rows::new(&x2, 3).unwrap();
+        for h in [[0.1f32, 0.2, 3.0], [0.02, 0.03, 0.5]] {
+            let hd: Vec<f64> = h.iter().map(|v| f64::from(*v)).collect();
+            let got = loo_cv_diagonal(&h, xr2, Rows::new(&y2, 2).unwrap(), None).unwrap();
+            let want = 0.5 * (reference(&hd, &x2, &y1) + reference(&hd, &x2, &col2));
+            assert!((got - want).abs() <= 1e-5 * want, "{h:?}: {got} vs {want}");
         }
         // The 1-D objective at equal bandwidths in one dimension.
         let x1: Vec<f32> = x.iter().step_by(3).copied().collect();

@@ -43,6 +43,22 @@ pub use variance::{Estimate, Noise, band_z, loo_residuals, residual_variance, st
 /// # Ok::<(), nadaraya::Error>(())
 /// ```
 pub trait Bandwidth: Kernel + Sized {
+    /// True if the score is a function of the distance `|q − x|` alone that does not increase
+    /// with it, in the kernel's `f32` arithmetic too (every built-in family). For such a family
+    /// [`select_bandwidth`] on one-column locations sorted ascending absorbs each sample's
+    /// neighbours outwards and stops where the next weight is exactly 0 (below `2^-126` of the
+    /// largest): the same objective up to rounding, and at a small bandwidth `O(N·w)` for
+    /// windows of `w` samples instead of `O(N²)`. Unsorted locations, or `false` (the default),
+    /// take the full pass.
+    const RADIAL: bool = false;
+
+    /// The search that suits the family's CV curves, what [`select_bandwidth`] should be given
+    /// (the `nadaraya fit` CLI passes it): [`Search::DEFAULT`] unless the family overrides it.
+    /// The compact families search a finer grid (64 points, the four lowest local minima
+    /// refined, at most 200 evaluations): their CV curves are bumpy (samples enter and leave
+    /// the support), and the default 16-point grid missed the best basin by 1 %.
+    const SEARCH: Search = Search::DEFAULT;
+
     /// The kernel of this family with bandwidth `h`.
     ///
     /// # Errors
@@ -55,6 +71,8 @@ pub trait Bandwidth: Kernel + Sized {
 }
 
 impl Bandwidth for Gaussian {
+    const RADIAL: bool = true;
+
     #[inline]
     fn with_bandwidth(h: f32) -> Result<Self, Error> {
         Self::new(h)

@@ -2,7 +2,8 @@
 //! `log h` that is generic over the objective.
 
 use super::Bandwidth;
-use super::cv::{MAX_VALUE_WIDTH, check_samples, loo_cv, loo_runs};
+use super::cv::{MAX_VALUE_WIDTH, check_samples, is_sorted_1d, loo_cv, loo_runs, loo_sorted};
+use crate::softmax::diagnose;
 use crate::{Error, Rows, Smoother, simd};
 
 /// The most grid points [`minimize_log_bandwidth`] evaluates over its bracket
@@ -536,10 +537,16 @@ pub fn select_bandwidth<K: Bandwidth>(
 ) -> Result<(K, Selection), Error> {
     check_samples(x, y)?;
     let (lo, hi) = bracket(rule_of_thumb(x)?, search);
+    let sorted = K::RADIAL && x.width() == 1 && is_sorted_1d(x.as_slice());
     let sel = minimize_log_bandwidth(
         |h| {
             let k = K::with_bandwidth(h)?;
-            loo_cv(&k, x, y)
+            if sorted {
+                loo_sorted(&k, x.as_slice(), y.as_slice(), y.width())
+                    .map_err(|e| diagnose(e, &[x.as_slice(), y.as_slice()]))
+            } else {
+                loo_cv(&k, x, y)
+            }
         },
         lo,
         hi,
