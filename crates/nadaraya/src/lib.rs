@@ -31,7 +31,7 @@ pub use backward::{Gradients, KernelGrad, ScoreGrad, Upstream, attention_backwar
 pub use compact::{Epanechnikov, Tricube, Uniform};
 pub use error::{Dim, Error};
 pub use kernel::{Gaussian, Kernel, SoftmaxDot};
-pub use multihead::{MhaScratch, MhaWeights, MultiHeadAttention};
+pub use multihead::{MhaGradScratch, MhaScratch, MhaWeights, MultiHeadAttention};
 pub use rows::{Mask, Rows, RowsMut};
 pub use smoother::{Rejected, Sample, SampleIter, Smoother};
 //XRejected, Sample, Smoother};
