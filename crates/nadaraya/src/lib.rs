@@ -16,6 +16,7 @@ mod interop;
 mod kernel;
 pub mod math;
 mod multihead;
+pub mod optim;
 mod rows;
 pub mod scalar;
 #[cfg(feature = "serde")]

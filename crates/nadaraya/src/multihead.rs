@@ -41,7 +41,7 @@ impl<const DM: usize, const H: usize, const DH: usize> MhaWeights<DM, H, DH> {
     pub const LEN: usize = 4 * H * DM * DH;
 
     /// The four weight arrays as flat slices, in the order `w_q, w_k, w_v, w_o`: what an
-    /// optimiser of `optim` steps (the gradients of
+    /// optimiser of [`optim`](crate::optim) steps (the gradients of
     /// [`MultiHeadAttention::backward`] have the same layout).
     #[must_use]
     pub fn as_slices(&self) -> [&[f32]; 4] {
