@@ -10,10 +10,10 @@
 use nadaraya::dispatch::{self, Level};
 use nadaraya::fit::{self, Estimate, Fit, Noise};
 use nadaraya::{
-    Epanechnikov, Error, Gaussian, Gradients, KernelGrad, Mask, MhaScratch, MhaWeights,
-    MultiHeadAttention, OnlineSoftmax, Rows, RowsMut, Smoother, SoftmaxDot, Tricube, Uniform,
-    Upstream, attention, attention_backward, attention_batch, attention_lse, attention_shape,
-    fixed, math, scalar, weights, weights_shape,
+    Epanechnikov, Error, Gaussian, Gradients, KernelGrad, Mask, MhaGradScratch, MhaScratch,
+    MhaWeights, MultiHeadAttention, OnlineSoftmax, Rows, RowsMut, Smoother, SoftmaxDot, Tricube,
+    Uniform, Upstream, attention, attention_backward, attention_batch, attention_lse,
+    attention_shape, fixed, math, optim, scalar, weights, weights_shape,
 };
 use std::hint::black_box;
 
@@ -305,6 +305,34 @@ fn main() {
     let mut y = [[0.0f32; 4]; 3];
     ok &= mha
         .forward(&x, black_box(Mask::Causal), &mut scratch, &mut y)
+        .is_ok();
+    let mut grads = Box::new(MhaWeights::<4, 2, 2>::zeros());
+    let mut gs = Box::new(MhaGradScratch::<8, 2>::new());
+    let mut d_x = [[0.0f32; 4]; 3];
+    let d_y = black_box([[0.25f32; 4]; 3]);
+    ok &= mha
+        .backward(
+            &x,
+            black_box(Mask::None),
+            &d_y,
+            &mut gs,
+            &mut grads,
+            &mut d_x,
+        )
+        .is_ok();
+
+    // The optimisers, over the layer's weights and gradients.
+    let mut params = *w;
+    let sgd = optim::Sgd::new(black_box(0.1), black_box(0.9)).unwrap_or_else(exit);
+    let mut vel = vec![0.0f32; MhaWeights::<4, 2, 2>::LEN];
+    ok &= sgd
+        .step(&mut params.as_slices_mut(), &grads.as_slices(), &mut vel)
+        .is_ok();
+    let mut adam = optim::Adam::new(black_box(0.01)).unwrap_or_else(exit);
+    let _ = black_box(optim::Adam::with_betas(0.1, 0.9, 0.99, 1e-8));
+    let mut st = vec![0.0f32; 2 * MhaWeights::<4, 2, 2>::LEN];
+    ok &= adam
+        .step(&mut params.as_slices_mut(), &grads.as_slices(), &mut st)
         .is_ok();
 
     // The Q15 path.

@@ -11,8 +11,9 @@
 //! ```
 //!
 //! No `M×N` matrix is ever held: keys go [`TILE`] at a time (their `dK`, `dV` rows accumulate
-//! over every query), and for each key tile the queries go [`TILE`] at a time, their scores and
-//! `dO·v` recomputed by the forward's SIMD paths.
+//! over every query), and for each key tile the queries go [`TILE`] at a time (16 at a time when
+//! there are at most 16, so that the stack block of `∂L/∂s` is 4 KiB, not 16 KiB), their scores
+//! and `dO·v` recomputed by the forward's SIMD paths.
 
 use crate::attention::{Shape, check_shapes, smooth_checked};
 use crate::softmax::TILE;
@@ -165,7 +166,9 @@ pub struct Gradients<'a> {
 /// `ln h` of [`Gaussian`]; see [`KernelGrad`]).
 ///
 /// The weights are rebuilt tile by tile as `exp(s_ij − lse_i)`, never stored: the stack holds
-/// one `TILE×TILE` block of `∂L/∂s` (16 KiB) and a few tiles of 64 floats. Costs
+/// one block of `∂L/∂s`, 64 keys by 64 queries (16 KiB), or by 16 queries (4 KiB) when there
+/// are at most 16 queries (`M ≤ 16`, the sizes of a microcontroller), and a few tiles of 64
+/// floats. Costs
 /// `O(M·N·(d + dv))` time: about `3d + 2dv` multiply-adds per (query, key) pair seen, against
 /// `d + dv` in the forward (measured ratio in BENCHMARKS.md, "Backward"). `dK`, `dV` and `dQ`
 /// accumulate in `f32`.
@@ -263,13 +266,25 @@ pub fn attention_backward<K: KernelGrad + ?Sized>(
     };
     let (dq, dk, dv) = (d_q.into_slice(), d_keys.into_slice(), d_values.into_slice());
     let g = kernel.score_grad();
-    let d_log = backward_tiles(kernel, g, shape, &ops, mask == Mask::Causal, dq, dk, dv)?;
+    let causal = mask == Mask::Causal;
+    // The block of ∂L/∂s is `QT×TILE` on the stack: a short block for few queries (the small
+    // problems of a microcontroller), the full one otherwise (about 9% fewer instructions than
+    // `QT = 16` at M = N = 2048, d = 64).
+    let d_log = if shape.m <= SMALL_QT {
+        backward_tiles::<_, SMALL_QT>(kernel, g, shape, &ops, causal, dq, dk, dv)
+    } else {
+        backward_tiles::<_, TILE>(kernel, g, shape, &ops, causal, dq, dk, dv)
+    }?;
     let d_log = (d_log * f64::from(g.log_param)) as f32;
     if !(d_log.is_finite() && simd::all_finite(dq) && simd::all_finite(dk)) {
         return Err(Error::Overflow);
     }
     Ok(d_log)
 }
+
+/// The query rows of the `∂L/∂s` block when there are at most this many queries: a block of
+/// `SMALL_QT × TILE` floats (4 KiB) instead of `TILE × TILE` (16 KiB).
+const SMALL_QT: usize = 16;
 
 /// The flat inputs of the backward pass, shapes checked.
 struct Operands<'a> {
@@ -306,16 +321,16 @@ fn sub_scaled(acc: &mut [f32], f: f32, x: &[f32]) {
 
 /// The gradients into `dq`, `dk`, `dv` (overwritten); returns `Σ_ij dS_ij s_ij`.
 ///
-/// Keys go [`TILE`] at a time; for each key tile, the queries that see it go [`TILE`] at a time.
+/// Keys go [`TILE`] at a time; for each key tile, the queries that see it go `QT` at a time.
 /// For key `j` of the tile the scores against the query tile are `kernel.scores(k_j, Q)` (the
 /// score is symmetric), then `P = exp(s − lse)`, `dP = V_j·dO`, `dS = P (dP − D)`; `dV_j += P·dO`
 /// and `dK_j += dS·Q` are weighted sums held in registers over the query tile. `dS` is stored
-/// query-major in a `TILE×TILE` block, from which `dQ_i += dS_i·K` is the same weighted sum over
+/// query-major in a `QT×TILE` block, from which `dQ_i += dS_i·K` is the same weighted sum over
 /// the key tile. The factor `c` of [`ScoreGrad`] is applied once at the end, and the distance
 /// terms (`−γ Σ_j dS_ij q_i`, `−γ Σ_i dS_ij k_j`) per tile.
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
-fn backward_tiles<K: Kernel + ?Sized>(
+fn backward_tiles<K: Kernel + ?Sized, const QT: usize>(
     kernel: &K,
     g: ScoreGrad,
     shape: Shape,
@@ -331,9 +346,9 @@ fn backward_tiles<K: Kernel + ?Sized>(
     dv.fill(0.0);
     // Under the mask, keys from row `m` on are seen by no query.
     let n_seen = if causal { n.min(m) } else { n };
-    let mut ds = [[0.0f32; TILE]; TILE];
-    let (mut s, mut p, mut dp) = ([0.0f32; TILE], [0.0f32; TILE], [0.0f32; TILE]);
-    let (mut dd, mut colsum) = ([0.0f32; TILE], [0.0f32; TILE]);
+    let mut ds = [[0.0f32; TILE]; QT];
+    let (mut s, mut p, mut dp) = ([0.0f32; QT], [0.0f32; QT], [0.0f32; QT]);
+    let (mut dd, mut colsum) = ([0.0f32; QT], [0.0f32; TILE]);
     let (mut ds_s, mut poison) = (0.0f64, 0.0f32);
     let mut j_lo = 0usize;
     while j_lo < n_seen {
@@ -344,7 +359,7 @@ fn backward_tiles<K: Kernel + ?Sized>(
         // Queries before the tile's first key see none of it.
         let mut i_lo = if causal { j_lo } else { 0 };
         while i_lo < m {
-            let i_hi = i_lo.saturating_add(TILE).min(m);
+            let i_hi = i_lo.saturating_add(QT).min(m);
             let ni = i_hi - i_lo;
             let (qt, dot) = (rows_of(x.q, d, i_lo, i_hi), rows_of(x.d_out, w, i_lo, i_hi));
             let (ot, lt) = (

@@ -73,6 +73,10 @@ pub enum Error {
     /// A probability (a confidence level, [`fit::band_z`](crate::fit::band_z)) that is not
     /// strictly between 0 and 1, or NaN.
     InvalidProbability,
+    /// An optimiser's hyperparameter out of range ([`optim`](crate::optim)): a learning rate
+    /// not finite and `> 0`, a momentum or a decay `β` not in `[0, 1)`, or an `ε` not finite
+    /// and `> 0`.
+    InvalidHyperparameter,
 }
 
 impl fmt::Display for Error {
@@ -106,6 +110,9 @@ impl fmt::Display for Error {
             Self::CapacityExceeded => "sequence longer than the fixed capacity",
             Self::Singular => "the weighted local-linear design is singular",
             Self::InvalidProbability => "a probability must be strictly between 0 and 1",
+            Self::InvalidHyperparameter => {
+                "an optimiser hyperparameter is out of range (learning rate and epsilon finite and > 0, momentum and beta in [0, 1))"
+            }
             Self::Shape { .. } => "shape mismatch",
         })
     }
@@ -160,6 +167,14 @@ pub enum Dim {
     /// to (`expected`: the value width for `d_out` and `d_values`, the key width for `d_q` and
     /// `d_keys`).
     GradientWidth,
+    /// An [`optim`](crate::optim) step's gradients do not match its parameters: not one
+    /// gradient slice per parameter slice (`expected`: the parameter slices, `found`: the
+    /// gradient slices), or a gradient slice of another length than its parameters
+    /// (`expected`: the parameters' length).
+    Parameters,
+    /// An [`optim`](crate::optim) step's state slice has not the length the optimiser needs
+    /// (`expected`: the total number of parameters, `found`: its length).
+    OptimiserState,
 }
 
 impl fmt::Display for Dim {
@@ -177,6 +192,8 @@ impl fmt::Display for Dim {
             Self::Lse => "the log-sum-exp slice (expected: one entry per query)",
             Self::GradientRows => "the rows of a gradient operand",
             Self::GradientWidth => "the width of a gradient operand",
+            Self::Parameters => "the gradients of an optimiser step (expected: the parameters')",
+            Self::OptimiserState => "an optimiser's state (expected: one entry per parameter)",
         })
     }
 }

@@ -20,6 +20,7 @@ mod kernel;
 mod lanes;
 pub mod math;
 mod multihead;
+pub mod optim;
 mod rows;
 pub mod scalar;
 #[cfg(feature = "serde")]
@@ -44,7 +45,7 @@ pub use error::{Dim, Error};
 #[cfg(feature = "half")]
 pub use half;
 pub use kernel::{Gaussian, Kernel, SoftmaxDot};
-pub use multihead::{MhaScratch, MhaWeights, MultiHeadAttention};
+pub use multihead::{MhaGradScratch, MhaScratch, MhaWeights, MultiHeadAttention};
 pub use rows::{Mask, Rows, RowsMut};
 pub use smoother::{Rejected, Sample, SampleIter, Smoother};
 pub use softmax::{OnlineSoftmax, merge_averages};

@@ -1,7 +1,10 @@
 //! Multi-head self-attention with learned projections: each head is one learned kernel.
 
 use crate::softmax::{Lse, finish_or_exact};
-use crate::{Error, Kernel, Mask, Rows, RowsMut, attention, simd};
+use crate::{
+    Dim, Error, Gradients, Kernel, KernelGrad, Mask, Rows, RowsMut, Upstream, attention,
+    attention_backward, attention_lse, simd,
+};
 
 /// The learned weights of a [`MultiHeadAttention`] layer: plain data, owned by the caller (a
 /// `static`, a `Box`, a memory-mapped blob) and lent to the layer, never copied.
@@ -32,6 +35,33 @@ impl<const DM: usize, const H: usize, const DH: usize> MhaWeights<DM, H, DH> {
             w_v: [[[0.0; DH]; DM]; H],
             w_o: [[[0.0; DM]; DH]; H],
         }
+    }
+
+    /// The number of weights, `4·H·DM·DH`: the length of an optimiser's state for them.
+    pub const LEN: usize = 4 * H * DM * DH;
+
+    /// The four weight arrays as flat slices, in the order `w_q, w_k, w_v, w_o`: what an
+    /// optimiser of [`optim`](crate::optim) steps (the gradients of
+    /// [`MultiHeadAttention::backward`] have the same layout).
+    #[must_use]
+    pub fn as_slices(&self) -> [&[f32]; 4] {
+        [
+            self.w_q.as_flattened().as_flattened(),
+            self.w_k.as_flattened().as_flattened(),
+            self.w_v.as_flattened().as_flattened(),
+            self.w_o.as_flattened().as_flattened(),
+        ]
+    }
+
+    /// [`as_slices`](Self::as_slices), mutable.
+    #[must_use]
+    pub fn as_slices_mut(&mut self) -> [&mut [f32]; 4] {
+        [
+            self.w_q.as_flattened_mut().as_flattened_mut(),
+            self.w_k.as_flattened_mut().as_flattened_mut(),
+            self.w_v.as_flattened_mut().as_flattened_mut(),
+            self.w_o.as_flattened_mut().as_flattened_mut(),
+        ]
     }
 }
 
@@ -65,6 +95,49 @@ impl<const L: usize, const DM: usize, const DH: usize> MhaScratch<L, DM, DH> {
 }
 
 impl<const L: usize, const DM: usize, const DH: usize> Default for MhaScratch<L, DM, DH> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The working memory of [`MultiHeadAttention::backward`] for sequences of up to `L` tokens:
+/// `8·L·DH + L` floats the caller owns, one head's projections, output, log-sum-exp and
+/// gradients at a time (heads are recomputed one after another, never all held).
+///
+/// Its contents between calls mean nothing.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct MhaGradScratch<const L: usize, const DH: usize> {
+    q: [[f32; DH]; L],
+    k: [[f32; DH]; L],
+    v: [[f32; DH]; L],
+    o: [[f32; DH]; L],
+    d_o: [[f32; DH]; L],
+    d_q: [[f32; DH]; L],
+    d_k: [[f32; DH]; L],
+    d_v: [[f32; DH]; L],
+    lse: [f32; L],
+}
+
+impl<const L: usize, const DH: usize> MhaGradScratch<L, DH> {
+    /// Zeroed scratch; a `const fn`, so a `static` can hold it.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            q: [[0.0; DH]; L],
+            k: [[0.0; DH]; L],
+            v: [[0.0; DH]; L],
+            o: [[0.0; DH]; L],
+            d_o: [[0.0; DH]; L],
+            d_q: [[0.0; DH]; L],
+            d_k: [[0.0; DH]; L],
+            d_v: [[0.0; DH]; L],
+            lse: [0.0; L],
+        }
+    }
+}
+
+impl<const L: usize, const DH: usize> Default for MhaGradScratch<L, DH> {
     fn default() -> Self {
         Self::new()
     }
@@ -294,6 +367,171 @@ impl<'w, K: Kernel, const DM: usize, const H: usize, const DH: usize>
     }
 }
 
+impl<K: KernelGrad, const DM: usize, const H: usize, const DH: usize>
+    MultiHeadAttention<'_, K, DM, H, DH>
+{
+    /// The backward pass of [`forward`](Self::forward): given the tokens `x`, the mask and
+    /// `d_out = ∂L/∂out` for a loss `L`, **adds** `∂L/∂W` to `grads` (same layout as the
+    /// weights, so that the gradients of a batch sum over calls; start from
+    /// [`MhaWeights::zeros`]), writes `∂L/∂x` into `d_x[..x.len()]`, and returns `∂L/∂ln θ_h` for
+    /// each head's kernel parameter (`ln τ` or `ln h`, see [`KernelGrad`]).
+    ///
+    /// Head by head, in `scratch`: the projections and the head's output are recomputed
+    /// ([`attention_lse`]), `dO^h = d_out W_O^hᵀ`, then [`attention_backward`] gives `dQ`, `dK`,
+    /// `dV`, and `∂L/∂W_Q^h = xᵀ dQ` (likewise `W_K`, `W_V`), `∂L/∂W_O^h = O^hᵀ d_out`,
+    /// `∂L/∂x = Σ_h dQ W_Q^hᵀ + dK W_K^hᵀ + dV W_V^hᵀ`. Accumulated in `f32`; the accuracy of
+    /// [`attention_backward`] per head (measured against central differences of an `f64`
+    /// reference in the tests: worst 5e-6 of each gradient's largest component, tested at
+    /// `1e-4`).
+    ///
+    /// # Errors
+    /// - [`Error::Empty`] if `x` is empty;
+    /// - [`Error::CapacityExceeded`] if `x.len() > L`;
+    /// - [`Error::Shape`] with [`Dim::GradientRows`] if `d_out` has not one row per token;
+    /// - [`Error::OutputTooSmall`] if `d_x.len() < x.len()`;
+    /// - [`Error::NonFinite`] if a token or a component of `d_out` is not finite, or a
+    ///   gradient in `grads` is not finite on entry;
+    /// - the errors of [`forward`](Self::forward) for the projections and scores
+    ///   ([`Error::Overflow`], [`Error::ScoreOverflow`], [`Error::NoSupport`]);
+    /// - [`Error::Overflow`] if a gradient is not representable in `f32`.
+    ///
+    /// On an error after the checks of the inputs, `grads` and `d_x` may hold partial results.
+    ///
+    /// # Examples
+    /// ```
+    /// use nadaraya::{Mask, MhaGradScratch, MhaWeights, MultiHeadAttention, SoftmaxDot};
+    /// // One head of width 1 over 1-D tokens, every weight 1: out_t = Σ_i α_ti x_i.
+    /// let w = MhaWeights::<1, 1, 1> { w_q: [[[1.0]]], w_k: [[[1.0]]], w_v: [[[1.0]]], w_o: [[[1.0]]] };
+    /// let mha = MultiHeadAttention::new([SoftmaxDot::new(1.0)?], &w)?;
+    /// let (x, d_out) = ([[2.0]], [[1.0]]);
+    /// let (mut grads, mut d_x) = (MhaWeights::zeros(), [[0.0]]);
+    /// mha.backward(&x, Mask::None, &d_out, &mut MhaGradScratch::<4, 1>::new(), &mut grads, &mut d_x)?;
+    /// // One token: out = x W_V W_O, so ∂out/∂W_V = x W_O = 2 and ∂out/∂x = W_V W_O = 1.
+    /// assert_eq!((grads.w_v, grads.w_o, grads.w_q, d_x), ([[[2.0]]], [[[2.0]]], [[[0.0]]], [[1.0]]));
+    /// # Ok::<(), nadaraya::Error>(())
+    /// ```
+    #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
+    pub fn backward<const L: usize>(
+        &self,
+        x: &[[f32; DM]],
+        mask: Mask,
+        d_out: &[[f32; DM]],
+        scratch: &mut MhaGradScratch<L, DH>,
+        grads: &mut MhaWeights<DM, H, DH>,
+        d_x: &mut [[f32; DM]],
+    ) -> Result<[f32; H], Error> {
+        let n = x.len();
+        if n == 0 {
+            return Err(Error::Empty);
+        }
+        if n > L {
+            return Err(Error::CapacityExceeded);
+        }
+        if d_out.len() != n {
+            return Err(Error::Shape {
+                what: Dim::GradientRows,
+                expected: n,
+                found: d_out.len(),
+            });
+        }
+        let Some(d_x) = d_x.get_mut(..n) else {
+            return Err(Error::OutputTooSmall);
+        };
+        let finite = simd::all_finite(x.as_flattened())
+            && simd::all_finite(d_out.as_flattened())
+            && grads.as_slices().iter().all(|g| simd::all_finite(g));
+        if !finite {
+            return Err(Error::NonFinite);
+        }
+        for r in d_x.iter_mut() {
+            *r = [0.0; DM];
+        }
+        let mut d_log = [0.0f32; H];
+        let w = self.weights;
+        let MhaWeights {
+            w_q: g_q,
+            w_k: g_k,
+            w_v: g_v,
+            w_o: g_o,
+        } = grads;
+        let heads = self
+            .kernels
+            .iter()
+            .zip(&w.w_q)
+            .zip(&w.w_k)
+            .zip(&w.w_v)
+            .zip(&w.w_o);
+        let grad_heads = g_q.iter_mut().zip(g_k.iter_mut()).zip(g_v.iter_mut());
+        let grad_heads = grad_heads.zip(g_o.iter_mut()).zip(d_log.iter_mut());
+        for (((((kernel, w_q), w_k), w_v), w_o), ((((g_q, g_k), g_v), g_o), d_log)) in
+            heads.zip(grad_heads)
+        {
+            let s = &mut *scratch;
+            let rows = s.q.iter_mut().zip(s.k.iter_mut()).zip(s.v.iter_mut());
+            for (xt, ((qt, kt), vt)) in x.iter().zip(rows) {
+                *qt = project(xt, w_q)?;
+                *kt = project(xt, w_k)?;
+                *vt = project(xt, w_v)?;
+            }
+            let (q, k, v) = (
+                Rows::new(s.q[..n].as_flattened(), DH)?,
+                Rows::new(s.k[..n].as_flattened(), DH)?,
+                Rows::new(s.v[..n].as_flattened(), DH)?,
+            );
+            let (o, lse) = (
+                RowsMut::new(s.o[..n].as_flattened_mut(), DH)?,
+                &mut s.lse[..n],
+            );
+            attention_lse(kernel, q, k, v, mask, o, lse)?;
+            // dO_t[j] = d_out_t · W_O[j], and ∂L/∂W_O[j] += o_t[j] d_out_t.
+            for ((dy, ot), dot) in d_out.iter().zip(&s.o[..n]).zip(s.d_o.iter_mut()) {
+                for ((dj, row), (oj, g_row)) in
+                    dot.iter_mut().zip(w_o).zip(ot.iter().zip(&mut *g_o))
+                {
+                    *dj = simd::dot(dy, row);
+                    simd::weighted_sum_into(core::slice::from_ref(oj), dy, DM, g_row);
+                }
+            }
+            if !simd::all_finite(s.d_o[..n].as_flattened()) {
+                return Err(Error::Overflow);
+            }
+            let up = Upstream {
+                out: Rows::new(s.o[..n].as_flattened(), DH)?,
+                lse: &s.lse[..n],
+                d_out: Rows::new(s.d_o[..n].as_flattened(), DH)?,
+            };
+            let gr = Gradients {
+                d_q: RowsMut::new(s.d_q[..n].as_flattened_mut(), DH)?,
+                d_keys: RowsMut::new(s.d_k[..n].as_flattened_mut(), DH)?,
+                d_values: RowsMut::new(s.d_v[..n].as_flattened_mut(), DH)?,
+            };
+            *d_log = attention_backward(kernel, q, k, v, mask, up, gr)?;
+            // ∂L/∂W[i] += x_t[i] dP_t and ∂L/∂x_t[i] += dP_t · W[i] for P = Q, K, V.
+            let per_proj = [
+                (&s.d_q, w_q, &mut *g_q),
+                (&s.d_k, w_k, &mut *g_k),
+                (&s.d_v, w_v, &mut *g_v),
+            ];
+            for (dp, w, g) in per_proj {
+                for ((xt, dpt), dxt) in x.iter().zip(dp.iter()).zip(d_x.iter_mut()) {
+                    for (((xi, w_row), g_row), dxi) in
+                        xt.iter().zip(w).zip(g.iter_mut()).zip(dxt.iter_mut())
+                    {
+                        simd::weighted_sum_into(core::slice::from_ref(xi), dpt, DH, g_row);
+                        *dxi += simd::dot(dpt, w_row);
+                    }
+                }
+            }
+        }
+        let finite = simd::all_finite(d_x.as_flattened())
+            && grads.as_slices().iter().all(|g| simd::all_finite(g));
+        if !finite {
+            return Err(Error::Overflow);
+        }
+        Ok(d_log)
+    }
+}
+
 /// `x W` for a row vector `x` and a `R×C` matrix `W`; if an `f32` partial sum overflowed, the
 /// product recomputed in `f64`, or [`Error::Overflow`] if a component of it rounds beyond
 /// `±f32::MAX`.
@@ -341,8 +579,8 @@ fn narrow<const C: usize>(acc: &[f64; C]) -> Result<[f32; C], Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::SoftmaxDot;
     use crate::testing::assert_close;
+    use crate::{Gaussian, SoftmaxDot};
     use std::boxed::Box;
     use std::vec::Vec;
 
@@ -529,5 +767,270 @@ mod tests {
             );
             check(&mha, &x);
         }
+    }
+
+    /// A layer's weights in `f64`, flat in the order of [`MhaWeights::as_slices`], with each
+    /// head's kernel parameter `ln θ` last: what the central differences perturb.
+    fn flat<const DM: usize, const H: usize, const DH: usize>(
+        w: &MhaWeights<DM, H, DH>,
+        ln_theta: &[f64],
+    ) -> Vec<f64> {
+        let mut p: Vec<f64> = w
+            .as_slices()
+            .iter()
+            .flat_map(|s| s.iter().map(|&v| f64::from(v)))
+            .collect();
+        p.extend_from_slice(ln_theta);
+        p
+    }
+
+    /// The layer's loss `Σ_t G_t · out_t` in plain `f64`, from its definition: per head
+    /// `q = x W_Q`, `k = x W_K`, `v = x W_V`, scores `q·k/τ` or `−|q−k|²/(2h²)`, softmax over
+    /// the keys each query sees, `out = Σ_h o^h W_O^h`. `p` is [`flat`]'s layout.
+    #[allow(clippy::too_many_arguments)]
+    fn ref_loss(
+        gauss: bool,
+        causal: bool,
+        (dm, h, dh): (usize, usize, usize),
+        p: &[f64],
+        x: &[f64],
+        g: &[f64],
+    ) -> f64 {
+        let n = x.len() / dm;
+        let blk = dm * dh;
+        let w = |m: usize, hh: usize, i: usize, j: usize| p[m * h * blk + hh * blk + i * dh + j];
+        let wo = |hh: usize, j: usize, c: usize| p[3 * h * blk + hh * blk + j * dm + c];
+        let mut total = 0.0;
+        for hh in 0..h {
+            let theta = p[4 * h * blk + hh].exp();
+            let proj = |m: usize| -> Vec<Vec<f64>> {
+                (0..n)
+                    .map(|t| {
+                        (0..dh)
+                            .map(|j| (0..dm).map(|i| x[t * dm + i] * w(m, hh, i, j)).sum())
+                            .collect()
+                    })
+                    .collect()
+            };
+            let (q, k, v) = (proj(0), proj(1), proj(2));
+            for t in 0..n {
+                let seen = if causal { t + 1 } else { n };
+                let s: Vec<f64> = (0..seen)
+                    .map(|i| {
+                        if gauss {
+                            -(0..dh).map(|j| (q[t][j] - k[i][j]).powi(2)).sum::<f64>()
+                                / (2.0 * theta * theta)
+                        } else {
+                            (0..dh).map(|j| q[t][j] * k[i][j]).sum::<f64>() / theta
+                        }
+                    })
+                    .collect();
+                let mx = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = s.iter().map(|s| (s - mx).exp()).collect();
+                let z: f64 = e.iter().sum();
+                for j in 0..dh {
+                    let o: f64 = (0..seen).map(|i| e[i] * v[i][j]).sum::<f64>() / z;
+                    for c in 0..dm {
+                        total += g[t * dm + c] * o * wo(hh, j, c);
+                    }
+                }
+            }
+        }
+        total
+    }
+
+    /// `max |got − want| / max |want|`.
+    fn rel_error(got: &[f64], want: &[f64]) -> f64 {
+        let scale = want.iter().fold(0.0f64, |a, w| a.max(w.abs()));
+        let err = got
+            .iter()
+            .zip(want)
+            .fold(0.0f64, |a, (g, w)| a.max((g - w).abs()));
+        if scale == 0.0 { err } else { err / scale }
+    }
+
+    /// `backward` on a random layer of `n` tokens against central differences of [`ref_loss`]
+    /// for every weight, every token component and each head's `ln θ`; returns the worst
+    /// relative error of (weights, inputs, kernel parameters).
+    fn fd_case<const DM: usize, const H: usize, const DH: usize>(
+        n: usize,
+        gauss: bool,
+        causal: bool,
+        rng: &mut impl FnMut() -> f32,
+    ) -> [f64; 3] {
+        let mut draw = |a: f32| a * (2.0 * rng() - 1.0);
+        let mut w = MhaWeights::<DM, H, DH>::zeros();
+        for s in w.as_slices_mut() {
+            for v in s.iter_mut() {
+                *v = draw(0.8);
+            }
+        }
+        let x: Vec<[f32; DM]> = (0..n)
+            .map(|_| core::array::from_fn(|_| draw(1.0)))
+            .collect();
+        let g: Vec<[f32; DM]> = (0..n)
+            .map(|_| core::array::from_fn(|_| draw(1.0)))
+            .collect();
+        let params: [f32; H] = core::array::from_fn(|h| 0.6 + 0.3 * h as f32);
+        let mask = if causal { Mask::Causal } else { Mask::None };
+        let mut grads = MhaWeights::<DM, H, DH>::zeros();
+        let mut d_x = std::vec![[9.0f32; DM]; n];
+        let mut scratch = Box::new(MhaGradScratch::<40, DH>::new());
+        let d_log = if gauss {
+            let k = params.map(|h| Gaussian::new(h).unwrap());
+            let m = MultiHeadAttention::new(k, &w).unwrap();
+            m.backward(&x, mask, &g, &mut scratch, &mut grads, &mut d_x)
+                .unwrap()
+        } else {
+            let k = params.map(|t| SoftmaxDot::new(t).unwrap());
+            let m = MultiHeadAttention::new(k, &w).unwrap();
+            m.backward(&x, mask, &g, &mut scratch, &mut grads, &mut d_x)
+                .unwrap()
+        };
+        let ln: Vec<f64> = params.iter().map(|&t| f64::from(t).ln()).collect();
+        let p = flat(&w, &ln);
+        let (xf, gf): (Vec<f64>, Vec<f64>) = (
+            x.as_flattened().iter().map(|&v| f64::from(v)).collect(),
+            g.as_flattened().iter().map(|&v| f64::from(v)).collect(),
+        );
+        let shape = (DM, H, DH);
+        let eps = 1e-6;
+        let fd_p: Vec<f64> = (0..p.len())
+            .map(|e| {
+                let at = |h: f64| {
+                    let mut q = p.clone();
+                    q[e] += h;
+                    ref_loss(gauss, causal, shape, &q, &xf, &gf)
+                };
+                (at(eps) - at(-eps)) / (2.0 * eps)
+            })
+            .collect();
+        let fd_x: Vec<f64> = (0..xf.len())
+            .map(|e| {
+                let at = |h: f64| {
+                    let mut y = xf.clone();
+                    y[e] += h;
+                    ref_loss(gauss, causal, shape, &p, &y, &gf)
+                };
+                (at(eps) - at(-eps)) / (2.0 * eps)
+            })
+            .collect();
+        let nw = MhaWeights::<DM, H, DH>::LEN;
+        let got_w = flat(&grads, &[]);
+        let got_x: Vec<f64> = d_x.as_flattened().iter().map(|&v| f64::from(v)).collect();
+        let got_l: Vec<f64> = d_log.iter().map(|&v| f64::from(v)).collect();
+        [
+            rel_error(&got_w, &fd_p[..nw]),
+            rel_error(&got_x, &fd_x),
+            rel_error(&got_l, &fd_p[nw..]),
+        ]
+    }
+
+    /// Every gradient of `backward` (each weight, each token component, each head's `ln θ`)
+    /// within `1e-4` of its largest component of central differences of the plain `f64` layer,
+    /// on random shapes, both kernels, with and without the mask. (With `∂L/∂W_O` scaled by 1.01
+    /// in `backward` the weights' error is about `1e-2`: the check fails.)
+    #[test]
+    fn backward_matches_central_differences() {
+        let mut rng = crate::testing::lcg(131);
+        let mut worst = [0.0f64; 3];
+        for gauss in [false, true] {
+            for causal in [false, true] {
+                let cases = [
+                    fd_case::<1, 1, 1>(1, gauss, causal, &mut rng),
+                    fd_case::<3, 1, 2>(7, gauss, causal, &mut rng),
+                    fd_case::<4, 2, 3>(9, gauss, causal, &mut rng),
+                    fd_case::<5, 3, 1>(12, gauss, causal, &mut rng),
+                    fd_case::<2, 2, 9>(17, gauss, causal, &mut rng),
+                    fd_case::<8, 1, 8>(40, gauss, causal, &mut rng),
+                ];
+                for (c, e) in cases.iter().enumerate() {
+                    for (t, e) in e.iter().enumerate() {
+                        worst[t] = worst[t].max(*e);
+                        assert!(
+                            *e <= 1e-4,
+                            "case {c} gauss={gauss} causal={causal}: {} relative error {e:e}",
+                            ["weights", "inputs", "ln theta"][t]
+                        );
+                    }
+                }
+            }
+        }
+        std::println!("worst relative error (weights, inputs, ln theta): {worst:?}");
+    }
+
+    /// The gradients add to `grads` (a batch sums over calls), `d_x` is overwritten, and bad
+    /// inputs are the documented errors.
+    #[test]
+    fn backward_accumulates_and_rejects_bad_input() {
+        let k = SoftmaxDot::for_dim(2).unwrap();
+        let w = MhaWeights::<2, 1, 2> {
+            w_q: [[[0.3, -0.2], [0.1, 0.5]]],
+            w_k: [[[0.7, 0.1], [-0.4, 0.2]]],
+            w_v: [[[1.0, 0.0], [0.5, -1.0]]],
+            w_o: [[[0.2, 0.9], [-0.3, 0.4]]],
+        };
+        let m = MultiHeadAttention::new([k], &w).unwrap();
+        let x = [[1.0, 2.0], [-0.5, 0.25], [0.75, -1.0]];
+        let g = [[1.0, 0.0], [0.5, -0.5], [0.0, 2.0]];
+        let mut s = MhaGradScratch::<4, 2>::new();
+        let (mut once, mut twice) = (MhaWeights::zeros(), MhaWeights::zeros());
+        let (mut dx1, mut dx2) = ([[7.0; 2]; 3], [[7.0; 2]; 3]);
+        m.backward(&x, Mask::Causal, &g, &mut s, &mut once, &mut dx1)
+            .unwrap();
+        m.backward(&x, Mask::Causal, &g, &mut s, &mut twice, &mut dx2)
+            .unwrap();
+        m.backward(&x, Mask::Causal, &g, &mut s, &mut twice, &mut dx2)
+            .unwrap();
+        assert_eq!(dx1, dx2);
+        for (a, b) in once.as_slices().iter().zip(twice.as_slices()) {
+            for (a, b) in a.iter().zip(b) {
+                assert_close(
+                    f64::from(*b),
+                    2.0 * f64::from(*a),
+                    1e-6 * f64::from(b.abs()),
+                    "sum",
+                );
+                assert!(*a != 0.0);
+            }
+        }
+        let mut gr = MhaWeights::zeros();
+        let mut dx = [[0.0; 2]; 3];
+        assert_eq!(
+            m.backward(&x[..0], Mask::None, &g[..0], &mut s, &mut gr, &mut dx),
+            Err(Error::Empty)
+        );
+        let x5 = [[0.0; 2]; 5];
+        assert_eq!(
+            m.backward(&x5, Mask::None, &x5, &mut s, &mut gr, &mut [[0.0; 2]; 5]),
+            Err(Error::CapacityExceeded)
+        );
+        assert_eq!(
+            m.backward(&x, Mask::None, &g[..2], &mut s, &mut gr, &mut dx),
+            Err(Error::Shape {
+                what: Dim::GradientRows,
+                expected: 3,
+                found: 2
+            })
+        );
+        assert_eq!(
+            m.backward(&x, Mask::None, &g, &mut s, &mut gr, &mut dx[..2]),
+            Err(Error::OutputTooSmall)
+        );
+        let bad = [[1.0, f32::NAN], [0.0; 2], [0.0; 2]];
+        assert_eq!(
+            m.backward(&bad, Mask::None, &g, &mut s, &mut gr, &mut dx),
+            Err(Error::NonFinite)
+        );
+        assert_eq!(
+            m.backward(&x, Mask::None, &bad, &mut s, &mut gr, &mut dx),
+            Err(Error::NonFinite)
+        );
+        gr.w_o[0][1][1] = f32::INFINITY;
+        assert_eq!(
+            m.backward(&x, Mask::None, &g, &mut s, &mut gr, &mut dx),
+            Err(Error::NonFinite)
+        );
+        assert_eq!(dx, [[0.0; 2]; 3], "nothing written before the checks");
     }
 }
