@@ -15,6 +15,8 @@ fn figures_dir() -> PathBuf {
 }
 
 fn figures() -> Vec<Figure> {
+    // As `nadaraya plot` computes the committed figures: at the baseline dispatch level.
+    nadaraya::dispatch::force(nadaraya::dispatch::Level::Baseline);
     scenarios::all(&Params::default()).expect("the default scenarios compute")
 }
 

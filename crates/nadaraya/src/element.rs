@@ -37,7 +37,9 @@ mod sealed {
 /// take keys and values as [`Rows<E>`](crate::Rows) of any element `E` (queries and outputs are
 /// always `f32`). Every element is widened to `f32` exactly when it is loaded, and the
 /// arithmetic is the `f32` path's: the result on half-precision inputs is, bit for bit, the
-/// result on the same numbers stored as `f32` (tested). Its error against an `f64` reference on
+/// result on the same numbers stored as `f32` at the [`Baseline`](crate::dispatch::Level::Baseline)
+/// level and on every target but x86-64 (tested); at the AVX2 and AVX-512 levels the `f32`
+/// path sums its values in wider lanes, so the two agree within the `f32` bound instead. Its error against an `f64` reference on
 /// the *unrounded* data is therefore the `f32` bound plus the storage rounding, measured in the
 /// crate README ("Half-precision keys and values").
 pub trait Element: sealed::Sealed {

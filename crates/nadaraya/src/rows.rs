@@ -28,7 +28,7 @@ use crate::{Dim, Element, Error};
 ///     Rows::new(&[0.0; 5], 2),
 ///     Err(Error::Shape { what: Dim::Flat, expected: 2, found: 5 })
 /// );
-/// assert_eq!(Rows::new(&[], 0), Err(Error::ZeroDimension));
+/// assert_eq!(Rows::<f32>::new(&[], 0), Err(Error::ZeroDimension));
 /// # Ok::<(), nadaraya::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
