@@ -3,12 +3,12 @@
 //! inputs, and within that bound plus the storage rounding's of an `f64` reference on the
 //! unrounded ones.
 
+use nadaraya::dispatch::{self, Level};
 use nadaraya::half::{bf16, f16};
 use nadaraya::{
     Dim, Element, Error, Gaussian, HALF_KEY_WIDTH, Kernel, Mask, OnlineSoftmax, Rows, RowsMut,
     SoftmaxDot, attention, attention_batch,
 };
-use nadaraya::dispatch::{self, Level};
 use nadaraya_tests::Rng;
 
 /// Serialises the tests' switches to the baseline level (a process-wide setting).
