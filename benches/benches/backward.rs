@@ -25,110 +25,97 @@ fn rows(x: &[f32]) -> Rows<'_> {
     Rows::new(x, D).expect("width divides")
 }
 
-/// The problem of size `l`: `(q, k, v, dO)`, each `l×D`.
-fn problem(l: usize) -> [Vec<f32>; 4] {
-    let mut g = Rng::new(l as u64);
-    [g.vec(l * D), g.vec(l * D), g.vec(l * D), g.vec(l * D)]
+fn rows_mut(x: &mut [f32]) -> RowsMut<'_> {
+    RowsMut::new(x, D).expect("width divides")
+}
+
+/// The problem of size `l` (`q`, `k`, `v`, `dO`, each `l×D`) and the buffers of its forward
+/// (output, log-sum-exp) and backward (dQ, dK, dV): the one place both the criterion runs and
+/// the interleaved pairs call the two passes from.
+struct Problem {
+    kernel: SoftmaxDot,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    d_out: Vec<f32>,
+    out: Vec<f32>,
+    lse: Vec<f32>,
+    dq: Vec<f32>,
+    dk: Vec<f32>,
+    dv: Vec<f32>,
+}
+
+impl Problem {
+    fn new(l: usize) -> Self {
+        let mut g = Rng::new(l as u64);
+        Self {
+            kernel: SoftmaxDot::for_dim(D).expect("d > 0"),
+            q: g.vec(l * D),
+            k: g.vec(l * D),
+            v: g.vec(l * D),
+            d_out: g.vec(l * D),
+            out: vec![0.0; l * D],
+            lse: vec![0.0; l],
+            dq: vec![0.0; l * D],
+            dk: vec![0.0; l * D],
+            dv: vec![0.0; l * D],
+        }
+    }
+
+    /// `attention_lse`: the output and the log-sum-exp the backward reads.
+    fn forward(&mut self) {
+        let (q, k, v) = (rows(black_box(&self.q)), rows(&self.k), rows(&self.v));
+        let o = rows_mut(&mut self.out);
+        attention_lse(&self.kernel, q, k, v, Mask::None, o, &mut self.lse).expect("valid shapes");
+        black_box(&self.out);
+    }
+
+    /// `attention_backward` from the last [`forward`](Self::forward)'s output.
+    fn backward(&mut self) {
+        let up = Upstream {
+            out: rows(&self.out),
+            lse: &self.lse,
+            d_out: rows(&self.d_out),
+        };
+        let grads = Gradients {
+            d_q: rows_mut(&mut self.dq),
+            d_keys: rows_mut(&mut self.dk),
+            d_values: rows_mut(&mut self.dv),
+        };
+        let (q, k, v) = (rows(black_box(&self.q)), rows(&self.k), rows(&self.v));
+        let r = attention_backward(&self.kernel, q, k, v, Mask::None, up, grads);
+        black_box(r.expect("valid shapes"));
+    }
+}
+
+/// The seconds `f` takes.
+fn seconds(f: impl FnOnce()) -> f64 {
+    let t = Instant::now();
+    f();
+    t.elapsed().as_secs_f64()
 }
 
 /// The fastest of 7 interleaved (forward, backward) pairs, in seconds.
 fn interleaved(l: usize) -> (f64, f64) {
-    let kernel = SoftmaxDot::for_dim(D).expect("d > 0");
-    let [q, k, v, d_out] = problem(l);
-    let (mut out, mut lse) = (vec![0.0f32; l * D], vec![0.0f32; l]);
-    let (mut dq, mut dk, mut dv) = (vec![0.0; l * D], vec![0.0; l * D], vec![0.0; l * D]);
+    let mut p = Problem::new(l);
     let (mut fwd, mut bwd) = (f64::INFINITY, f64::INFINITY);
     for _ in 0..7 {
-        let t = Instant::now();
-        let o = RowsMut::new(&mut out, D).expect("width divides");
-        attention_lse(
-            &kernel,
-            rows(black_box(&q)),
-            rows(&k),
-            rows(&v),
-            Mask::None,
-            o,
-            &mut lse,
-        )
-        .expect("valid shapes");
-        black_box(&out);
-        fwd = fwd.min(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        let up = Upstream {
-            out: rows(&out),
-            lse: &lse,
-            d_out: rows(&d_out),
-        };
-        let grads = Gradients {
-            d_q: RowsMut::new(&mut dq, D).expect("width divides"),
-            d_keys: RowsMut::new(&mut dk, D).expect("width divides"),
-            d_values: RowsMut::new(&mut dv, D).expect("width divides"),
-        };
-        let r = attention_backward(
-            &kernel,
-            rows(black_box(&q)),
-            rows(&k),
-            rows(&v),
-            Mask::None,
-            up,
-            grads,
-        );
-        black_box(r.expect("valid shapes"));
-        bwd = bwd.min(t.elapsed().as_secs_f64());
+        fwd = fwd.min(seconds(|| p.forward()));
+        bwd = bwd.min(seconds(|| p.backward()));
     }
     (fwd, bwd)
 }
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("backward_d64");
-    let kernel = SoftmaxDot::for_dim(D).expect("d > 0");
     for l in LS {
-        let [q, k, v, d_out] = problem(l);
-        let (mut out, mut lse) = (vec![0.0f32; l * D], vec![0.0f32; l]);
-        let forward = |out: &mut [f32], lse: &mut [f32]| {
-            let o = RowsMut::new(out, D).expect("width divides");
-            attention_lse(
-                &kernel,
-                rows(black_box(&q)),
-                rows(&k),
-                rows(&v),
-                Mask::None,
-                o,
-                lse,
-            )
-            .expect("valid shapes");
-        };
+        let mut p = Problem::new(l);
         group.bench_with_input(BenchmarkId::new("forward", l), &l, |b, _| {
-            b.iter(|| {
-                forward(&mut out, &mut lse);
-                black_box(&out);
-            });
+            b.iter(|| p.forward());
         });
-        forward(&mut out, &mut lse);
-        let (mut dq, mut dk, mut dv) = (vec![0.0; l * D], vec![0.0; l * D], vec![0.0; l * D]);
+        p.forward();
         group.bench_with_input(BenchmarkId::new("backward", l), &l, |b, _| {
-            b.iter(|| {
-                let up = Upstream {
-                    out: rows(&out),
-                    lse: &lse,
-                    d_out: rows(&d_out),
-                };
-                let grads = Gradients {
-                    d_q: RowsMut::new(&mut dq, D).expect("width divides"),
-                    d_keys: RowsMut::new(&mut dk, D).expect("width divides"),
-                    d_values: RowsMut::new(&mut dv, D).expect("width divides"),
-                };
-                let r = attention_backward(
-                    &kernel,
-                    rows(black_box(&q)),
-                    rows(&k),
-                    rows(&v),
-                    Mask::None,
-                    up,
-                    grads,
-                );
-                black_box(r.expect("valid shapes"));
-            });
+            b.iter(|| p.backward());
         });
     }
     group.finish();

@@ -6,11 +6,14 @@
 //!   `nadaraya::attention` of the same call.
 //! - `par_split_d64/<threads>/65536`: one query against `N = 65536` keys, `d = dv = 64`,
 //!   `par::attention_split` with 2 chunks on a pool of 1 and of 2 threads (the same split: the
-//!   results are bit-identical, checked below); `core` is the unsplit serial call.
+//!   results are bit-identical, checked below); `threads<t>_chunks8` the same with 8 chunks (a
+//!   few per thread, so that a worker that starts late costs less); `core` is the unsplit
+//!   serial call.
 //!
 //! Scaling is `threads1 / threads2`. Under contention (other processes on the cores) wall-clock
 //! figures are unreliable: re-run on an idle machine with
-//! `cargo bench -p nadaraya-benches --bench parallel`.
+//! `cargo bench -p nadaraya-benches --bench parallel`, and `bash benches/scaling.sh` for the
+//! machine's own two-core ceiling beside these.
 #![allow(missing_docs)]
 
 use std::hint::black_box;
@@ -72,19 +75,22 @@ fn bench(c: &mut Criterion) {
             nadaraya::attention(&k, black_box(qr), kr, vr, Mask::None, o).expect("ok");
         });
     });
-    let mut results = Vec::new();
-    for (t, p) in &pools {
-        group.bench_with_input(BenchmarkId::new(format!("threads{t}"), n), &n, |b, _| {
-            b.iter(|| {
-                p.install(|| {
-                    let o = RowsMut::new(&mut one, d).expect("rows");
-                    par::attention_split(&k, black_box(qr), kr, vr, 2, o).expect("ok");
+    for (chunks, suffix) in [(2, ""), (8, "_chunks8")] {
+        let mut results = Vec::new();
+        for (t, p) in &pools {
+            let id = BenchmarkId::new(format!("threads{t}{suffix}"), n);
+            group.bench_with_input(id, &n, |b, _| {
+                b.iter(|| {
+                    p.install(|| {
+                        let o = RowsMut::new(&mut one, d).expect("rows");
+                        par::attention_split(&k, black_box(qr), kr, vr, chunks, o).expect("ok");
+                    });
                 });
             });
-        });
-        results.push(one.clone());
+            results.push(one.clone());
+        }
+        assert_eq!(results[0], results[1], "the same split on 1 and 2 threads");
     }
-    assert_eq!(results[0], results[1], "the same split on 1 and 2 threads");
     group.finish();
 }
 

@@ -17,19 +17,9 @@ mkdir -p "$work"
 RUNS_OURS=${RUNS_OURS:-20}
 RUNS_THEIRS=${RUNS_THEIRS:-3}
 
-if ! command -v hyperfine >/dev/null; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        apt-get install -y hyperfine
-    else
-        echo "hyperfine is missing: run \`sudo apt-get install -y hyperfine\` and rerun $0" >&2
-        exit 1
-    fi
-fi
-if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
-fi
-"$venv/bin/pip" install -q -r "$here/requirements.txt"
-py="$venv/bin/python"
+# shellcheck source=benches/python-env.sh
+source benches/python-env.sh
+python_env "$venv" "$here/requirements.txt"
 
 cargo build --release -p nadaraya-cli
 bin=target/release/nadaraya

@@ -17,32 +17,46 @@ use crate::Error;
 /// but the last reads each tile of keys once per four queries, as the serial call does.
 const QUERY_TASK: usize = 16;
 
-/// Runs `f(i, item)` for every item, on the rayon pool when `parallel`, and returns the error of
-/// the lowest `i` that failed (every item runs).
-fn for_each<T: Send, F: Fn(usize, T) -> Result<(), Error> + Sync + Send>(
-    items: Vec<T>,
+/// The task splitting of both entry points: runs `task(i, part)` for every part (disjoint pieces
+/// of the output), on the rayon pool when `parallel`, else in order on the calling thread; every
+/// part runs. Returns [`Error::NonFinite`] if any of `inputs` is not finite (the core names a
+/// non-finite input anywhere, even one only another task reads), else the error of the lowest
+/// `i` that failed.
+fn run_tasks<T: Send, E: Element, F: Fn(usize, T) -> Result<(), Error> + Sync + Send>(
+    inputs: (Rows<'_>, Rows<'_, E>, Rows<'_, E>),
+    parts: Vec<T>,
     parallel: bool,
-    f: F,
+    task: F,
 ) -> Result<(), Error> {
-    #[cfg(feature = "rayon")]
-    if parallel {
-        use rayon::prelude::*;
-        return items
-            .into_par_iter()
-            .enumerate()
-            .filter_map(|(i, x)| f(i, x).err().map(|e| (i, e)))
-            .min_by_key(|&(i, _)| i)
-            .map_or(Ok(()), |(_, e)| Err(e));
-    }
-    let _ = parallel;
-    let mut first = Ok(());
-    for (i, x) in items.into_iter().enumerate() {
-        let r = f(i, x);
-        if first.is_ok() {
-            first = r;
+    let first = || {
+        #[cfg(feature = "rayon")]
+        if parallel {
+            use rayon::prelude::*;
+            return parts
+                .into_par_iter()
+                .enumerate()
+                .filter_map(|(i, x)| task(i, x).err().map(|e| (i, e)))
+                .min_by_key(|&(i, _)| i)
+                .map_or(Ok(()), |(_, e)| Err(e));
         }
-    }
-    first
+        let _ = parallel;
+        let mut first = Ok(());
+        for (i, x) in parts.into_iter().enumerate() {
+            let r = task(i, x);
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    };
+    let (q, keys, values) = inputs;
+    first().map_err(|e| {
+        if all_finite(q, keys, values) {
+            e
+        } else {
+            Error::NonFinite
+        }
+    })
 }
 
 /// True if every query, key and value is finite.
@@ -106,7 +120,7 @@ fn attention_on<K: Kernel + Sync + ?Sized, E: Element>(
     }
     let rows = if causal { 1 } else { QUERY_TASK };
     let blocks: Vec<&mut [f32]> = out.into_slice().chunks_mut(rows * dv).collect();
-    let run = for_each(blocks, parallel, |b, o| {
+    run_tasks((q, keys, values), blocks, parallel, |b, o| {
         let o = RowsMut::new(o, dv)?;
         let (lo, hi) = (b * rows, (b * rows + o.len()).min(m));
         let qb = q.slice(lo, hi).unwrap_or(q);
@@ -119,14 +133,6 @@ fn attention_on<K: Kernel + Sync + ?Sized, E: Element>(
             (keys, values)
         };
         nadaraya::attention(kernel, qb, kb, vb, Mask::None, o).map_err(Error::from)
-    });
-    // The core names a non-finite input anywhere, even one only a later query reads.
-    run.map_err(|e| {
-        if all_finite(q, keys, values) {
-            e
-        } else {
-            Error::NonFinite
-        }
     })
 }
 
@@ -144,6 +150,14 @@ fn attention_on<K: Kernel + Sync + ?Sized, E: Element>(
 /// sees the whole cache.
 ///
 /// Memory: `chunks·M·(dv + 1)` floats of partial results, allocated fallibly.
+///
+/// Choosing `chunks`: the result depends on it, never on the threads, so fix it for
+/// reproducible bits. The chunks are the tasks: with exactly one chunk per thread, a thread
+/// that starts its chunk late (a worker woken from sleep) adds its delay to the whole call, and
+/// nothing evens out uneven speeds; with a few chunks per thread the others take its share.
+/// Each extra chunk costs one logarithm and one merge of `dv` floats per query, and a chunk of
+/// at least a few thousand keys keeps the core's tiles long (`benches/scaling.sh` compares 2
+/// and 8 chunks on two threads).
 ///
 /// # Errors
 /// - the shape errors of [`nadaraya::attention`] (nothing written);
@@ -230,7 +244,7 @@ fn attention_split_on<K: Kernel + Sync + ?Sized, E: Element>(
     }
     let jobs: Vec<(&mut [f32], &mut [f32])> =
         parts.chunks_mut(m * dv).zip(lse.chunks_mut(m)).collect();
-    let run = for_each(jobs, parallel, |i, (p, l)| {
+    run_tasks((q, keys, values), jobs, parallel, |i, (p, l)| {
         let (lo, hi) = bounds(i);
         let (kc, vc) = (
             keys.slice(lo, hi).unwrap_or(keys),
@@ -255,14 +269,7 @@ fn attention_split_on<K: Kernel + Sync + ?Sized, E: Element>(
             }
             r => r.map_err(Error::from),
         }
-    });
-    if let Err(e) = run {
-        return Err(if all_finite(q, keys, values) {
-            e
-        } else {
-            Error::NonFinite
-        });
-    }
+    })?;
     for (t, o) in out.iter_mut().enumerate() {
         let chunk = |i: usize| {
             let at = i * m + t;
