@@ -90,7 +90,7 @@ fn main() {
             "split-serial" => par::attention_split_serial(&k, black_box(qr), kr, vr, chunks, o),
             "par-split" => {
                 pool.install(|| par::attention_split(&k, black_box(qr), kr, vr, chunks, o))
-            },
+            }
             "stream" => {
                 let parts = [&keys, &values].map(|x| x.chunks(x.len().div_ceil(threads)));
                 let sum = pool.install(|| {

@@ -19,7 +19,8 @@ const QUERY_TASK: usize = 16;
 
 /// The task splitting of both entry points: runs `task(i, part)` for every part (disjoint pieces
 /// of the output), on the rayon pool when `parallel`, else in order on the calling thread; every
-/// part runs. Returns [`Error::NonFinite`] if any of `inputs` is not finite (the core names a
+/// part runs. One part, or a pool of one thread, runs on the calling thread too: the same
+/// results without handing the call to a pool thread and back. Returns [`Error::NonFinite`] if any of `inputs` is not finite (the core names a
 /// non-finite input anywhere, even one only another task reads), else the error of the lowest
 /// `i` that failed.
 fn run_tasks<T: Send, E: Element, F: Fn(usize, T) -> Result<(), Error> + Sync + Send>(
@@ -30,7 +31,7 @@ fn run_tasks<T: Send, E: Element, F: Fn(usize, T) -> Result<(), Error> + Sync + 
 ) -> Result<(), Error> {
     let first = || {
         #[cfg(feature = "rayon")]
-        if parallel {
+        if parallel && parts.len() > 1 && rayon::current_num_threads() > 1 {
             use rayon::prelude::*;
             return parts
                 .into_par_iter()
