@@ -23,18 +23,25 @@ bin=${CARGO_TARGET_DIR:-target}/release/examples/scaling
 pin() { if command -v taskset >/dev/null; then taskset -c "$@"; else shift; "$@"; fi; }
 # The median in ms of `scaling CASE THREADS` (CHUNKS from the environment), its line logged.
 med() {
-    local line
-    line=$("$@" "$secs" 2>/dev/null)
+    local line err
+    err=$(mktemp)
+    if ! line=$("$@" "$secs" 2>"$err"); then
+        cat "$err" >&2
+        rm -f "$err"
+        return 1
+    fi
+    rm -f "$err"
     echo "  $line" >&2
     sed -n 's/.* median_ms=\([0-9.]*\).*/\1/p' <<< "$line"
 }
 # Two single-thread processes of CASE at once, on CPU 0 and CPU 1: their mean median.
 pair() {
-    local a b
+    local a b first
     a=$(mktemp) b=$(mktemp)
     med pin 0 "$bin" "$1" 1 > "$a" &
+    first=$!
     med pin 1 "$bin" "$1" 1 > "$b"
-    wait
+    wait "$first"
     awk '{ s += $1 } END { print s / NR }' "$a" "$b"
     rm -f "$a" "$b"
 }
@@ -44,6 +51,7 @@ r() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 steal() { awk '/^cpu / { print $9 }' /proc/stat; }
 steal0=$(steal)
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) CPUs; ${secs} s per figure" >&2
+"$bin" stream 1 0.001 2>&1 >/dev/null | sed -n 's/^nadaraya dispatch level/the kernels'"'"' level/p' >&2
 echo "(a) the machine: the serial core, one process alone, then two at once" >&2
 cb1=$(med pin 0 "$bin" core-batched 1)
 cb2=$(pair core-batched)
