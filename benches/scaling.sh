@@ -3,7 +3,7 @@
 # figure is the median of one kernel timed in a loop for SCALING_SECONDS (benches/examples/
 # scaling.rs, default build, d = dv = 64, softmax-dot, the inputs of benches/benches/parallel.rs).
 #
-#   bash benches/scaling.sh                       (5 s per figure, 14 figures: ~1.5 min + build)
+#   bash benches/scaling.sh                       (5 s per figure, 14 slots: ~1.5 min + build)
 #   SCALING_SECONDS=1 bash benches/scaling.sh     (a quick check that it runs)
 #
 # (a) the machine: one single-thread process of the serial core alone, then two of them at once,
