@@ -29,6 +29,21 @@ pub(crate) fn ulp_error(got: f32, want: f64) -> f64 {
     (f64::from(got) - want).abs() / ulp
 }
 
+/// The central differences `(f(p + ε e_i) − f(p − ε e_i)) / 2ε` of `f` at `p`, one per entry
+/// `i` of `p`: the gradient checks' reference.
+pub(crate) fn central_differences(p: &[f64], eps: f64, f: impl Fn(&[f64]) -> f64) -> Vec<f64> {
+    (0..p.len())
+        .map(|i| {
+            let at = |h: f64| {
+                let mut q = p.to_vec();
+                q[i] += h;
+                f(&q)
+            };
+            (at(eps) - at(-eps)) / (2.0 * eps)
+        })
+        .collect()
+}
+
 /// A small deterministic generator of floats in `[0, 1)`.
 pub(crate) fn lcg(seed: u64) -> impl FnMut() -> f32 {
     let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
