@@ -602,7 +602,7 @@ fn narrow<const C: usize>(acc: &[f64; C]) -> Result<[f32; C], Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{assert_close, central_differences};
+    use crate::testing::{assert_close, central_differences, rel_error};
     use crate::{Gaussian, SoftmaxDot};
     use std::boxed::Box;
     use std::vec::Vec;
@@ -860,16 +860,6 @@ mod tests {
             }
         }
         total
-    }
-
-    /// `max |got − want| / max |want|`.
-    fn rel_error(got: &[f64], want: &[f64]) -> f64 {
-        let scale = want.iter().fold(0.0f64, |a, w| a.max(w.abs()));
-        let err = got
-            .iter()
-            .zip(want)
-            .fold(0.0f64, |a, (g, w)| a.max((g - w).abs()));
-        if scale == 0.0 { err } else { err / scale }
     }
 
     /// `backward` on a random layer of `n` tokens against central differences of [`ref_loss`]
