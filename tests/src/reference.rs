@@ -83,10 +83,25 @@ pub fn attention(
     dv: usize,
     causal: bool,
 ) -> Vec<f64> {
-    let mut out = Vec::with_capacity(q.len() / d * dv);
+    per_query(q, d, keys.len() / d, causal, |qr, n| {
+        smooth(kernel, qr, &keys[..n * d], &values[..n * dv], dv)
+    })
+}
+
+/// `row(q_t, n_t)` for every query row `q_t` (`d` wide) of `q`, concatenated, where `n_t` is the
+/// number of keys row `t` sees: all `n_keys`, or the first `t + 1` if `causal`. The loop over
+/// queries of every reference here and in [`rf`](crate::rf).
+#[must_use]
+pub fn per_query(
+    q: &[f64],
+    d: usize,
+    n_keys: usize,
+    causal: bool,
+    mut row: impl FnMut(&[f64], usize) -> Vec<f64>,
+) -> Vec<f64> {
+    let mut out = Vec::with_capacity(q.len());
     for (t, qr) in q.chunks_exact(d).enumerate() {
-        let n = if causal { t + 1 } else { keys.len() / d };
-        out.extend(smooth(kernel, qr, &keys[..n * d], &values[..n * dv], dv));
+        out.extend(row(qr, if causal { t + 1 } else { n_keys }));
     }
     out
 }

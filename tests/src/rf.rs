@@ -12,6 +12,8 @@
 //!
 //! and smooths with `Σ_i κ_i v_i / Σ_i κ_i`.
 
+use crate::reference::per_query;
+
 /// FAVOR+ kernel estimate of one pair: see the module docs. `rows` is `m×d` row-major.
 #[must_use]
 pub fn favor_kernel(rows: &[f64], tau: f64, hyperbolic: bool, q: &[f64], k: &[f64]) -> f64 {
@@ -68,9 +70,7 @@ pub fn smooth(
     causal: bool,
     floor: f64,
 ) -> Vec<f64> {
-    let mut out = Vec::with_capacity(q.len() / d * dv);
-    for (t, qr) in q.chunks_exact(d).enumerate() {
-        let n = if causal { t + 1 } else { keys.len() / d };
+    per_query(q, d, keys.len() / d, causal, |qr, n| {
         let mut num = vec![0.0f64; dv];
         let mut den = 0.0f64;
         for (k, v) in keys.chunks_exact(d).zip(values.chunks_exact(dv)).take(n) {
@@ -81,9 +81,8 @@ pub fn smooth(
             }
         }
         let den = den.max(floor);
-        out.extend(num.iter().map(|a| a / den));
-    }
-    out
+        num.iter().map(|a| a / den).collect()
+    })
 }
 
 /// The implied weights `κ(q, k_i) / Σ_j κ(q, k_j)` of one query.
@@ -123,17 +122,24 @@ pub fn favor_weights_log(w: &[f64], key_sq: f64, q: &[f64], keys: &[f64]) -> Vec
         .chunks_exact(q.len())
         .map(|k| favor_exponents(w, key_sq, q, k))
         .collect();
+    let kappa = kappas_log(&e);
+    let total: f64 = kappa.iter().sum();
+    kappa.iter().map(|x| x / total).collect()
+}
+
+/// The kernel estimates `κ_j = Σ_i exp(e_ij − max e)` of the keys `j` from their feature
+/// exponents `e_j` (see [`favor_exponents`]): their common scale taken out, so that none
+/// overflows; what any ratio of them needs.
+#[must_use]
+pub fn kappas_log(e: &[Vec<f64>]) -> Vec<f64> {
     let mx = e
         .iter()
         .flatten()
         .copied()
         .fold(f64::NEG_INFINITY, f64::max);
-    let kappa: Vec<f64> = e
-        .iter()
+    e.iter()
         .map(|ej| ej.iter().map(|x| (x - mx).exp()).sum())
-        .collect();
-    let total: f64 = kappa.iter().sum();
-    kappa.iter().map(|x| x / total).collect()
+        .collect()
 }
 
 /// FAVOR+ attention of every query row (`M×d`) in `f64`, from [`favor_weights_log`]; `causal`
@@ -150,9 +156,7 @@ pub fn favor_attention_log(
     dv: usize,
     causal: bool,
 ) -> Vec<f64> {
-    let mut out = Vec::with_capacity(q.len() / d * dv);
-    for (t, qr) in q.chunks_exact(d).enumerate() {
-        let n = if causal { t + 1 } else { keys.len() / d };
+    per_query(q, d, keys.len() / d, causal, |qr, n| {
         let a = favor_weights_log(w, key_sq, qr, &keys[..n * d]);
         let mut o = vec![0.0; dv];
         for (aj, v) in a.iter().zip(values.chunks_exact(dv)) {
@@ -160,9 +164,8 @@ pub fn favor_attention_log(
                 *x += aj * y;
             }
         }
-        out.extend(o);
-    }
-    out
+        o
+    })
 }
 
 #[cfg(test)]

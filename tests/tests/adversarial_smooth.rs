@@ -244,15 +244,7 @@ fn every_positive_variant_matches_the_estimator_of_its_own_features() {
                         .iter()
                         .map(|k| k.iter().zip(&lq).map(|(a, b)| a + b).collect())
                         .collect();
-                    let mx = e
-                        .iter()
-                        .flatten()
-                        .copied()
-                        .fold(f64::NEG_INFINITY, f64::max);
-                    let kappa: Vec<f64> = e
-                        .iter()
-                        .map(|ej| ej.iter().map(|x| (x - mx).exp()).sum())
-                        .collect();
+                    let kappa = nadaraya_tests::rf::kappas_log(&e);
                     let total: f64 = kappa.iter().sum();
                     let mut w = RowWant::convex(&values, dv);
                     w.exact = (0..dv)

@@ -1,27 +1,18 @@
 //! `nadaraya fit` as a user runs it: on CSV files written here, its bandwidths and CV against a
 //! brute-force grid search written plainly in f64 below, and its messages for bad files.
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::Output;
 
 /// A file in a fresh temporary folder holding `text`.
 fn file(name: &str, text: &str) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("nadaraya-fit-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
+    common::file("fit", name, text)
 }
 
 fn fit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nadaraya"))
-        .arg("fit")
-        .args(args)
-        .output()
-        .unwrap()
+    common::nadaraya(&["fit"]).args(args).output().unwrap()
 }
 
 /// The `bandwidth` values and the `cv` of a successful run (the first two lines, exactly).

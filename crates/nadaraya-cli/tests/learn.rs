@@ -2,9 +2,10 @@
 //! exact output format, its `cv` against a leave-one-out score written plainly in f64 below, the
 //! hidden direction recovered, and its messages for bad files and options.
 
+mod common;
+
+use common::run as nadaraya;
 use std::path::PathBuf;
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The hidden direction of `oblique-400`: (1, 2, −1, 0.5, 1.5)/√8.5, written out here.
 fn hidden() -> [f64; 5] {
@@ -13,18 +14,7 @@ fn hidden() -> [f64; 5] {
 }
 
 fn dir() -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let d = std::env::temp_dir().join(format!("nadaraya-learn-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn nadaraya(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nadaraya"))
-        .args(args)
-        .output()
-        .unwrap()
+    common::scratch("learn")
 }
 
 /// The oblique-400 data written by `nadaraya generate`, and its path.

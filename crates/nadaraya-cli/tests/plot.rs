@@ -3,28 +3,22 @@
 //! CSV and message tables are the behaviour, the default output is a new folder (never the
 //! committed figures), and `--x-col`/`--y-col` choose CSV columns by position or header name.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use nadaraya_plot::Dataset;
 
 /// `nadaraya plot`, ready for more arguments.
 fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_nadaraya"));
-    c.arg("plot");
-    c
+    common::nadaraya(&["plot"])
 }
 
 /// A fresh, empty temporary folder for one test.
 fn scratch(name: &str) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("nadaraya-plot-{name}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::scratch(&format!("plot-{name}"))
 }
 
 fn run(args: &[&str]) -> Output {

@@ -1,26 +1,17 @@
 //! `nadaraya predict` as a user runs it: values, standard errors and grids against plain f64
 //! computations written here; the bootstrap is deterministic for a seed; bad options are errors.
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::Output;
 
 fn file(name: &str, text: &str) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("nadaraya-predict-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
+    common::file("predict", name, text)
 }
 
 fn predict(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nadaraya"))
-        .arg("predict")
-        .args(args)
-        .output()
-        .unwrap()
+    common::nadaraya(&["predict"]).args(args).output().unwrap()
 }
 
 /// The CSV rows after the `# bandwidth` comment and the header, as numbers.

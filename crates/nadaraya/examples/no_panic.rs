@@ -13,7 +13,7 @@ use nadaraya::{
     Epanechnikov, Error, Gaussian, Gradients, KernelGrad, Mask, MhaGradScratch, MhaScratch,
     MhaWeights, MultiHeadAttention, OnlineSoftmax, Rows, RowsMut, Smoother, SoftmaxDot, Tricube,
     Uniform, Upstream, attention, attention_backward, attention_batch, attention_lse,
-    attention_shape, fixed, math, optim, scalar, weights, weights_shape,
+    attention_shape, fixed, math, merge_averages, optim, scalar, weights, weights_shape,
 };
 use std::hint::black_box;
 
@@ -61,6 +61,9 @@ fn main() {
     let best = dispatch::detected();
     let forced = dispatch::force(black_box(Level::Baseline));
     if forced != Level::Baseline || dispatch::force(best) != best || dispatch::active() != best {
+        std::process::exit(1);
+    }
+    if Level::from_name(black_box("AVX2")) != Some(Level::Avx2) {
         std::process::exit(1);
     }
     let g = gaussian(black_box(0.5)).unwrap_or_else(exit);
@@ -233,6 +236,10 @@ fn main() {
             }
         }
         ok &= g.score_grad().distance && !s.score_grad().distance;
+        // Split-K: the two queries' outputs merged as two chunks of one query.
+        let mut merged = [0.0f32; 2];
+        let chunks = lse.iter().copied().zip(o.chunks_exact(dv));
+        ok &= merge_averages(chunks, &mut merged).is_ok();
     }
 
     let mut a = OnlineSoftmax::<2>::new();

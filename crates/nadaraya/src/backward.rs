@@ -538,7 +538,7 @@ fn softmax_grad(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::lcg;
+    use crate::testing::{lcg, rel_error};
     use std::vec;
     use std::vec::Vec;
 
@@ -750,16 +750,6 @@ mod tests {
             }
         }
         all
-    }
-
-    /// `max |got − want| / max |want|` over one operand.
-    fn rel_error(got: &[f32], want: &[f64]) -> f64 {
-        let scale = want.iter().fold(0.0f64, |a, w| a.max(w.abs()));
-        let err = got
-            .iter()
-            .zip(want)
-            .fold(0.0f64, |a, (g, w)| a.max((f64::from(*g) - w).abs()));
-        if scale == 0.0 { err } else { err / scale }
     }
 
     const NAMES: [&str; 4] = ["dQ", "dK", "dV", "d ln theta"];

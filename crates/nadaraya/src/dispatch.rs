@@ -74,6 +74,7 @@ impl Level {
     /// ```
     #[inline]
     #[must_use]
+    #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn from_name(name: &str) -> Option<Level> {
         Level::ALL
             .into_iter()

@@ -63,6 +63,32 @@ impl<const DM: usize, const H: usize, const DH: usize> MhaWeights<DM, H, DH> {
             self.w_o.as_flattened_mut().as_flattened_mut(),
         ]
     }
+
+    /// Head by head, its four projections: the one walk over the heads of the weights (and of
+    /// gradients, which have their layout) that `forward`, `backward` and the exact path share.
+    fn heads(&self) -> impl Iterator<Item = Head<&[[f32; DH]; DM], &[[f32; DM]; DH]>> {
+        let qkv = self.w_q.iter().zip(&self.w_k).zip(&self.w_v);
+        qkv.zip(&self.w_o)
+            .map(|(((q, k), v), o)| Head { q, k, v, o })
+    }
+
+    /// [`heads`](Self::heads), mutable.
+    fn heads_mut(
+        &mut self,
+    ) -> impl Iterator<Item = Head<&mut [[f32; DH]; DM], &mut [[f32; DM]; DH]>> {
+        let qkv = self.w_q.iter_mut().zip(&mut self.w_k).zip(&mut self.w_v);
+        qkv.zip(&mut self.w_o)
+            .map(|(((q, k), v), o)| Head { q, k, v, o })
+    }
+}
+
+/// One head's projections (or their gradients): `W_Q`, `W_K`, `W_V` of type `P`, `W_O^h` of
+/// type `O`.
+struct Head<P, O> {
+    q: P,
+    k: P,
+    v: P,
+    o: O,
 }
 
 /// The working memory of [`MultiHeadAttention::forward`] for sequences of up to `L` tokens:
@@ -273,31 +299,12 @@ impl<'w, K: Kernel, const DM: usize, const H: usize, const DH: usize>
         for yt in y.iter_mut() {
             *yt = [0.0; DM];
         }
-        let w = self.weights;
-        let heads = self
-            .kernels
-            .iter()
-            .zip(&w.w_q)
-            .zip(&w.w_k)
-            .zip(&w.w_v)
-            .zip(&w.w_o);
-        for ((((kernel, w_q), w_k), w_v), w_o) in heads {
-            let rows = q.iter_mut().zip(k.iter_mut()).zip(v.iter_mut());
-            for (xt, ((qt, kt), vt)) in x.iter().zip(rows) {
-                *qt = project(xt, w_q)?;
-                *kt = project(xt, w_k)?;
-                *vt = project(xt, w_v)?;
-            }
-            let (qs, ks, vs) = (
-                q[..n].as_flattened(),
-                k[..n].as_flattened(),
-                v[..n].as_flattened(),
-            );
-            let os = o[..n].as_flattened_mut();
-            let (qs, ks, vs) = (Rows::new(qs, DH)?, Rows::new(ks, DH)?, Rows::new(vs, DH)?);
-            attention(kernel, qs, ks, vs, mask, RowsMut::new(os, DH)?)?;
+        for (kernel, w) in self.kernels.iter().zip(self.weights.heads()) {
+            project_qkv(x, &w, q, k, v)?;
+            let (qs, ks, vs) = (rows(q, n)?, rows(k, n)?, rows(v, n)?);
+            attention(kernel, qs, ks, vs, mask, rows_mut(o, n)?)?;
             for (yt, ot) in y.iter_mut().zip(&o[..n]) {
-                simd::weighted_sum_into(ot, w_o.as_flattened(), DM, yt);
+                simd::weighted_sum_into(ot, w.o.as_flattened(), DM, yt);
             }
         }
         // A partial sum over heads that overflowed is not finite, whatever came after it; only
@@ -337,31 +344,19 @@ impl<'w, K: Kernel, const DM: usize, const H: usize, const DH: usize>
             return Err(Error::CapacityExceeded);
         };
         let mut acc = [0.0f64; DM];
-        let w = self.weights;
-        let heads = self
-            .kernels
-            .iter()
-            .zip(&w.w_q)
-            .zip(&w.w_k)
-            .zip(&w.w_v)
-            .zip(&w.w_o);
-        for ((((kernel, w_q), w_k), w_v), w_o) in heads {
+        for (kernel, w) in self.kernels.iter().zip(self.weights.heads()) {
             for (xi, (ki, vi)) in xs.iter().zip(ks.iter_mut().zip(vs.iter_mut())) {
-                *ki = project(xi, w_k)?;
-                *vi = project(xi, w_v)?;
+                *ki = project(xi, w.k)?;
+                *vi = project(xi, w.v)?;
             }
-            let qt = project(xt, w_q)?;
+            let qt = project(xt, w.q)?;
             // Row t of `attention` alone: the same tiles through the same state, bit for bit.
             let (kf, vf) = (ks.as_flattened(), vs.as_flattened());
             let mut o = [0.0f32; DH];
             let mut l = Lse::EMPTY;
             l.absorb_fused(kernel, &qt, kf, vf, DH, &mut o)?;
             finish_or_exact(&l, kernel, &qt, &[(kf, vf)], DH, &mut o)?;
-            for (oj, row) in o.iter().zip(w_o) {
-                for (a, w) in acc.iter_mut().zip(row) {
-                    *a += f64::from(*oj) * f64::from(*w);
-                }
-            }
+            add_product_exact(&o, w.o, &mut acc);
         }
         narrow(&acc)
     }
@@ -447,80 +442,36 @@ impl<K: KernelGrad, const DM: usize, const H: usize, const DH: usize>
             *r = [0.0; DM];
         }
         let mut d_log = [0.0f32; H];
-        let w = self.weights;
-        let MhaWeights {
-            w_q: g_q,
-            w_k: g_k,
-            w_v: g_v,
-            w_o: g_o,
-        } = grads;
-        let heads = self
-            .kernels
-            .iter()
-            .zip(&w.w_q)
-            .zip(&w.w_k)
-            .zip(&w.w_v)
-            .zip(&w.w_o);
-        let grad_heads = g_q.iter_mut().zip(g_k.iter_mut()).zip(g_v.iter_mut());
-        let grad_heads = grad_heads.zip(g_o.iter_mut()).zip(d_log.iter_mut());
-        for (((((kernel, w_q), w_k), w_v), w_o), ((((g_q, g_k), g_v), g_o), d_log)) in
-            heads.zip(grad_heads)
-        {
+        let heads = self.kernels.iter().zip(self.weights.heads());
+        for ((kernel, w), (g, d_log)) in heads.zip(grads.heads_mut().zip(d_log.iter_mut())) {
             let s = &mut *scratch;
-            let rows = s.q.iter_mut().zip(s.k.iter_mut()).zip(s.v.iter_mut());
-            for (xt, ((qt, kt), vt)) in x.iter().zip(rows) {
-                *qt = project(xt, w_q)?;
-                *kt = project(xt, w_k)?;
-                *vt = project(xt, w_v)?;
-            }
-            let (q, k, v) = (
-                Rows::new(s.q[..n].as_flattened(), DH)?,
-                Rows::new(s.k[..n].as_flattened(), DH)?,
-                Rows::new(s.v[..n].as_flattened(), DH)?,
-            );
-            let (o, lse) = (
-                RowsMut::new(s.o[..n].as_flattened_mut(), DH)?,
-                &mut s.lse[..n],
-            );
-            attention_lse(kernel, q, k, v, mask, o, lse)?;
-            // dO_t[j] = d_out_t · W_O[j], and ∂L/∂W_O[j] += o_t[j] d_out_t.
-            for ((dy, ot), dot) in d_out.iter().zip(&s.o[..n]).zip(s.d_o.iter_mut()) {
-                for ((dj, row), (oj, g_row)) in
-                    dot.iter_mut().zip(w_o).zip(ot.iter().zip(&mut *g_o))
-                {
-                    *dj = simd::dot(dy, row);
-                    simd::weighted_sum_into(core::slice::from_ref(oj), dy, DM, g_row);
-                }
-            }
+            project_qkv(x, &w, &mut s.q, &mut s.k, &mut s.v)?;
+            let (q, k, v) = (rows(&s.q, n)?, rows(&s.k, n)?, rows(&s.v, n)?);
+            let Some(lse) = s.lse.get_mut(..n) else {
+                return Err(Error::CapacityExceeded);
+            };
+            attention_lse(kernel, q, k, v, mask, rows_mut(&mut s.o, n)?, lse)?;
+            // dO = d_out W_Oᵀ and ∂L/∂W_O += Oᵀ d_out.
+            let put = |d: &mut f32, v: f32| *d = v;
+            linear_backward(&s.o[..n], d_out, w.o, g.o, &mut s.d_o, put);
             if !simd::all_finite(s.d_o[..n].as_flattened()) {
                 return Err(Error::Overflow);
             }
             let up = Upstream {
-                out: Rows::new(s.o[..n].as_flattened(), DH)?,
+                out: rows(&s.o, n)?,
                 lse: &s.lse[..n],
-                d_out: Rows::new(s.d_o[..n].as_flattened(), DH)?,
+                d_out: rows(&s.d_o, n)?,
             };
             let gr = Gradients {
-                d_q: RowsMut::new(s.d_q[..n].as_flattened_mut(), DH)?,
-                d_keys: RowsMut::new(s.d_k[..n].as_flattened_mut(), DH)?,
-                d_values: RowsMut::new(s.d_v[..n].as_flattened_mut(), DH)?,
+                d_q: rows_mut(&mut s.d_q, n)?,
+                d_keys: rows_mut(&mut s.d_k, n)?,
+                d_values: rows_mut(&mut s.d_v, n)?,
             };
             *d_log = attention_backward(kernel, q, k, v, mask, up, gr)?;
-            // ∂L/∂W[i] += x_t[i] dP_t and ∂L/∂x_t[i] += dP_t · W[i] for P = Q, K, V.
-            let per_proj = [
-                (&s.d_q, w_q, &mut *g_q),
-                (&s.d_k, w_k, &mut *g_k),
-                (&s.d_v, w_v, &mut *g_v),
-            ];
+            // ∂L/∂W_P += xᵀ dP and ∂L/∂x += dP W_Pᵀ for P = Q, K, V.
+            let per_proj = [(&s.d_q, w.q, g.q), (&s.d_k, w.k, g.k), (&s.d_v, w.v, g.v)];
             for (dp, w, g) in per_proj {
-                for ((xt, dpt), dxt) in x.iter().zip(dp.iter()).zip(d_x.iter_mut()) {
-                    for (((xi, w_row), g_row), dxi) in
-                        xt.iter().zip(w).zip(g.iter_mut()).zip(dxt.iter_mut())
-                    {
-                        simd::weighted_sum_into(core::slice::from_ref(xi), dpt, DH, g_row);
-                        *dxi += simd::dot(dpt, w_row);
-                    }
-                }
+                linear_backward(x, dp, w, g, d_x, |d: &mut f32, v: f32| *d += v);
             }
         }
         let finite = simd::all_finite(d_x.as_flattened())
@@ -558,12 +509,84 @@ fn project_exact<const R: usize, const C: usize>(
     w: &[[f32; C]; R],
 ) -> Result<[f32; C], Error> {
     let mut acc = [0.0f64; C];
+    add_product_exact(x, w, &mut acc);
+    narrow(&acc)
+}
+
+/// `acc += x W` in `f64` (each product of two `f32` exact), row by row of `W`: the exact sums
+/// of [`project_exact`] and of the layer's cold output path.
+#[inline]
+fn add_product_exact<const R: usize, const C: usize>(
+    x: &[f32; R],
+    w: &[[f32; C]; R],
+    acc: &mut [f64; C],
+) {
     for (xi, row) in x.iter().zip(w) {
         for (a, wij) in acc.iter_mut().zip(row) {
             *a += f64::from(*xi) * f64::from(*wij);
         }
     }
-    narrow(&acc)
+}
+
+/// Each token's projections `q_t = x_t W_Q`, `k_t = x_t W_K`, `v_t = x_t W_V` ([`project`]) into
+/// the first `x.len()` rows of `q`, `k`, `v`.
+#[inline]
+fn project_qkv<const DM: usize, const DH: usize, O>(
+    x: &[[f32; DM]],
+    w: &Head<&[[f32; DH]; DM], O>,
+    q: &mut [[f32; DH]],
+    k: &mut [[f32; DH]],
+    v: &mut [[f32; DH]],
+) -> Result<(), Error> {
+    let rows = q.iter_mut().zip(k.iter_mut()).zip(v.iter_mut());
+    for (xt, ((qt, kt), vt)) in x.iter().zip(rows) {
+        *qt = project(xt, w.q)?;
+        *kt = project(xt, w.k)?;
+        *vt = project(xt, w.v)?;
+    }
+    Ok(())
+}
+
+/// The backward pass of the row-vector products `p_t = a_t W` (`W` is `A×B`), given
+/// `dp_t = ∂L/∂p_t`: adds `∂L/∂W = Σ_t a_tᵀ dp_t` to `g` (row `i` gains `a_t[i] dp_t`) and hands
+/// each `∂L/∂a_t[i] = dp_t · W[i]` to `put` with its slot of `d_a`, which sets or adds it. The
+/// one backward of a projection in the layer: `W_O^h` (`a` the head's outputs) and `W_Q^h`,
+/// `W_K^h`, `W_V^h` (`a` the tokens). Rows beyond the shortest of `a`, `dp`, `d_a` are left.
+#[inline]
+fn linear_backward<const A: usize, const B: usize>(
+    a: &[[f32; A]],
+    dp: &[[f32; B]],
+    w: &[[f32; B]; A],
+    g: &mut [[f32; B]; A],
+    d_a: &mut [[f32; A]],
+    put: impl Fn(&mut f32, f32),
+) {
+    for ((at, dpt), dat) in a.iter().zip(dp).zip(d_a.iter_mut()) {
+        let per_row = at.iter().zip(w).zip(g.iter_mut()).zip(dat.iter_mut());
+        for (((ai, w_row), g_row), dai) in per_row {
+            simd::weighted_sum_into(core::slice::from_ref(ai), dpt, B, g_row);
+            put(dai, simd::dot(dpt, w_row));
+        }
+    }
+}
+
+/// The first `n` rows of `a` as [`Rows`]; [`Error::CapacityExceeded`] if `a` has fewer (the
+/// callers have checked `n` against the scratch's capacity).
+#[inline]
+fn rows<const C: usize>(a: &[[f32; C]], n: usize) -> Result<Rows<'_>, Error> {
+    let Some(a) = a.get(..n) else {
+        return Err(Error::CapacityExceeded);
+    };
+    Rows::new(a.as_flattened(), C)
+}
+
+/// [`rows`], mutable.
+#[inline]
+fn rows_mut<const C: usize>(a: &mut [[f32; C]], n: usize) -> Result<RowsMut<'_>, Error> {
+    let Some(a) = a.get_mut(..n) else {
+        return Err(Error::CapacityExceeded);
+    };
+    RowsMut::new(a.as_flattened_mut(), C)
 }
 
 /// `f64` components rounded to `f32`, or [`Error::Overflow`] if one rounds to `±inf`.
@@ -579,7 +602,7 @@ fn narrow<const C: usize>(acc: &[f64; C]) -> Result<[f32; C], Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::assert_close;
+    use crate::testing::{assert_close, central_differences, rel_error};
     use crate::{Gaussian, SoftmaxDot};
     use std::boxed::Box;
     use std::vec::Vec;
@@ -839,16 +862,6 @@ mod tests {
         total
     }
 
-    /// `max |got − want| / max |want|`.
-    fn rel_error(got: &[f64], want: &[f64]) -> f64 {
-        let scale = want.iter().fold(0.0f64, |a, w| a.max(w.abs()));
-        let err = got
-            .iter()
-            .zip(want)
-            .fold(0.0f64, |a, (g, w)| a.max((g - w).abs()));
-        if scale == 0.0 { err } else { err / scale }
-    }
-
     /// `backward` on a random layer of `n` tokens against central differences of [`ref_loss`]
     /// for every weight, every token component and each head's `ln θ`; returns the worst
     /// relative error of (weights, inputs, kernel parameters).
@@ -895,26 +908,8 @@ mod tests {
         );
         let shape = (DM, H, DH);
         let eps = 1e-6;
-        let fd_p: Vec<f64> = (0..p.len())
-            .map(|e| {
-                let at = |h: f64| {
-                    let mut q = p.clone();
-                    q[e] += h;
-                    ref_loss(gauss, causal, shape, &q, &xf, &gf)
-                };
-                (at(eps) - at(-eps)) / (2.0 * eps)
-            })
-            .collect();
-        let fd_x: Vec<f64> = (0..xf.len())
-            .map(|e| {
-                let at = |h: f64| {
-                    let mut y = xf.clone();
-                    y[e] += h;
-                    ref_loss(gauss, causal, shape, &p, &y, &gf)
-                };
-                (at(eps) - at(-eps)) / (2.0 * eps)
-            })
-            .collect();
+        let fd_p = central_differences(&p, eps, |q| ref_loss(gauss, causal, shape, q, &xf, &gf));
+        let fd_x = central_differences(&xf, eps, |y| ref_loss(gauss, causal, shape, &p, y, &gf));
         let nw = MhaWeights::<DM, H, DH>::LEN;
         let got_w = flat(&grads, &[]);
         let got_x: Vec<f64> = d_x.as_flattened().iter().map(|&v| f64::from(v)).collect();

@@ -551,6 +551,7 @@ fn merge_weighted(a: (f32, f32), mean_a: &mut [f32], b: (f32, f32), mean_b: &[f3
 /// assert!((merged[0] - whole[0][0]).abs() < 1e-6);
 /// # Ok::<(), nadaraya::Error>(())
 /// ```
+#[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
 pub fn merge_averages<'a, I: IntoIterator<Item = (f32, &'a [f32])>>(
     chunks: I,
     out: &mut [f32],

@@ -29,6 +29,32 @@ pub(crate) fn ulp_error(got: f32, want: f64) -> f64 {
     (f64::from(got) - want).abs() / ulp
 }
 
+/// The central differences `(f(p + ε e_i) − f(p − ε e_i)) / 2ε` of `f` at `p`, one per entry
+/// `i` of `p`: the gradient checks' reference.
+pub(crate) fn central_differences(p: &[f64], eps: f64, f: impl Fn(&[f64]) -> f64) -> Vec<f64> {
+    (0..p.len())
+        .map(|i| {
+            let at = |h: f64| {
+                let mut q = p.to_vec();
+                q[i] += h;
+                f(&q)
+            };
+            (at(eps) - at(-eps)) / (2.0 * eps)
+        })
+        .collect()
+}
+
+/// `max |got − want| / max |want|` (the plain maximum error where `want` is all zero): the
+/// error of a gradient relative to its largest component.
+pub(crate) fn rel_error<G: Copy + Into<f64>>(got: &[G], want: &[f64]) -> f64 {
+    let scale = want.iter().fold(0.0f64, |a, w| a.max(w.abs()));
+    let err = got
+        .iter()
+        .zip(want)
+        .fold(0.0f64, |a, (g, w)| a.max(((*g).into() - w).abs()));
+    if scale == 0.0 { err } else { err / scale }
+}
+
 /// A small deterministic generator of floats in `[0, 1)`.
 pub(crate) fn lcg(seed: u64) -> impl FnMut() -> f32 {
     let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
