@@ -125,6 +125,7 @@ impl<S: Simd<N>, const N: usize> Load<S, N> for half::bf16 {
 }
 
 /// `xs` widened into `out` (`min` of the two lengths), `N` at a time in lanes.
+#[cfg(feature = "half")]
 #[inline(always)]
 pub(crate) fn widen_into<E: Load<S, N>, S: Simd<N>, const N: usize>(
     s: S,

@@ -446,6 +446,7 @@ macro_rules! level {
                 lanes::weighted_sum_into::<E, _, $n>($token(()), p, values, dv, acc)
             }
 
+            #[cfg(feature = "half")]
             #[target_feature(enable = $features)]
             pub(super) fn widen_into<E: lanes::Load<$token, $n>>(xs: &[E], out: &mut [f32]) {
                 lanes::widen_into::<E, _, $n>($token(()), xs, out)
@@ -555,6 +556,7 @@ pub(crate) fn weighted_sum_into<E: Element>(
 
 /// `xs` widened to `f32` into `out` (`min` of the lengths) at level `c` (F16C or AVX-512F's
 /// conversion for `f16`, a shift for `bf16`), or `None` at the baseline. Exact at every level.
+#[cfg(feature = "half")]
 #[inline]
 pub(crate) fn widen_into<E: Element>(c: Chosen, xs: &[E], out: &mut [f32]) -> Option<()> {
     by_element!(c, E, xs, widen_into, xs, out)
