@@ -107,7 +107,10 @@ fn run<K: Kernel, H: Element>(k: &K, rk: RefKernel, input: &Input, round: fn(f32
             Mask::None,
             RowsMut::new(&mut want, dv).unwrap(),
         );
-        assert_eq!(a, b, "{level}: the verdict of the f32 path on the widened numbers");
+        assert_eq!(
+            a, b,
+            "{level}: the verdict of the f32 path on the widened numbers"
+        );
         if a.is_ok() {
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&got), bits(&want), "{level}: not the f32 path's bits");
