@@ -1,5 +1,5 @@
 //! Keys and values stored as `f16` and `bf16` (the core's `half` feature): bit for bit the `f32`
-//! path on the widened numbers at the baseline dispatch level, within the `f32` bound of an `f64` reference on the rounded
+//! path on the widened numbers at every dispatch level, within the `f32` bound of an `f64` reference on the rounded
 //! inputs, and within that bound plus the storage rounding's of an `f64` reference on the
 //! unrounded ones.
 
@@ -11,8 +11,8 @@ use nadaraya::{
 };
 use nadaraya_tests::Rng;
 
-/// Serialises the tests' switches to the baseline level (a process-wide setting).
-static BASELINE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// Serialises the tests' switches of the dispatch level (a process-wide setting).
+static LEVEL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 use nadaraya_tests::reference::{self, RefKernel, tolerance, widen};
 
 /// A half-precision storage type with its unit roundoff (half an ulp of 1).
@@ -115,19 +115,6 @@ fn check<H: Half>(c: &Case, kernel: &dyn Kernel, seed: u64) -> f64 {
         let (keys_h, values_h) = (Rows::new(&kh, c.d).unwrap(), Rows::new(&vh, c.dv).unwrap());
         attention(kernel, qr, keys_h, values_h, mask, o).unwrap();
         let (keys_w, values_w) = (Rows::new(&kw, c.d).unwrap(), Rows::new(&vw, c.dv).unwrap());
-        // Bit for bit at the baseline level (the promise; the wider x86-64 levels sum the f32
-        // path's values in their own lanes, within the same bound, checked below).
-        let mut base = vec![9.0; c.m * c.dv];
-        {
-            let _one_at_a_time = BASELINE.lock().unwrap_or_else(|e| e.into_inner());
-            let before = dispatch::active();
-            dispatch::force(Level::Baseline);
-            let o = RowsMut::new(&mut base, c.dv).unwrap();
-            attention(kernel, qr, keys_h, values_h, mask, o).unwrap();
-            let o = RowsMut::new(&mut want, c.dv).unwrap();
-            attention(kernel, qr, keys_w, values_w, mask, o).unwrap();
-            dispatch::force(before);
-        }
         let what = format!(
             "{} {:?} m={} n={} d={} dv={}",
             H::NAME,
@@ -137,7 +124,27 @@ fn check<H: Half>(c: &Case, kernel: &dyn Kernel, seed: u64) -> f64 {
             c.d,
             c.dv
         );
-        assert_eq!(base, want, "{what}: not the f32 path on the widened inputs");
+        // Bit for bit at every dispatch level (the promise: the dispatched kernels widen half
+        // storage in registers and then run the f32 arithmetic), each level in turn.
+        {
+            let _one_at_a_time = LEVEL.lock().unwrap_or_else(|e| e.into_inner());
+            let before = dispatch::active();
+            for level in Level::ALL {
+                if dispatch::force(level) != level {
+                    continue;
+                }
+                let mut base = vec![9.0; c.m * c.dv];
+                let o = RowsMut::new(&mut base, c.dv).unwrap();
+                attention(kernel, qr, keys_h, values_h, mask, o).unwrap();
+                let o = RowsMut::new(&mut want, c.dv).unwrap();
+                attention(kernel, qr, keys_w, values_w, mask, o).unwrap();
+                assert_eq!(
+                    base, want,
+                    "{what} at {level}: not the f32 path on the widened inputs"
+                );
+            }
+            dispatch::force(before);
+        }
         let (q64, k64, v64) = (widen(&q), widen(&keys), widen(&values));
         let (kr64, vr64) = (widen(&kw), widen(&vw));
         let causal = mask == Mask::Causal;

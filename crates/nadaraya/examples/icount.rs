@@ -2,7 +2,8 @@
 //! is stable on a shared machine.
 //!
 //! - `icount M R` (or `icount M R attention`): `attention` with `N = 4096` keys, `d = dv = 64`,
-//!   `M` queries, called `R` times;
+//!   `M` queries, called `R` times; `icount M R f16` (build with `--features half`) the same
+//!   with keys and values stored as `f16`;
 //! - `icount M R predict` / `icount M R predict_many`: a `Smoother<Gaussian, 4096, 1, 1>` holding
 //!   4096 samples, `M` queries answered by `M` calls of `predict` or one `predict_many`, `R`
 //!   times; `predict64` / `predict_many64` the same with `D = DV = 64`;
@@ -56,6 +57,30 @@ fn main() {
     let q: Vec<f32> = (0..m * d).map(|_| rng()).collect();
     let k = SoftmaxDot::for_dim(d).unwrap_or_else(|_| std::process::exit(1));
     let mut out = vec![0.0; m * dv];
+    #[cfg(feature = "half")]
+    if mode == "f16" {
+        let kh: Vec<nadaraya::half::f16> = keys
+            .iter()
+            .map(|&x| nadaraya::half::f16::from_f32(x))
+            .collect();
+        let vh: Vec<nadaraya::half::f16> = values
+            .iter()
+            .map(|&x| nadaraya::half::f16::from_f32(x))
+            .collect();
+        let (Ok(kr), Ok(vr)) = (Rows::new(&kh, d), Rows::new(&vh, dv)) else {
+            std::process::exit(1)
+        };
+        for _ in 0..reps {
+            let (Ok(qr), Ok(o)) = (Rows::new(black_box(&q), d), RowsMut::new(&mut out, dv)) else {
+                std::process::exit(1)
+            };
+            if attention(&k, qr, kr, vr, Mask::None, o).is_err() {
+                std::process::exit(1);
+            }
+        }
+        println!("{}", black_box(out[0]));
+        return;
+    }
     let (Ok(kr), Ok(vr)) = (Rows::new(&keys, d), Rows::new(&values, dv)) else {
         std::process::exit(1)
     };

@@ -1,7 +1,8 @@
 //! Storage elements of keys and values: `f32`, and with the `half` feature `f16` and `bf16`.
 //!
 //! Arithmetic is always `f32`: a half-precision element is widened to `f32` (exactly: every
-//! `f16` and `bf16` is an `f32`) as it is loaded, eight at a time in lanes, and everything after
+//! `f16` and `bf16` is an `f32`) as it is loaded, a vector at a time in lanes (F16C or AVX-512F
+//! conversions at the x86-64 dispatch levels, portable bit arithmetic otherwise), and everything after
 //! the load is the `f32` path. So keys and values stored as halves cost half the memory traffic
 //! of `f32` ones, and the results are those of the `f32` path on the widened inputs.
 
@@ -26,6 +27,18 @@ mod sealed {
         fn widen_into(xs: &[Self], out: &mut [f32]);
         /// `Some(xs)` when the element is `f32`.
         fn as_f32(xs: &[Self]) -> Option<&[f32]>;
+        /// `Some(xs)` when the element is `f16`.
+        #[cfg(feature = "half")]
+        #[inline(always)]
+        fn as_f16(_: &[Self]) -> Option<&[half::f16]> {
+            None
+        }
+        /// `Some(xs)` when the element is `bf16`.
+        #[cfg(feature = "half")]
+        #[inline(always)]
+        fn as_bf16(_: &[Self]) -> Option<&[half::bf16]> {
+            None
+        }
     }
 }
 
@@ -35,19 +48,23 @@ mod sealed {
 /// [`attention`](crate::attention), [`attention_batch`](crate::attention_batch),
 /// [`attention_shape`](crate::attention_shape) and [`OnlineSoftmax::update`](crate::OnlineSoftmax::update)
 /// take keys and values as [`Rows<E>`](crate::Rows) of any element `E` (queries and outputs are
-/// always `f32`). Every element is widened to `f32` exactly when it is loaded, and the
-/// arithmetic is the `f32` path's: the result on half-precision inputs is, bit for bit, the
-/// result on the same numbers stored as `f32` at the [`Baseline`](crate::dispatch::Level::Baseline)
-/// level and on every target but x86-64 (tested); at the AVX2 and AVX-512 levels the `f32`
-/// path sums its values in wider lanes, so the two agree within the `f32` bound instead. Its error against an `f64` reference on
-/// the *unrounded* data is therefore the `f32` bound plus the storage rounding, measured in the
-/// crate README ("Half-precision keys and values").
+/// always `f32`). Every element is widened to `f32` exactly when it is loaded — on x86-64 at the
+/// AVX2 and AVX-512 [dispatch levels](crate::dispatch) inside the vector kernels, by F16C's or
+/// AVX-512F's `vcvtph2ps` (`f16`) or a 16-bit shift (`bf16`), so a memory-bound call reads half
+/// the bytes — and the arithmetic is the `f32` path's: the result on half-precision inputs is,
+/// bit for bit, the result on the same numbers stored as `f32`, at every dispatch level and on
+/// every target (tested). Its error against an `f64` reference on the *unrounded* data is
+/// therefore the `f32` bound plus the storage rounding, measured in the crate README
+/// ("Half-precision keys and values").
 pub trait Element: sealed::Sealed {
     /// The widest key row a call takes with keys of this element: `usize::MAX` for `f32`; for
     /// `f16` and `bf16`, [`HALF_KEY_WIDTH`] (wider keys are a shape error with
-    /// [`Dim::Width`](crate::Dim::Width)). Half-precision keys are widened into a stack buffer
-    /// of `HALF_KEY_WIDTH` floats (4 KiB, in L1), whole rows at a time, and scored there by the
-    /// kernel's `f32` [`scores`](crate::Kernel::scores); values are widened in registers.
+    /// [`Dim::Width`](crate::Dim::Width)). The built-in [`Gaussian`](crate::Gaussian) and
+    /// [`SoftmaxDot`](crate::SoftmaxDot) at the AVX2 and AVX-512 levels score rows of eight or
+    /// more half-precision keys in registers; other kernels, narrower rows and the baseline
+    /// level widen the keys into a stack buffer of `HALF_KEY_WIDTH` floats (4 KiB, in L1), whole
+    /// rows at a time, and score them there by the kernel's `f32`
+    /// [`scores`](crate::Kernel::scores). Values are widened in registers.
     const MAX_KEY_WIDTH: usize = Self::MAX_WIDTH;
 
     /// The element as `f32` (exact for every element type).
@@ -123,77 +140,63 @@ mod halves {
         wide::bytemuck::cast(o | sign)
     }
 
-    impl Sealed for f16 {
-        const MAX_WIDTH: usize = HALF_KEY_WIDTH;
-        #[inline(always)]
-        fn widen(self) -> f32 {
-            self.to_f32()
-        }
-        #[inline(always)]
-        fn lanes(c: &[f16; LANES]) -> f32x8 {
-            f16_bits_to_f32(i32x8::new(c.map(|x| i32::from(x.to_bits()))))
-        }
-        #[inline]
-        fn all_finite(xs: &[f16]) -> bool {
-            xs.iter().all(|x| x.to_bits() & 0x7c00 != 0x7c00)
-        }
-        #[inline]
-        fn widen_into(xs: &[f16], out: &mut [f32]) {
-            let (xb, xt) = xs.as_chunks::<LANES>();
-            let (ob, ot) = out.as_chunks_mut::<LANES>();
-            for (o, x) in ob.iter_mut().zip(xb) {
-                *o = Self::lanes(x).to_array();
-            }
-            if ob.len() >= xb.len() {
-                for (o, x) in ot.iter_mut().zip(xt) {
-                    *o = x.to_f32();
+    /// The `Sealed` impl of a half-precision element: `$lanes` widens eight bit patterns,
+    /// `$exp` is its exponent field (all ones: not finite), `$view` the `Sealed` method that
+    /// sees a slice of it as itself.
+    macro_rules! half_element {
+        ($t:ty, $exp:literal, $view:ident, |$c:ident| $lanes:expr) => {
+            impl Sealed for $t {
+                const MAX_WIDTH: usize = HALF_KEY_WIDTH;
+                #[inline(always)]
+                fn widen(self) -> f32 {
+                    self.to_f32()
+                }
+                #[inline(always)]
+                fn lanes($c: &[$t; LANES]) -> f32x8 {
+                    $lanes
+                }
+                #[inline]
+                fn all_finite(xs: &[$t]) -> bool {
+                    xs.iter().all(|x| x.to_bits() & $exp != $exp)
+                }
+                #[inline]
+                fn widen_into(xs: &[$t], out: &mut [f32]) {
+                    #[cfg(target_arch = "x86_64")]
+                    if crate::x86::widen_into(crate::x86::Chosen::active(), xs, out).is_some() {
+                        return;
+                    }
+                    let (xb, xt) = xs.as_chunks::<LANES>();
+                    let (ob, ot) = out.as_chunks_mut::<LANES>();
+                    for (o, x) in ob.iter_mut().zip(xb) {
+                        *o = Self::lanes(x).to_array();
+                    }
+                    if ob.len() >= xb.len() {
+                        for (o, x) in ot.iter_mut().zip(xt) {
+                            *o = x.to_f32();
+                        }
+                    }
+                }
+                #[inline(always)]
+                fn as_f32(_: &[Self]) -> Option<&[f32]> {
+                    None
+                }
+                #[inline(always)]
+                fn $view(xs: &[Self]) -> Option<&[Self]> {
+                    Some(xs)
                 }
             }
-        }
-        #[inline(always)]
-        fn as_f32(_: &[Self]) -> Option<&[f32]> {
-            None
-        }
+
+            impl Element for $t {}
+        };
     }
 
-    impl Element for f16 {}
-
-    impl Sealed for bf16 {
-        const MAX_WIDTH: usize = HALF_KEY_WIDTH;
-        #[inline(always)]
-        fn widen(self) -> f32 {
-            self.to_f32()
-        }
-        #[inline(always)]
-        fn lanes(c: &[bf16; LANES]) -> f32x8 {
-            // A bf16 is the top half of an f32: a shift.
-            let bits = i32x8::new(c.map(|x| i32::from(x.to_bits()))) << 16;
-            wide::bytemuck::cast(bits)
-        }
-        #[inline]
-        fn all_finite(xs: &[bf16]) -> bool {
-            xs.iter().all(|x| x.to_bits() & 0x7f80 != 0x7f80)
-        }
-        #[inline]
-        fn widen_into(xs: &[bf16], out: &mut [f32]) {
-            let (xb, xt) = xs.as_chunks::<LANES>();
-            let (ob, ot) = out.as_chunks_mut::<LANES>();
-            for (o, x) in ob.iter_mut().zip(xb) {
-                *o = Self::lanes(x).to_array();
-            }
-            if ob.len() >= xb.len() {
-                for (o, x) in ot.iter_mut().zip(xt) {
-                    *o = x.to_f32();
-                }
-            }
-        }
-        #[inline(always)]
-        fn as_f32(_: &[Self]) -> Option<&[f32]> {
-            None
-        }
-    }
-
-    impl Element for bf16 {}
+    half_element!(f16, 0x7c00, as_f16, |c| f16_bits_to_f32(i32x8::new(
+        c.map(|x| i32::from(x.to_bits()))
+    )));
+    // A bf16 is the top half of an f32: a shift.
+    half_element!(bf16, 0x7f80, as_bf16, |c| wide::bytemuck::cast(
+        i32x8::new(c.map(|x| i32::from(x.to_bits()))) << 16
+    ));
 }
 
 /// Scores of the key rows of `keys` (row length `q.len()`, elements `E`) into `out`, through
@@ -217,6 +220,20 @@ pub(crate) fn scores<K: crate::Kernel + ?Sized, E: Element>(
     if d == 0 {
         out.fill(0.0);
         return;
+    }
+    // The crate's row kernels take the half-precision keys themselves, widened in registers:
+    // the arithmetic `kernel.scores` does on `f32` keys, on half the bytes.
+    #[cfg(target_arch = "x86_64")]
+    if let Some((gauss, scale)) = kernel.row_form(crate::kernel::sealed::Crate(())) {
+        let c = crate::x86::Chosen::active();
+        let done = if gauss {
+            crate::x86::row_scores::<true, E>(c, q, keys, scale, out)
+        } else {
+            crate::x86::row_scores::<false, E>(c, q, keys, scale, out)
+        };
+        if done.is_some() {
+            return;
+        }
     }
     let per = HALF_KEY_WIDTH / d;
     if per == 0 {

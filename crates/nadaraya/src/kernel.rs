@@ -30,6 +30,23 @@ pub trait Kernel {
             *o = self.score(q, x);
         }
     }
+
+    /// The crate's own kernels only (the argument cannot be named outside the crate):
+    /// `Some((true, scale))` when [`scores`](Kernel::scores) is the crate's row kernel for
+    /// `scale · Σ (q_j − k_j)²`, `Some((false, scale))` for `scale · Σ q_j k_j`, else `None`.
+    /// Lets keys stored as `f16` or `bf16` be scored by the same arithmetic with their widening
+    /// in registers.
+    #[doc(hidden)]
+    #[inline]
+    fn row_form(&self, _: sealed::Crate) -> Option<(bool, f32)> {
+        None
+    }
+}
+
+pub(crate) mod sealed {
+    /// A value only the crate can make: methods taking it cannot be overridden outside it.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Crate(pub(crate) ());
 }
 
 /// The Gaussian kernel of bandwidth `h`: `score = -|x_q - x_i|² / (2h²)`.
@@ -124,6 +141,11 @@ impl Kernel for Gaussian {
     fn scores(&self, q: &[f32], keys: &[f32], out: &mut [f32]) {
         simd::row_scores::<true>(q, keys, self.neg_scale, out);
     }
+
+    #[inline]
+    fn row_form(&self, _: sealed::Crate) -> Option<(bool, f32)> {
+        Some((true, self.neg_scale))
+    }
 }
 
 /// Scaled dot-product similarity: `score = q·k_i / τ`, the kernel of Transformer attention.
@@ -194,6 +216,11 @@ impl Kernel for SoftmaxDot {
     #[inline]
     fn scores(&self, q: &[f32], keys: &[f32], out: &mut [f32]) {
         simd::row_scores::<false>(q, keys, self.inv_tau, out);
+    }
+
+    #[inline]
+    fn row_form(&self, _: sealed::Crate) -> Option<(bool, f32)> {
+        Some((false, self.inv_tau))
     }
 }
 

@@ -34,6 +34,12 @@ pub(crate) trait Simd<const N: usize>: Copy {
     fn load(self, c: &[f32; N]) -> Self::V;
     /// Writes `v` to `c`.
     fn store(self, c: &mut [f32; N], v: Self::V);
+    /// The `f16`s of `c` widened to floats in the register (F16C), exactly.
+    #[cfg(feature = "half")]
+    fn load_f16(self, c: &[half::f16; N]) -> Self::V;
+    /// The `bf16`s of `c` widened to floats in the register (a 16-bit shift), exactly.
+    #[cfg(feature = "half")]
+    fn load_bf16(self, c: &[half::bf16; N]) -> Self::V;
     /// `a + b`.
     fn add(self, a: Self::V, b: Self::V) -> Self::V;
     /// `a - b`.
@@ -72,6 +78,72 @@ fn to_array<S: Simd<N>, const N: usize>(s: S, v: S::V) -> [f32; N] {
     let mut a = [0.0; N];
     s.store(&mut a, v);
     a
+}
+
+/// A stored element the kernels load into `N` lanes: `f32` as it is; with the `half` feature
+/// `f16` and `bf16`, widened in the register as they are loaded (half the bytes read).
+pub(crate) trait Load<S: Simd<N>, const N: usize>: Copy {
+    /// The `N` elements of `c` as floats (exact).
+    fn load(s: S, c: &[Self; N]) -> S::V;
+    /// One element as a float (exact), for the scalar tails.
+    fn widen(self) -> f32;
+}
+
+impl<S: Simd<N>, const N: usize> Load<S, N> for f32 {
+    #[inline(always)]
+    fn load(s: S, c: &[f32; N]) -> S::V {
+        s.load(c)
+    }
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        self
+    }
+}
+
+#[cfg(feature = "half")]
+impl<S: Simd<N>, const N: usize> Load<S, N> for half::f16 {
+    #[inline(always)]
+    fn load(s: S, c: &[half::f16; N]) -> S::V {
+        s.load_f16(c)
+    }
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        self.to_f32()
+    }
+}
+
+#[cfg(feature = "half")]
+impl<S: Simd<N>, const N: usize> Load<S, N> for half::bf16 {
+    #[inline(always)]
+    fn load(s: S, c: &[half::bf16; N]) -> S::V {
+        s.load_bf16(c)
+    }
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        self.to_f32()
+    }
+}
+
+/// `xs` widened into `out` (`min` of the two lengths), `N` at a time in lanes.
+#[cfg(feature = "half")]
+#[inline(always)]
+pub(crate) fn widen_into<E: Load<S, N>, S: Simd<N>, const N: usize>(
+    s: S,
+    xs: &[E],
+    out: &mut [f32],
+) {
+    let n = xs.len().min(out.len());
+    let (Some(xs), Some(out)) = (xs.get(..n), out.get_mut(..n)) else {
+        return;
+    };
+    let (xb, xt) = xs.as_chunks::<N>();
+    let (ob, ot) = out.as_chunks_mut::<N>();
+    for (o, x) in ob.iter_mut().zip(xb) {
+        s.store(o, E::load(s, x));
+    }
+    for (o, x) in ot.iter_mut().zip(xt) {
+        *o = x.widen();
+    }
 }
 
 /// `exp(x)` in lanes for `x ≤ 0`: [`crate::simd::exp_lanes_nonpositive`] in `N` lanes.
@@ -212,7 +284,7 @@ pub(crate) fn all_finite<S: Simd<N>, const N: usize>(s: S, xs: &[f32]) -> bool {
 
 /// [`crate::simd::dot`] in `N` lanes, four accumulators.
 #[inline(always)]
-pub(crate) fn dot<S: Simd<N>, const N: usize>(s: S, a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot<E: Load<S, N>, S: Simd<N>, const N: usize>(s: S, a: &[f32], b: &[E]) -> f32 {
     let (ab, at) = a.as_chunks::<N>();
     let (bb, bt) = b.as_chunks::<N>();
     let mut acc = [s.splat(0.0); 4];
@@ -220,15 +292,15 @@ pub(crate) fn dot<S: Simd<N>, const N: usize>(s: S, a: &[f32], b: &[f32]) -> f32
     let mut bi = bb.chunks_exact(4);
     for (a4, b4) in (&mut ai).zip(&mut bi) {
         for ((acc, x), y) in acc.iter_mut().zip(a4).zip(b4) {
-            *acc = s.fma(s.load(x), s.load(y), *acc);
+            *acc = s.fma(s.load(x), E::load(s, y), *acc);
         }
     }
     for (x, y) in ai.remainder().iter().zip(bi.remainder()) {
-        acc[0] = s.fma(s.load(x), s.load(y), acc[0]);
+        acc[0] = s.fma(s.load(x), E::load(s, y), acc[0]);
     }
     let mut r = s.sum(s.add(s.add(acc[0], acc[1]), s.add(acc[2], acc[3])));
     for (x, y) in at.iter().zip(bt) {
-        r += x * y;
+        r += x * y.widen();
     }
     r
 }
@@ -239,17 +311,17 @@ const SCORE_CHAINS: usize = 2;
 
 /// One step of a score chain: `a + (q − k)²` (when `GAUSS`) or `a + q·k`, fused.
 #[inline(always)]
-fn score_step<const GAUSS: bool, S: Simd<N>, const N: usize>(
+fn score_step<const GAUSS: bool, E: Load<S, N>, S: Simd<N>, const N: usize>(
     s: S,
     a: S::V,
     qv: S::V,
-    k: &[f32; N],
+    k: &[E; N],
 ) -> S::V {
     if GAUSS {
-        let t = s.sub(qv, s.load(k));
+        let t = s.sub(qv, E::load(s, k));
         s.fma(t, t, a)
     } else {
-        s.fma(qv, s.load(k), a)
+        s.fma(qv, E::load(s, k), a)
     }
 }
 
@@ -260,10 +332,10 @@ fn score_step<const GAUSS: bool, S: Simd<N>, const N: usize>(
 /// of the function it is written in, and one that is not inlined calls every intrinsic out of
 /// line (measured: 2.3x the instructions of the SSE2 build on batched attention).
 #[inline(always)]
-fn four_row_sums<const GAUSS: bool, const H: usize, S: Simd<N>, const N: usize>(
+fn four_row_sums<const GAUSS: bool, const H: usize, E: Load<S, N>, S: Simd<N>, const N: usize>(
     s: S,
     q: &[[f32; N]],
-    rows: [&[[f32; N]]; 4],
+    rows: [&[[E; N]]; 4],
 ) -> [f32; 4] {
     let zero = s.splat(0.0);
     let mut acc = [[zero; H]; 4];
@@ -284,17 +356,17 @@ fn four_row_sums<const GAUSS: bool, const H: usize, S: Simd<N>, const N: usize>(
     for i in 0..n {
         for h in 0..H {
             let qv = s.load(&qp[i][h]);
-            acc[0][h] = score_step::<GAUSS, S, N>(s, acc[0][h], qv, &p0[i][h]);
-            acc[1][h] = score_step::<GAUSS, S, N>(s, acc[1][h], qv, &p1[i][h]);
-            acc[2][h] = score_step::<GAUSS, S, N>(s, acc[2][h], qv, &p2[i][h]);
-            acc[3][h] = score_step::<GAUSS, S, N>(s, acc[3][h], qv, &p3[i][h]);
+            acc[0][h] = score_step::<GAUSS, E, S, N>(s, acc[0][h], qv, &p0[i][h]);
+            acc[1][h] = score_step::<GAUSS, E, S, N>(s, acc[1][h], qv, &p1[i][h]);
+            acc[2][h] = score_step::<GAUSS, E, S, N>(s, acc[2][h], qv, &p2[i][h]);
+            acc[3][h] = score_step::<GAUSS, E, S, N>(s, acc[3][h], qv, &p3[i][h]);
         }
     }
     for ((((qc, k0), k1), k2), k3) in qr.iter().zip(r0).zip(r1).zip(r2).zip(r3) {
         let qv = s.load(qc);
         for (a, k) in acc.iter_mut().zip([k0, k1, k2, k3]) {
             if let Some(a0) = a.first_mut() {
-                *a0 = score_step::<GAUSS, S, N>(s, *a0, qv, k);
+                *a0 = score_step::<GAUSS, E, S, N>(s, *a0, qv, k);
             }
         }
     }
@@ -312,10 +384,10 @@ fn four_row_sums<const GAUSS: bool, const H: usize, S: Simd<N>, const N: usize>(
 /// Scores one block of up to four rows `b` (row length `q.len()`) into `o`; a block of fewer
 /// rows repeats its first row, so that every row is summed in the same order wherever it falls.
 #[inline(always)]
-fn score_block<const GAUSS: bool, S: Simd<N>, const N: usize>(
+fn score_block<const GAUSS: bool, E: Load<S, N>, S: Simd<N>, const N: usize>(
     s: S,
     q: &[f32],
-    b: &[f32],
+    b: &[E],
     scale: f32,
     o: &mut [f32],
 ) {
@@ -332,9 +404,10 @@ fn score_block<const GAUSS: bool, S: Simd<N>, const N: usize>(
         r3.as_chunks::<N>(),
     ];
     let bodies = [split[0].0, split[1].0, split[2].0, split[3].0];
-    let sums = four_row_sums::<GAUSS, SCORE_CHAINS, S, N>(s, qb, bodies);
+    let sums = four_row_sums::<GAUSS, SCORE_CHAINS, E, S, N>(s, qb, bodies);
     for ((o, mut t), (_, kt)) in o.iter_mut().zip(sums).zip(split) {
         for (x, y) in qt.iter().zip(kt) {
+            let y = y.widen();
             t += if GAUSS { (x - y) * (x - y) } else { x * y };
         }
         *o = scale * t;
@@ -344,10 +417,10 @@ fn score_block<const GAUSS: bool, S: Simd<N>, const N: usize>(
 /// [`crate::simd::row_scores`] in `N` lanes for rows of at least `N` floats (`crate::x86`
 /// sends no shorter rows; they would be scored in plain scalar code here).
 #[inline(always)]
-pub(crate) fn row_scores<const GAUSS: bool, S: Simd<N>, const N: usize>(
+pub(crate) fn row_scores<const GAUSS: bool, E: Load<S, N>, S: Simd<N>, const N: usize>(
     s: S,
     q: &[f32],
-    keys: &[f32],
+    keys: &[E],
     scale: f32,
     out: &mut [f32],
 ) {
@@ -363,19 +436,19 @@ pub(crate) fn row_scores<const GAUSS: bool, S: Simd<N>, const N: usize>(
     let mut blocks = keys.chunks_exact(d.saturating_mul(4));
     let mut outs = out.chunks_exact_mut(4);
     for (b, o) in (&mut blocks).zip(&mut outs) {
-        score_block::<GAUSS, S, N>(s, q, b, scale, o);
+        score_block::<GAUSS, E, S, N>(s, q, b, scale, o);
     }
-    score_block::<GAUSS, S, N>(s, q, blocks.remainder(), scale, outs.into_remainder());
+    score_block::<GAUSS, E, S, N>(s, q, blocks.remainder(), scale, outs.into_remainder());
 }
 
 /// [`crate::simd::weighted_sum_into`] in `N` lanes for `dv == 1` (a [`dot`]) and `dv ≥ N`
 /// (column blocks of up to eight vectors held in registers over every row); `crate::x86` sends
 /// no other widths (they would run in plain scalar code here).
 #[inline(always)]
-pub(crate) fn weighted_sum_into<S: Simd<N>, const N: usize>(
+pub(crate) fn weighted_sum_into<E: Load<S, N>, S: Simd<N>, const N: usize>(
     s: S,
     p: &[f32],
-    values: &[f32],
+    values: &[E],
     dv: usize,
     acc: &mut [f32],
 ) {
@@ -397,10 +470,10 @@ pub(crate) fn weighted_sum_into<S: Simd<N>, const N: usize>(
     let mut col = 0usize;
     while !blocks.is_empty() {
         let taken = match blocks.len() {
-            8.. => column_block::<8, S, N>(s, p, values, dv, col, &mut blocks),
-            4.. => column_block::<4, S, N>(s, p, values, dv, col, &mut blocks),
-            2.. => column_block::<2, S, N>(s, p, values, dv, col, &mut blocks),
-            _ => column_block::<1, S, N>(s, p, values, dv, col, &mut blocks),
+            8.. => column_block::<8, E, S, N>(s, p, values, dv, col, &mut blocks),
+            4.. => column_block::<4, E, S, N>(s, p, values, dv, col, &mut blocks),
+            2.. => column_block::<2, E, S, N>(s, p, values, dv, col, &mut blocks),
+            _ => column_block::<1, E, S, N>(s, p, values, dv, col, &mut blocks),
         };
         if taken == 0 {
             break;
@@ -411,7 +484,7 @@ pub(crate) fn weighted_sum_into<S: Simd<N>, const N: usize>(
         for (&w, row) in p.iter().zip(values.chunks_exact(dv)) {
             let Some(rt) = row.get(col..) else { break };
             for (a, r) in acc_tail.iter_mut().zip(rt) {
-                *a += w * r;
+                *a += w * r.widen();
             }
         }
     }
@@ -421,10 +494,10 @@ pub(crate) fn weighted_sum_into<S: Simd<N>, const N: usize>(
 /// with the `G` accumulators in registers over all rows; takes `G` blocks off `blocks` and
 /// returns `G`, or 0 if fewer are left.
 #[inline(always)]
-fn column_block<const G: usize, S: Simd<N>, const N: usize>(
+fn column_block<const G: usize, E: Load<S, N>, S: Simd<N>, const N: usize>(
     s: S,
     p: &[f32],
-    values: &[f32],
+    values: &[E],
     dv: usize,
     col: usize,
     blocks: &mut &mut [[f32; N]],
@@ -445,7 +518,7 @@ fn column_block<const G: usize, S: Simd<N>, const N: usize>(
         };
         let wv = s.splat(w);
         for (r, c) in regs.iter_mut().zip(chunks) {
-            *r = s.fma(wv, s.load(c), *r);
+            *r = s.fma(wv, E::load(s, c), *r);
         }
     }
     for (a, r) in acc.iter_mut().zip(regs) {

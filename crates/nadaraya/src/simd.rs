@@ -672,9 +672,7 @@ pub(crate) fn all_finite(xs: &[f32]) -> bool {
 #[inline]
 pub(crate) fn dot<E: Element>(a: &[f32], b: &[E]) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if let Some(b) = E::as_f32(b)
-        && let Some(r) = crate::x86::dot(crate::x86::Chosen::active(), a, b)
-    {
+    if let Some(r) = crate::x86::dot(crate::x86::Chosen::active(), a, b) {
         return r;
     }
     let (ab, at) = a.as_chunks::<LANES>();
@@ -744,7 +742,7 @@ fn four_row_sums<const GAUSS: bool, const H: usize>(
 pub(crate) fn row_scores<const GAUSS: bool>(q: &[f32], keys: &[f32], scale: f32, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if let Some(r) =
-        crate::x86::row_scores::<GAUSS>(crate::x86::Chosen::active(), q, keys, scale, out)
+        crate::x86::row_scores::<GAUSS, f32>(crate::x86::Chosen::active(), q, keys, scale, out)
     {
         return r;
     }
@@ -1054,9 +1052,7 @@ pub(crate) fn column_moments(
 #[inline]
 pub(crate) fn weighted_sum_into<E: Element>(p: &[f32], values: &[E], dv: usize, acc: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if let Some(values) = E::as_f32(values)
-        && let Some(r) =
-            crate::x86::weighted_sum_into(crate::x86::Chosen::active(), p, values, dv, acc)
+    if let Some(r) = crate::x86::weighted_sum_into(crate::x86::Chosen::active(), p, values, dv, acc)
     {
         return r;
     }

@@ -7,10 +7,13 @@
 //! a function is only called through [`Chosen`], which only holds a level that [`detected`]
 //! found. Both token types have a private field, so no code outside this module can make one.
 
+use crate::Element;
 use crate::dispatch::Level;
 use crate::lanes::{self, Simd};
 use core::arch::x86_64::*;
 use core::sync::atomic::{AtomicU8, Ordering};
+#[cfg(feature = "half")]
+use half::{bf16, f16};
 
 /// 0: not yet detected; else `1 + Level as u8`.
 static DETECTED: AtomicU8 = AtomicU8::new(0);
@@ -177,6 +180,22 @@ impl Simd<8> for Avx2 {
         // SAFETY: AVX is present (token); `c` is 32 writable bytes.
         unsafe { _mm256_storeu_ps(c.as_mut_ptr(), v) }
     }
+    #[cfg(feature = "half")]
+    #[inline(always)]
+    fn load_f16(self, c: &[half::f16; 8]) -> __m256 {
+        // SAFETY: F16C is present (token); `c` is 16 readable bytes (`f16` is a `u16`).
+        unsafe { _mm256_cvtph_ps(_mm_loadu_si128(c.as_ptr().cast())) }
+    }
+    #[cfg(feature = "half")]
+    #[inline(always)]
+    fn load_bf16(self, c: &[half::bf16; 8]) -> __m256 {
+        // SAFETY: AVX2 is present (token); `c` is 16 readable bytes (`bf16` is a `u16`). A bf16
+        // is the top half of an f32: zero-extend to 32 bits, shift up by 16.
+        unsafe {
+            let w = _mm256_cvtepu16_epi32(_mm_loadu_si128(c.as_ptr().cast()));
+            _mm256_castsi256_ps(_mm256_slli_epi32::<16>(w))
+        }
+    }
     #[inline(always)]
     fn add(self, a: __m256, b: __m256) -> __m256 {
         // SAFETY: AVX is present (token).
@@ -274,6 +293,23 @@ impl Simd<16> for Avx512 {
     fn store(self, c: &mut [f32; 16], v: __m512) {
         // SAFETY: AVX-512F is present (token); `c` is 64 writable bytes.
         unsafe { _mm512_storeu_ps(c.as_mut_ptr(), v) }
+    }
+    #[cfg(feature = "half")]
+    #[inline(always)]
+    fn load_f16(self, c: &[half::f16; 16]) -> __m512 {
+        // SAFETY: AVX-512F is present (token; `vcvtph2ps` on `zmm` is AVX-512F); `c` is 32
+        // readable bytes (`f16` is a `u16`).
+        unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(c.as_ptr().cast())) }
+    }
+    #[cfg(feature = "half")]
+    #[inline(always)]
+    fn load_bf16(self, c: &[half::bf16; 16]) -> __m512 {
+        // SAFETY: AVX-512F is present (token); `c` is 32 readable bytes (`bf16` is a `u16`).
+        // Zero-extend to 32 bits, shift up by 16.
+        unsafe {
+            let w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(c.as_ptr().cast()));
+            _mm512_castsi512_ps(_mm512_slli_epi32::<16>(w))
+        }
     }
     #[inline(always)]
     fn add(self, a: __m512, b: __m512) -> __m512 {
@@ -386,23 +422,34 @@ macro_rules! level {
             }
 
             #[target_feature(enable = $features)]
-            pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
-                lanes::dot::<_, $n>($token(()), a, b)
+            pub(super) fn dot<E: lanes::Load<$token, $n>>(a: &[f32], b: &[E]) -> f32 {
+                lanes::dot::<E, _, $n>($token(()), a, b)
             }
 
             #[target_feature(enable = $features)]
-            pub(super) fn row_scores<const GAUSS: bool>(
+            pub(super) fn row_scores<const GAUSS: bool, E: lanes::Load<$token, $n>>(
                 q: &[f32],
-                keys: &[f32],
+                keys: &[E],
                 scale: f32,
                 out: &mut [f32],
             ) {
-                lanes::row_scores::<GAUSS, _, $n>($token(()), q, keys, scale, out)
+                lanes::row_scores::<GAUSS, E, _, $n>($token(()), q, keys, scale, out)
             }
 
             #[target_feature(enable = $features)]
-            pub(super) fn weighted_sum_into(p: &[f32], values: &[f32], dv: usize, acc: &mut [f32]) {
-                lanes::weighted_sum_into::<_, $n>($token(()), p, values, dv, acc)
+            pub(super) fn weighted_sum_into<E: lanes::Load<$token, $n>>(
+                p: &[f32],
+                values: &[E],
+                dv: usize,
+                acc: &mut [f32],
+            ) {
+                lanes::weighted_sum_into::<E, _, $n>($token(()), p, values, dv, acc)
+            }
+
+            #[cfg(feature = "half")]
+            #[target_feature(enable = $features)]
+            pub(super) fn widen_into<E: lanes::Load<$token, $n>>(xs: &[E], out: &mut [f32]) {
+                lanes::widen_into::<E, _, $n>($token(()), xs, out)
             }
         }
     };
@@ -414,12 +461,12 @@ level!(avx512, Avx512, 16, "avx512f,avx2,fma,f16c");
 /// Calls `$f` of the chosen level's module with `$args`: `Some(result)`, or `None` at
 /// [`Level::Baseline`] (the caller runs its portable code).
 macro_rules! at_level {
-    ($chosen:expr, $f:ident $(::<$g:ident>)?, $($args:expr),*) => {
+    ($chosen:expr, $f:ident $(::<$($g:ident),*>)?, $($args:expr),*) => {
         match $chosen.0 {
             // SAFETY: a `Chosen` only holds a level this CPU runs (its constructors).
-            Level::Avx512 => Some(unsafe { avx512::$f $(::<$g>)? ($($args),*) }),
+            Level::Avx512 => Some(unsafe { avx512::$f $(::<$($g),*>)? ($($args),*) }),
             // SAFETY: as above.
-            Level::Avx2 => Some(unsafe { avx2::$f $(::<$g>)? ($($args),*) }),
+            Level::Avx2 => Some(unsafe { avx2::$f $(::<$($g),*>)? ($($args),*) }),
             Level::Baseline => None,
         }
     };
@@ -451,40 +498,68 @@ pub(crate) fn all_finite(c: Chosen, xs: &[f32]) -> Option<bool> {
     at_level!(c, all_finite, xs)
 }
 
-/// [`crate::simd::dot`] at level `c`, or `None` at the baseline.
-#[inline]
-pub(crate) fn dot(c: Chosen, a: &[f32], b: &[f32]) -> Option<f32> {
-    at_level!(c, dot, a, b)
+/// Calls `$f::<$g.., E>` for the storage element behind `$xs` (`f32`, or with the `half` feature
+/// `f16` or `bf16`), `$xs` viewed as that element: `$xs` is rebound to the view in `$args`.
+macro_rules! by_element {
+    ($chosen:expr, $e:ident, $xs:ident, $f:ident $(<$($g:ident),*>)?, $($args:expr),*) => {{
+        if let Some($xs) = $e::as_f32($xs) {
+            return at_level!($chosen, $f::<$($($g,)*)? f32>, $($args),*);
+        }
+        #[cfg(feature = "half")]
+        {
+            if let Some($xs) = $e::as_f16($xs) {
+                return at_level!($chosen, $f::<$($($g,)*)? f16>, $($args),*);
+            }
+            if let Some($xs) = $e::as_bf16($xs) {
+                return at_level!($chosen, $f::<$($($g,)*)? bf16>, $($args),*);
+            }
+        }
+        None
+    }};
 }
 
-/// [`crate::simd::row_scores`] at level `c` for rows of at least eight floats, or `None` (the
-/// caller runs its portable code): at the baseline, and for shorter rows. AVX-512 takes rows
-/// of sixteen floats or more; rows of 8 to 15 floats run at AVX2, so that every row of a call
-/// (of one width) takes the same arithmetic.
+/// [`crate::simd::dot`] at level `c` (`b` of any storage element), or `None` at the baseline.
 #[inline]
-pub(crate) fn row_scores<const GAUSS: bool>(
+pub(crate) fn dot<E: Element>(c: Chosen, a: &[f32], b: &[E]) -> Option<f32> {
+    by_element!(c, E, b, dot, a, b)
+}
+
+/// [`crate::simd::row_scores`] at level `c` for rows of at least eight floats (keys of any
+/// storage element, widened in registers), or `None` (the caller runs its portable code): at the
+/// baseline, and for shorter rows. AVX-512 takes rows of sixteen floats or more; rows of 8 to 15
+/// floats run at AVX2, so that every row of a call (of one width) takes the same arithmetic.
+#[inline]
+pub(crate) fn row_scores<const GAUSS: bool, E: Element>(
     c: Chosen,
     q: &[f32],
-    keys: &[f32],
+    keys: &[E],
     scale: f32,
     out: &mut [f32],
 ) -> Option<()> {
     let c = narrow(c, q.len());
-    at_level!(c, row_scores::<GAUSS>, q, keys, scale, out)
+    by_element!(c, E, keys, row_scores<GAUSS>, q, keys, scale, out)
 }
 
-/// [`crate::simd::weighted_sum_into`] at level `c` for `dv == 1` or `dv ≥ 8`, or `None` (as
-/// [`row_scores`] chooses by `dv`).
+/// [`crate::simd::weighted_sum_into`] at level `c` for `dv == 1` or `dv ≥ 8` (values of any
+/// storage element, widened in registers), or `None` (as [`row_scores`] chooses by `dv`).
 #[inline]
-pub(crate) fn weighted_sum_into(
+pub(crate) fn weighted_sum_into<E: Element>(
     c: Chosen,
     p: &[f32],
-    values: &[f32],
+    values: &[E],
     dv: usize,
     acc: &mut [f32],
 ) -> Option<()> {
     let c = if dv == 1 { c } else { narrow(c, dv) };
-    at_level!(c, weighted_sum_into, p, values, dv, acc)
+    by_element!(c, E, values, weighted_sum_into, p, values, dv, acc)
+}
+
+/// `xs` widened to `f32` into `out` (`min` of the lengths) at level `c` (F16C or AVX-512F's
+/// conversion for `f16`, a shift for `bf16`), or `None` at the baseline. Exact at every level.
+#[cfg(feature = "half")]
+#[inline]
+pub(crate) fn widen_into<E: Element>(c: Chosen, xs: &[E], out: &mut [f32]) -> Option<()> {
+    by_element!(c, E, xs, widen_into, xs, out)
 }
 
 /// The widest level at or below `c` whose vector fits in a row of `width` floats.
@@ -609,9 +684,9 @@ mod tests {
                     let scale = if gauss { -0.7 } else { 0.3 };
                     let score = |k: &[f32], out: &mut [f32]| {
                         let done = if gauss {
-                            row_scores::<true>(c, &q, k, scale, out)
+                            row_scores::<true, f32>(c, &q, k, scale, out)
                         } else {
-                            row_scores::<false>(c, &q, k, scale, out)
+                            row_scores::<false, f32>(c, &q, k, scale, out)
                         };
                         if done.is_none() {
                             if gauss {
@@ -718,3 +793,6 @@ mod tests {
         }
     }
 }
+
+#[cfg(all(test, feature = "half"))]
+mod half_tests;
