@@ -30,6 +30,25 @@ pub trait Kernel {
             *o = self.score(q, x);
         }
     }
+
+    /// Not part of the API (the argument cannot be named outside the crate, so the method can
+    /// be neither called nor overridden there): `Some(c)` when the score is exactly
+    /// `|q - x|² · c` with `c < 0`, computed as `Σ (q_j - x_j)²` in row order times `c` (the
+    /// Gaussian's `-1/(2h²)`). The fused pass of the targets without float SIMD then takes its
+    /// exponential's range reduction straight from the squared distance, with a shift of 0
+    /// (such a score is never positive).
+    #[doc(hidden)]
+    #[inline]
+    fn squared_distance_scale(&self, _: sealed::Token) -> Option<f32> {
+        None
+    }
+}
+
+pub(crate) mod sealed {
+    /// The argument of [`Kernel::squared_distance_scale`](super::Kernel::squared_distance_scale):
+    /// public in a private module, so nothing outside the crate can name it.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Token;
 }
 
 /// The Gaussian kernel of bandwidth `h`: `score = -|x_q - x_i|² / (2h²)`.
@@ -123,6 +142,11 @@ impl Kernel for Gaussian {
     #[inline]
     fn scores(&self, q: &[f32], keys: &[f32], out: &mut [f32]) {
         simd::row_scores::<true>(q, keys, self.neg_scale, out);
+    }
+
+    #[inline]
+    fn squared_distance_scale(&self, _: sealed::Token) -> Option<f32> {
+        Some(self.neg_scale)
     }
 }
 
