@@ -1745,7 +1745,9 @@ mod tests {
     fn exp2_64_within_1_5_ulp_sampled() {
         let (worst, at) = exp2_64_worst_ulp(1009);
         assert!(worst <= 1.5, "exp2_64: {worst} ulp at {at:e}");
-        for y in [0.0f32, -0.0, -0.5, -1.0, -31.5, -32.5, -63.5, -64.0, -1000.25, -8064.0] {
+        for y in [
+            0.0f32, -0.0, -0.5, -1.0, -31.5, -32.5, -63.5, -64.0, -1000.25, -8064.0,
+        ] {
             let e = crate::testing::ulp_error(exp2_64(y), (f64::from(y) / 64.0).exp2());
             assert!(e <= 1.5, "exp2_64({y:e}): {e} ulp");
         }
@@ -1770,7 +1772,11 @@ mod tests {
         let mut y = -8064.0f32;
         let mut worst = 0.0f32;
         while y > -f32::MAX / 1.001 {
-            for y in [y, f32::from_bits(y.to_bits() + 1), f32::from_bits(y.to_bits() + 7)] {
+            for y in [
+                y,
+                f32::from_bits(y.to_bits() + 1),
+                f32::from_bits(y.to_bits() + 7),
+            ] {
                 let e = exp2_64(y);
                 assert!(e.abs() < 2f32.powi(-78), "exp2_64({y:e}) = {e:e}");
                 worst = worst.max(e.abs());

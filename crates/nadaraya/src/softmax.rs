@@ -1096,6 +1096,91 @@ mod tests {
         );
     }
 
+    /// The Gaussian's scores without its hidden fold: the fused pass at shift = the first score.
+    struct Unfolded(Gaussian);
+
+    impl Kernel for Unfolded {
+        fn score(&self, q: &[f32], x: &[f32]) -> f32 {
+            self.0.score(q, x)
+        }
+        fn scores(&self, q: &[f32], keys: &[f32], out: &mut [f32]) {
+            self.0.scores(q, keys, out);
+        }
+    }
+
+    /// The Gaussian fold (shift 0, `exp2_64` of the squared distance): within the bound of the
+    /// `f64` average where its weights are kept; for a query so far that every weight
+    /// underflows at shift 0 (the call's sum below `FOLD_SUM_MIN`), bit for bit the answer and
+    /// the verdict of the pass at shift = the first score; over two runs (a ring buffer's two
+    /// halves) with the far samples first, within the bound again.
+    #[test]
+    fn gaussian_fold_far_query_takes_the_first_score_pass() {
+        use crate::testing::{assert_average, lcg, reference_average};
+        use std::vec::Vec;
+        let mut rng = lcg(7);
+        let g = Gaussian::new(0.25).unwrap();
+        let unfolded = Unfolded(g);
+        let mut redone = 0;
+        for n in [1usize, 2, 63, 64, 65, 200] {
+            for d in [1usize, 3] {
+                let keys: Vec<f32> = (0..n * d).map(|_| rng() - 0.5).collect();
+                let values: Vec<f32> = (0..n).map(|_| 4.0 * rng() - 2.0).collect();
+                // Query offsets: near (kept), nearest score about -14, -20, -200, -5000.
+                for off in [0.0f32, 1.32, 1.58, 5.0, 25.0] {
+                    let q: Vec<f32> = (0..d).map(|_| 0.5 + off).collect();
+                    let what = std::format!("n {n} d {d} offset {off}");
+                    let mut scores = std::vec![0.0f32; n];
+                    for (o, k) in scores.iter_mut().zip(keys.chunks_exact(d)) {
+                        *o = g.score(&q, k);
+                    }
+                    let want = reference_average(&scores, &values, 1);
+                    let folded = run_with::<true>(&g, &q, &keys, &values, 1);
+                    assert_average(folded.as_deref().map_err(|e| *e), &want, &values, &what);
+                    let mut l = Lse::EMPTY;
+                    let mut acc = [0.0f32];
+                    l.absorb_with::<true, Gaussian>(&g, &q, &keys, &values, 1, &mut acc)
+                        .unwrap();
+                    if l.max != 0.0 {
+                        // Redone: the same bits as the unfolded pass.
+                        let first = run_with::<true>(&unfolded, &q, &keys, &values, 1);
+                        assert_eq!(folded, first, "{what}");
+                        redone += 1;
+                    } else {
+                        assert!(l.sum >= FOLD_SUM_MIN, "{what}: kept sum {}", l.sum);
+                    }
+                    // Two runs, the far half first.
+                    if n >= 2 {
+                        let (k1, k2) = keys.split_at(n / 2 * d);
+                        let (v1, v2) = values.split_at(n / 2);
+                        let mut far_keys: Vec<f32> = k1.iter().map(|k| k - 60.0).collect();
+                        far_keys.extend_from_slice(k2);
+                        let mut l = Lse::EMPTY;
+                        let mut acc = [0.0f32];
+                        l.absorb_with::<true, Gaussian>(
+                            &g,
+                            &q,
+                            &far_keys[..k1.len()],
+                            v1,
+                            1,
+                            &mut acc,
+                        )
+                        .unwrap();
+                        l.absorb_with::<true, Gaussian>(&g, &q, k2, v2, 1, &mut acc)
+                            .unwrap();
+                        l.finish(&mut acc).unwrap();
+                        let mut scores = std::vec![0.0f32; n];
+                        for (o, k) in scores.iter_mut().zip(far_keys.chunks_exact(d)) {
+                            *o = g.score(&q, k);
+                        }
+                        let want = reference_average(&scores, &values, 1);
+                        assert_average(Ok(&acc), &want, &values, &std::format!("{what}, two runs"));
+                    }
+                }
+            }
+        }
+        assert!(redone >= 18, "{redone} far queries redone");
+    }
+
     #[test]
     fn empty_state_and_bad_input_are_errors_that_change_nothing() {
         let mut s = OnlineSoftmax::<2>::new();
