@@ -427,7 +427,7 @@ pub(crate) const FOLD_SUM_MIN: f32 = 1.0 / 1_048_576.0;
 #[inline(always)]
 fn fold_scale<K: Kernel + ?Sized>(kernel: &K) -> Option<f32> {
     let c = kernel.squared_distance_scale(crate::kernel::sealed::Token)? * simd::EXP_TABLE_K;
-    (c < 0.0 && c >= f32::MIN).then_some(c)
+    (f32::MIN..0.0).contains(&c).then_some(c)
 }
 
 /// `Σ_j (q_j - x_j)²` in row order, as [`crate::Gaussian`]'s score sums it.
