@@ -205,6 +205,22 @@ pub(crate) fn exp2_64(y: f32) -> f32 {
     t * q + t
 }
 
+/// [`exp2_64`] without the exponent's clamp, for callers that select 0 for every `y` below
+/// `EXP_MIN · 64/ln 2` anyway (Helium's [`exp_shift_sum_helium`]): there the exponent field is
+/// in `[1, 127]`, the same bits as [`exp2_64`]; below, a meaningless value that the caller
+/// discards. Two vector instructions fewer on MVE (`vmax`, `vmin`; `usat` has no lane form).
+#[inline(always)]
+fn exp2_64_in_range(y: f32) -> f32 {
+    let big = y + ROUNDER;
+    let n = big - ROUNDER;
+    let f = y - n;
+    let q = f * (EXP2_64_B1 + f * EXP2_64_B2);
+    let b = big.to_bits();
+    let e = (b.wrapping_sub(EXP_TABLE_BIAS as u32) >> 6) << 23;
+    let t = f32::from_bits(EXP2_64_FRACTION[(b & 63) as usize] | e);
+    t * q + t
+}
+
 /// The largest tile sum of `exp(s_i - shift)` that a fused pass accepts (the shift is one of
 /// the scores or an earlier tile's shift, so every accepted weight is below `2^16`); a NaN,
 /// infinite or larger sum sends the tile to the exact path.
@@ -237,20 +253,21 @@ pub(crate) const HELIUM: bool = cfg!(nadaraya_helium);
 /// accumulator of a few values keeps the exact quotient).
 const DIV_BY_RECIPROCAL_ABOVE: usize = 16;
 
-/// [`exp_shift_sum`] for Helium: [`exp2_64`] of `(s_i - m) · 64/ln 2` over the slice (a loop
+/// [`exp_shift_sum`] for Helium: [`exp2_64_in_range`] of `(s_i - m) · 64/ln 2` over the slice (a loop
 /// LLVM vectorises, the table read by a gather), `-inf` and anything below `EXP_MIN` selected
 /// to exactly 0, then the sum in four interleaved partial sums (element `i` into sum `i mod 4`,
 /// added pairwise): another order than the scalar loop's. The product's rounding adds
 /// `|x| · 2^-24` to the relative error of `exp(x)` (measured over a dense sweep of
 /// `[EXP_MIN, 0]`: test `exp2_64_of_scaled_scores_match_f64`), an absolute error of at most
 /// `0.37 · 2^-24` beside the maximum's weight of 1; it took the Gaussian `weights` at D = 1,
-/// N = 256 on the M55 from 15.8 to 14.1 instructions per weight (`scripts/firmware-cost`).
+/// N = 256 on the M55 from 15.8 to 13.6 instructions per weight (14.1 with the clamp of
+/// `exp2_64`; `scripts/firmware-cost`).
 /// `m` is the maximum of `s`.
 #[inline]
 fn exp_shift_sum_helium(s: &mut [f32], m: f32) -> f32 {
     for v in s.iter_mut() {
         let x = *v - m;
-        let e = exp2_64(x * EXP_TABLE_K);
+        let e = exp2_64_in_range(x * EXP_TABLE_K);
         *v = if x >= EXP_MIN { e } else { 0.0 };
     }
     sum_interleaved(s)
@@ -1819,8 +1836,8 @@ mod tests {
         std::println!("fold weights: worst relative error {worst:.3} eps·(1 + |x|)");
     }
 
-    /// `exp2_64(x · 64/ln 2)`, Helium's exact-path exponential, against `f64` `exp(x)` over a
-    /// dense sweep of `[EXP_MIN, 0]` (every 1009th `f32`): relative error within
+    /// `exp2_64(x · 64/ln 2)`, Helium's exact-path exponential (`exp2_64_in_range`, bit for bit
+    /// the same here), against `f64` `exp(x)` over a dense sweep of `[EXP_MIN, 0]` (every 1009th `f32`): relative error within
     /// `(1.5 + |x|) · 2^-23`, absolute within `2^-23` (the weights are at most 1).
     #[test]
     fn exp2_64_of_scaled_scores_match_f64() {
@@ -1828,7 +1845,11 @@ mod tests {
         for bits in (0x8000_0000u32..=EXP_MIN.to_bits()).step_by(1009) {
             let x = f32::from_bits(bits);
             let want = f64::from(x).exp();
-            let got = f64::from(exp2_64(x * EXP_TABLE_K));
+            let e = exp2_64(x * EXP_TABLE_K);
+            // Helium's unclamped twin: the same bits wherever the caller keeps it.
+            let e2 = exp2_64_in_range(x * EXP_TABLE_K);
+            assert_eq!(e.to_bits(), e2.to_bits(), "exp2_64_in_range({x:e} · K)");
+            let got = f64::from(e);
             let rel = (got - want).abs() / want;
             let bound = (1.5 + f64::from(x).abs()) * f64::from(f32::EPSILON);
             assert!(rel <= bound, "exp2_64({x:e} · K) = {got:e}, want {want:e}");
