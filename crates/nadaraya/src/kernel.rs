@@ -35,7 +35,9 @@ pub trait Kernel {
     /// `Some((true, scale))` when [`scores`](Kernel::scores) is the crate's row kernel for
     /// `scale · Σ (q_j − k_j)²`, `Some((false, scale))` for `scale · Σ q_j k_j`, else `None`.
     /// Lets keys stored as `f16` or `bf16` be scored by the same arithmetic with their widening
-    /// in registers.
+    /// in registers, and lets the fused pass of the targets without float SIMD take a
+    /// Gaussian's exponential range reduction straight from the squared distance, with a shift
+    /// of 0 (such a score, `scale < 0`, is never positive).
     #[doc(hidden)]
     #[inline]
     fn row_form(&self, _: sealed::Crate) -> Option<(bool, f32)> {

@@ -131,7 +131,14 @@ const EXP2_64_FRACTION: [u32; 64] = [
     0x7d3e0c,
 ];
 /// 64 / ln 2.
-const EXP_TABLE_K: f32 = 92.332_48;
+pub(crate) const EXP_TABLE_K: f32 = 92.332_48;
+/// `exp(f · ln 2/64) - 1 ≈ f · (EXP2_64_B1 + f · EXP2_64_B2)` for `|f| ≤ 1/2`: the minimax
+/// line through the cubic term of the Taylor series (`B1 = L + L³/32`, `B2 = L²/2 + L⁴/96`,
+/// `L = ln 2/64`), error at most 6.7e-9 (0.11 of `2^-24`) over that interval.
+#[allow(clippy::excessive_precision)]
+const EXP2_64_B1: f32 = 0.010_830_464_772_880_077;
+#[allow(clippy::excessive_precision)]
+const EXP2_64_B2: f32 = 5.864_919_148_734_771e-5;
 /// ln 2 / 64 to 11 significant bits, so that `n · EXP_TABLE_HI` is exact for `|n| < 2^13`, and
 /// the rest (Cody–Waite).
 #[allow(clippy::excessive_precision)]
@@ -171,6 +178,49 @@ pub(crate) fn exp_table(x: f32) -> f32 {
     t * q + t
 }
 
+/// `2^(y/64)`, that is `exp(y · ln 2/64)`, for `y ≤ 0` already in the table's steps: the
+/// Gaussian's fused pass (`Lse::absorb_fused`) computes `y = |q - x|² · c` with
+/// `c = -64/(2h² ln 2)` and starts here. `n = round(y)`, `f = y - n` (exact, `|f| ≤ 1/2`),
+/// `exp(f · ln 2/64) - 1` by a degree-2 minimax polynomial in `f` (the step `ln 2/64` folded
+/// into its coefficients), then the table as in [`exp_table`]: three multiplies and the
+/// shift's subtraction fewer than `exp_table(score - shift)`.
+///
+/// - `y` in `[-8064, 0]` (`EXP_MIN · 64/ln 2` is -8063.9): within 1.5 ulp of `2^(y/64)`
+///   (measured over every `f32` there: 1.328 ulp at worst, see the tests).
+/// - `y` below: a value of magnitude below `2^-78` (no sign mask: one instruction fewer than
+///   [`exp_table`]). The caller keeps a pass only if its sum of weights is at least `2^-20`
+///   (`FOLD_SUM_MIN` in `softmax.rs`), beside which such values are nothing.
+/// - NaN and `-inf` give NaN: the callers check the tile's sum once.
+#[inline(always)]
+pub(crate) fn exp2_64(y: f32) -> f32 {
+    let big = y + ROUNDER;
+    let n = big - ROUNDER;
+    let f = y - n;
+    let q = f * (EXP2_64_B1 + f * EXP2_64_B2);
+    let b = big.to_bits() as i32;
+    // A negative `big` (y below -1.5·2^23) saturates to exponent field 0: a subnormal `t`
+    // (the subtraction saturates too: one `qsub` on Armv7E-M, as cheap as `sub`).
+    let e = (b.saturating_sub(EXP_TABLE_BIAS) >> 6).clamp(0, 255) as u32;
+    let t = f32::from_bits(EXP2_64_FRACTION[(b & 63) as usize] | (e << 23));
+    t * q + t
+}
+
+/// [`exp2_64`] without the exponent's clamp, for callers that select 0 for every `y` below
+/// `EXP_MIN · 64/ln 2` anyway (Helium's [`exp_shift_sum_helium`]): there the exponent field is
+/// in `[1, 127]`, the same bits as [`exp2_64`]; below, a meaningless value that the caller
+/// discards. Two vector instructions fewer on MVE (`vmax`, `vmin`; `usat` has no lane form).
+#[inline(always)]
+fn exp2_64_in_range(y: f32) -> f32 {
+    let big = y + ROUNDER;
+    let n = big - ROUNDER;
+    let f = y - n;
+    let q = f * (EXP2_64_B1 + f * EXP2_64_B2);
+    let b = big.to_bits();
+    let e = (b.wrapping_sub(EXP_TABLE_BIAS as u32) >> 6) << 23;
+    let t = f32::from_bits(EXP2_64_FRACTION[(b & 63) as usize] | e);
+    t * q + t
+}
+
 /// The largest tile sum of `exp(s_i - shift)` that a fused pass accepts (the shift is one of
 /// the scores or an earlier tile's shift, so every accepted weight is below `2^16`); a NaN,
 /// infinite or larger sum sends the tile to the exact path.
@@ -203,15 +253,21 @@ pub(crate) const HELIUM: bool = cfg!(nadaraya_helium);
 /// accumulator of a few values keeps the exact quotient).
 const DIV_BY_RECIPROCAL_ABOVE: usize = 16;
 
-/// [`exp_shift_sum`] for Helium: the table exponential over the slice (a loop LLVM vectorises,
-/// the table read by a gather), `-inf` and anything below `EXP_MIN` selected to exactly 0, then
-/// the sum in four interleaved partial sums (element `i` into sum `i mod 4`, added pairwise):
-/// another order than the scalar loop's, the same bound. `m` is the maximum of `s`.
+/// [`exp_shift_sum`] for Helium: [`exp2_64_in_range`] of `(s_i - m) · 64/ln 2` over the slice (a loop
+/// LLVM vectorises, the table read by a gather), `-inf` and anything below `EXP_MIN` selected
+/// to exactly 0, then the sum in four interleaved partial sums (element `i` into sum `i mod 4`,
+/// added pairwise): another order than the scalar loop's. The product's rounding adds
+/// `|x| · 2^-24` to the relative error of `exp(x)` (measured over a dense sweep of
+/// `[EXP_MIN, 0]`: test `exp2_64_of_scaled_scores_match_f64`), an absolute error of at most
+/// `0.37 · 2^-24` beside the maximum's weight of 1; it took the Gaussian `weights` at D = 1,
+/// N = 256 on the M55 from 15.8 to 13.6 instructions per weight (14.1 with the clamp of
+/// `exp2_64`; `scripts/firmware-cost`).
+/// `m` is the maximum of `s`.
 #[inline]
 fn exp_shift_sum_helium(s: &mut [f32], m: f32) -> f32 {
     for v in s.iter_mut() {
         let x = *v - m;
-        let e = exp_table(x);
+        let e = exp2_64_in_range(x * EXP_TABLE_K);
         *v = if x >= EXP_MIN { e } else { 0.0 };
     }
     sum_interleaved(s)
@@ -1686,5 +1742,121 @@ mod tests {
             .map(|x| (x - 0.5).exp())
             .sum();
         assert_close(f64::from(sum), want, 4e-7 * want, "exp_table_shift_sum");
+    }
+
+    /// The worst ulp error of [`exp2_64`] over the `f32` whose bit patterns run from `-0` to
+    /// -8064 in steps of `step`, against `f64::exp2(y / 64)`.
+    fn exp2_64_worst_ulp(step: usize) -> (f64, f32) {
+        let mut worst = (0.0f64, 0.0f32);
+        for bits in (0x8000_0000u32..=(-8064.0f32).to_bits()).step_by(step) {
+            let y = f32::from_bits(bits);
+            let e = crate::testing::ulp_error(exp2_64(y), (f64::from(y) / 64.0).exp2());
+            if e > worst.0 {
+                worst = (e, y);
+            }
+        }
+        worst
+    }
+
+    /// 1.5 ulp over a dense sample of [-8064, 0] (every 1009th `f32`, about 1.1 M values).
+    #[test]
+    fn exp2_64_within_1_5_ulp_sampled() {
+        let (worst, at) = exp2_64_worst_ulp(1009);
+        assert!(worst <= 1.5, "exp2_64: {worst} ulp at {at:e}");
+        for y in [
+            0.0f32, -0.0, -0.5, -1.0, -31.5, -32.5, -63.5, -64.0, -1000.25, -8064.0,
+        ] {
+            let e = crate::testing::ulp_error(exp2_64(y), (f64::from(y) / 64.0).exp2());
+            assert!(e <= 1.5, "exp2_64({y:e}): {e} ulp");
+        }
+        assert_eq!(exp2_64(0.0), 1.0);
+        assert_eq!(exp2_64(-64.0), 0.5);
+    }
+
+    /// Every `f32` in [-8064, 0] (1.17e9 values): `cargo test --release -p nadaraya --lib
+    /// exp2_64_within_1_5_ulp_exhaustive -- --ignored` (measured: 1.328 ulp at worst, at y = -7948.7).
+    #[test]
+    #[ignore = "exhaustive, 1.17e9 values: run in release"]
+    fn exp2_64_within_1_5_ulp_exhaustive() {
+        let (worst, at) = exp2_64_worst_ulp(1);
+        std::println!("exp2_64: worst {worst} ulp at {at:e}");
+        assert!(worst <= 1.5, "exp2_64: {worst} ulp at {at:e}");
+    }
+
+    /// Below -8064 every value is below `2^-78` in magnitude, down to `-f32::MAX`; NaN and
+    /// `-inf` give NaN: what the Gaussian fused pass's sum checks rely on.
+    #[test]
+    fn exp2_64_outside_its_range() {
+        let mut y = -8064.0f32;
+        let mut worst = 0.0f32;
+        while y > -f32::MAX / 1.001 {
+            for y in [
+                y,
+                f32::from_bits(y.to_bits() + 1),
+                f32::from_bits(y.to_bits() + 7),
+            ] {
+                let e = exp2_64(y);
+                assert!(e.abs() < 2f32.powi(-78), "exp2_64({y:e}) = {e:e}");
+                worst = worst.max(e.abs());
+            }
+            y *= 1.001;
+        }
+        std::println!("exp2_64 below -8064: largest magnitude {worst:e}");
+        for y in [f32::NAN, f32::NEG_INFINITY] {
+            assert!(exp2_64(y).is_nan(), "exp2_64({y:e}) = {}", exp2_64(y));
+        }
+    }
+
+    /// The Gaussian weight as the fused pass computes it, `exp2_64(fl(|q - x|² · c))` with
+    /// `c = fl(-1/(2h²) · 64/ln 2)`, against `f64` `exp(-|q - x|²/(2h²))`: the relative error
+    /// is the exponential's 1.5 ulp plus the two roundings of the exponent (`|x| · 2^-23` at a
+    /// score `x`), over a dense sweep of squared distances for several bandwidths.
+    #[test]
+    fn gaussian_fold_weights_match_f64() {
+        let mut worst = 0.0f64;
+        for h in [0.01f32, 0.3, 1.0, 7.5] {
+            let ns = crate::Gaussian::check_bandwidth(h).unwrap();
+            let c = ns * EXP_TABLE_K;
+            let dmax = 87.0 / -f64::from(ns);
+            for i in 0..=200_000u32 {
+                let d2 = (dmax * f64::from(i) / 200_000.0) as f32;
+                let x = -f64::from(d2) / (2.0 * f64::from(h) * f64::from(h));
+                let want = x.exp();
+                let got = f64::from(exp2_64(d2 * c));
+                let rel = (got - want).abs() / want;
+                let allowed = (1.5 + 2.0 * x.abs()) * f64::from(f32::EPSILON);
+                assert!(rel <= allowed, "h {h} d2 {d2:e}: {got:e} vs {want:e}");
+                worst = worst.max(rel / (f64::from(f32::EPSILON) * (1.0 + x.abs())));
+            }
+        }
+        std::println!("fold weights: worst relative error {worst:.3} eps·(1 + |x|)");
+    }
+
+    /// `exp2_64(x · 64/ln 2)`, Helium's exact-path exponential (`exp2_64_in_range`, bit for bit
+    /// the same here), against `f64` `exp(x)` over a dense sweep of `[EXP_MIN, 0]` (every 1009th `f32`): relative error within
+    /// `(1.5 + |x|) · 2^-23`, absolute within `2^-23` (the weights are at most 1).
+    #[test]
+    fn exp2_64_of_scaled_scores_match_f64() {
+        let mut worst = (0.0f64, 0.0f64);
+        for bits in (0x8000_0000u32..=EXP_MIN.to_bits()).step_by(1009) {
+            let x = f32::from_bits(bits);
+            let want = f64::from(x).exp();
+            let e = exp2_64(x * EXP_TABLE_K);
+            // Helium's unclamped twin: the same bits wherever the caller keeps it.
+            let e2 = exp2_64_in_range(x * EXP_TABLE_K);
+            assert_eq!(e.to_bits(), e2.to_bits(), "exp2_64_in_range({x:e} · K)");
+            let got = f64::from(e);
+            let rel = (got - want).abs() / want;
+            let bound = (1.5 + f64::from(x).abs()) * f64::from(f32::EPSILON);
+            assert!(rel <= bound, "exp2_64({x:e} · K) = {got:e}, want {want:e}");
+            assert!((got - want).abs() <= f64::from(f32::EPSILON), "{x:e}");
+            worst.0 = worst.0.max(rel / bound);
+            worst.1 = worst.1.max((got - want).abs());
+        }
+        std::println!(
+            "exp2_64(x·K): worst {:.3} of the bound, {:e} absolute",
+            worst.0,
+            worst.1
+        );
     }
 }

@@ -106,23 +106,34 @@ impl Lse {
         dv: usize,
         acc: &mut [f32],
     ) -> Result<(), Error> {
-        let d = q.len();
-        if d == 0 || dv == 0 {
-            return Err(Error::ZeroDimension);
-        }
         let mut buf = [0.0f32; TILE];
-        // Saturating: a chunk size can never wrap to 0 (which would panic).
-        let (kc, vc) = (TILE.saturating_mul(d), TILE.saturating_mul(dv));
-        // Paired by hand: `zip` of two `Chunks` divides by the chunk sizes out of line.
-        let mut value_tiles = values.chunks(vc);
-        for kt in keys.chunks(kc) {
-            let Some(vt) = value_tiles.next() else { break };
-            let rows = (kt.len() / d).min(vt.len() / dv).min(TILE);
-            let s = &mut buf[..rows];
-            element::scores(kernel, q, kt, s);
-            if self.absorb_scores(s, vt, dv, acc)? {
-                finite_or_error(kt, q)?;
-            }
+        for_each_tile(
+            q.len(),
+            dv,
+            keys,
+            values,
+            #[inline(always)]
+            |kt, vt, rows| self.exact_tile(kernel, q, kt, vt, &mut buf[..rows], dv, acc),
+        )
+    }
+
+    /// One tile on the exact path: its scores into `s`, then
+    /// [`absorb_scores`](Self::absorb_scores), and the keys checked if a score was `-inf`.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn exact_tile<K: Kernel + ?Sized, E: Element>(
+        &mut self,
+        kernel: &K,
+        q: &[f32],
+        kt: &[E],
+        vt: &[E],
+        s: &mut [f32],
+        dv: usize,
+        acc: &mut [f32],
+    ) -> Result<(), Error> {
+        element::scores(kernel, q, kt, s);
+        if self.absorb_scores(s, vt, dv, acc)? {
+            finite_or_error(kt, q)?;
         }
         Ok(())
     }
@@ -140,6 +151,14 @@ impl Lse {
     /// maximum, so every verdict is `absorb`'s. The weights of a tile are summed in
     /// [`simd::FUSED_CHAINS`] interleaved partial sums (four on Helium, else row order). Not for [`OnlineSoftmax`], whose
     /// `max_score` is the largest score.
+    ///
+    /// For the Gaussian with one-column values (the kernel's hidden
+    /// `Kernel::row_form`), the shift is 0 (its scores are never positive) and
+    /// each weight is [`simd::exp2_64`] of `|q - x|² · c`, `c = -64/(2h² ln 2)`: the range
+    /// reduction straight from the squared distance. Such a pass can underflow every weight of
+    /// a far query; if the state was empty and the call's sum of weights ends below
+    /// [`FOLD_SUM_MIN`], the call is redone from the state it started with by the pass above
+    /// (shift = the first score), so the answer and the verdict are that pass's.
     #[inline(always)]
     pub(crate) fn absorb_fused<K: Kernel + ?Sized>(
         &mut self,
@@ -168,37 +187,122 @@ impl Lse {
         if !FUSED || dv != 1 {
             return self.absorb_table::<FUSED, K>(kernel, q, keys, values, dv, acc);
         }
-        let d = q.len();
-        if d == 0 {
-            return Err(Error::ZeroDimension);
-        }
         let Some(a) = acc.first_mut() else {
             return self.absorb(kernel, q, keys, values, dv, acc);
         };
-        let mut value_tiles = values.chunks(TILE);
-        for kt in keys.chunks(TILE.saturating_mul(d)) {
-            let Some(vt) = value_tiles.next() else { break };
-            let rows = (kt.len() / d).min(vt.len()).min(TILE);
-            let (Some(kt), Some(vt)) = (kt.get(..rows * d), vt.get(..rows)) else {
-                break;
-            };
-            let Some(k0) = kt.get(..d) else { continue };
-            // The shift: the state's, or this tile's first score (then its sum is at least 1).
-            let shift = if self.sum == 0.0 {
-                kernel.score(q, k0)
-            } else {
-                self.max
-            };
-            let (sum, dot) = fused_sum_dot(kernel, q, kt, vt, shift);
-            if sum <= simd::TILE_SUM_MAX {
-                self.max = shift;
-                self.sum += sum;
-                *a += dot;
-            } else {
-                self.absorb_cold(kernel, q, kt, vt, core::slice::from_mut(a))?;
+        if let Some(c) = fold_scale(kernel)
+            && (self.sum == 0.0 || self.max == 0.0)
+        {
+            let entry = (*self, *a);
+            self.fused_tiles(
+                kernel,
+                q,
+                keys,
+                values,
+                a,
+                true,
+                #[inline(always)]
+                |k, _| simd::exp2_64(squared_distance(q, k) * c),
+            )?;
+            // The state had weight at entry (`max == 0`, `sum ≥ FOLD_SUM_MIN`), or this call's
+            // weights are large enough beside the values below 2^-78 of `exp2_64`.
+            if self.max != 0.0 || self.sum >= FOLD_SUM_MIN {
+                return Ok(());
             }
+            (*self, *a) = entry;
+            return self.fused_cold(kernel, q, keys, values, a);
         }
-        Ok(())
+        self.fused_tiles(
+            kernel,
+            q,
+            keys,
+            values,
+            a,
+            false,
+            #[inline(always)]
+            |k, shift| simd::exp_table(kernel.score(q, k) - shift),
+        )
+    }
+
+    /// The fused pass at shift = the first score, out of line: a far query whose Gaussian
+    /// weights all underflowed at shift 0.
+    #[cold]
+    #[inline(never)]
+    fn fused_cold<K: Kernel + ?Sized>(
+        &mut self,
+        kernel: &K,
+        q: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        a: &mut f32,
+    ) -> Result<(), Error> {
+        self.fused_tiles(
+            kernel,
+            q,
+            keys,
+            values,
+            a,
+            false,
+            #[inline(always)]
+            |k, shift| simd::exp_table(kernel.score(q, k) - shift),
+        )
+    }
+
+    /// The tiles of a fused pass over one-column values: `weight(key, shift)` per row, its sum
+    /// and weighted sum ([`fused_sum_dot`]), the tile kept if its sum passes
+    /// [`simd::TILE_SUM_MAX`], else redone on the exact path. The shift is 0 if `zero_shift`,
+    /// else the state's, or the tile's first score while the state is empty.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn fused_tiles<K: Kernel + ?Sized>(
+        &mut self,
+        kernel: &K,
+        q: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        a: &mut f32,
+        zero_shift: bool,
+        weight: impl Fn(&[f32], f32) -> f32,
+    ) -> Result<(), Error> {
+        let d = q.len();
+        for_each_tile(
+            d,
+            1,
+            keys,
+            values,
+            #[inline(always)]
+            |kt, vt, rows| {
+                let (Some(kt), Some(vt)) = (kt.get(..rows * d), vt.get(..rows)) else {
+                    return Ok(());
+                };
+                let Some(k0) = kt.get(..d) else {
+                    return Ok(());
+                };
+                // The shift: the state's, or this tile's first score (then its sum is at least 1).
+                let shift = if zero_shift {
+                    0.0
+                } else if self.sum == 0.0 {
+                    kernel.score(q, k0)
+                } else {
+                    self.max
+                };
+                let (sum, dot) = fused_sum_dot(
+                    d,
+                    kt,
+                    vt,
+                    #[inline(always)]
+                    |k| weight(k, shift),
+                );
+                if sum <= simd::TILE_SUM_MAX {
+                    self.max = shift;
+                    self.sum += sum;
+                    *a += dot;
+                    Ok(())
+                } else {
+                    self.absorb_cold(kernel, q, kt, vt, core::slice::from_mut(a))
+                }
+            },
+        )
     }
 
     /// One tile on the exact path (`absorb`), for a fused tile whose sum failed the check.
@@ -230,33 +334,31 @@ impl Lse {
         if !FUSED {
             return self.absorb(kernel, q, keys, values, dv, acc);
         }
-        let d = q.len();
-        if d == 0 || dv == 0 {
-            return Err(Error::ZeroDimension);
-        }
         let mut buf = [0.0f32; TILE];
-        let (kc, vc) = (TILE.saturating_mul(d), TILE.saturating_mul(dv));
-        let mut value_tiles = values.chunks(vc);
-        for kt in keys.chunks(kc) {
-            let Some(vt) = value_tiles.next() else { break };
-            let rows = (kt.len() / d).min(vt.len() / dv).min(TILE);
-            let s = &mut buf[..rows];
-            kernel.scores(q, kt, s);
-            let Some(&first) = s.first() else { continue };
-            let shift = if self.sum == 0.0 { first } else { self.max };
-            let sum = simd::exp_table_shift_sum(s, shift);
-            if sum <= simd::TILE_SUM_MAX {
-                self.max = shift;
-                self.sum += sum;
-                simd::weighted_sum_into(s, vt, dv, acc);
-                continue;
-            }
-            kernel.scores(q, kt, s);
-            if self.absorb_scores(s, vt, dv, acc)? {
-                finite_or_error(kt, q)?;
-            }
-        }
-        Ok(())
+        for_each_tile(
+            q.len(),
+            dv,
+            keys,
+            values,
+            #[inline(always)]
+            |kt, vt, rows| {
+                let s = &mut buf[..rows];
+                kernel.scores(q, kt, s);
+                let Some(&first) = s.first() else {
+                    return Ok(());
+                };
+                let shift = if self.sum == 0.0 { first } else { self.max };
+                let sum = simd::exp_table_shift_sum(s, shift);
+                if sum <= simd::TILE_SUM_MAX {
+                    self.max = shift;
+                    self.sum += sum;
+                    simd::weighted_sum_into(s, vt, dv, acc);
+                    Ok(())
+                } else {
+                    self.exact_tile(kernel, q, kt, vt, s, dv, acc)
+                }
+            },
+        )
     }
 
     /// `max + ln(sum)`: the log-sum-exp of the scores absorbed (`-inf` when none were).
@@ -288,23 +390,70 @@ impl Lse {
     }
 }
 
-/// `(Σ_i e_i, Σ_i e_i·y_i)` with `e_i = exp_table(score(q, key_i) - shift)` over the rows of
-/// `keys` (row length `q.len() > 0`) and `y`, in [`simd::FUSED_CHAINS`] interleaved partial
-/// sums (row `i` goes to sum `i mod C`, added pairwise at the end).
+/// The one tile loop of the crate's passes over keys and values: `pass(keys, values, rows)` per
+/// tile of [`TILE`] rows (`keys` of row length `d`, `values` of row length `dv`; `rows` is the
+/// number of whole rows present in both), or [`Error::ZeroDimension`] if `d` or `dv` is 0.
 #[inline(always)]
-fn fused_sum_dot<K: Kernel + ?Sized>(
-    kernel: &K,
-    q: &[f32],
-    keys: &[f32],
-    y: &[f32],
-    shift: f32,
-) -> (f32, f32) {
+fn for_each_tile<E>(
+    d: usize,
+    dv: usize,
+    keys: &[E],
+    values: &[E],
+    mut pass: impl FnMut(&[E], &[E], usize) -> Result<(), Error>,
+) -> Result<(), Error> {
+    if d == 0 || dv == 0 {
+        return Err(Error::ZeroDimension);
+    }
+    // Saturating: a chunk size can never wrap to 0 (which would panic).
+    let (kc, vc) = (TILE.saturating_mul(d), TILE.saturating_mul(dv));
+    // Paired by hand: `zip` of two `Chunks` divides by the chunk sizes out of line.
+    let mut value_tiles = values.chunks(vc);
+    for kt in keys.chunks(kc) {
+        let Some(vt) = value_tiles.next() else { break };
+        let rows = (kt.len() / d).min(vt.len() / dv).min(TILE);
+        pass(kt, vt, rows)?;
+    }
+    Ok(())
+}
+
+/// The smallest sum of weights that a Gaussian pass at shift 0 keeps (`2^-20`): beside it, the
+/// values below `2^-78` that [`simd::exp2_64`] gives far below its range are nothing even over
+/// `2^30` rows, and every weight that counts is a normal `f32` within its 1.5 ulp.
+pub(crate) const FOLD_SUM_MIN: f32 = 1.0 / 1_048_576.0;
+
+/// `64/(2h² ln 2)` negated — the factor that turns a squared distance into the table steps of
+/// [`simd::exp2_64`] — for a kernel whose score is a negative multiple of the squared distance
+/// (the Gaussian), if it is a normal `f32`.
+#[inline(always)]
+fn fold_scale<K: Kernel + ?Sized>(kernel: &K) -> Option<f32> {
+    let (true, scale) = kernel.row_form(crate::kernel::sealed::Crate(()))? else {
+        return None;
+    };
+    let c = scale * simd::EXP_TABLE_K;
+    (f32::MIN..0.0).contains(&c).then_some(c)
+}
+
+/// `Σ_j (q_j - x_j)²` in row order, as [`crate::Gaussian`]'s score sums it.
+#[inline(always)]
+fn squared_distance(q: &[f32], x: &[f32]) -> f32 {
+    let mut s = 0.0f32;
+    for (a, b) in q.iter().zip(x) {
+        let t = a - b;
+        s += t * t;
+    }
+    s
+}
+
+/// `(Σ_i e_i, Σ_i e_i·y_i)` with `e_i = weight(key_i)` over the rows of `keys` (row length
+/// `d > 0`) and `y`, in [`simd::FUSED_CHAINS`] interleaved partial sums (row `i` goes to sum
+/// `i mod C`, added pairwise at the end).
+#[inline(always)]
+fn fused_sum_dot(d: usize, keys: &[f32], y: &[f32], weight: impl Fn(&[f32]) -> f32) -> (f32, f32) {
     const C: usize = simd::FUSED_CHAINS;
-    let d = q.len();
     if C == 1 {
         let (mut sum, mut dot) = (0.0f32, 0.0f32);
         for (k, w) in keys.chunks_exact(d).zip(y) {
-            let e = simd::exp_table(kernel.score(q, k) - shift);
+            let e = weight(k);
             sum += e;
             dot += e * w;
         }
@@ -315,14 +464,14 @@ fn fused_sum_dot<K: Kernel + ?Sized>(
     let (yb, yt) = y.as_chunks::<C>();
     for (kr, yc) in (&mut kc).zip(yb) {
         for (j, (k, w)) in kr.chunks_exact(d).zip(yc).enumerate() {
-            let e = simd::exp_table(kernel.score(q, k) - shift);
+            let e = weight(k);
             sum[j] += e;
             dot[j] += e * w;
         }
     }
     let rest = kc.remainder().chunks_exact(d).zip(yt);
     for ((a, b), (k, w)) in sum.iter_mut().zip(dot.iter_mut()).zip(rest) {
-        let e = simd::exp_table(kernel.score(q, k) - shift);
+        let e = weight(k);
         *a += e;
         *b += e * w;
     }
@@ -949,6 +1098,91 @@ mod tests {
             checked > 500,
             "{checked} cases checked against the reference"
         );
+    }
+
+    /// The Gaussian's scores without its hidden fold: the fused pass at shift = the first score.
+    struct Unfolded(Gaussian);
+
+    impl Kernel for Unfolded {
+        fn score(&self, q: &[f32], x: &[f32]) -> f32 {
+            self.0.score(q, x)
+        }
+        fn scores(&self, q: &[f32], keys: &[f32], out: &mut [f32]) {
+            self.0.scores(q, keys, out);
+        }
+    }
+
+    /// The Gaussian fold (shift 0, `exp2_64` of the squared distance): within the bound of the
+    /// `f64` average where its weights are kept; for a query so far that every weight
+    /// underflows at shift 0 (the call's sum below `FOLD_SUM_MIN`), bit for bit the answer and
+    /// the verdict of the pass at shift = the first score; over two runs (a ring buffer's two
+    /// halves) with the far samples first, within the bound again.
+    #[test]
+    fn gaussian_fold_far_query_takes_the_first_score_pass() {
+        use crate::testing::{assert_average, lcg, reference_average};
+        use std::vec::Vec;
+        let mut rng = lcg(7);
+        let g = Gaussian::new(0.25).unwrap();
+        let unfolded = Unfolded(g);
+        let mut redone = 0;
+        for n in [1usize, 2, 63, 64, 65, 200] {
+            for d in [1usize, 3] {
+                let keys: Vec<f32> = (0..n * d).map(|_| rng() - 0.5).collect();
+                let values: Vec<f32> = (0..n).map(|_| 4.0 * rng() - 2.0).collect();
+                // Query offsets: near (kept), nearest score about -14, -20, -200, -5000.
+                for off in [0.0f32, 1.32, 1.58, 5.0, 25.0] {
+                    let q: Vec<f32> = (0..d).map(|_| 0.5 + off).collect();
+                    let what = std::format!("n {n} d {d} offset {off}");
+                    let mut scores = std::vec![0.0f32; n];
+                    for (o, k) in scores.iter_mut().zip(keys.chunks_exact(d)) {
+                        *o = g.score(&q, k);
+                    }
+                    let want = reference_average(&scores, &values, 1);
+                    let folded = run_with::<true>(&g, &q, &keys, &values, 1);
+                    assert_average(folded.as_deref().map_err(|e| *e), &want, &values, &what);
+                    let mut l = Lse::EMPTY;
+                    let mut acc = [0.0f32];
+                    l.absorb_with::<true, Gaussian>(&g, &q, &keys, &values, 1, &mut acc)
+                        .unwrap();
+                    if l.max != 0.0 {
+                        // Redone: the same bits as the unfolded pass.
+                        let first = run_with::<true>(&unfolded, &q, &keys, &values, 1);
+                        assert_eq!(folded, first, "{what}");
+                        redone += 1;
+                    } else {
+                        assert!(l.sum >= FOLD_SUM_MIN, "{what}: kept sum {}", l.sum);
+                    }
+                    // Two runs, the far half first.
+                    if n >= 2 {
+                        let (k1, k2) = keys.split_at(n / 2 * d);
+                        let (v1, v2) = values.split_at(n / 2);
+                        let mut far_keys: Vec<f32> = k1.iter().map(|k| k - 60.0).collect();
+                        far_keys.extend_from_slice(k2);
+                        let mut l = Lse::EMPTY;
+                        let mut acc = [0.0f32];
+                        l.absorb_with::<true, Gaussian>(
+                            &g,
+                            &q,
+                            &far_keys[..k1.len()],
+                            v1,
+                            1,
+                            &mut acc,
+                        )
+                        .unwrap();
+                        l.absorb_with::<true, Gaussian>(&g, &q, k2, v2, 1, &mut acc)
+                            .unwrap();
+                        l.finish(&mut acc).unwrap();
+                        let mut scores = std::vec![0.0f32; n];
+                        for (o, k) in scores.iter_mut().zip(far_keys.chunks_exact(d)) {
+                            *o = g.score(&q, k);
+                        }
+                        let want = reference_average(&scores, &values, 1);
+                        assert_average(Ok(&acc), &want, &values, &std::format!("{what}, two runs"));
+                    }
+                }
+            }
+        }
+        assert!(redone >= 18, "{redone} far queries redone");
     }
 
     #[test]
