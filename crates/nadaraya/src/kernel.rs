@@ -30,6 +30,15 @@ pub trait Kernel {
             *o = self.score(q, x);
         }
     }
+
+    /// `Some((gaussian, scale))` if this kernel's score is `scale · Σ_j (q_j − x_j)²`
+    /// (`gaussian`) or `scale · Σ_j q_j x_j`: the batched attention then computes its scores in
+    /// the register-blocked kernel of its dispatch level. `None` (the default) for every other
+    /// kernel, whose scores come from [`scores`](Kernel::scores).
+    #[doc(hidden)]
+    fn lane_form(&self) -> Option<(bool, f32)> {
+        None
+    }
 }
 
 /// The Gaussian kernel of bandwidth `h`: `score = -|x_q - x_i|² / (2h²)`.
@@ -124,6 +133,11 @@ impl Kernel for Gaussian {
     fn scores(&self, q: &[f32], keys: &[f32], out: &mut [f32]) {
         simd::row_scores::<true>(q, keys, self.neg_scale, out);
     }
+
+    #[inline]
+    fn lane_form(&self) -> Option<(bool, f32)> {
+        Some((true, self.neg_scale))
+    }
 }
 
 /// Scaled dot-product similarity: `score = q·k_i / τ`, the kernel of Transformer attention.
@@ -194,6 +208,11 @@ impl Kernel for SoftmaxDot {
     #[inline]
     fn scores(&self, q: &[f32], keys: &[f32], out: &mut [f32]) {
         simd::row_scores::<false>(q, keys, self.inv_tau, out);
+    }
+
+    #[inline]
+    fn lane_form(&self) -> Option<(bool, f32)> {
+        Some((false, self.inv_tau))
     }
 }
 

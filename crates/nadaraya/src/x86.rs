@@ -12,6 +12,9 @@ use crate::lanes::{self, Simd};
 use core::arch::x86_64::*;
 use core::sync::atomic::{AtomicU8, Ordering};
 
+mod blocked;
+pub(crate) use blocked::{block_queries, query_block};
+
 /// 0: not yet detected; else `1 + Level as u8`.
 static DETECTED: AtomicU8 = AtomicU8::new(0);
 /// 0: not yet chosen; else `1 + Level as u8`.
