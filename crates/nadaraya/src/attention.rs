@@ -782,8 +782,16 @@ mod tests {
             // and within rounding of the query alone.
             let qs: Vec<f32> = x[t * d..(t + 1) * d].repeat(8);
             let mut blocked = vec![0.0; 8 * dv];
-            attention(&k, &qs, &x[..(t + 1) * d], &v[..(t + 1) * dv], d, dv, &mut blocked)
-                .unwrap();
+            attention(
+                &k,
+                &qs,
+                &x[..(t + 1) * d],
+                &v[..(t + 1) * dv],
+                d,
+                dv,
+                &mut blocked,
+            )
+            .unwrap();
             assert_eq!(&causal[t * dv..(t + 1) * dv], &blocked[..dv], "t={t}");
             for (a, b) in causal[t * dv..(t + 1) * dv].iter().zip(&one) {
                 assert_close(f64::from(*a), f64::from(*b), 2e-6, "causal vs alone");
@@ -855,6 +863,92 @@ mod tests {
                             // A causal row: the blocked kernel over the keys it sees.
                             attention(kernel, &qs, kt, vt, d, dv, &mut same).unwrap();
                             assert_eq!(&causal[ot], &same[..dv], "causal {what}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The register-blocked kernel (eight queries or more at the AVX levels; the other levels
+    /// run the same shapes) against a plain `f64` reference (scores, softmax and average all in
+    /// `f64` from the `f32` inputs), at query counts around the block sizes (16, 32), key counts
+    /// around the tile and the score micro-kernels (4, 8), widths that are not multiples of the
+    /// lanes, d = 1, dv ≠ d, with and without the causal mask, and inputs scaled to huge and
+    /// tiny magnitudes. Tolerance: the scores' rounding, `2·d·ε` of `Σ_j |term_j|`, carried into
+    /// the weights, plus 1e-5, of the values' scale.
+    #[test]
+    fn blocked_kernel_matches_the_f64_reference_at_every_edge() {
+        let mut rng = lcg(33);
+        let (g, s) = (Gaussian::new(0.9).unwrap(), SoftmaxDot::new(1.3).unwrap());
+        let eps = f64::from(f32::EPSILON);
+        let widths = [(1, 1), (3, 2), (9, 17), (16, 16), (5, 33), (64, 64)];
+        for (d, dv) in widths {
+            for n in [1usize, 7, 9, 63, 64, 65, 130] {
+                for m in [8usize, 15, 16, 17, 33, 40] {
+                    for (qs, ks, vs) in [
+                        (1.0f32, 1.0f32, 1.0f32),
+                        (1e18, 1e-18, 1e30),
+                        (1.0, 1.0, 1e-30),
+                    ] {
+                        let q: Vec<f32> = (0..m * d).map(|_| (2.0 * rng() - 1.0) * qs).collect();
+                        let keys: Vec<f32> = (0..n * d).map(|_| (2.0 * rng() - 1.0) * ks).collect();
+                        let values: Vec<f32> =
+                            (0..n * dv).map(|_| (2.0 * rng() - 1.0) * vs).collect();
+                        let vmax = values.iter().fold(0.0f64, |a, v| a.max(f64::from(v.abs())));
+                        for (gauss, kernel) in [(true, &g as &dyn Kernel), (false, &s)] {
+                            let scale = if gauss {
+                                -1.0 / (2.0 * 0.81)
+                            } else {
+                                1.0 / 1.3
+                            };
+                            for causal in [false, true] {
+                                if causal && m > n {
+                                    continue;
+                                }
+                                let mut out = vec![7.0; m * dv];
+                                let r = if causal {
+                                    causal_attention(kernel, &q, &keys, &values, d, dv, &mut out)
+                                } else {
+                                    attention(kernel, &q, &keys, &values, d, dv, &mut out)
+                                };
+                                r.unwrap();
+                                for t in 0..m {
+                                    let seen = if causal { t + 1 } else { n };
+                                    let qt = &q[t * d..(t + 1) * d];
+                                    let (mut sc, mut big) = (vec![0.0f64; seen], 0.0f64);
+                                    for (i, x) in sc.iter_mut().enumerate() {
+                                        let k = &keys[i * d..(i + 1) * d];
+                                        let (mut sum, mut abs) = (0.0f64, 0.0f64);
+                                        for (a, b) in qt.iter().zip(k) {
+                                            let (a, b) = (f64::from(*a), f64::from(*b));
+                                            let term =
+                                                if gauss { (a - b) * (a - b) } else { a * b };
+                                            sum += term;
+                                            abs += term.abs();
+                                        }
+                                        *x = scale * sum;
+                                        big = big.max(abs * scale.abs());
+                                    }
+                                    let mx = sc.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                                    let w: Vec<f64> = sc.iter().map(|x| (x - mx).exp()).collect();
+                                    let total: f64 = w.iter().sum();
+                                    let tol = (1e-5 + 2.0 * d as f64 * eps * big) * vmax;
+                                    for j in 0..dv {
+                                        let want: f64 = w
+                                            .iter()
+                                            .enumerate()
+                                            .map(|(i, w)| w * f64::from(values[i * dv + j]))
+                                            .sum::<f64>()
+                                            / total;
+                                        let got = f64::from(out[t * dv + j]);
+                                        let what = std::format!(
+                                            "gauss={gauss} causal={causal} d={d} dv={dv} n={n} m={m} t={t} j={j} scale={qs}"
+                                        );
+                                        assert_close(got, want, tol, &what);
+                                    }
+                                }
+                            }
                         }
                     }
                 }
