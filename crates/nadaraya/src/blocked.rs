@@ -257,7 +257,10 @@ fn softmax_tile<const C: usize, S: Simd<N>, const N: usize>(
                 break;
             }
             let seen = match causal {
-                Some(first) => first.saturating_add(qi).saturating_add(1).saturating_sub(lo),
+                Some(first) => first
+                    .saturating_add(qi)
+                    .saturating_add(1)
+                    .saturating_sub(lo),
                 None => rows,
             }
             .min(rows);
@@ -278,10 +281,10 @@ fn softmax_tile<const C: usize, S: Simd<N>, const N: usize>(
                         if let Some(o) = st.overflow.get_mut(qi) {
                             *o = true;
                         }
-                    } else if v == f32::NEG_INFINITY {
-                        if let Some(gp) = st.gaps.get_mut(qi) {
-                            *gp = true;
-                        }
+                    } else if v == f32::NEG_INFINITY
+                        && let Some(gp) = st.gaps.get_mut(qi)
+                    {
+                        *gp = true;
                     }
                 }
             }
@@ -332,7 +335,7 @@ pub(crate) fn query_block<
     st: &mut BlockState,
 ) {
     let (d, dv) = (b.d, b.dv);
-    if d == 0 || dv == 0 || d > BLOCK_MAX_D || C > CMAX || N % R != 0 {
+    if d == 0 || dv == 0 || d > BLOCK_MAX_D || C > CMAX || !N.is_multiple_of(R) {
         return;
     }
     let nq = (b.q.len() / d).min(N * C).min(out.len() / dv);

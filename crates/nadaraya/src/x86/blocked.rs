@@ -42,9 +42,10 @@ pub(crate) fn query_block<const GAUSS: bool>(
 ) -> Option<()> {
     match c.0 {
         // SAFETY: a `Chosen` only holds a level this CPU runs (its constructors).
-        Level::Avx512 => Some(unsafe { avx512_block::<GAUSS>(b, out, st) }),
+        Level::Avx512 => unsafe { avx512_block::<GAUSS>(b, out, st) },
         // SAFETY: as above.
-        Level::Avx2 => Some(unsafe { avx2_block::<GAUSS>(b, out, st) }),
-        Level::Baseline => None,
+        Level::Avx2 => unsafe { avx2_block::<GAUSS>(b, out, st) },
+        Level::Baseline => return None,
     }
+    Some(())
 }
