@@ -17,6 +17,12 @@ use crate::Error;
 /// but the last reads each tile of keys once per four queries, as the serial call does.
 const QUERY_TASK: usize = 16;
 
+/// The fewest queries of a task of [`attention`] without a mask, when the call has that many:
+/// the core computes calls of eight queries or more in its register-blocked kernel (at the AVX
+/// levels, see [`nadaraya::attention`]), whose rows are the same bits whatever their
+/// companions, and fewer in another order. A last task shorter than this joins the one before.
+const MIN_TASK: usize = 8;
+
 /// The task splitting of both entry points: runs `task(i, part)` for every part (disjoint pieces
 /// of the output), on the rayon pool when `parallel`, else in order on the calling thread; every
 /// part runs. One part, or a pool of one thread, runs on the calling thread too: the same
@@ -67,7 +73,7 @@ fn all_finite<E: Element>(q: Rows<'_>, keys: Rows<'_, E>, values: Rows<'_, E>) -
 }
 
 /// [`nadaraya::attention`] with the queries split over the cores: blocks of 16 queries without a
-/// mask; under [`Mask::Causal`] one query per task (row `t` over keys `0..=t`, which the core
+/// mask (the last one up to 23, so that none has fewer than eight); under [`Mask::Causal`] one query per task (row `t` over keys `0..=t`, which the core
 /// computes bit for bit as its causal row `t`). Every row is exactly the core's, whatever the
 /// number of threads (tested bit for bit against [`nadaraya::attention`]).
 ///
@@ -120,10 +126,20 @@ fn attention_on<K: Kernel + Sync + ?Sized, E: Element>(
         return nadaraya::attention(kernel, q, keys, values, mask, out).map_err(Error::from);
     }
     let rows = if causal { 1 } else { QUERY_TASK };
-    let blocks: Vec<&mut [f32]> = out.into_slice().chunks_mut(rows * dv).collect();
-    run_tasks((q, keys, values), blocks, parallel, |b, o| {
+    let mut blocks: Vec<(usize, &mut [f32])> = Vec::new();
+    let (mut rest, mut lo) = (out.into_slice(), 0);
+    while lo < m {
+        let mut take = rows.min(m - lo);
+        if !causal && m - lo - take < MIN_TASK {
+            take = m - lo;
+        }
+        let (block, tail) = rest.split_at_mut(take * dv);
+        blocks.push((lo, block));
+        (rest, lo) = (tail, lo + take);
+    }
+    run_tasks((q, keys, values), blocks, parallel, |_, (lo, o)| {
         let o = RowsMut::new(o, dv)?;
-        let (lo, hi) = (b * rows, (b * rows + o.len()).min(m));
+        let hi = (lo + o.len()).min(m);
         let qb = q.slice(lo, hi).unwrap_or(q);
         let (kb, vb) = if causal {
             (

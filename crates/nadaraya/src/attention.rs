@@ -113,11 +113,24 @@ pub fn attention_shape<E: Element>(
 /// `q` is `M×d`, `keys` `N×d`, `values` `N×dv`, `out` exactly `M×dv`, all row-major
 /// [`Rows`] views. With the [`SoftmaxDot`](crate::SoftmaxDot) kernel this is scaled dot-product
 /// attention; with [`Gaussian`](crate::Gaussian) it is the classical kernel smoother. Costs
-/// `O(M·N·(d + dv))` time and no memory beyond a stack tile of 64 scores and the running
-/// `(max, sum)` of four queries: queries go four at a time through each tile of 64 keys and
-/// values, so a tile is read from memory once per four queries. Each row is computed exactly as
-/// that query alone would be. For many independent problems (a batch, or heads stored as a
-/// leading dimension) see [`attention_batch`].
+/// `O(M·N·(d + dv))` time and no heap memory: queries go in blocks through each tile of 64 keys
+/// and values, so a tile is read from memory once per block.
+///
+/// - Under [`Mask::Causal`], with fewer than eight queries, at
+///   [`Level::Baseline`](crate::dispatch::Level::Baseline), for half-precision storage, kernels
+///   other than the built-in two, or keys wider than 256: blocks of four queries, a stack tile
+///   of 64 scores each, and each row is computed exactly as that query alone would be (a causal
+///   row `t` exactly as query `t` alone over keys `0..=t`).
+/// - Otherwise (no mask, eight queries or more, `f32` storage,
+///   [`SoftmaxDot`](crate::SoftmaxDot) or [`Gaussian`](crate::Gaussian), at the AVX2 or AVX-512
+///   level): a register-blocked kernel over blocks of 16 (AVX2) or 32 (AVX-512) queries, with
+///   about 40 KiB of stack. Its scores are sums in another order, so a row is within the
+///   documented bound of the `f64` reference as before but not bit for bit the query alone; it
+///   is the same bits whatever the other query rows of the call: their values, their number
+///   (eight or more) and the row's position among them.
+///
+/// For many independent problems (a batch, or heads stored as a leading dimension) see
+/// [`attention_batch`].
 ///
 /// Shapes are checked before anything is written. Non-finite inputs are not searched for in a
 /// separate pass (that would read every key and value twice): they surface as a non-finite score
@@ -238,7 +251,8 @@ fn batch_rows<E: Element>(
 /// dimension, of row-major views).
 ///
 /// Every problem's rows are exactly what [`attention`] gives for that problem alone (tested bit
-/// for bit), so batching is only a shape convenience. Problems are computed in order; the first
+/// for bit; see there for when a row is also bit for bit its query alone), so batching is only a
+/// shape convenience. Problems are computed in order; the first
 /// one that fails returns its error (earlier problems' outputs are written, later ones' may
 /// not be).
 ///
@@ -336,6 +350,19 @@ fn smooth_blocks<K: Kernel + ?Sized, E: Element>(
     let Some(out) = m.checked_mul(dv).and_then(|len| out.get_mut(..len)) else {
         return Err(Error::OutputTooSmall);
     };
+    // Not when the log-sum-exp is saved: the backward pass rebuilds each weight from it with
+    // `Kernel::scores`, so the forward must round its scores the same way.
+    // Not under the causal mask either: a causal row stays bit for bit its query alone over the
+    // keys it sees, which splitting the rows over threads (`nadaraya_rf::par`, one row per
+    // task) relies on. The blocked kernel's causal tiles would need an entry point for rows
+    // starting at an offset to keep that.
+    #[cfg(target_arch = "x86_64")]
+    if lse.is_empty()
+        && !causal
+        && let Some(r) = smooth_blocked(kernel, q, keys, values, d, dv, out, causal)
+    {
+        return r;
+    }
     // Paired by hand: `zip` of two `Chunks` divides by the chunk sizes out of line, a panic path
     // the no-panic check cannot see past.
     let mut out_blocks = out.chunks_mut(QUERY_BLOCK.saturating_mul(dv));
@@ -406,6 +433,99 @@ fn smooth_blocks<K: Kernel + ?Sized, E: Element>(
         first = first.saturating_add(QUERY_BLOCK);
     }
     Ok(())
+}
+
+/// Calls of at least this many queries take the register-blocked kernel of the dispatch level
+/// (AVX2 or AVX-512, `crate::blocked`) when it applies; fewer take [`QUERY_BLOCK`]s.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) const BLOCKED_MIN_QUERIES: usize = 8;
+
+/// [`smooth_blocks`] in the register-blocked kernel (`crate::blocked`), or `None` where that
+/// does not apply: at the baseline level, for kernels without a lane form
+/// (`Kernel::row_form`), half-precision storage, fewer than [`BLOCKED_MIN_QUERIES`] queries,
+/// or keys wider than [`crate::blocked::BLOCK_MAX_D`]. The verdicts are `smooth_blocks`': the
+/// first query (in row order) that fails returns its error.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn smooth_blocked<K: Kernel + ?Sized, E: Element>(
+    kernel: &K,
+    q: &[f32],
+    keys: &[E],
+    values: &[E],
+    d: usize,
+    dv: usize,
+    out: &mut [f32],
+    causal: bool,
+) -> Option<Result<(), Error>> {
+    use crate::blocked::{BLOCK_MAX_D, Block, BlockState};
+    let (gauss, scale) = kernel.row_form(crate::kernel::sealed::Crate(()))?;
+    let (k32, v32) = (E::as_f32(keys)?, E::as_f32(values)?);
+    let chosen = crate::x86::Chosen::active();
+    let qb = crate::x86::block_queries(chosen)?;
+    let (d, dv) = (d.max(1), dv.max(1));
+    let (m, n) = (q.len() / d, keys.len() / d);
+    if m < BLOCKED_MIN_QUERIES || d > BLOCK_MAX_D {
+        return None;
+    }
+    let mut out_blocks = out.chunks_mut(qb.saturating_mul(dv).max(1));
+    let mut first = 0usize;
+    for qr in q.chunks(qb.saturating_mul(d).max(1)) {
+        let Some(ob) = out_blocks.next() else { break };
+        ob.fill(0.0);
+        let mut st = BlockState::EMPTY;
+        let b = Block {
+            q: qr,
+            keys: k32,
+            values: v32,
+            d,
+            dv,
+            scale,
+            causal: causal.then_some(first),
+        };
+        if gauss {
+            crate::x86::query_block::<true>(chosen, &b, ob, &mut st)?;
+        } else {
+            crate::x86::query_block::<false>(chosen, &b, ob, &mut st)?;
+        }
+        let mut rows = ob.chunks_exact_mut(dv);
+        for (i, qt) in qr.chunks_exact(d).enumerate() {
+            let Some(o) = rows.next() else { break };
+            let seen = if causal {
+                first.saturating_add(i).saturating_add(1).min(n)
+            } else {
+                n
+            };
+            let found = (
+                st.overflow.get(i),
+                st.gaps.get(i),
+                st.max.get(i),
+                st.sum.get(i),
+            );
+            let (Some(&overflow), Some(&gaps), Some(&max), Some(&sum)) = found else {
+                break;
+            };
+            if overflow {
+                return Some(Err(Error::ScoreOverflow));
+            }
+            let all = (
+                keys.get(..seen.saturating_mul(d)),
+                values.get(..seen.saturating_mul(dv)),
+            );
+            let (Some(kt), Some(vt)) = all else {
+                return Some(Err(shape(Dim::ValueRows, n, values.len())));
+            };
+            if gaps && !(E::all_finite(kt) && simd::all_finite(qt)) {
+                return Some(Err(Error::NonFinite));
+            }
+            let l = Lse { max, sum };
+            if let Err(e) = finish_or_exact(&l, kernel, qt, &[(kt, vt)], dv, o) {
+                return Some(Err(e));
+            }
+        }
+        first = first.saturating_add(qb);
+    }
+    Some(Ok(()))
 }
 
 /// The normalised weights `α_{t,i} = softmax_i(score(q_t, k_i))` of `M` queries against `N`
@@ -663,7 +783,8 @@ mod tests {
                 &mut one,
             )
             .unwrap();
-            assert_eq!(&causal[t * dv..(t + 1) * dv], &one[..]);
+            // Causal rows never take the register-blocked kernel: bit for bit the query alone.
+            assert_eq!(&causal[t * dv..(t + 1) * dv], &one[..], "t={t}");
         }
         let mut out = vec![0.0; 3 * dv];
         assert_eq!(
@@ -679,13 +800,17 @@ mod tests {
     /// Queries are computed `QUERY_BLOCK` at a time; each row must equal, bit for bit, the same
     /// query alone (non-causal and causal), whatever its place in a block, at every query count
     /// around the block size and key counts around the tile size; rows past `M` stay untouched.
+    /// From `BLOCKED_MIN_QUERIES` queries on (the register-blocked kernel at the AVX levels) a
+    /// row is within rounding of the query alone, and bit for bit the same query in a call of
+    /// the queries reversed and in one of that query eight times over; causal rows stay bit for
+    /// bit the query alone over the keys they see.
     #[test]
     fn every_row_equals_its_query_alone() {
         let mut rng = lcg(21);
         let (g, s) = (Gaussian::new(0.6).unwrap(), SoftmaxDot::new(0.8).unwrap());
         for (d, dv) in [(1, 1), (3, 2), (9, 17)] {
             for n in [1, 5, 63, 64, 65, 130] {
-                for m in [1, 3, 4, 5, 9].into_iter().filter(|&m| m <= n) {
+                for m in [1, 3, 4, 5, 8, 9, 17, 33].into_iter().filter(|&m| m <= n) {
                     let q: Vec<f32> = (0..m * d).map(|_| 2.0 * rng() - 1.0).collect();
                     let keys: Vec<f32> = (0..n * d).map(|_| 2.0 * rng() - 1.0).collect();
                     let values: Vec<f32> = (0..n * dv).map(|_| 4.0 * rng() - 2.0).collect();
@@ -703,11 +828,114 @@ mod tests {
                         for t in 0..m {
                             let (qt, ot) = (&q[t * d..(t + 1) * d], t * dv..(t + 1) * dv);
                             let mut one = vec![0.0; dv];
-                            attention(kernel, qt, &keys, &values, d, dv, &mut one).unwrap();
-                            assert_eq!(&all[ot.clone()], &one[..], "d={d} n={n} m={m} t={t}");
                             let (kt, vt) = (&keys[..(t + 1) * d], &values[..(t + 1) * dv]);
+                            let what = std::format!("d={d} n={n} m={m} t={t}");
                             attention(kernel, qt, kt, vt, d, dv, &mut one).unwrap();
-                            assert_eq!(&causal[ot], &one[..], "causal d={d} n={n} m={m} t={t}");
+                            assert_eq!(&causal[ot.clone()], &one[..], "causal {what}");
+                            if m < BLOCKED_MIN_QUERIES {
+                                attention(kernel, qt, &keys, &values, d, dv, &mut one).unwrap();
+                                assert_eq!(&all[ot.clone()], &one[..], "{what}");
+                                continue;
+                            }
+                            attention(kernel, qt, &keys, &values, d, dv, &mut one).unwrap();
+                            for (a, b) in all[ot.clone()].iter().zip(&one) {
+                                assert_close(f64::from(*a), f64::from(*b), 4e-6, &what);
+                            }
+                            let mut same = vec![0.0; 8 * dv];
+                            let qs = qt.repeat(8);
+                            attention(kernel, &qs, &keys, &values, d, dv, &mut same).unwrap();
+                            assert_eq!(&all[ot.clone()], &same[7 * dv..], "eight {what}");
+                            let mut rev = vec![0.0; m * dv];
+                            let qr: Vec<f32> = q.chunks(d).rev().flatten().copied().collect();
+                            attention(kernel, &qr, &keys, &values, d, dv, &mut rev).unwrap();
+                            let r = (m - 1 - t) * dv;
+                            assert_eq!(&all[ot.clone()], &rev[r..r + dv], "reversed {what}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The register-blocked kernel (eight queries or more at the AVX levels; the other levels
+    /// run the same shapes) against a plain `f64` reference (scores, softmax and average all in
+    /// `f64` from the `f32` inputs), at query counts around the block sizes (16, 32), key counts
+    /// around the tile and the score micro-kernels (4, 8), widths that are not multiples of the
+    /// lanes, d = 1, dv ≠ d, with and without the causal mask, and inputs scaled to huge and
+    /// tiny magnitudes. Tolerance: the scores' rounding, `2·d·ε` of `Σ_j |term_j|`, carried into
+    /// the weights, plus 1e-5, of the values' scale.
+    #[test]
+    fn blocked_kernel_matches_the_f64_reference_at_every_edge() {
+        let mut rng = lcg(33);
+        let (g, s) = (Gaussian::new(0.9).unwrap(), SoftmaxDot::new(1.3).unwrap());
+        let eps = f64::from(f32::EPSILON);
+        let widths = [(1, 1), (3, 2), (9, 17), (16, 16), (5, 33), (64, 64)];
+        for (d, dv) in widths {
+            for n in [1usize, 7, 9, 63, 64, 65, 130] {
+                for m in [8usize, 15, 16, 17, 33, 40] {
+                    for (qs, ks, vs) in [
+                        (1.0f32, 1.0f32, 1.0f32),
+                        (1e18, 1e-18, 1e30),
+                        (1.0, 1.0, 1e-30),
+                    ] {
+                        let q: Vec<f32> = (0..m * d).map(|_| (2.0 * rng() - 1.0) * qs).collect();
+                        let keys: Vec<f32> = (0..n * d).map(|_| (2.0 * rng() - 1.0) * ks).collect();
+                        let values: Vec<f32> =
+                            (0..n * dv).map(|_| (2.0 * rng() - 1.0) * vs).collect();
+                        let vmax = values.iter().fold(0.0f64, |a, v| a.max(f64::from(v.abs())));
+                        for (gauss, kernel) in [(true, &g as &dyn Kernel), (false, &s)] {
+                            let scale = if gauss {
+                                -1.0 / (2.0 * 0.81)
+                            } else {
+                                1.0 / 1.3
+                            };
+                            for causal in [false, true] {
+                                if causal && m > n {
+                                    continue;
+                                }
+                                let mut out = vec![7.0; m * dv];
+                                let r = if causal {
+                                    causal_attention(kernel, &q, &keys, &values, d, dv, &mut out)
+                                } else {
+                                    attention(kernel, &q, &keys, &values, d, dv, &mut out)
+                                };
+                                r.unwrap();
+                                for t in 0..m {
+                                    let seen = if causal { t + 1 } else { n };
+                                    let qt = &q[t * d..(t + 1) * d];
+                                    let (mut sc, mut big) = (vec![0.0f64; seen], 0.0f64);
+                                    for (i, x) in sc.iter_mut().enumerate() {
+                                        let k = &keys[i * d..(i + 1) * d];
+                                        let (mut sum, mut abs) = (0.0f64, 0.0f64);
+                                        for (a, b) in qt.iter().zip(k) {
+                                            let (a, b) = (f64::from(*a), f64::from(*b));
+                                            let term =
+                                                if gauss { (a - b) * (a - b) } else { a * b };
+                                            sum += term;
+                                            abs += term.abs();
+                                        }
+                                        *x = scale * sum;
+                                        big = big.max(abs * scale.abs());
+                                    }
+                                    let mx = sc.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                                    let w: Vec<f64> = sc.iter().map(|x| (x - mx).exp()).collect();
+                                    let total: f64 = w.iter().sum();
+                                    let tol = (1e-5 + 2.0 * d as f64 * eps * big) * vmax;
+                                    for j in 0..dv {
+                                        let want: f64 = w
+                                            .iter()
+                                            .enumerate()
+                                            .map(|(i, w)| w * f64::from(values[i * dv + j]))
+                                            .sum::<f64>()
+                                            / total;
+                                        let got = f64::from(out[t * dv + j]);
+                                        let what = std::format!(
+                                            "gauss={gauss} causal={causal} d={d} dv={dv} n={n} m={m} t={t} j={j} scale={qs}"
+                                        );
+                                        assert_close(got, want, tol, &what);
+                                    }
+                                }
+                            }
                         }
                     }
                 }

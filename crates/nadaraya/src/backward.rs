@@ -101,8 +101,12 @@ const fn shape(what: Dim, expected: usize, found: usize) -> Error {
 /// `lse[t] = ln Σ_i exp(s_ti)` over the keys query `t` sees: the state
 /// [`attention_backward`] rebuilds the weights from.
 ///
-/// `out` is bit for bit what [`attention`](crate::attention) writes; the cost is the same plus one
-/// `ln` per query.
+/// `out` is what [`attention`](crate::attention) writes, bit for bit for fewer than eight queries
+/// or at [`Level::Baseline`](crate::dispatch::Level::Baseline); for more, at the AVX2 and
+/// AVX-512 levels, `attention` takes a register-blocked kernel whose scores round differently,
+/// while this function keeps the scores of [`Kernel::scores`](crate::Kernel::scores), from which
+/// [`attention_backward`] rebuilds the weights: both within the documented bound of the `f64`
+/// average. The cost is that of the one-query-at-a-time path plus one `ln` per query.
 ///
 /// # Errors
 /// - the shape errors of [`attention_shape`](crate::attention_shape), in its order;
@@ -839,7 +843,8 @@ mod tests {
         std::println!("worst relative error against central differences: {worst:?}");
     }
 
-    /// `attention_lse` writes what `attention` writes, bit for bit, and each query's log-sum-exp
+    /// `attention_lse` writes what `attention` writes (bit for bit where both take the same
+    /// path, else within `1e-5` of the values' scale), and each query's log-sum-exp
     /// within `1e-6` of the plain `f64` one (scores promoted from `f32`).
     #[test]
     fn lse_forward_is_attention_plus_the_log_sum_exp() {
@@ -857,7 +862,18 @@ mod tests {
             crate::attention(&k, q, keys, values, mask, RowsMut::new(&mut a, dv).unwrap()).unwrap();
             let o = RowsMut::new(&mut b, dv).unwrap();
             attention_lse(&k, q, keys, values, mask, o, &mut lse).unwrap();
-            assert_eq!(a, b);
+            if p.m < crate::attention::BLOCKED_MIN_QUERIES
+                || crate::dispatch::active() == crate::dispatch::Level::Baseline
+            {
+                assert_eq!(a, b);
+            } else {
+                // `attention` took the register-blocked kernel, whose scores round differently.
+                let scale = vf.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                for (x, y) in a.iter().zip(&b) {
+                    let tol = 1e-5 * f64::from(scale);
+                    crate::testing::assert_close(f64::from(*x), f64::from(*y), tol, "out");
+                }
+            }
             for i in 0..p.m {
                 let s: Vec<f64> = (0..seen(&p, i))
                     .map(|j| f64::from(k.score(&qf[i * d..][..d], &kf[j * d..][..d])))

@@ -37,7 +37,8 @@ pub trait Kernel {
     /// Lets keys stored as `f16` or `bf16` be scored by the same arithmetic with their widening
     /// in registers, and lets the fused pass of the targets without float SIMD take a
     /// Gaussian's exponential range reduction straight from the squared distance, with a shift
-    /// of 0 (such a score, `scale < 0`, is never positive).
+    /// of 0 (such a score, `scale < 0`, is never positive), and lets batched attention compute
+    /// the scores in the register-blocked kernel of its dispatch level.
     #[doc(hidden)]
     #[inline]
     fn row_form(&self, _: sealed::Crate) -> Option<(bool, f32)> {

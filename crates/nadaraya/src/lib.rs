@@ -7,6 +7,8 @@ extern crate std;
 
 mod attention;
 mod backward;
+#[cfg(target_arch = "x86_64")]
+mod blocked;
 mod compact;
 pub mod dispatch;
 mod element;

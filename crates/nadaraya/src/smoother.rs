@@ -426,12 +426,14 @@ impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, 
     /// [`predict`](Self::predict) of row `t` of `xq` (width `D`).
     ///
     /// The fastest call for a batch of queries. Where the samples hold more than 8192 floats
-    /// (32 KiB) and the ring has not wrapped, it takes four queries at a time through each tile
-    /// of samples, like [`attention`](crate::attention): 64 queries against 4096 samples with
-    /// `D = DV = 64` cost 57.85 M instructions and 0.49 M L1 read misses against 57.07 M and
-    /// 1.84 M for 64 calls of `predict`. Below that size it is `predict` per query (64 queries
-    /// against 4096 1-D samples: 8.01 M instructions per batch, against 9.01 M blocked). Measured
-    /// on x86-64 (default build): `cargo build --release -p nadaraya --example icount`, then
+    /// (32 KiB) and the ring has not wrapped, it is one call of [`attention`](crate::attention)
+    /// over all the queries (blocks of queries through each tile of samples; from eight queries
+    /// at the AVX levels its register-blocked kernel): 64 queries against 4096 samples with
+    /// `D = DV = 64` cost 14.55 M instructions and 0.13 M L1 read misses against 17.08 M and
+    /// 1.90 M for 64 calls of `predict` (at the AVX2 level, the most valgrind runs). Below that
+    /// size it is `predict` per query (64 queries against 4096 1-D samples: 8.01 M instructions
+    /// per batch, against 9.01 M blocked, measured before the run-time dispatch). Measured on
+    /// x86-64 (default build): `cargo build --release -p nadaraya --example icount`, then
     /// `valgrind --tool=callgrind --cache-sim=yes --callgrind-out-file=/dev/null
     /// target/release/examples/icount 64 R MODE` for `R = 1, 3` and `MODE` = `predict64`,
     /// `predict_many64` (`R = 1, 11` and `predict`, `predict_many` for 1-D), the difference

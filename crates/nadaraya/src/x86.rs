@@ -15,6 +15,9 @@ use core::sync::atomic::{AtomicU8, Ordering};
 #[cfg(feature = "half")]
 use half::{bf16, f16};
 
+mod blocked;
+pub(crate) use blocked::{block_queries, query_block};
+
 /// 0: not yet detected; else `1 + Level as u8`.
 static DETECTED: AtomicU8 = AtomicU8::new(0);
 /// 0: not yet chosen; else `1 + Level as u8`.
