@@ -7,7 +7,8 @@
 #   bash benches/run.sh report     # only regenerate BENCHMARKS.md and the plots
 #
 # Each flavour has its own target dir so the two builds do not rebuild each other:
-#   default: target/bench-default (x86-64 baseline: SSE2, what `cargo build --release` gives)
+#   default: target/bench-default (what `cargo build --release` gives: x86-64 baseline, with the
+#            hot kernels dispatched at run time to AVX2 or AVX-512, see nadaraya::dispatch)
 #   native:  target/bench-native  (RUSTFLAGS="-C target-cpu=native": AVX2/FMA/AVX-512 here)
 # candle is pinned to one thread by the benches themselves (they re-run with RAYON_NUM_THREADS=1).
 #

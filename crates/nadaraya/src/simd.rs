@@ -230,7 +230,7 @@ pub(crate) const TILE_SUM_MAX: f32 = 65_536.0;
 /// target-cpu=cortex-m55`, cfg `nadaraya_helium` from the build script), where LLVM vectorises
 /// four of them into one MVE register; one elsewhere (an in-order Cortex-M4 gains nothing from
 /// more, and four chains spill registers there: an earlier four-chain form of the pass took 39.3
-/// instructions per sample at Gaussian D = 1, N = 256, the one-chain loop takes 29.3,
+/// instructions per sample at Gaussian D = 1, N = 256, the one-chain loop took 29.3 before the Gaussian fold,
 /// `scripts/firmware-cost`).
 pub(crate) const FUSED_CHAINS: usize = if cfg!(nadaraya_helium) { 4 } else { 1 };
 
