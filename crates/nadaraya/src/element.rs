@@ -51,9 +51,11 @@ mod sealed {
 /// always `f32`). Every element is widened to `f32` exactly when it is loaded — on x86-64 at the
 /// AVX2 and AVX-512 [dispatch levels](crate::dispatch) inside the vector kernels, by F16C's or
 /// AVX-512F's `vcvtph2ps` (`f16`) or a 16-bit shift (`bf16`), so a memory-bound call reads half
-/// the bytes — and the arithmetic is the `f32` path's: the result on half-precision inputs is,
-/// bit for bit, the result on the same numbers stored as `f32`, at every dispatch level and on
-/// every target (tested). Its error against an `f64` reference on the *unrounded* data is
+/// the bytes — and the arithmetic is the `f32` path's: each row of the result on half-precision
+/// inputs is, bit for bit, the result of that query alone on the same numbers stored as `f32`,
+/// at every dispatch level and on every target (tested). (From eight queries on, an `f32` call
+/// without a mask takes the register-blocked kernel at the AVX levels, whose rows are within the
+/// documented bound of the query alone, not bit for bit; half storage does not take it.) Its error against an `f64` reference on the *unrounded* data is
 /// therefore the `f32` bound plus the storage rounding, measured in the crate README
 /// ("Half-precision keys and values").
 pub trait Element: sealed::Sealed {
