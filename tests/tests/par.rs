@@ -29,6 +29,9 @@ fn query_parallel_rows_are_the_cores() {
         (15, 40, 3, 2),
         (17, 17, 8, 8),
         (70, 130, 9, 17),
+        // Tasks of 64: a last task of 9 of its own, and a last 2 joining the one before.
+        (137, 150, 16, 8),
+        (130, 130, 4, 3),
     ] {
         let q = rng.vec(m * d);
         let keys = rng.vec(n * d);

@@ -13,9 +13,12 @@ use nadaraya::{Element, Kernel, Mask, Rows, RowsMut, attention_lse, attention_sh
 
 use crate::Error;
 
-/// Queries per task of [`attention`]: a multiple of the core's four-query block, so every task
-/// but the last reads each tile of keys once per four queries, as the serial call does.
-const QUERY_TASK: usize = 16;
+/// Queries per task of [`attention`]: a multiple of the core's query blocks (4 on the per-pair
+/// path; 16 at AVX2 and 32 at AVX-512 in its register-blocked kernel), so a task fills whole
+/// blocks as the serial call does. With 16, every AVX-512 task filled half a block and did
+/// twice the serial call's score work (`bash benches/scaling.sh`: one thread 25.6 ms against
+/// the serial core's 14.8 ms at L = 2048).
+const QUERY_TASK: usize = 64;
 
 /// The fewest queries of a task of [`attention`] without a mask, when the call has that many:
 /// the core computes calls of eight queries or more in its register-blocked kernel (at the AVX
@@ -72,8 +75,8 @@ fn all_finite<E: Element>(q: Rows<'_>, keys: Rows<'_, E>, values: Rows<'_, E>) -
     q.as_slice().iter().all(|x| x.is_finite()) && all(keys) && all(values)
 }
 
-/// [`nadaraya::attention`] with the queries split over the cores: blocks of 16 queries without a
-/// mask (the last one up to 23, so that none has fewer than eight); under [`Mask::Causal`] one query per task (row `t` over keys `0..=t`, which the core
+/// [`nadaraya::attention`] with the queries split over the cores: blocks of 64 queries without a
+/// mask (the last one up to 71, so that none has fewer than eight); under [`Mask::Causal`] one query per task (row `t` over keys `0..=t`, which the core
 /// computes bit for bit as its causal row `t`). Every row is exactly the core's, whatever the
 /// number of threads (tested bit for bit against [`nadaraya::attention`]).
 ///
