@@ -66,20 +66,13 @@ fn run<K: Kernel>(k: &K, rk: RefKernel, input: &Input) {
     let v_len = skewed(n * dv, input.skew, 2);
     let o_len = skewed(m * dv, input.skew, 3);
 
-    let mut state = input.seed | 1;
-    let mut all: Vec<f32> = Vec::with_capacity(q_len + k_len + v_len);
-    for i in 0..q_len + k_len + v_len {
-        let v = if let Some(h) = input.head.get(i) {
-            h.0
-        } else {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            let u = (state >> 8) as f32 / (1u32 << 23) as f32 - 1.0;
-            input.offset.0 + input.scale.0 * u
-        };
-        all.push(v);
-    }
+    let all = nadaraya_fuzz::fill(
+        &input.head,
+        q_len + k_len + v_len,
+        input.seed,
+        input.scale.0,
+        input.offset.0,
+    );
     let (q, rest) = all.split_at(q_len);
     let (keys, values) = rest.split_at(k_len);
 

@@ -120,21 +120,14 @@ fn run<K: Bandwidth>(input: &Input, which: u8) {
     let m = usize::from(input.m % 4) + 1;
     let n = usize::from(input.n % 40);
 
-    let mut state = input.seed | 1;
     let total = m * d + n * d + n * dv;
-    let mut all: Vec<f32> = Vec::with_capacity(total);
-    for i in 0..total {
-        let v = if let Some(x) = input.head.get(i) {
-            x.0
-        } else {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            let u = (state >> 8) as f32 / (1u32 << 23) as f32 - 1.0;
-            input.offset.0 + input.scale.0 * u
-        };
-        all.push(v);
-    }
+    let all = nadaraya_fuzz::fill(
+        &input.head,
+        total,
+        input.seed,
+        input.scale.0,
+        input.offset.0,
+    );
     let (q, rest) = all.split_at(m * d);
     let (keys, values) = rest.split_at(n * d);
 

@@ -51,20 +51,13 @@ fn run<K: Kernel, H: Element>(k: &K, rk: RefKernel, input: &Input, round: fn(f32
     let m = 1 + usize::from(input.m % 4);
     let n = 1 + usize::from(input.n % 140);
     let (q_len, k_len, v_len) = (m * d, n * d, n * dv);
-    let mut state = input.seed | 1;
-    let mut all: Vec<f32> = Vec::with_capacity(q_len + k_len + v_len);
-    for i in 0..q_len + k_len + v_len {
-        let v = if let Some(h) = input.head.get(i) {
-            h.0
-        } else {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            let u = (state >> 8) as f32 / (1u32 << 23) as f32 - 1.0;
-            input.offset.0 + input.scale.0 * u
-        };
-        all.push(v);
-    }
+    let all = nadaraya_fuzz::fill(
+        &input.head,
+        q_len + k_len + v_len,
+        input.seed,
+        input.scale.0,
+        input.offset.0,
+    );
     let (q, rest) = all.split_at(q_len);
     let (keys, values) = rest.split_at(k_len);
     let (kh, vh): (Vec<H>, Vec<H>) = (

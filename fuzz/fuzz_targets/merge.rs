@@ -66,19 +66,13 @@ fn run<K: Kernel>(k: &K, rk: RefKernel, input: &Input) {
     let q: Vec<f32> = (0..d)
         .map(|j| input.q.get(j).map_or(0.25 * j as f32, |f| f.0))
         .collect();
-    let mut state = input.seed | 1;
-    let all: Vec<f32> = (0..n * (d + DV))
-        .map(|i| match input.head.get(i) {
-            Some(h) => h.0,
-            None => {
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                let u = (state >> 8) as f32 / (1u32 << 23) as f32 - 1.0;
-                input.offset.0 + input.scale.0 * u
-            }
-        })
-        .collect();
+    let all = nadaraya_fuzz::fill(
+        &input.head,
+        n * (d + DV),
+        input.seed,
+        input.scale.0,
+        input.offset.0,
+    );
     let (keys, values) = all.split_at(n * d);
     if !all.iter().chain(&q).all(|v| v.is_finite()) {
         let mut s = OnlineSoftmax::<DV>::new();

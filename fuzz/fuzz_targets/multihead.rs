@@ -53,28 +53,11 @@ fuzz_target!(|input: Input| {
     }
 });
 
-/// `offset + scale · u`, `u` uniform in `[-1, 1]`, after the given head.
-fn fill(head: &[F], len: usize, seed: u32, scale: f32, offset: f32) -> Vec<f32> {
-    let mut state = seed | 1;
-    (0..len)
-        .map(|i| match head.get(i) {
-            Some(h) => h.0,
-            None => {
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                let u = (state >> 8) as f32 / (1u32 << 23) as f32 - 1.0;
-                offset + scale * u
-            }
-        })
-        .collect()
-}
-
 type Proj<const R: usize, const C: usize, const H: usize> = [[[f32; C]; R]; H];
 
 fn run<const DM: usize, const H: usize, const DH: usize, const L: usize>(input: &Input) {
     let per = DM * DH;
-    let w = fill(
+    let w = nadaraya_fuzz::fill(
         &input.weights,
         4 * H * per,
         input.wseed,
@@ -158,7 +141,7 @@ fn drive<K: Kernel, const DM: usize, const H: usize, const DH: usize, const L: u
         }
     };
     let n = usize::from(input.n) % (L + 3);
-    let flat = fill(
+    let flat = nadaraya_fuzz::fill(
         &input.tokens,
         n * DM,
         input.tseed,

@@ -198,19 +198,13 @@ fn run(input: &Input) {
     let k_len = skewed(n * d, input.skew, 1);
     let v_len = skewed(n * dv, input.skew, 2);
     let o_len = skewed(mq * dv, input.skew, 3);
-    let mut state = input.gen_seed | 1;
-    let all: Vec<f32> = (0..q_len + k_len + v_len)
-        .map(|i| match input.head.get(i) {
-            Some(h) => h.0,
-            None => {
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                let u = (state >> 8) as f32 / (1u32 << 23) as f32 - 1.0;
-                input.offset.0 + input.scale.0 * u
-            }
-        })
-        .collect();
+    let all = nadaraya_fuzz::fill(
+        &input.head,
+        q_len + k_len + v_len,
+        input.gen_seed,
+        input.scale.0,
+        input.offset.0,
+    );
     let (q, rest) = all.split_at(q_len);
     let (keys, values) = rest.split_at(k_len);
     let finite = all.iter().all(|v| v.is_finite());

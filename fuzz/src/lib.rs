@@ -52,6 +52,24 @@ const SPECIAL: [f32; 22] = [
     -87.33655,
 ];
 
+/// `len` inputs: the given `head`, then `offset + scale · u`, `u` uniform in `[-1, 1]` from a
+/// xorshift seeded by `seed` (the way every target fills the inputs its bytes do not give).
+pub fn fill(head: &[F], len: usize, seed: u32, scale: f32, offset: f32) -> Vec<f32> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|i| match head.get(i) {
+            Some(h) => h.0,
+            None => {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                let u = (state >> 8) as f32 / (1u32 << 23) as f32 - 1.0;
+                offset + scale * u
+            }
+        })
+        .collect()
+}
+
 /// One `f32` decoded from bytes: mostly modest values, sometimes special, huge, tiny or raw bits
 /// (any NaN payload).
 #[derive(Clone, Copy, Debug, PartialEq)]
