@@ -370,10 +370,17 @@ fn four_row_sums<const GAUSS: bool, const H: usize, E: Load<S, N>, S: Simd<N>, c
             }
         }
     }
+    // The chains of a row added from its first one, not from +0: a chain starts at +0 and
+    // adds by round-to-nearest, so it is never -0, and `+0 + c` is `c` bit for bit (NaN
+    // included). The same bits as starting from 0, one vector add per row fewer (LLVM may
+    // not drop `0 + c` itself, because of -0).
     let mut rows = [zero; 4];
     for (r, a) in rows.iter_mut().zip(&acc) {
-        let mut t = zero;
-        for x in a {
+        let (Some(&first), Some(rest)) = (a.first(), a.get(1..)) else {
+            continue;
+        };
+        let mut t = first;
+        for x in rest {
             t = s.add(t, *x);
         }
         *r = t;
