@@ -224,8 +224,8 @@ fn check<K: Kernel + Clone, H: Half, const N: usize, const D: usize, const DV: u
 }
 
 /// The promise and the bounds over shapes around the lane widths, the 64-row tile, a wrapped
-/// ring (more samples pushed than `N`) and a contiguous store above `predict_many`'s blocking
-/// threshold (1024·(8 + 1) floats), both kernels and both half types.
+/// ring (more samples pushed than `N`), a contiguous store above `predict_many`'s blocking
+/// threshold (1024·(8 + 1) floats) and a store of one sample, both kernels and both half types.
 #[test]
 fn half_store_is_the_f32_store_of_the_widened_samples_and_within_the_bound() {
     both::<f16, 70, 2, 3>(200, 1);
@@ -236,6 +236,10 @@ fn half_store_is_the_f32_store_of_the_widened_samples_and_within_the_bound() {
     both::<bf16, 100, 16, 17>(165, 3);
     both::<f16, 1024, 8, 1>(1024, 4);
     both::<bf16, 1024, 8, 1>(1024, 4);
+    // One sample, all the weight: the prediction is its stored response, where the bound on
+    // the values' rounding (`u·|v| + η`) is attained.
+    both::<f16, 1, 4, 8>(5, 5);
+    both::<bf16, 1, 4, 8>(5, 5);
 }
 
 /// The figures of the crate README ("Half-precision keys and values", the `Smoother` rows): the
