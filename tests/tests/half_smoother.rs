@@ -307,7 +307,7 @@ fn samples_beyond_the_element_are_handed_back() {
     }
     // 65 519 rounds to the largest f16, 65 504; a full store's reason stays `Full`.
     s.push([0.0, 0.0], [65_519.0]).unwrap();
-    assert_eq!(s.iter().last().unwrap().y, [65_504.0]);
+    assert_eq!(s.iter().next_back().unwrap().y, [65_504.0]);
     s.push([1.0, 0.0], [-65_504.0]).unwrap();
     let r = s.push([0.0, 0.0], [1.0]).unwrap_err();
     assert_eq!(r.error, Error::Full);

@@ -185,7 +185,7 @@ impl<const D: usize, const DV: usize> From<Rejected<D, DV>> for Error {
 ///     s.push([x], [y]).map_err(|r| r.error)?;
 /// }
 /// // What is stored is the rounded sample: 0.1 is 0.099975586 in f16.
-/// assert_eq!(s.iter().last().map(|p| p.y), Some([f16::from_f32(0.1).to_f32()]));
+/// assert_eq!(s.iter().next_back().map(|p| p.y), Some([f16::from_f32(0.1).to_f32()]));
 /// // 70 000 is beyond f16 (65 504): handed back, not stored as infinity.
 /// let r = s.push([2.0], [70_000.0]).unwrap_err();
 /// assert_eq!((r.error, r.sample.y, s.len()), (Error::StorageOverflow, [70_000.0], 3));
