@@ -54,7 +54,8 @@ mod sealed {
 /// [`attention`](crate::attention), [`attention_batch`](crate::attention_batch),
 /// [`attention_shape`](crate::attention_shape) and [`OnlineSoftmax::update`](crate::OnlineSoftmax::update)
 /// take keys and values as [`Rows<E>`](crate::Rows) of any element `E` (queries and outputs are
-/// always `f32`). Every element is widened to `f32` exactly when it is loaded — on x86-64 at the
+/// always `f32`), and a [`Smoother<K, N, D, DV, E>`](crate::Smoother) stores its samples as `E`
+/// (rounded on the way in; see its "Storage" section). Every element is widened to `f32` exactly when it is loaded — on x86-64 at the
 /// AVX2 and AVX-512 [dispatch levels](crate::dispatch) inside the vector kernels, by F16C's or
 /// AVX-512F's `vcvtph2ps` (`f16`) or a 16-bit shift (`bf16`), so a memory-bound call reads half
 /// the bytes — and the arithmetic is the `f32` path's: each row of the result on half-precision
