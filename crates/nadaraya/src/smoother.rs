@@ -10,6 +10,10 @@ use crate::{Dim, Element, Error, Kernel, Mask, Rows, RowsMut, simd};
 // The memory promise, checked for every target the crate is built for: the store adds at most
 // 64 bytes to its samples.
 const _: () = assert!(core::mem::size_of::<Smoother<crate::Gaussian, 64, 1, 1>>() <= 512 + 64);
+// And half-precision storage takes half the bytes for its samples, with the same headroom.
+#[cfg(feature = "half")]
+const _: () =
+    assert!(core::mem::size_of::<Smoother<crate::Gaussian, 64, 1, 1, half::f16>>() <= 256 + 64);
 
 /// `predict_many` takes queries four at a time through the samples when they hold more floats
 /// than this (32 KiB): below, every sample stays in L1 anyway and one query at a time costs
