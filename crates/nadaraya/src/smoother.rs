@@ -139,7 +139,7 @@ impl<const D: usize, const DV: usize> From<Rejected<D, DV>> for Error {
 ///
 /// # Storage
 /// The samples are stored as `E`: `f32` (the default), or with the `half` feature
-/// [`half::f16`] or [`half::bf16`], half the bytes. Samples go in and out as `f32`
+/// `half::f16` or `half::bf16`, half the bytes. Samples go in and out as `f32`
 /// ([`Sample`]); a half-precision store rounds each coordinate on the way in (to nearest, ties
 /// to even: `half`'s `from_f32`), rejects a sample that does not survive the rounding
 /// ([`Error::StorageOverflow`], the sample handed back), and hands out what it stored, widened
