@@ -34,7 +34,8 @@ pub struct Sample<const D: usize, const DV: usize> {
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Rejected<const D: usize, const DV: usize> {
-    /// Why: [`Error::Full`] or [`Error::NonFinite`].
+    /// Why: [`Error::Full`], [`Error::NonFinite`] or (a half-precision store)
+    /// [`Error::StorageOverflow`].
     pub error: Error,
     /// The sample, untouched.
     pub sample: Sample<D, DV>,
