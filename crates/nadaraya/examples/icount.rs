@@ -7,6 +7,9 @@
 //! - `icount M R predict` / `icount M R predict_many`: a `Smoother<Gaussian, 4096, 1, 1>` holding
 //!   4096 samples, `M` queries answered by `M` calls of `predict` or one `predict_many`, `R`
 //!   times; `predict64` / `predict_many64` the same with `D = DV = 64`;
+//! - `icount M R sm256` / `icount M R sm256f16` (build with `--features half`): a full
+//!   `Smoother<Gaussian, 256, 8, 1>` (samples stored as `f32`, or as `f16`), `M` calls of
+//!   `predict`, `R` times;
 //! - `icount 1 R loo`: `fit::loo_cv` with a Gaussian kernel over `N = 4096` samples, `D = DV = 1`
 //!   (`N·(N − 1)` kernel evaluations per call), `R` times;
 //! - `icount 1 R select3`: `fit::select_bandwidths` on `N = 500`, `D = 3` samples whose third
@@ -48,6 +51,9 @@ fn main() {
         "predict64" | "predict_many64" => {
             return smoother::<64>(m, reps, mode == "predict64", &mut rng);
         }
+        "sm256" => return small::<f32>(m, reps, &mut rng),
+        #[cfg(feature = "half")]
+        "sm256f16" => return small::<nadaraya::half::f16>(m, reps, &mut rng),
         "loo" => return loo(reps, &mut rng),
         "select3" => return select3(reps, &mut rng),
         _ => {}
@@ -130,6 +136,29 @@ fn smoother<const D: usize>(
         }
     }
     println!("{}", black_box(out[0][0]));
+}
+
+/// `M` calls of `predict` on a full `Smoother<Gaussian, 256, 8, 1, E>`, `R` times.
+fn small<E: nadaraya::Element>(m: usize, reps: usize, rng: &mut impl FnMut() -> f32) {
+    let g = Gaussian::new(0.5).unwrap_or_else(|_| std::process::exit(1));
+    let mut sm: Smoother<Gaussian, 256, 8, 1, E> = Smoother::new(g);
+    for _ in 0..256 {
+        let x: [f32; 8] = core::array::from_fn(|_| rng());
+        if sm.push(x, [rng()]).is_err() {
+            std::process::exit(1);
+        }
+    }
+    let q: Vec<[f32; 8]> = (0..m).map(|_| core::array::from_fn(|_| rng())).collect();
+    let mut acc = 0.0f32;
+    for _ in 0..reps {
+        for x in black_box(&q) {
+            match sm.predict(x) {
+                Ok(y) => acc += y[0],
+                Err(_) => std::process::exit(1),
+            }
+        }
+    }
+    println!("{}", black_box(acc));
 }
 
 /// `fit::loo_cv` over 4096 one-dimensional samples, `R` times.

@@ -1,6 +1,6 @@
 //! Prints `size_of` of the main types, for the memory table in the crate README.
 //!
-//! `cargo run -p nadaraya --example sizes` (the firmware prints the same on the Cortex-M4F).
+//! `cargo run -p nadaraya --example sizes --features half` (the firmware prints the same on the Cortex-M4F).
 
 use core::mem::size_of;
 use nadaraya::{
@@ -27,6 +27,11 @@ fn main() {
     println!(
         "| `Smoother<Gaussian, 256, 8, 1>` (samples: 9216) | {} |",
         size_of::<Smoother<Gaussian, 256, 8, 1>>()
+    );
+    #[cfg(feature = "half")]
+    println!(
+        "| `Smoother<Gaussian, 256, 8, 1, f16>` (samples: 4608; the `half` feature) | {} |",
+        size_of::<Smoother<Gaussian, 256, 8, 1, nadaraya::half::f16>>()
     );
     println!(
         "| `Smoother<SoftmaxDot, 64, 16, 16>` (samples: 8192) | {} |",

@@ -402,10 +402,7 @@ fn smooth_blocks<K: Kernel + ?Sized, E: Element>(
                 };
                 // The fused pass (cores without float SIMD) reads f32 storage; half
                 // storage takes the exact path, which widens it in registers.
-                let r = match (E::as_f32(kt), E::as_f32(vt)) {
-                    (Some(kt), Some(vt)) => l.absorb_fused(kernel, qr, kt, vt, dv, o),
-                    _ => l.absorb(kernel, qr, kt, vt, dv, o),
-                };
+                let r = crate::element::absorb(l, kernel, qr, kt, vt, dv, o);
                 if let Err(e) = r {
                     *f = Some(e);
                 }

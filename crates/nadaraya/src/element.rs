@@ -9,6 +9,7 @@
 use wide::f32x8;
 
 use crate::simd::{self, LANES};
+use crate::softmax::Lse;
 
 mod sealed {
     use wide::f32x8;
@@ -17,8 +18,13 @@ mod sealed {
     pub trait Sealed: Copy + Send + Sync + 'static {
         /// The widest key row the scoring path takes (see [`super::Element::MAX_KEY_WIDTH`]).
         const MAX_WIDTH: usize;
+        /// The element's name: `"f32"`, `"f16"` or `"bf16"`.
+        const STORAGE_NAME: &'static str;
         /// The element widened to `f32` (exact).
         fn widen(self) -> f32;
+        /// `x` rounded to the element, to nearest, ties to even (the identity for `f32`; a
+        /// finite `x` beyond the element's range gives an infinity).
+        fn narrow(x: f32) -> Self;
         /// Eight elements widened to `f32` lanes (exact).
         fn lanes(c: &[Self; super::LANES]) -> f32x8;
         /// True if every element is finite.
@@ -48,7 +54,8 @@ mod sealed {
 /// [`attention`](crate::attention), [`attention_batch`](crate::attention_batch),
 /// [`attention_shape`](crate::attention_shape) and [`OnlineSoftmax::update`](crate::OnlineSoftmax::update)
 /// take keys and values as [`Rows<E>`](crate::Rows) of any element `E` (queries and outputs are
-/// always `f32`). Every element is widened to `f32` exactly when it is loaded — on x86-64 at the
+/// always `f32`), and a [`Smoother<K, N, D, DV, E>`](crate::Smoother) stores its samples as `E`
+/// (rounded on the way in; see its "Storage" section). Every element is widened to `f32` exactly when it is loaded — on x86-64 at the
 /// AVX2 and AVX-512 [dispatch levels](crate::dispatch) inside the vector kernels, by F16C's or
 /// AVX-512F's `vcvtph2ps` (`f16`) or a 16-bit shift (`bf16`), so a memory-bound call reads half
 /// the bytes — and the arithmetic is the `f32` path's: each row of the result on half-precision
@@ -81,9 +88,14 @@ pub const HALF_KEY_WIDTH: usize = 1024;
 
 impl sealed::Sealed for f32 {
     const MAX_WIDTH: usize = usize::MAX;
+    const STORAGE_NAME: &'static str = "f32";
     #[inline(always)]
     fn widen(self) -> f32 {
         self
+    }
+    #[inline(always)]
+    fn narrow(x: f32) -> f32 {
+        x
     }
     #[inline(always)]
     fn lanes(c: &[f32; LANES]) -> f32x8 {
@@ -146,12 +158,17 @@ mod halves {
     /// `$exp` is its exponent field (all ones: not finite), `$view` the `Sealed` method that
     /// sees a slice of it as itself.
     macro_rules! half_element {
-        ($t:ty, $exp:literal, $view:ident, |$c:ident| $lanes:expr) => {
+        ($t:ty, $name:literal, $exp:literal, $view:ident, |$c:ident| $lanes:expr) => {
             impl Sealed for $t {
                 const MAX_WIDTH: usize = HALF_KEY_WIDTH;
+                const STORAGE_NAME: &'static str = $name;
                 #[inline(always)]
                 fn widen(self) -> f32 {
                     self.to_f32()
+                }
+                #[inline]
+                fn narrow(x: f32) -> Self {
+                    <$t>::from_f32(x)
                 }
                 #[inline(always)]
                 fn lanes($c: &[$t; LANES]) -> f32x8 {
@@ -192,13 +209,33 @@ mod halves {
         };
     }
 
-    half_element!(f16, 0x7c00, as_f16, |c| f16_bits_to_f32(i32x8::new(
+    half_element!(f16, "f16", 0x7c00, as_f16, |c| f16_bits_to_f32(i32x8::new(
         c.map(|x| i32::from(x.to_bits()))
     )));
     // A bf16 is the top half of an f32: a shift.
-    half_element!(bf16, 0x7f80, as_bf16, |c| wide::bytemuck::cast(
+    half_element!(bf16, "bf16", 0x7f80, as_bf16, |c| wide::bytemuck::cast(
         i32x8::new(c.map(|x| i32::from(x.to_bits()))) << 16
     ));
+}
+
+/// [`Lse::absorb_fused`] of stored rows: `f32` storage takes it as it is (the fused pass on
+/// targets without float SIMD), half-precision storage the exact path, which widens it in the
+/// dispatched kernels' registers. On targets with float SIMD the two are the same arithmetic,
+/// so a half-precision store gives the bits of an `f32` store of the widened numbers.
+#[inline(always)]
+pub(crate) fn absorb<K: crate::Kernel + ?Sized, E: Element>(
+    l: &mut Lse,
+    kernel: &K,
+    q: &[f32],
+    keys: &[E],
+    values: &[E],
+    dv: usize,
+    acc: &mut [f32],
+) -> Result<(), crate::Error> {
+    match (E::as_f32(keys), E::as_f32(values)) {
+        (Some(k), Some(v)) => l.absorb_fused(kernel, q, k, v, dv, acc),
+        _ => l.absorb(kernel, q, keys, values, dv, acc),
+    }
 }
 
 /// Scores of the key rows of `keys` (row length `q.len()`, elements `E`) into `out`, through

@@ -25,6 +25,12 @@ pub enum Error {
     Empty,
     /// The fixed-capacity store is full; the rejected sample is handed back.
     Full,
+    /// A finite sample coordinate beyond the range of the [`Smoother`](crate::Smoother)'s
+    /// storage [`Element`](crate::Element): rounded to it, it would be infinite. For `f16` that
+    /// is a magnitude of 65 520 or more (the largest `f16` is 65 504; from 65 520 on, rounding to
+    /// nearest gives infinity), for `bf16` one of `3.396_177_5e38` (the `f32` with bits `0x7f7f_8000`) or more; an `f32` store never
+    /// returns it. The rejected sample is handed back.
+    StorageOverflow,
     /// A kernel score is NaN or `+inf` in `f32` (for example `q·k` overflowed upwards, or
     /// `inf - inf`). A score of `-inf` is not an error: it means weight exactly 0 (a sample
     /// outside a compact kernel's support, or a Gaussian or softmax-dot score below `-f32::MAX`).
@@ -102,6 +108,7 @@ impl fmt::Display for Error {
             Self::NonFinite => "input contains NaN or infinity",
             Self::Empty => "nothing to average over",
             Self::Full => "fixed-capacity store is full",
+            Self::StorageOverflow => "a sample is beyond the range of the store's element type",
             Self::ScoreOverflow => "a kernel score is NaN or +infinity in f32",
             Self::NoSupport => "no sample in the kernel's support: every score is -infinity",
             Self::Overflow => "a result is not representable in f32",

@@ -4,7 +4,10 @@
 //! Arrays are written as flat sequences of `f32` and read back with their length checked, so a
 //! document with the wrong shape is an error, never a truncated or zero-padded value. A
 //! deserialised [`Smoother`] is rebuilt through [`Smoother::push`]: a NaN or infinite sample,
-//! or more samples than the capacity `N`, is an error.
+//! one beyond the storage element's range, or more samples than the capacity `N`, is an error.
+//! A half-precision store writes its samples as stored, widened to `f32`: the same document as
+//! an `f32` store of those numbers, read back exactly (widening then rounding is the identity),
+//! so `half`'s own serde feature is not needed.
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -13,7 +16,7 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeSeq, SerializeStruct};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::{MhaWeights, Sample, Smoother};
+use crate::{Element, MhaWeights, Sample, Smoother};
 
 /// A flat run of floats, serialised as a sequence.
 struct Flat<'a>(&'a [f32]);
@@ -193,10 +196,12 @@ impl<'de, const DM: usize, const H: usize, const DH: usize> Deserialize<'de>
 }
 
 /// The samples of a smoother, oldest first, as a sequence.
-struct Samples<'a, K, const N: usize, const D: usize, const DV: usize>(&'a Smoother<K, N, D, DV>);
+struct Samples<'a, K, const N: usize, const D: usize, const DV: usize, E: Element>(
+    &'a Smoother<K, N, D, DV, E>,
+);
 
-impl<K: crate::Kernel, const N: usize, const D: usize, const DV: usize> Serialize
-    for Samples<'_, K, N, D, DV>
+impl<K: crate::Kernel, const N: usize, const D: usize, const DV: usize, E: Element> Serialize
+    for Samples<'_, K, N, D, DV, E>
 {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.0.len()))?;
@@ -207,8 +212,9 @@ impl<K: crate::Kernel, const N: usize, const D: usize, const DV: usize> Serializ
     }
 }
 
-/// Written as `{ kernel, samples }`, the samples oldest first.
-impl<K, const N: usize, const D: usize, const DV: usize> Serialize for Smoother<K, N, D, DV>
+/// Written as `{ kernel, samples }`, the samples oldest first (as stored, widened to `f32`).
+impl<K, const N: usize, const D: usize, const DV: usize, E: Element> Serialize
+    for Smoother<K, N, D, DV, E>
 where
     K: crate::Kernel + Serialize,
 {
@@ -221,10 +227,10 @@ where
 }
 
 /// Read back through [`Smoother::push`] in order: more than `N` samples, or a NaN or infinite
-/// one, is an error (with the core's [`Error`](crate::Error) as its message), never a silently
-/// shortened store.
-impl<'de, K, const N: usize, const D: usize, const DV: usize> Deserialize<'de>
-    for Smoother<K, N, D, DV>
+/// one, or one beyond the range of `E`, is an error (with the core's [`Error`](crate::Error) as
+/// its message), never a silently shortened store.
+impl<'de, K, const N: usize, const D: usize, const DV: usize, E: Element> Deserialize<'de>
+    for Smoother<K, N, D, DV, E>
 where
     K: crate::Kernel + Deserialize<'de>,
 {
@@ -232,12 +238,12 @@ where
         d.deserialize_struct(
             "Smoother",
             &["kernel", "samples"],
-            SmootherVisitor(PhantomData),
+            SmootherVisitor::<K, N, D, DV, E>(PhantomData),
         )
     }
 }
 
-struct SmootherVisitor<K, const N: usize, const D: usize, const DV: usize>(PhantomData<K>);
+struct SmootherVisitor<K, const N: usize, const D: usize, const DV: usize, E>(PhantomData<(K, E)>);
 
 /// The samples, read into a fixed-capacity vector: more than `N` is an error.
 struct SampleSeq<const N: usize, const D: usize, const DV: usize>(heapless::Vec<Sample<D, DV>, N>);
@@ -266,28 +272,29 @@ impl<'de, const N: usize, const D: usize, const DV: usize> Deserialize<'de>
     }
 }
 
-impl<K, const N: usize, const D: usize, const DV: usize> SmootherVisitor<K, N, D, DV>
+impl<K, const N: usize, const D: usize, const DV: usize, E: Element> SmootherVisitor<K, N, D, DV, E>
 where
     K: crate::Kernel,
 {
-    fn build<E: de::Error>(
+    fn build<Er: de::Error>(
         kernel: K,
         samples: SampleSeq<N, D, DV>,
-    ) -> Result<Smoother<K, N, D, DV>, E> {
+    ) -> Result<Smoother<K, N, D, DV, E>, Er> {
         let mut s = Smoother::new(kernel);
         for sample in samples.0 {
-            s.push(sample.x, sample.y).map_err(|r| E::custom(r.error))?;
+            s.push(sample.x, sample.y)
+                .map_err(|r| Er::custom(r.error))?;
         }
         Ok(s)
     }
 }
 
-impl<'de, K, const N: usize, const D: usize, const DV: usize> Visitor<'de>
-    for SmootherVisitor<K, N, D, DV>
+impl<'de, K, const N: usize, const D: usize, const DV: usize, E: Element> Visitor<'de>
+    for SmootherVisitor<K, N, D, DV, E>
 where
     K: crate::Kernel + Deserialize<'de>,
 {
-    type Value = Smoother<K, N, D, DV>;
+    type Value = Smoother<K, N, D, DV, E>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("struct Smoother")
     }

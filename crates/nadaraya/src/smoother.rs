@@ -3,12 +3,17 @@
 use heapless::Deque;
 
 use crate::attention::normalise_scores;
+use crate::element;
 use crate::softmax::{Lse, TILE, finish_or_exact};
-use crate::{Dim, Error, Kernel, Mask, Rows, RowsMut, simd};
+use crate::{Dim, Element, Error, Kernel, Mask, Rows, RowsMut, simd};
 
 // The memory promise, checked for every target the crate is built for: the store adds at most
 // 64 bytes to its samples.
 const _: () = assert!(core::mem::size_of::<Smoother<crate::Gaussian, 64, 1, 1>>() <= 512 + 64);
+// And half-precision storage takes half the bytes for its samples, with the same headroom.
+#[cfg(feature = "half")]
+const _: () =
+    assert!(core::mem::size_of::<Smoother<crate::Gaussian, 64, 1, 1, half::f16>>() <= 256 + 64);
 
 /// `predict_many` takes queries four at a time through the samples when they hold more floats
 /// than this (32 KiB): below, every sample stays in L1 anyway and one query at a time costs
@@ -29,25 +34,36 @@ pub struct Sample<const D: usize, const DV: usize> {
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Rejected<const D: usize, const DV: usize> {
-    /// Why: [`Error::Full`] or [`Error::NonFinite`].
+    /// Why: [`Error::Full`], [`Error::NonFinite`] or (a half-precision store)
+    /// [`Error::StorageOverflow`].
     pub error: Error,
     /// The sample, untouched.
     pub sample: Sample<D, DV>,
 }
 
 /// The samples of a [`Smoother`], oldest first: [`Smoother::iter`], or `&smoother` in a `for`.
+/// Over a half-precision store, the stored (rounded) samples widened to `f32` (exactly).
 #[derive(Clone, Debug)]
-pub struct SampleIter<'a, const D: usize, const DV: usize> {
-    x: core::iter::Chain<core::slice::Iter<'a, [f32; D]>, core::slice::Iter<'a, [f32; D]>>,
-    y: core::iter::Chain<core::slice::Iter<'a, [f32; DV]>, core::slice::Iter<'a, [f32; DV]>>,
+pub struct SampleIter<'a, const D: usize, const DV: usize, E: Element = f32> {
+    x: core::iter::Chain<core::slice::Iter<'a, [E; D]>, core::slice::Iter<'a, [E; D]>>,
+    y: core::iter::Chain<core::slice::Iter<'a, [E; DV]>, core::slice::Iter<'a, [E; DV]>>,
 }
 
-impl<const D: usize, const DV: usize> Iterator for SampleIter<'_, D, DV> {
+/// A stored sample widened to `f32` (exact).
+#[inline]
+fn widen<const D: usize, const DV: usize, E: Element>(x: &[E; D], y: &[E; DV]) -> Sample<D, DV> {
+    Sample {
+        x: x.map(E::to_f32),
+        y: y.map(E::to_f32),
+    }
+}
+
+impl<const D: usize, const DV: usize, E: Element> Iterator for SampleIter<'_, D, DV, E> {
     type Item = Sample<D, DV>;
     #[inline]
     fn next(&mut self) -> Option<Sample<D, DV>> {
         match (self.x.next(), self.y.next()) {
-            (Some(x), Some(y)) => Some(Sample { x: *x, y: *y }),
+            (Some(x), Some(y)) => Some(widen(x, y)),
             _ => None,
         }
     }
@@ -57,27 +73,30 @@ impl<const D: usize, const DV: usize> Iterator for SampleIter<'_, D, DV> {
     }
 }
 
-impl<const D: usize, const DV: usize> DoubleEndedIterator for SampleIter<'_, D, DV> {
+impl<const D: usize, const DV: usize, E: Element> DoubleEndedIterator for SampleIter<'_, D, DV, E> {
     #[inline]
     fn next_back(&mut self) -> Option<Sample<D, DV>> {
         match (self.x.next_back(), self.y.next_back()) {
-            (Some(x), Some(y)) => Some(Sample { x: *x, y: *y }),
+            (Some(x), Some(y)) => Some(widen(x, y)),
             _ => None,
         }
     }
 }
 
-impl<const D: usize, const DV: usize> ExactSizeIterator for SampleIter<'_, D, DV> {}
+impl<const D: usize, const DV: usize, E: Element> ExactSizeIterator for SampleIter<'_, D, DV, E> {}
 
-impl<const D: usize, const DV: usize> core::iter::FusedIterator for SampleIter<'_, D, DV> {}
+impl<const D: usize, const DV: usize, E: Element> core::iter::FusedIterator
+    for SampleIter<'_, D, DV, E>
+{
+}
 
-impl<'a, K: Kernel, const N: usize, const D: usize, const DV: usize> IntoIterator
-    for &'a Smoother<K, N, D, DV>
+impl<'a, K: Kernel, const N: usize, const D: usize, const DV: usize, E: Element> IntoIterator
+    for &'a Smoother<K, N, D, DV, E>
 {
     type Item = Sample<D, DV>;
-    type IntoIter = SampleIter<'a, D, DV>;
+    type IntoIter = SampleIter<'a, D, DV, E>;
     #[inline]
-    fn into_iter(self) -> SampleIter<'a, D, DV> {
+    fn into_iter(self) -> SampleIter<'a, D, DV, E> {
         self.iter()
     }
 }
@@ -119,12 +138,35 @@ impl<const D: usize, const DV: usize> From<Rejected<D, DV>> for Error {
 /// refuses a sample and hands it back ([`push`](Self::push)) or evicts the oldest on request
 /// ([`push_evicting`](Self::push_evicting), for sensor streams).
 ///
+/// # Storage
+/// The samples are stored as `E`: `f32` (the default), or with the `half` feature
+/// `half::f16` or `half::bf16`, half the bytes. Samples go in and out as `f32`
+/// ([`Sample`]); a half-precision store rounds each coordinate on the way in (to nearest, ties
+/// to even: `half`'s `from_f32`), rejects a sample that does not survive the rounding
+/// ([`Error::StorageOverflow`], the sample handed back), and hands out what it stored, widened
+/// to `f32` exactly ([`iter`](Self::iter), [`pop_oldest`](Self::pop_oldest),
+/// [`push_evicting`](Self::push_evicting)'s evicted sample). Queries, weights and all
+/// arithmetic stay `f32`: `predict` and `weights` read the stored halves through the same
+/// dispatched kernels as [`attention`](crate::attention) over `Rows<'_, f16>` (widened in
+/// registers at the AVX2 and AVX-512 levels), and give, bit for bit, what an `f32` store fed the
+/// widened samples gives, at every dispatch level (on targets with float SIMD; on Cortex-M the
+/// `f32` store takes a fused pass the halves do not, and the two agree within the bound). The
+/// error against `f64` on the unrounded samples is the `f32` bound plus the storage rounding's
+/// (crate README, "Half-precision keys and values", with measured figures). Keys of a
+/// half-precision store are at most [`HALF_KEY_WIDTH`](crate::HALF_KEY_WIDTH) wide (checked at
+/// compile time).
+///
 /// # Memory
-/// `size_of` is the samples' `4·N·(D + DV)` bytes plus the kernel and two ring-buffer headers:
+/// `size_of` is the samples' `N·(D + DV)·size_of::<E>()` bytes (4 per coordinate for `f32`, 2
+/// for `f16` and `bf16`) plus the kernel and two ring-buffer headers:
 /// `Smoother<Gaussian, 64, 1, 1>` is 568 bytes on 64-bit targets (512 of them samples), and a
-/// compile-time assertion holds it to at most 576 on every target. `predict` and `weights` use a 64-score stack tile and no
-/// other memory (`predict`: a second one on the cold path of responses whose weighted sum
-/// overflowed `f32`).
+/// compile-time assertion holds it to at most 576 on every target;
+/// `Smoother<Gaussian, 256, 8, 1, f16>` is 4664 bytes against the `f32` store's 9272 (measured
+/// by `size_of` in `tests/tests/half_smoother.rs`). `predict` and `weights` use a 64-score stack
+/// tile and no other memory (`predict`: a second one on the cold path of responses whose
+/// weighted sum overflowed `f32`; a half-precision store whose keys are narrower than eight
+/// coordinates, or whose kernel is not the built-in Gaussian or softmax-dot, or at the baseline
+/// dispatch level, also a 4 KiB buffer its keys are widened into, as `attention` over halves).
 ///
 /// # Examples
 /// ```
@@ -137,20 +179,50 @@ impl<const D: usize, const DV: usize> From<Rejected<D, DV>> for Error {
 /// assert!(y[0] > 0.99); // h = 0.2: the weights are local
 /// # Ok::<(), nadaraya::Error>(())
 /// ```
+///
+/// Half-precision storage (the `half` feature): the same calls, half the memory.
+/// ```
+/// # #[cfg(feature = "half")] {
+/// use nadaraya::half::f16;
+/// use nadaraya::{Error, Gaussian, Smoother};
+/// let mut s: Smoother<Gaussian, 8, 1, 1, f16> = Smoother::new(Gaussian::new(0.2)?);
+/// for (x, y) in [(-1.0, 0.0), (0.0, 1.0), (1.0, 0.1)] {
+///     s.push([x], [y]).map_err(|r| r.error)?;
+/// }
+/// // What is stored is the rounded sample: 0.1 is 0.099975586 in f16.
+/// assert_eq!(s.iter().next_back().map(|p| p.y), Some([f16::from_f32(0.1).to_f32()]));
+/// // 70 000 is beyond f16 (65 504): handed back, not stored as infinity.
+/// let r = s.push([2.0], [70_000.0]).unwrap_err();
+/// assert_eq!((r.error, r.sample.y, s.len()), (Error::StorageOverflow, [70_000.0], 3));
+/// assert!(s.predict(&[0.0])?[0] > 0.99);
+/// assert!(core::mem::size_of_val(&s) < core::mem::size_of::<Smoother<Gaussian, 8, 1, 1>>());
+/// # }
+/// # Ok::<(), nadaraya::Error>(())
+/// ```
 #[derive(Clone, Debug)]
-pub struct Smoother<K, const N: usize, const D: usize, const DV: usize> {
+pub struct Smoother<K, const N: usize, const D: usize, const DV: usize, E: Element = f32> {
     kernel: K,
-    x: Deque<[f32; D], N>,
-    y: Deque<[f32; DV], N>,
+    x: Deque<[E; D], N>,
+    y: Deque<[E; DV], N>,
 }
 
-impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, D, DV> {
+impl<K: Kernel, const N: usize, const D: usize, const DV: usize, E: Element>
+    Smoother<K, N, D, DV, E>
+{
     /// An empty smoother with the given kernel.
     ///
-    /// `N`, `D` and `DV` must be non-zero (checked at compile time).
+    /// `N`, `D` and `DV` must be non-zero, and `D` at most
+    /// [`Element::MAX_KEY_WIDTH`] (for `f16` and `bf16`, [`HALF_KEY_WIDTH`](crate::HALF_KEY_WIDTH))
+    /// (checked at compile time).
     #[must_use]
     pub const fn new(kernel: K) -> Self {
         const { assert!(N > 0 && D > 0 && DV > 0, "N, D and DV must be non-zero") };
+        const {
+            assert!(
+                D <= E::MAX_KEY_WIDTH,
+                "D exceeds the widest key row of the element type (HALF_KEY_WIDTH)"
+            )
+        };
         Self {
             kernel,
             x: Deque::new(),
@@ -166,7 +238,8 @@ impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, 
     ///   (`expected` the type's width);
     /// - [`Error::Shape`] with [`Dim::ValueRows`] if `y` has not one row per row of `x`;
     /// - [`Error::CapacityExceeded`] if there are more than `N` rows;
-    /// - [`Error::NonFinite`] if any coordinate is NaN or infinite.
+    /// - [`Error::NonFinite`] if any coordinate is NaN or infinite;
+    /// - [`Error::StorageOverflow`] if a coordinate is beyond the range of `E` (never for `f32`).
     ///
     /// # Examples
     /// ```
@@ -215,7 +288,10 @@ impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, 
             let (Ok(xa), Ok(ya)) = (<[f32; D]>::try_from(xr), <[f32; DV]>::try_from(yr)) else {
                 return Err(Error::CapacityExceeded);
             };
-            s.store(xa, ya);
+            let Some((xs, ys)) = Self::narrow(&xa, &ya) else {
+                return Err(Error::StorageOverflow);
+            };
+            s.store(xs, ys);
         }
         Ok(s)
     }
@@ -288,74 +364,90 @@ impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, 
         self.y.clear();
     }
 
-    fn check(x: [f32; D], y: [f32; DV]) -> Result<(), Rejected<D, DV>> {
-        if simd::all_finite(&x) && simd::all_finite(&y) {
-            Ok(())
-        } else {
-            Err(Rejected {
-                error: Error::NonFinite,
-                sample: Sample { x, y },
-            })
-        }
+    /// The sample rounded to `E`, or `None` if a coordinate rounds to an infinity (a finite
+    /// `f32` beyond `E`'s range).
+    #[inline]
+    fn narrow(x: &[f32; D], y: &[f32; DV]) -> Option<([E; D], [E; DV])> {
+        let (xs, ys) = (x.map(E::narrow), y.map(E::narrow));
+        (E::all_finite(&xs) && E::all_finite(&ys)).then_some((xs, ys))
     }
 
-    /// Stores a sample.
+    /// The sample as stored, or the reason it cannot be: NaN or infinite, or beyond `E`.
+    fn check(x: [f32; D], y: [f32; DV]) -> Result<([E; D], [E; DV]), Rejected<D, DV>> {
+        let error = if !(simd::all_finite(&x) && simd::all_finite(&y)) {
+            Error::NonFinite
+        } else if let Some(stored) = Self::narrow(&x, &y) {
+            return Ok(stored);
+        } else {
+            Error::StorageOverflow
+        };
+        Err(Rejected {
+            error,
+            sample: Sample { x, y },
+        })
+    }
+
+    /// Stores a sample (rounded to `E`, see [Storage](Self#storage)).
     ///
     /// # Errors
-    /// The sample is handed back in [`Rejected`], and the store is unchanged, with
-    /// [`Error::NonFinite`] if any coordinate is NaN or infinite, or [`Error::Full`] if `N`
-    /// samples are stored (nothing is overwritten).
+    /// The sample is handed back untouched in [`Rejected`], and the store is unchanged, with
+    /// [`Error::NonFinite`] if any coordinate is NaN or infinite, [`Error::StorageOverflow`] if
+    /// one is beyond the range of `E` (it would round to infinity; never for `f32`), or
+    /// [`Error::Full`] if `N` samples are stored (nothing is overwritten).
     #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn push(&mut self, x: [f32; D], y: [f32; DV]) -> Result<(), Rejected<D, DV>> {
-        Self::check(x, y)?;
+        let (xs, ys) = Self::check(x, y)?;
         if self.is_full() {
             return Err(Rejected {
                 error: Error::Full,
                 sample: Sample { x, y },
             });
         }
-        self.store(x, y);
+        self.store(xs, ys);
         Ok(())
     }
 
-    /// Stores a sample, evicting and returning the oldest one if the store is full: a sliding
-    /// window over a stream.
+    /// Stores a sample (rounded to `E`), evicting and returning the oldest one if the store is
+    /// full: a sliding window over a stream. The evicted sample is returned as stored, widened
+    /// to `f32`.
     ///
     /// # Errors
-    /// [`Error::NonFinite`] (the sample handed back, the store unchanged) if any coordinate is
-    /// NaN or infinite.
+    /// The sample handed back untouched, the store unchanged: [`Error::NonFinite`] if any
+    /// coordinate is NaN or infinite, [`Error::StorageOverflow`] if one is beyond the range of
+    /// `E` (never for `f32`).
     #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn push_evicting(
         &mut self,
         x: [f32; D],
         y: [f32; DV],
     ) -> Result<Option<Sample<D, DV>>, Rejected<D, DV>> {
-        Self::check(x, y)?;
+        let (xs, ys) = Self::check(x, y)?;
         let evicted = if self.is_full() {
             self.pop_oldest()
         } else {
             None
         };
-        self.store(x, y);
+        self.store(xs, ys);
         Ok(evicted)
     }
 
-    fn store(&mut self, x: [f32; D], y: [f32; DV]) {
+    fn store(&mut self, x: [E; D], y: [E; DV]) {
         // Both deques have the same length, checked not full by the callers.
         let (a, b) = (self.x.push_back(x), self.y.push_back(y));
         debug_assert!(a.is_ok() && b.is_ok());
     }
 
-    /// Removes and returns the oldest sample.
+    /// Removes and returns the oldest sample (as stored, widened to `f32`).
     #[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
     pub fn pop_oldest(&mut self) -> Option<Sample<D, DV>> {
         match (self.x.pop_front(), self.y.pop_front()) {
-            (Some(x), Some(y)) => Some(Sample { x, y }),
+            (Some(x), Some(y)) => Some(widen(&x, &y)),
             _ => None,
         }
     }
 
-    /// The stored samples, oldest first (also `for s in &smoother`).
+    /// The stored samples, oldest first (also `for s in &smoother`): as stored, widened to
+    /// `f32` (for `f32` storage, the samples pushed).
     ///
     /// # Examples
     /// ```
@@ -370,7 +462,7 @@ impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, 
     /// # Ok::<(), nadaraya::Error>(())
     /// ```
     #[must_use]
-    pub fn iter(&self) -> SampleIter<'_, D, DV> {
+    pub fn iter(&self) -> SampleIter<'_, D, DV, E> {
         let (x0, x1) = self.x.as_slices();
         let (y0, y1) = self.y.as_slices();
         SampleIter {
@@ -380,7 +472,7 @@ impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, 
     }
 
     /// Keys and values as (at most) two contiguous runs each, oldest first.
-    pub(crate) fn runs(&self) -> [(&[f32], &[f32]); 2] {
+    pub(crate) fn runs(&self) -> [(&[E], &[E]); 2] {
         let (x0, x1) = self.x.as_slices();
         let (y0, y1) = self.y.as_slices();
         [
@@ -416,7 +508,7 @@ impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, 
         let mut l = Lse::EMPTY;
         let runs = self.runs();
         for (keys, values) in runs {
-            l.absorb_fused(&self.kernel, xq, keys, values, DV, &mut acc)?;
+            element::absorb(&mut l, &self.kernel, xq, keys, values, DV, &mut acc)?;
         }
         finish_or_exact(&l, &self.kernel, xq, &runs, DV, &mut acc)?;
         Ok(acc)
@@ -492,7 +584,7 @@ impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, 
             let mut l = Lse::EMPTY;
             o.fill(0.0);
             for (keys, values) in runs {
-                l.absorb_fused(&self.kernel, q, keys, values, DV, o)?;
+                element::absorb(&mut l, &self.kernel, q, keys, values, DV, o)?;
             }
             finish_or_exact(&l, &self.kernel, q, &runs, DV, o)?;
         }
@@ -522,7 +614,7 @@ impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, 
         for (keys, _) in self.runs() {
             let (head, tail) = rest.split_at_mut((keys.len() / D).min(rest.len()));
             for (kt, s) in keys.chunks(TILE * D).zip(head.chunks_mut(TILE)) {
-                self.kernel.scores(xq, kt, s);
+                element::scores(&self.kernel, xq, kt, s);
             }
             rest = tail;
         }
@@ -530,19 +622,22 @@ impl<K: Kernel, const N: usize, const D: usize, const DV: usize> Smoother<K, N, 
     }
 }
 
+/// The kernel and the sizes, not the samples; the element type by name (`half`'s types have no
+/// `defmt::Format`, and the samples are not printed).
 #[cfg(feature = "defmt")]
-impl<K: defmt::Format, const N: usize, const D: usize, const DV: usize> defmt::Format
-    for Smoother<K, N, D, DV>
+impl<K: defmt::Format, const N: usize, const D: usize, const DV: usize, E: Element> defmt::Format
+    for Smoother<K, N, D, DV, E>
 {
     fn format(&self, f: defmt::Formatter<'_>) {
         defmt::write!(
             f,
-            "Smoother {{ kernel: {}, len: {}, N: {}, D: {}, DV: {} }}",
+            "Smoother {{ kernel: {}, len: {}, N: {}, D: {}, DV: {}, E: {=str} }}",
             self.kernel,
             self.x.len(),
             N,
             D,
-            DV
+            DV,
+            E::STORAGE_NAME
         );
     }
 }
