@@ -56,6 +56,56 @@ fn exit<T>(_: Error) -> T {
     std::process::exit(1)
 }
 
+#[cfg(feature = "half")]
+#[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
+fn half_rows<E: nadaraya::Element>(data: &[E], width: usize) -> Result<Rows<'_, E>, Error> {
+    Rows::new(data, width)
+}
+
+/// Half-precision storage (`--features half`, as `scripts/no-panic` builds it): attention over
+/// `f16` and `bf16` rows, at every level this CPU runs, and a `Smoother` storing `f16`.
+#[cfg(feature = "half")]
+fn half_storage(g: &Gaussian, s: &SoftmaxDot, q: Rows<'_>, mut out: RowsMut<'_>) -> bool {
+    use nadaraya::half::{bf16, f16};
+    let kh: Vec<f16> = black_box(vec![f16::from_f32(0.2); 64]);
+    let vh: Vec<f16> = black_box(vec![f16::from_f32(0.3); 32]);
+    let kb: Vec<bf16> = black_box(vec![bf16::from_f32(0.2); 64]);
+    let vb: Vec<bf16> = black_box(vec![bf16::from_f32(0.3); 32]);
+    let (d, dv) = (q.width(), black_box(2));
+    let (Ok(kh), Ok(vh), Ok(kb), Ok(vb)) = (
+        half_rows(&kh, d),
+        half_rows(&vh, dv),
+        half_rows(&kb, d),
+        half_rows(&vb, dv),
+    ) else {
+        return false;
+    };
+    let mut ok = true;
+    let best = dispatch::active();
+    for level in Level::ALL {
+        dispatch::force(level);
+        ok &= attention(g, q, kh, vh, Mask::None, out.reborrow()).is_ok();
+        ok &= attention(s, q, kh, vh, black_box(Mask::Causal), out.reborrow()).is_ok();
+        ok &= attention(g, q, kb, vb, Mask::Causal, out.reborrow()).is_ok();
+        ok &= attention(s, q, kb, vb, black_box(Mask::None), out.reborrow()).is_ok();
+    }
+    dispatch::force(best);
+    let mut sm: Smoother<Gaussian, 16, 4, 2, f16> = Smoother::new(*g);
+    for i in 0..20 {
+        let x = [i as f32 * 0.1; 4];
+        ok &= sm.push_evicting(black_box(x), [1.0, 2.0]).is_ok();
+    }
+    ok &= sm.push(black_box([7.0e4; 4]), [1.0, 2.0]).is_err();
+    ok &= sm.predict(&black_box([0.5; 4])).is_ok();
+    ok &= sm.predict_many(q, out).is_ok();
+    ok
+}
+
+#[cfg(not(feature = "half"))]
+fn half_storage(_: &Gaussian, _: &SoftmaxDot, _: Rows<'_>, _: RowsMut<'_>) -> bool {
+    true
+}
+
 fn main() {
     // The run-time dispatch: detection, the active level and forcing one (then back).
     let best = dispatch::detected();
@@ -96,6 +146,7 @@ fn main() {
         )
         .is_ok();
         ok &= row_access(q, &mut out, black_box(1)) > 0.0;
+        ok &= half_storage(&g, &s, q, out.reborrow());
         // The compact kernels: every score inside the support here (u = 0.4).
         let (ep, tc, un) = compact(black_box(0.5)).unwrap_or_else(exit);
         ok &= attention(&ep, q, keys, values, Mask::None, out.reborrow()).is_ok();

@@ -49,7 +49,7 @@ mod sealed {
 }
 
 /// A type keys and values can be stored as: `f32`, and with the `half` feature
-/// [`half::f16`] and [`half::bf16`] (sealed: no other type).
+/// `half::f16` and `half::bf16` (sealed: no other type).
 ///
 /// [`attention`](crate::attention), [`attention_batch`](crate::attention_batch),
 /// [`attention_shape`](crate::attention_shape) and [`OnlineSoftmax::update`](crate::OnlineSoftmax::update)
@@ -60,7 +60,10 @@ mod sealed {
 /// AVX-512F's `vcvtph2ps` (`f16`) or a 16-bit shift (`bf16`), so a memory-bound call reads half
 /// the bytes — and the arithmetic is the `f32` path's: each row of the result on half-precision
 /// inputs is, bit for bit, the result of that query alone on the same numbers stored as `f32`,
-/// at every dispatch level and on every target (tested). (From eight queries on, an `f32` call
+/// at every dispatch level on x86-64 and on the other targets with float SIMD (aarch64 NEON, wasm
+/// `simd128`; tested on x86-64). On cores without it (every Cortex-M, the base wasm module) an
+/// `f32` call takes a fused pass that half storage does not, and there the two agree within the
+/// documented bound, not bit for bit. (From eight queries on, an `f32` call
 /// without a mask takes the register-blocked kernel at the AVX levels, whose rows are within the
 /// documented bound of the query alone, not bit for bit; half storage does not take it.) Its error against an `f64` reference on the *unrounded* data is
 /// therefore the `f32` bound plus the storage rounding, measured in the crate README
