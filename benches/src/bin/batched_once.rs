@@ -29,7 +29,9 @@ fn main() {
     let (q, k, v) = (g.vec(m * D), g.vec(l * D), g.vec(l * D));
     let mut out = vec![0.0f32; m * D];
     if causal {
-        let rows = |x: &[f32]| Rows::new(x, D).expect("whole rows");
+        fn rows(x: &[f32]) -> Rows<'_> {
+            Rows::new(x, D).expect("whole rows")
+        }
         let o = RowsMut::new(&mut out, D).expect("whole rows");
         nadaraya::attention(
             &kernel,
