@@ -9,7 +9,9 @@
 //! allocation. The core's keys and values may be stored as any [`Element`] (with the core's
 //! `half` feature, `f16` or `bf16`).
 
-use nadaraya::{Element, Kernel, Mask, Rows, RowsMut, attention_lse, attention_shape};
+use nadaraya::{
+    Element, Kernel, Mask, Rows, RowsMut, attention_lse, attention_shape, causal_attention_from,
+};
 
 use crate::Error;
 
@@ -20,10 +22,11 @@ use crate::Error;
 /// the serial core's 14.8 ms at L = 2048).
 const QUERY_TASK: usize = 64;
 
-/// The fewest queries of a task of [`attention`] without a mask, when the call has that many:
-/// the core computes calls of eight queries or more in its register-blocked kernel (at the AVX
-/// levels, see [`nadaraya::attention`]), whose rows are the same bits whatever their
-/// companions, and fewer in another order. A last task shorter than this joins the one before.
+/// The fewest queries of a task of [`attention`], when the call has that many: the core
+/// computes calls of eight queries or more in its register-blocked kernel (at the AVX levels,
+/// see [`nadaraya::attention`]), whose rows are the same bits whatever their companions (under
+/// the causal mask: whatever the run of rows, [`causal_attention_from`]), and fewer in another
+/// order. A last task shorter than this joins the one before.
 const MIN_TASK: usize = 8;
 
 /// The task splitting of both entry points: runs `task(i, part)` for every part (disjoint pieces
@@ -75,10 +78,11 @@ fn all_finite<E: Element>(q: Rows<'_>, keys: Rows<'_, E>, values: Rows<'_, E>) -
     q.as_slice().iter().all(|x| x.is_finite()) && all(keys) && all(values)
 }
 
-/// [`nadaraya::attention`] with the queries split over the cores: blocks of 64 queries without a
-/// mask (the last one up to 71, so that none has fewer than eight); under [`Mask::Causal`] one query per task (row `t` over keys `0..=t`, which the core
-/// computes bit for bit as its causal row `t`). Every row is exactly the core's, whatever the
-/// number of threads (tested bit for bit against [`nadaraya::attention`]).
+/// [`nadaraya::attention`] with the queries split over the cores: blocks of 64 queries (the last
+/// one up to 71, so that none has fewer than eight); under [`Mask::Causal`] each block is the
+/// core's [`causal_attention_from`] its first row, over the keys up to its last row. Every row
+/// is exactly the core's, whatever the number of threads (tested bit for bit against
+/// [`nadaraya::attention`]).
 ///
 /// On the rayon pool with the `rayon` feature, else on the calling thread.
 ///
@@ -128,12 +132,11 @@ fn attention_on<K: Kernel + Sync + ?Sized, E: Element>(
         // No query, or keys no query sees: the core's own checks (a NaN there is an error).
         return nadaraya::attention(kernel, q, keys, values, mask, out).map_err(Error::from);
     }
-    let rows = if causal { 1 } else { QUERY_TASK };
     let mut blocks: Vec<(usize, &mut [f32])> = Vec::new();
     let (mut rest, mut lo) = (out.into_slice(), 0);
     while lo < m {
-        let mut take = rows.min(m - lo);
-        if !causal && m - lo - take < MIN_TASK {
+        let mut take = QUERY_TASK.min(m - lo);
+        if m - lo - take < MIN_TASK {
             take = m - lo;
         }
         let (block, tail) = rest.split_at_mut(take * dv);
@@ -144,15 +147,14 @@ fn attention_on<K: Kernel + Sync + ?Sized, E: Element>(
         let o = RowsMut::new(o, dv)?;
         let hi = (lo + o.len()).min(m);
         let qb = q.slice(lo, hi).unwrap_or(q);
-        let (kb, vb) = if causal {
-            (
+        if causal {
+            let (kb, vb) = (
                 keys.slice(0, hi).unwrap_or(keys),
                 values.slice(0, hi).unwrap_or(values),
-            )
-        } else {
-            (keys, values)
-        };
-        nadaraya::attention(kernel, qb, kb, vb, Mask::None, o).map_err(Error::from)
+            );
+            return causal_attention_from(kernel, lo, qb, kb, vb, o).map_err(Error::from);
+        }
+        nadaraya::attention(kernel, qb, keys, values, Mask::None, o).map_err(Error::from)
     })
 }
 

@@ -13,7 +13,8 @@ use nadaraya::{
     Epanechnikov, Error, Gaussian, Gradients, KernelGrad, Mask, MhaGradScratch, MhaScratch,
     MhaWeights, MultiHeadAttention, OnlineSoftmax, Rows, RowsMut, Smoother, SoftmaxDot, Tricube,
     Uniform, Upstream, attention, attention_backward, attention_batch, attention_lse,
-    attention_shape, fixed, math, merge_averages, optim, scalar, weights, weights_shape,
+    attention_shape, causal_attention_from, fixed, math, merge_averages, optim, scalar, weights,
+    weights_shape,
 };
 use std::hint::black_box;
 
@@ -135,6 +136,8 @@ fn main() {
         ok &= attention(&g, q, keys, values, Mask::None, out.reborrow()).is_ok();
         ok &= attention(&s, q, keys, values, black_box(Mask::Causal), out.reborrow()).is_ok();
         ok &= scalar::attention(&s, q, keys, values, Mask::Causal, out.reborrow()).is_ok();
+        let at = black_box(3);
+        ok &= causal_attention_from(&g, at, q, keys, values, out.reborrow()).is_ok();
         ok &= attention_batch(
             &s,
             black_box(2),

@@ -116,18 +116,20 @@ pub fn attention_shape<E: Element>(
 /// `O(M·N·(d + dv))` time and no heap memory: queries go in blocks through each tile of 64 keys
 /// and values, so a tile is read from memory once per block.
 ///
-/// - Under [`Mask::Causal`], with fewer than eight queries, at
+/// - With fewer than eight queries, at
 ///   [`Level::Baseline`](crate::dispatch::Level::Baseline), for half-precision storage, kernels
 ///   other than the built-in two, or keys wider than 256: blocks of four queries, a stack tile
 ///   of 64 scores each, and each row is computed exactly as that query alone would be (a causal
 ///   row `t` exactly as query `t` alone over keys `0..=t`).
-/// - Otherwise (no mask, eight queries or more, `f32` storage,
-///   [`SoftmaxDot`](crate::SoftmaxDot) or [`Gaussian`](crate::Gaussian), at the AVX2 or AVX-512
-///   level): a register-blocked kernel over blocks of 16 (AVX2) or 32 (AVX-512) queries, with
-///   about 40 KiB of stack. Its scores are sums in another order, so a row is within the
-///   documented bound of the `f64` reference as before but not bit for bit the query alone; it
-///   is the same bits whatever the other query rows of the call: their values, their number
-///   (eight or more) and the row's position among them.
+/// - Otherwise (eight queries or more, `f32` storage, [`SoftmaxDot`](crate::SoftmaxDot) or
+///   [`Gaussian`](crate::Gaussian), at the AVX2 or AVX-512 level; with or without the mask): a
+///   register-blocked kernel over blocks of 16 (AVX2) or 32 (AVX-512) queries, with about
+///   40 KiB of stack. Its scores are sums in another order, so a row is within the documented
+///   bound of the `f64` reference as before but not bit for bit the query alone; it is the same
+///   bits whatever the other query rows of the call: their values, their number (eight or
+///   more) and the row's position among them. Under [`Mask::Causal`] that holds for a run of
+///   the rows too: [`causal_attention_from`] over any rows `first..first + M`, `M ≥ 8`, gives
+///   the whole call's bits for them.
 ///
 /// For many independent problems (a batch, or heads stored as a leading dimension) see
 /// [`attention_batch`].
@@ -174,11 +176,65 @@ pub fn attention<K: Kernel + ?Sized, E: Element>(
     out: RowsMut<'_>,
 ) -> Result<(), Error> {
     let shape = check_shapes(q, keys, values, mask, out.as_rows())?;
-    smooth_checked(kernel, shape, q, keys, values, mask, out, &mut [])
+    let causal = (mask == Mask::Causal).then_some(0);
+    smooth_checked(kernel, shape, q, keys, values, causal, out, &mut [])
+}
+
+/// Causal attention for a run of query rows that starts at position `first`: query row `i` of
+/// `q` is position `t = first + i` of the sequence and sees keys `0..=t`. [`attention`] under
+/// [`Mask::Causal`] is this function with `first = 0`; a call over rows `first..first + M`
+/// gives the rows of the whole call, so the rows of a long sequence can be computed in pieces
+/// (on several threads, as `nadaraya_rf::par::attention` does, or as they arrive).
+///
+/// `q` is `M×d`, `keys` `N×d`, `values` `N×dv` (keys from position 0 of the sequence),
+/// `out` exactly `M×dv`. The rows are those of [`attention`] under the mask: within the same
+/// bound of an `f64` reference, and each row's bits the same whatever the run it is computed in,
+/// for runs of eight queries or more (below eight, each row is bit for bit that query alone
+/// over the keys it sees; see [`attention`] for which calls take the register-blocked kernel).
+///
+/// # Errors
+/// - the shape errors of [`attention_shape`] without a mask, in its order;
+/// - then [`Error::Shape`] with [`Dim::CausalQueries`] `{ expected: N, found: first + M }` if
+///   the last query's position is not a key;
+/// - then the errors of [`attention`] (keys past the last query's position are still inputs:
+///   a NaN there is [`Error::NonFinite`]).
+///
+/// # Examples
+/// ```
+/// use nadaraya::{attention, causal_attention_from, Mask, Rows, RowsMut, SoftmaxDot};
+/// let k = SoftmaxDot::new(1.0)?;
+/// let x: Vec<f32> = (0..40).map(|i| (i as f32 * 0.37).sin()).collect();
+/// let x = Rows::new(&x, 2)?; // 20 positions
+/// let mut whole = [0.0; 40];
+/// attention(&k, x, x, x, Mask::Causal, RowsMut::new(&mut whole, 2)?)?;
+/// // Rows 12..20 on their own: the same bits.
+/// let mut tail = [0.0; 16];
+/// let q = x.slice(12, 20).unwrap();
+/// causal_attention_from(&k, 12, q, x, x, RowsMut::new(&mut tail, 2)?)?;
+/// assert_eq!(tail, whole[24..]);
+/// # Ok::<(), nadaraya::Error>(())
+/// ```
+#[cfg_attr(nadaraya_assert_no_panic, no_panic::no_panic)]
+pub fn causal_attention_from<K: Kernel + ?Sized, E: Element>(
+    kernel: &K,
+    first: usize,
+    q: Rows<'_>,
+    keys: Rows<'_, E>,
+    values: Rows<'_, E>,
+    out: RowsMut<'_>,
+) -> Result<(), Error> {
+    let shape = check_shapes(q, keys, values, Mask::None, out.as_rows())?;
+    let last = first.checked_add(shape.m);
+    if last.is_none_or(|last| last > shape.n) {
+        let found = first.saturating_add(shape.m);
+        return Err(self::shape(Dim::CausalQueries, shape.n, found));
+    }
+    smooth_checked(kernel, shape, q, keys, values, Some(first), out, &mut [])
 }
 
 /// [`attention`] after its shape check, writing each query's log-sum-exp to `lse` where it has
-/// that entry (see [`smooth_blocks`]).
+/// that entry (see [`smooth_blocks`]); `causal` is the first query row's position under the
+/// causal mask (`Some(0)` for [`Mask::Causal`]), `None` without a mask.
 #[inline]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn smooth_checked<K: Kernel + ?Sized, E: Element>(
@@ -187,7 +243,7 @@ pub(crate) fn smooth_checked<K: Kernel + ?Sized, E: Element>(
     q: Rows<'_>,
     keys: Rows<'_, E>,
     values: Rows<'_, E>,
-    mask: Mask,
+    causal: Option<usize>,
     out: RowsMut<'_>,
     lse: &mut [f32],
 ) -> Result<(), Error> {
@@ -199,10 +255,13 @@ pub(crate) fn smooth_checked<K: Kernel + ?Sized, E: Element>(
         values.as_slice(),
         out.into_slice(),
     );
-    let causal = mask == Mask::Causal;
-    if causal {
+    if let Some(first) = causal {
         // Keys no query sees are still inputs: a NaN there is an error, as without a mask.
-        let (unseen_keys, unseen_values) = (keys.get(shape.m * d..), values.get(shape.m * dv..));
+        let seen = first.saturating_add(shape.m);
+        let (unseen_keys, unseen_values) = (
+            keys.get(seen.saturating_mul(d)..),
+            values.get(seen.saturating_mul(dv)..),
+        );
         if !(unseen_keys.is_none_or(E::all_finite) && unseen_values.is_none_or(E::all_finite)) {
             return Err(Error::NonFinite);
         }
@@ -326,8 +385,9 @@ pub fn attention_batch<K: Kernel + ?Sized, E: Element>(
 /// not depend on a query's place in its block.
 const QUERY_BLOCK: usize = 4;
 
-/// `out` row `t` = `Σ α_i v_i` of query row `t` over all key rows, or over rows `0..=t` when
-/// `causal` (shapes already checked, `M ≤ N` when causal), [`QUERY_BLOCK`] queries at a time.
+/// `out` row `t` = `Σ α_i v_i` of query row `t` over all key rows, or, when `causal` is
+/// `Some(first)`, over rows `0..=first + t` (shapes already checked, `first + M ≤ N`),
+/// [`QUERY_BLOCK`] queries at a time.
 ///
 /// Returns the error of the first query (in row order) that fails, as one query at a time would.
 /// Row `t`'s log-sum-exp of scores goes to `lse[t]` where `lse` has that entry (the backward
@@ -342,7 +402,7 @@ fn smooth_blocks<K: Kernel + ?Sized, E: Element>(
     d: usize,
     dv: usize,
     out: &mut [f32],
-    causal: bool,
+    causal: Option<usize>,
     lse: &mut [f32],
 ) -> Result<(), Error> {
     let (m, n) = (q.len() / d, keys.len() / d);
@@ -352,13 +412,8 @@ fn smooth_blocks<K: Kernel + ?Sized, E: Element>(
     };
     // Not when the log-sum-exp is saved: the backward pass rebuilds each weight from it with
     // `Kernel::scores`, so the forward must round its scores the same way.
-    // Not under the causal mask either: a causal row stays bit for bit its query alone over the
-    // keys it sees, which splitting the rows over threads (`nadaraya_rf::par`, one row per
-    // task) relies on. The blocked kernel's causal tiles would need an entry point for rows
-    // starting at an offset to keep that.
     #[cfg(target_arch = "x86_64")]
     if lse.is_empty()
-        && !causal
         && let Some(r) = smooth_blocked(kernel, q, keys, values, d, dv, out, causal)
     {
         return r;
@@ -370,12 +425,13 @@ fn smooth_blocks<K: Kernel + ?Sized, E: Element>(
     for qb in q.chunks(QUERY_BLOCK.saturating_mul(d)) {
         let Some(ob) = out_blocks.next() else { break };
         // Key rows seen by the block's query `i`.
-        let seen = |i: usize| {
-            if causal {
-                first.saturating_add(i).saturating_add(1).min(n)
-            } else {
-                n
-            }
+        let seen = |i: usize| match causal {
+            Some(at) => at
+                .saturating_add(first)
+                .saturating_add(i)
+                .saturating_add(1)
+                .min(n),
+            None => n,
         };
         let mut state = [Lse::EMPTY; QUERY_BLOCK];
         let mut failed: [Option<Error>; QUERY_BLOCK] = [None; QUERY_BLOCK];
@@ -453,7 +509,7 @@ fn smooth_blocked<K: Kernel + ?Sized, E: Element>(
     d: usize,
     dv: usize,
     out: &mut [f32],
-    causal: bool,
+    causal: Option<usize>,
 ) -> Option<Result<(), Error>> {
     use crate::blocked::{BLOCK_MAX_D, Block, BlockState};
     let (gauss, scale) = kernel.row_form(crate::kernel::sealed::Crate(()))?;
@@ -478,7 +534,7 @@ fn smooth_blocked<K: Kernel + ?Sized, E: Element>(
             d,
             dv,
             scale,
-            causal: causal.then_some(first),
+            causal: causal.map(|at| at.saturating_add(first)),
         };
         if gauss {
             crate::x86::query_block::<true>(chosen, &b, ob, &mut st)?;
@@ -488,10 +544,13 @@ fn smooth_blocked<K: Kernel + ?Sized, E: Element>(
         let mut rows = ob.chunks_exact_mut(dv);
         for (i, qt) in qr.chunks_exact(d).enumerate() {
             let Some(o) = rows.next() else { break };
-            let seen = if causal {
-                first.saturating_add(i).saturating_add(1).min(n)
-            } else {
-                n
+            let seen = match causal {
+                Some(at) => at
+                    .saturating_add(first)
+                    .saturating_add(i)
+                    .saturating_add(1)
+                    .min(n),
+                None => n,
             };
             let found = (
                 st.overflow.get(i),
@@ -759,6 +818,29 @@ mod tests {
         );
     }
 
+    /// [`causal_attention_from`] on flat buffers.
+    #[allow(clippy::too_many_arguments)]
+    fn causal_from(
+        k: &dyn Kernel,
+        first: usize,
+        q: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        d: usize,
+        dv: usize,
+        out: &mut [f32],
+    ) -> Result<(), Error> {
+        let (q, keys, values) = (
+            Rows::new(q, d)?,
+            Rows::new(keys, d)?,
+            Rows::new(values, dv)?,
+        );
+        causal_attention_from(k, first, q, keys, values, RowsMut::new(out, dv)?)
+    }
+
+    /// Causal row `t` sees keys `0..=t`: within rounding of query `t` alone over those keys
+    /// (bit for bit below eight queries), the same bits from a run of the rows starting at any
+    /// offset; a query without its key is a shape error, from an offset too.
     #[test]
     fn causal_rows_see_only_their_prefix() {
         let mut rng = lcg(9);
@@ -770,18 +852,16 @@ mod tests {
         causal_attention(&k, &x, &x, &v, d, dv, &mut causal).unwrap();
         for t in [0, 1, 63, 64, 69] {
             let mut one = vec![0.0; dv];
-            attention(
-                &k,
-                &x[t * d..(t + 1) * d],
-                &x[..(t + 1) * d],
-                &v[..(t + 1) * dv],
-                d,
-                dv,
-                &mut one,
-            )
-            .unwrap();
-            // Causal rows never take the register-blocked kernel: bit for bit the query alone.
-            assert_eq!(&causal[t * dv..(t + 1) * dv], &one[..], "t={t}");
+            let (kt, vt) = (&x[..(t + 1) * d], &v[..(t + 1) * dv]);
+            attention(&k, &x[t * d..(t + 1) * d], kt, vt, d, dv, &mut one).unwrap();
+            for (a, b) in causal[t * dv..(t + 1) * dv].iter().zip(&one) {
+                assert_close(f64::from(*a), f64::from(*b), 4e-6, &std::format!("t={t}"));
+            }
+            let first = t.min(n - 8);
+            let mut run = vec![0.0; 8 * dv];
+            let (qr, at) = (&x[first * d..(first + 8) * d], (t - first) * dv);
+            causal_from(&k, first, qr, &x, &v, d, dv, &mut run).unwrap();
+            assert_eq!(&causal[t * dv..(t + 1) * dv], &run[at..at + dv], "t={t}");
         }
         let mut out = vec![0.0; 3 * dv];
         assert_eq!(
@@ -792,6 +872,72 @@ mod tests {
                 found: 3
             })
         );
+        for (first, found) in [(68, 71), (usize::MAX, usize::MAX)] {
+            assert_eq!(
+                causal_from(&k, first, &x[..3 * d], &x, &v, d, dv, &mut out),
+                Err(Error::Shape {
+                    what: Dim::CausalQueries,
+                    expected: n,
+                    found
+                })
+            );
+        }
+        // Keys past the last query's position are still inputs.
+        let mut bad = x.clone();
+        bad[69 * d] = f32::NAN;
+        assert_eq!(
+            causal_from(&k, 60, &x[..3 * d], &bad, &v, d, dv, &mut out),
+            Err(Error::NonFinite)
+        );
+        assert_eq!(
+            causal_from(&k, 60, &x[..3 * d], &x, &v, d, dv, &mut out),
+            Ok(())
+        );
+    }
+
+    /// Causal rows computed from any offset, in runs of `BLOCKED_MIN_QUERIES` or more, are the
+    /// whole call's bits: every offset and run lengths around the block sizes (16, 32), a
+    /// sequence cut into runs, and scores that grow with the key's position, so that a row's
+    /// maximum rises in its last tile and its block then walks tiles masked for it (weights of
+    /// exactly 0 after a rescale).
+    #[test]
+    fn causal_runs_are_the_whole_calls_bits() {
+        let mut rng = lcg(41);
+        let (g, s) = (Gaussian::new(0.7).unwrap(), SoftmaxDot::new(0.9).unwrap());
+        let n = 150;
+        for (d, dv) in [(3, 2), (16, 16), (9, 17)] {
+            for rising in [false, true] {
+                let x: Vec<f32> = (0..n * d)
+                    .map(|i| {
+                        if rising {
+                            (i / d) as f32 / n as f32 * 3.0 + 0.01 * rng()
+                        } else {
+                            2.0 * rng() - 1.0
+                        }
+                    })
+                    .collect();
+                let v: Vec<f32> = (0..n * dv).map(|_| 4.0 * rng() - 2.0).collect();
+                for kernel in [&g as &dyn Kernel, &s] {
+                    let mut whole = vec![0.0; n * dv];
+                    causal_attention(kernel, &x, &x, &v, d, dv, &mut whole).unwrap();
+                    let check = |first: usize, len: usize| {
+                        let mut run = vec![0.0; len * dv];
+                        let qr = &x[first * d..(first + len) * d];
+                        causal_from(kernel, first, qr, &x, &v, d, dv, &mut run).unwrap();
+                        let want = &whole[first * dv..(first + len) * dv];
+                        assert_eq!(&run[..], want, "d={d} rising={rising} {first}+{len}");
+                    };
+                    for len in [8, 9, 15, 16, 17, 31, 32, 33] {
+                        for first in 0..=n - len {
+                            check(first, len);
+                        }
+                    }
+                    for (first, end) in [(0, 8), (8, 25), (25, 64), (64, 130), (130, 150)] {
+                        check(first, end - first);
+                    }
+                }
+            }
+        }
     }
 
     /// Queries are computed `QUERY_BLOCK` at a time; each row must equal, bit for bit, the same
@@ -799,8 +945,8 @@ mod tests {
     /// around the block size and key counts around the tile size; rows past `M` stay untouched.
     /// From `BLOCKED_MIN_QUERIES` queries on (the register-blocked kernel at the AVX levels) a
     /// row is within rounding of the query alone, and bit for bit the same query in a call of
-    /// the queries reversed and in one of that query eight times over; causal rows stay bit for
-    /// bit the query alone over the keys they see.
+    /// the queries reversed and in one of that query eight times over; so is a causal row of the
+    /// query alone over the keys it sees (their runs: `causal_runs_are_the_whole_calls_bits`).
     #[test]
     fn every_row_equals_its_query_alone() {
         let mut rng = lcg(21);
@@ -828,11 +974,14 @@ mod tests {
                             let (kt, vt) = (&keys[..(t + 1) * d], &values[..(t + 1) * dv]);
                             let what = std::format!("d={d} n={n} m={m} t={t}");
                             attention(kernel, qt, kt, vt, d, dv, &mut one).unwrap();
-                            assert_eq!(&causal[ot.clone()], &one[..], "causal {what}");
                             if m < BLOCKED_MIN_QUERIES {
+                                assert_eq!(&causal[ot.clone()], &one[..], "causal {what}");
                                 attention(kernel, qt, &keys, &values, d, dv, &mut one).unwrap();
                                 assert_eq!(&all[ot.clone()], &one[..], "{what}");
                                 continue;
+                            }
+                            for (a, b) in causal[ot.clone()].iter().zip(&one) {
+                                assert_close(f64::from(*a), f64::from(*b), 4e-6, &what);
                             }
                             attention(kernel, qt, &keys, &values, d, dv, &mut one).unwrap();
                             for (a, b) in all[ot.clone()].iter().zip(&one) {
@@ -858,9 +1007,10 @@ mod tests {
     /// run the same shapes) against a plain `f64` reference (scores, softmax and average all in
     /// `f64` from the `f32` inputs), at query counts around the block sizes (16, 32), key counts
     /// around the tile and the score micro-kernels (4, 8), widths that are not multiples of the
-    /// lanes, d = 1, dv ≠ d, with and without the causal mask, and inputs scaled to huge and
-    /// tiny magnitudes. Tolerance: the scores' rounding, `2·d·ε` of `Σ_j |term_j|`, carried into
-    /// the weights, plus 1e-5, of the values' scale.
+    /// lanes, d = 1, dv ≠ d, without the mask and causal from offsets 0, mid and last (the last
+    /// query at the last key), and inputs scaled to huge and tiny magnitudes. Tolerance: the
+    /// scores' rounding, `2·d·ε` of `Σ_j |term_j|`, carried into the weights, plus 1e-5, of the
+    /// values' scale.
     #[test]
     fn blocked_kernel_matches_the_f64_reference_at_every_edge() {
         let mut rng = lcg(33);
@@ -886,19 +1036,26 @@ mod tests {
                             } else {
                                 1.0 / 1.3
                             };
-                            for causal in [false, true] {
-                                if causal && m > n {
-                                    continue;
-                                }
+                            // No mask, then causal runs from the first, a middle and the
+                            // last offset (Mask::Causal itself at 0).
+                            let offsets = match n.checked_sub(m) {
+                                Some(last) => vec![None, Some(0), Some(last / 2), Some(last)],
+                                None => vec![None],
+                            };
+                            for causal in offsets {
                                 let mut out = vec![7.0; m * dv];
-                                let r = if causal {
-                                    causal_attention(kernel, &q, &keys, &values, d, dv, &mut out)
-                                } else {
-                                    attention(kernel, &q, &keys, &values, d, dv, &mut out)
+                                let r = match causal {
+                                    None => attention(kernel, &q, &keys, &values, d, dv, &mut out),
+                                    Some(0) => causal_attention(
+                                        kernel, &q, &keys, &values, d, dv, &mut out,
+                                    ),
+                                    Some(first) => causal_from(
+                                        kernel, first, &q, &keys, &values, d, dv, &mut out,
+                                    ),
                                 };
                                 r.unwrap();
                                 for t in 0..m {
-                                    let seen = if causal { t + 1 } else { n };
+                                    let seen = causal.map_or(n, |first| first + t + 1);
                                     let qt = &q[t * d..(t + 1) * d];
                                     let (mut sc, mut big) = (vec![0.0f64; seen], 0.0f64);
                                     for (i, x) in sc.iter_mut().enumerate() {
@@ -927,7 +1084,7 @@ mod tests {
                                             / total;
                                         let got = f64::from(out[t * dv + j]);
                                         let what = std::format!(
-                                            "gauss={gauss} causal={causal} d={d} dv={dv} n={n} m={m} t={t} j={j} scale={qs}"
+                                            "gauss={gauss} causal={causal:?} d={d} dv={dv} n={n} m={m} t={t} j={j} scale={qs}"
                                         );
                                         assert_close(got, want, tol, &what);
                                     }

@@ -138,7 +138,8 @@ pub fn attention_lse<K: Kernel + ?Sized, E: Element>(
     if lse.len() != shape.m {
         return Err(self::shape(Dim::Lse, shape.m, lse.len()));
     }
-    smooth_checked(kernel, shape, q, keys, values, mask, out, lse)
+    let causal = (mask == Mask::Causal).then_some(0);
+    smooth_checked(kernel, shape, q, keys, values, causal, out, lse)
 }
 
 /// What the forward pass saved, and the gradient arriving at its output: the inputs of

@@ -38,7 +38,9 @@ mod testing;
 #[allow(unsafe_code)]
 mod x86;
 
-pub use attention::{attention, attention_batch, attention_shape, weights, weights_shape};
+pub use attention::{
+    attention, attention_batch, attention_shape, causal_attention_from, weights, weights_shape,
+};
 pub use backward::{Gradients, KernelGrad, ScoreGrad, Upstream, attention_backward, attention_lse};
 pub use compact::{Epanechnikov, Tricube, Uniform};
 pub use element::{Element, HALF_KEY_WIDTH};
