@@ -17,8 +17,11 @@ use crate::Error;
 /// path; 16 at AVX2 and 32 at AVX-512 in its register-blocked kernel), so a task fills whole
 /// blocks as the serial call does. With 16, every AVX-512 task filled half a block and did
 /// twice the serial call's score work (`bash benches/scaling.sh`: one thread 25.6 ms against
-/// the serial core's 14.8 ms at L = 2048).
-const QUERY_TASK: usize = 64;
+/// the serial core's 14.8 ms at L = 2048). 32 rather than 64: the same instructions (callgrind,
+/// L = 2048 at AVX2: 203.90 M against 203.88 M, the serial core 203.87 M) and half the tail a
+/// thread waits for at the end of a call (`benches/examples/par_anatomy.rs`, six runs: 0.11 to
+/// 0.16 ms of the call not spent computing on both threads, against 0.15 to 0.23 ms).
+const QUERY_TASK: usize = 32;
 
 /// The fewest queries of a task of [`attention`] without a mask, when the call has that many:
 /// the core computes calls of eight queries or more in its register-blocked kernel (at the AVX
@@ -29,9 +32,21 @@ const MIN_TASK: usize = 8;
 /// The task splitting of both entry points: runs `task(i, part)` for every part (disjoint pieces
 /// of the output), on the rayon pool when `parallel`, else in order on the calling thread; every
 /// part runs. One part, or a pool of one thread, runs on the calling thread too: the same
-/// results without handing the call to a pool thread and back. Returns [`Error::NonFinite`] if any of `inputs` is not finite (the core names a
-/// non-finite input anywhere, even one only another task reads), else the error of the lowest
-/// `i` that failed.
+/// results without handing the call to a pool thread and back. Returns [`Error::NonFinite`] if
+/// any of `inputs` is not finite (the core names a non-finite input anywhere, even one only
+/// another task reads), else the error of the lowest `i` that failed.
+///
+/// Every part is its own leaf of rayon's splitting (`with_max_len(1)`), so a thread that runs
+/// out of work can take any part not yet started. Rayon's default splits a list only into as
+/// many pieces as it has threads, and again only where a piece is stolen: on two threads, 32
+/// parts ran as pieces of 8 and 4 that no other thread could take, and when one vCPU ran slower
+/// than the other (this machine's two often differ by 5 to 35 %) the call waited for its last
+/// pieces. Measured by `benches/examples/par_anatomy.rs` (L = 2048, d = 64, alternated in one
+/// process, six runs at real-time priority under contention, 2026-12-01): the time the two
+/// threads were not both computing went from 0.46–1.46 ms of an 8.8–11.3 ms call (|busy₀ −
+/// busy₁| up to 2.7 ms) to 0.11–0.16 ms, and the serial core over the call from 1.35–1.86× to
+/// 1.62–1.84×, where two independent serial calls on the two threads reached 1.82–1.96× the
+/// serial rate (four of the runs). A split is a `join` (~1 µs); a part is at least tens of microseconds.
 fn run_tasks<T: Send, E: Element, F: Fn(usize, T) -> Result<(), Error> + Sync + Send>(
     inputs: (Rows<'_>, Rows<'_, E>, Rows<'_, E>),
     parts: Vec<T>,
@@ -44,6 +59,7 @@ fn run_tasks<T: Send, E: Element, F: Fn(usize, T) -> Result<(), Error> + Sync + 
             use rayon::prelude::*;
             return parts
                 .into_par_iter()
+                .with_max_len(1)
                 .enumerate()
                 .filter_map(|(i, x)| task(i, x).err().map(|e| (i, e)))
                 .min_by_key(|&(i, _)| i)
@@ -75,8 +91,9 @@ fn all_finite<E: Element>(q: Rows<'_>, keys: Rows<'_, E>, values: Rows<'_, E>) -
     q.as_slice().iter().all(|x| x.is_finite()) && all(keys) && all(values)
 }
 
-/// [`nadaraya::attention`] with the queries split over the cores: blocks of 64 queries without a
-/// mask (the last one up to 71, so that none has fewer than eight); under [`Mask::Causal`] one query per task (row `t` over keys `0..=t`, which the core
+/// [`nadaraya::attention`] with the queries split over the cores: blocks of 32 queries without a
+/// mask (the last one up to 39, so that none has fewer than eight), each a task any thread of the
+/// pool can take; under [`Mask::Causal`] one query per task (row `t` over keys `0..=t`, which the core
 /// computes bit for bit as its causal row `t`). Every row is exactly the core's, whatever the
 /// number of threads (tested bit for bit against [`nadaraya::attention`]).
 ///
