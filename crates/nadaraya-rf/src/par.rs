@@ -19,8 +19,8 @@ use crate::Error;
 /// twice the serial call's score work (`bash benches/scaling.sh`: one thread 25.6 ms against
 /// the serial core's 14.8 ms at L = 2048). 32 rather than 64: the same instructions (callgrind,
 /// L = 2048 at AVX2: 203.90 M against 203.88 M, the serial core 203.87 M) and half the tail a
-/// thread waits for at the end of a call (`benches/examples/par_anatomy.rs`, six runs: 0.11 to
-/// 0.16 ms of the call not spent computing on both threads, against 0.15 to 0.23 ms).
+/// thread waits for at the end of a call (`benches/examples/par_anatomy.rs`, eight runs: 0.06
+/// to 0.16 ms of the call not spent computing on both threads, against 0.08 to 0.23 ms).
 const QUERY_TASK: usize = 32;
 
 /// The fewest queries of a task of [`attention`] without a mask, when the call has that many:
@@ -40,13 +40,15 @@ const MIN_TASK: usize = 8;
 /// out of work can take any part not yet started. Rayon's default splits a list only into as
 /// many pieces as it has threads, and again only where a piece is stolen: on two threads, 32
 /// parts ran as pieces of 8 and 4 that no other thread could take, and when one vCPU ran slower
-/// than the other (this machine's two often differ by 5 to 35 %) the call waited for its last
-/// pieces. Measured by `benches/examples/par_anatomy.rs` (L = 2048, d = 64, alternated in one
-/// process, six runs at real-time priority under contention, 2026-12-01): the time the two
-/// threads were not both computing went from 0.46–1.46 ms of an 8.8–11.3 ms call (|busy₀ −
-/// busy₁| up to 2.7 ms) to 0.11–0.16 ms, and the serial core over the call from 1.35–1.86× to
-/// 1.62–1.84×, where two independent serial calls on the two threads reached 1.82–1.96× the
-/// serial rate (four of the runs). A split is a `join` (~1 µs); a part is at least tens of microseconds.
+/// than the other (on this machine two serial calls, one per thread, took e.g. 14.8 and 10.6
+/// ms) the call waited for its last pieces. Measured by `benches/examples/par_anatomy.rs`
+/// (L = 2048, d = 64, alternated round by round in one process; eight runs at real-time
+/// priority under contention, 2026-12-01; benches/analysis.md, "Two cores"): the time the two
+/// threads were not both computing went from 0.14–1.46 ms of a 5.0–11.3 ms call (|busy₀ −
+/// busy₁| up to 2.7 ms) to 0.06–0.16 ms, and the serial core over the call from 1.35–1.88× to
+/// 1.62–1.92×, 0.94–0.98 of what two independent serial calls on the two threads got in the
+/// same rounds (1.82–2.02× in the six runs that measured it). On causal calls (a task per row)
+/// the extra splits cost 0.8 % more instructions (callgrind, L = 2048, two threads).
 fn run_tasks<T: Send, E: Element, F: Fn(usize, T) -> Result<(), Error> + Sync + Send>(
     inputs: (Rows<'_>, Rows<'_, E>, Rows<'_, E>),
     parts: Vec<T>,
