@@ -15,7 +15,7 @@
 //!   keys and values (a static split, no pool);
 //! - `par`: `nadaraya_rf::par::attention` on a rayon pool of two threads;
 //! - `rayon-64`, `rayon-64/1`, `rayon-32/1`: tasks of 64 (or 32) queries on the same pool,
-//!   rayon's default splitting (what `par` did before 2026-12-02) or `with_max_len(1)` (every
+//!   rayon's default splitting (what `par` did until 2026-12-01) or `with_max_len(1)` (every
 //!   task a leaf), each task stamped with its thread, start and end.
 //!
 //! Prints medians over the rounds, in ms: the call's wall time; for the traced ones `lost` =
