@@ -16,7 +16,10 @@
 //! - `par`: `nadaraya_rf::par::attention` on a rayon pool of two threads;
 //! - `rayon-64`, `rayon-64/1`, `rayon-32/1`: tasks of 64 (or 32) queries on the same pool,
 //!   rayon's default splitting (what `par` did until 2026-12-01) or `with_max_len(1)` (every
-//!   task a leaf), each task stamped with its thread, start and end.
+//!   task a leaf), each task stamped with its thread, start and end; `cold-32/1` the same
+//!   after 20 ms of sleep, so that the pool's threads are asleep when the call starts (`par`
+//!   also runs after a pause: the serial and two-thread calls before it; `par-warm` and
+//!   `par-cold` time it again right after the traced calls and after 20 ms of sleep).
 //!
 //! Prints medians over the rounds, in ms: the call's wall time; for the traced ones `lost` =
 //! wall − (busy₀ + busy₁)/2 (the time the two threads were not both computing), the later
@@ -127,12 +130,13 @@ fn main() {
     let (start, end, stop) = (Barrier::new(3), Barrier::new(3), AtomicUsize::new(0));
     let busy: [AtomicU64; 2] = Default::default();
     let mut outs = [vec![0.0f32; L * D], vec![0.0f32; L * D]];
-    let mut wall: [Vec<f64>; 4] = Default::default();
+    let mut wall: [Vec<f64>; 6] = Default::default();
     let mut pair_busy: [Vec<f64>; 4] = Default::default();
     let variants = [
         ("rayon-64", 64, usize::MAX),
         ("rayon-64/1", 64, 1),
         ("rayon-32/1", 32, 1),
+        ("cold-32/1", 32, 1),
     ];
     let mut traces: Vec<Vec<Trace>> = vec![Vec::new(); variants.len()];
     let mut round = 0usize;
@@ -181,8 +185,25 @@ fn main() {
             })
             .expect("valid");
             wall[3].push(ms(t.elapsed()));
-            for (v, &(_, task, max)) in traces.iter_mut().zip(&variants) {
+            for (v, &(name, task, max)) in traces.iter_mut().zip(&variants) {
+                if name.starts_with("cold") {
+                    // The pool's threads asleep, as after any pause between calls.
+                    std::thread::sleep(Duration::from_millis(20));
+                }
                 v.push(traced(task, max));
+            }
+            // `par` again: warm (right after the traced calls), then cold (after 20 ms).
+            for slot in [4, 5] {
+                if slot == 5 {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let t = Instant::now();
+                pool.install(|| {
+                    let o = RowsMut::new(&mut out, D).expect("width divides");
+                    par::attention(&k, black_box(rows(&x)), rows(&x), rows(&x), Mask::None, o)
+                })
+                .expect("valid");
+                wall[slot].push(ms(t.elapsed()));
             }
         }
         stop.store(1, Ordering::Relaxed);
@@ -211,7 +232,20 @@ fn main() {
         s / w
     );
     let w = median(&wall[3]);
-    println!("par         {w:7.3}  serial over this {:.2}x", s / w);
+    println!(
+        "par         {w:7.3}  serial over this {:.2}x (after the two-thread calls)",
+        s / w
+    );
+    let w = median(&wall[4]);
+    println!(
+        "par-warm    {w:7.3}  serial over this {:.2}x (right after the traced calls)",
+        s / w
+    );
+    let w = median(&wall[5]);
+    println!(
+        "par-cold    {w:7.3}  serial over this {:.2}x (after 20 ms of sleep)",
+        s / w
+    );
     for (v, (name, _, _)) in traces.iter().zip(&variants) {
         let col = |c: usize| median(&v.iter().map(|t| t[c]).collect::<Vec<_>>());
         println!(
