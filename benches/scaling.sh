@@ -3,7 +3,7 @@
 # figure is the median of one kernel timed in a loop for SCALING_SECONDS (benches/examples/
 # scaling.rs, default build, d = dv = 64, softmax-dot, the inputs of benches/benches/parallel.rs).
 #
-#   bash benches/scaling.sh                       (5 s per figure, 14 slots: ~1.5 min + build)
+#   bash benches/scaling.sh                       (5 s per figure, 14 slots + 10 s: ~1.7 min + build)
 #   SCALING_SECONDS=1 bash benches/scaling.sh     (a quick check that it runs)
 #
 # (a) the machine: one single-thread process of the serial core alone, then two of them at once,
@@ -14,12 +14,16 @@
 #     rayon pools of 1 and 2 threads, and the serial split (par::attention_split_serial) on the
 #     calling thread.
 # Then the ratios: ours over 2 threads against (a) and (b), the ceilings this machine allows.
+# (d) where the two-thread batched call's time goes (benches/examples/par_anatomy.rs, 2x
+#     SCALING_SECONDS): the serial core, two serial calls on two threads, static halves, par,
+#     and its tasks traced, alternated round by round in one process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${SCALING_SECONDS:-5}
 export CARGO_INCREMENTAL=0
-cargo build --release -p nadaraya-benches --example scaling
+cargo build --release -p nadaraya-benches --example scaling --example par_anatomy
 bin=${CARGO_TARGET_DIR:-target}/release/examples/scaling
+anatomy=${CARGO_TARGET_DIR:-target}/release/examples/par_anatomy
 pin() { if command -v taskset >/dev/null; then taskset -c "$@"; else shift; "$@"; fi; }
 # The median in ms of `scaling CASE THREADS` (CHUNKS from the environment), its line logged.
 med() {
@@ -69,6 +73,8 @@ ps2=$(CHUNKS=2 med "$bin" par-split 2)
 ss8=$(CHUNKS=8 med "$bin" split-serial 1)
 p81=$(CHUNKS=8 med "$bin" par-split 1)
 p82=$(CHUNKS=8 med "$bin" par-split 2)
+echo "(d) the two-thread batched call, alternated in one process" >&2
+anat=$("$anatomy" "$(awk -v s="$secs" 'BEGIN { print 2 * s }')" 2>/dev/null)
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg); steal time during the run:" \
     "$(awk -v a="$steal0" -v b="$(steal)" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (b - a) / hz }') s" >&2
 
@@ -93,4 +99,7 @@ split, 8 chunks: the serial split over the core $(r "$ss8" "$cs1"), par on 1 thr
 Ours over the machine's ceiling (1.00 = all that two processes get): batched $(r "$(r "$pb1" "$pb2")" "$mb"),
 split-K 2 chunks $(r "$(r "$ps1" "$ps2")" "$ms"), 8 chunks $(r "$(r "$p81" "$p82")" "$ms");
 split-K 8 chunks over the streaming read's scaling $(r "$(r "$p81" "$p82")" "$(r "$st1" "$st2")").
+
+(d) benches/examples/par_anatomy.rs:
+$anat
 EOF

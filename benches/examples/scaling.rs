@@ -10,6 +10,7 @@
 //!
 //! - `core-batched`: the serial core, `nadaraya::attention`, `L = 2048` queries = keys = values;
 //! - `par-batched`: `nadaraya_rf::par::attention` of the same call on a pool of `THREADS`;
+//! - `core-causal-batched`, `par-causal-batched`: the same two under `Mask::Causal`;
 //! - `core-split`: the serial core, one query against `N = 65536` keys (32 MiB of keys and values);
 //! - `split-serial`: `par::attention_split_serial` with `CHUNKS` chunks (an environment
 //!   variable, 2 when unset) on the calling thread;
@@ -86,6 +87,12 @@ fn main() {
             }
             "par-batched" => {
                 pool.install(|| par::attention(&k, black_box(qr), kr, vr, Mask::None, o))
+            }
+            "core-causal-batched" => {
+                nadaraya::attention(&k, black_box(qr), kr, vr, Mask::Causal, o).map_err(Into::into)
+            }
+            "par-causal-batched" => {
+                pool.install(|| par::attention(&k, black_box(qr), kr, vr, Mask::Causal, o))
             }
             "split-serial" => par::attention_split_serial(&k, black_box(qr), kr, vr, chunks, o),
             "par-split" => {

@@ -29,9 +29,12 @@ fn query_parallel_rows_are_the_cores() {
         (15, 40, 3, 2),
         (17, 17, 8, 8),
         (70, 130, 9, 17),
-        // Tasks of 64: a last task of 9 of its own, and a last 2 joining the one before.
+        // Tasks of 32: 137 = 4·32 + 9, a last task of 9 of its own; 130 = 4·32 + 2, a last 2
+        // joining the one before; 263 = 8·32 + 7, eight tasks (every one its own leaf of the
+        // pool's splitting, so threads take them in any order), a last 7 joining.
         (137, 150, 16, 8),
         (130, 130, 4, 3),
+        (263, 270, 5, 3),
     ] {
         let q = rng.vec(m * d);
         let keys = rng.vec(n * d);

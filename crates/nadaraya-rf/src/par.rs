@@ -19,8 +19,11 @@ use crate::Error;
 /// path; 16 at AVX2 and 32 at AVX-512 in its register-blocked kernel), so a task fills whole
 /// blocks as the serial call does. With 16, every AVX-512 task filled half a block and did
 /// twice the serial call's score work (`bash benches/scaling.sh`: one thread 25.6 ms against
-/// the serial core's 14.8 ms at L = 2048).
-const QUERY_TASK: usize = 64;
+/// the serial core's 14.8 ms at L = 2048). 32 rather than 64: the same instructions (callgrind,
+/// L = 2048 at AVX2: 203.90 M against 203.88 M, the serial core 203.87 M) and half the tail a
+/// thread waits for at the end of a call (`benches/examples/par_anatomy.rs`, eight runs: 0.06
+/// to 0.16 ms of the call not spent computing on both threads, against 0.08 to 0.23 ms).
+const QUERY_TASK: usize = 32;
 
 /// The fewest queries of a task of [`attention`], when the call has that many: the core
 /// computes calls of eight queries or more in its register-blocked kernel (at the AVX levels,
@@ -32,9 +35,23 @@ const MIN_TASK: usize = 8;
 /// The task splitting of both entry points: runs `task(i, part)` for every part (disjoint pieces
 /// of the output), on the rayon pool when `parallel`, else in order on the calling thread; every
 /// part runs. One part, or a pool of one thread, runs on the calling thread too: the same
-/// results without handing the call to a pool thread and back. Returns [`Error::NonFinite`] if any of `inputs` is not finite (the core names a
-/// non-finite input anywhere, even one only another task reads), else the error of the lowest
-/// `i` that failed.
+/// results without handing the call to a pool thread and back. Returns [`Error::NonFinite`] if
+/// any of `inputs` is not finite (the core names a non-finite input anywhere, even one only
+/// another task reads), else the error of the lowest `i` that failed.
+///
+/// Every part is its own leaf of rayon's splitting (`with_max_len(1)`), so a thread that runs
+/// out of work can take any part not yet started. Rayon's default splits a list only into as
+/// many pieces as it has threads, and again only where a piece is stolen: on two threads, 32
+/// parts ran as pieces of 8 and 4 that no other thread could take, and when one vCPU ran slower
+/// than the other (on this machine two serial calls, one per thread, took e.g. 14.8 and 10.6
+/// ms) the call waited for its last pieces. Measured by `benches/examples/par_anatomy.rs`
+/// (L = 2048, d = 64, alternated round by round in one process; eight runs at real-time
+/// priority under contention, 2026-12-01; benches/analysis.md, "Two cores"): the time the two
+/// threads were not both computing went from 0.14–1.46 ms of a 5.0–11.3 ms call (|busy₀ −
+/// busy₁| up to 2.7 ms) to 0.06–0.16 ms, and the serial core over the call from 1.35–1.88× to
+/// 1.62–1.92×, 0.94–0.98 of what two independent serial calls on the two threads got in the
+/// same rounds (1.82–2.02× in the six runs that measured it). Causal calls are split into the
+/// same blocks (each through [`causal_attention_from`]).
 fn run_tasks<T: Send, E: Element, F: Fn(usize, T) -> Result<(), Error> + Sync + Send>(
     inputs: (Rows<'_>, Rows<'_, E>, Rows<'_, E>),
     parts: Vec<T>,
@@ -47,6 +64,7 @@ fn run_tasks<T: Send, E: Element, F: Fn(usize, T) -> Result<(), Error> + Sync + 
             use rayon::prelude::*;
             return parts
                 .into_par_iter()
+                .with_max_len(1)
                 .enumerate()
                 .filter_map(|(i, x)| task(i, x).err().map(|e| (i, e)))
                 .min_by_key(|&(i, _)| i)
@@ -78,11 +96,11 @@ fn all_finite<E: Element>(q: Rows<'_>, keys: Rows<'_, E>, values: Rows<'_, E>) -
     q.as_slice().iter().all(|x| x.is_finite()) && all(keys) && all(values)
 }
 
-/// [`nadaraya::attention`] with the queries split over the cores: blocks of 64 queries (the last
-/// one up to 71, so that none has fewer than eight); under [`Mask::Causal`] each block is the
-/// core's [`causal_attention_from`] its first row, over the keys up to its last row. Every row
-/// is exactly the core's, whatever the number of threads (tested bit for bit against
-/// [`nadaraya::attention`]).
+/// [`nadaraya::attention`] with the queries split over the cores: blocks of 32 queries (the last
+/// one up to 39, so that none has fewer than eight), each a task any thread of the pool can take;
+/// under [`Mask::Causal`] each block is the core's [`causal_attention_from`] its first row, over
+/// the keys up to its last row. Every row is exactly the core's, whatever the number of threads
+/// (tested bit for bit against [`nadaraya::attention`]).
 ///
 /// On the rayon pool with the `rayon` feature, else on the calling thread.
 ///
