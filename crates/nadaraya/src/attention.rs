@@ -574,6 +574,17 @@ fn smooth_blocked<K: Kernel + ?Sized, E: Element>(
             if gaps && !(E::all_finite(kt) && simd::all_finite(qt)) {
                 return Some(Err(Error::NonFinite));
             }
+            if gaps && !gauss {
+                // A `-inf` dot-product score of finite inputs is a partial sum that overflowed
+                // in this kernel's order (one FMA chain over `j`): the score itself may be far
+                // above `f32::MAX`, so it is not a weight of 0, nor "no support". The row is the
+                // query alone on the per-pair path, whose verdict that query gets in any call
+                // (the Gaussian's sums of squares cannot overflow to `-inf` early).
+                if let Err(e) = smooth_blocks(kernel, qt, kt, vt, d, dv, o, None, &mut []) {
+                    return Some(Err(e));
+                }
+                continue;
+            }
             let l = Lse { max, sum };
             if let Err(e) = finish_or_exact(&l, kernel, qt, &[(kt, vt)], dv, o) {
                 return Some(Err(e));
@@ -999,6 +1010,34 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// A dot-product score whose chain of FMAs overflows to `-inf` on the way is not a weight of
+    /// 0: `q = (-1e20, 1e20)` against the key `(1e19, 1e19)` is exactly 0, but `-1e39` rounds to
+    /// `-inf` before `+1e39` is added. A call of nine such queries (the register-blocked kernel at
+    /// the AVX levels) gives every query the verdict it gets alone (the lanes' order gives
+    /// `-inf + inf`, NaN: `ScoreOverflow`). The blocked kernel took that `-inf` for a weight of 0
+    /// and averaged the other key alone: `Ok` with 3.0 where the average is 2.0 (fuzz target
+    /// `multihead`, whose rows were `NoSupport` when every key's chain went to `-inf`).
+    #[test]
+    fn an_overflowing_dot_product_is_never_a_zero_weight() {
+        let k = SoftmaxDot::new(1.0).unwrap();
+        for d in [2usize, 3, 8, 16, 17] {
+            let mut qr = vec![0.0f32; d];
+            qr[..2].copy_from_slice(&[-1e20, 1e20]);
+            let mut keys = vec![0.0f32; 2 * d];
+            keys[..2].copy_from_slice(&[1e19, 1e19]);
+            keys[d..d + 2].copy_from_slice(&[0.5, 0.5]);
+            let values = [1.0f32, 3.0];
+            let mut one = [0.0f32];
+            let alone = attention(&k, &qr, &keys, &values, d, 1, &mut one);
+            assert_eq!(alone, Err(Error::ScoreOverflow), "d={d}");
+            for m in [8usize, 9, 33] {
+                let mut out = vec![0.0f32; m];
+                let all = attention(&k, &qr.repeat(m), &keys, &values, d, 1, &mut out);
+                assert_eq!(all, alone, "d={d} m={m}: {out:?}");
             }
         }
     }
