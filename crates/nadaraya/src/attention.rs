@@ -580,7 +580,7 @@ fn smooth_blocked<K: Kernel + ?Sized, E: Element>(
                 // above `f32::MAX`, so it is not a weight of 0, nor "no support". The row is the
                 // query alone on the per-pair path, whose verdict that query gets in any call
                 // (the Gaussian's sums of squares cannot overflow to `-inf` early).
-                if let Err(e) = smooth_blocks(kernel, qt, kt, vt, d, dv, o, None, &mut []) {
+                if let Err(e) = query_alone(kernel, qt, kt, vt, d, dv, o) {
                     return Some(Err(e));
                 }
                 continue;
@@ -593,6 +593,33 @@ fn smooth_blocked<K: Kernel + ?Sized, E: Element>(
         first = first.saturating_add(qb);
     }
     Some(Ok(()))
+}
+
+/// One query over the keys it sees on the per-pair path: the tiles, `element::absorb` and
+/// `finish_or_exact` of [`smooth_blocks`]' rows, for one row (not a call of `smooth_blocks`: a
+/// recursion the no-panic proof cannot see through). The cold path of a blocked row whose
+/// dot-product chain overflowed to `-inf`.
+#[cold]
+fn query_alone<K: Kernel + ?Sized, E: Element>(
+    kernel: &K,
+    q: &[f32],
+    keys: &[E],
+    values: &[E],
+    d: usize,
+    dv: usize,
+    out: &mut [f32],
+) -> Result<(), Error> {
+    let Some(out) = out.get_mut(..dv) else {
+        return Err(Error::OutputTooSmall);
+    };
+    out.fill(0.0);
+    let mut l = Lse::EMPTY;
+    let mut value_tiles = values.chunks(TILE.saturating_mul(dv).max(1));
+    for kt in keys.chunks(TILE.saturating_mul(d).max(1)) {
+        let Some(vt) = value_tiles.next() else { break };
+        crate::element::absorb(&mut l, kernel, q, kt, vt, dv, out)?;
+    }
+    finish_or_exact(&l, kernel, q, &[(keys, values)], dv, out)
 }
 
 /// The normalised weights `α_{t,i} = softmax_i(score(q_t, k_i))` of `M` queries against `N`
