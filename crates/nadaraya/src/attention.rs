@@ -599,6 +599,7 @@ fn smooth_blocked<K: Kernel + ?Sized, E: Element>(
 /// `finish_or_exact` of [`smooth_blocks`]' rows, for one row (not a call of `smooth_blocks`: a
 /// recursion the no-panic proof cannot see through). The cold path of a blocked row whose
 /// dot-product chain overflowed to `-inf`.
+#[cfg(target_arch = "x86_64")]
 #[cold]
 fn query_alone<K: Kernel + ?Sized, E: Element>(
     kernel: &K,
